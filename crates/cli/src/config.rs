@@ -1,0 +1,164 @@
+//! Configuration: defaults → TOML file (`--config`) → `COACHLOOP_*` environment → flags.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Config {
+    /// Where `serve` listens.
+    pub listen: SocketAddr,
+    /// Where data lives when no `database_url` is given (SQLite file inside).
+    pub data_dir: PathBuf,
+    /// An explicit database URL (`sqlite://…`); overrides `data_dir`.
+    pub database_url: Option<String>,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// Most events in one bulk `POST /events`.
+    pub max_bulk_events: usize,
+    /// Log filter, e.g. `info` or `coachloop_server=debug,info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("coachloop-data"),
+            database_url: None,
+            max_body_bytes: 1024 * 1024,
+            max_bulk_events: 1_000,
+            log: "info".to_owned(),
+        }
+    }
+}
+
+/// The keys a `COACHLOOP_*` variable may name.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "max_body_bytes",
+    "max_bulk_events",
+    "log",
+];
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers from the given file, the process environment and the flags.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> anyhow::Result<Self> {
+        Self::load_from(file, Env::prefixed("COACHLOOP_").split("__"), flags)
+    }
+
+    fn load_from(file: Option<&Path>, env: Env, flags: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(
+                file.exists(),
+                "config file {} does not exist",
+                file.display()
+            );
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+        Ok(config)
+    }
+
+    /// The database to open: `database_url` if given, else the file in `data_dir`.
+    pub fn database_url(&self) -> coachloop_store::DatabaseUrl {
+        match &self.database_url {
+            Some(url) => coachloop_store::DatabaseUrl::new(url.clone()),
+            None => coachloop_store::DatabaseUrl::in_data_dir(&self.data_dir),
+        }
+    }
+
+    pub fn server(&self) -> coachloop_server::ServerConfig {
+        coachloop_server::ServerConfig {
+            max_body_bytes: self.max_body_bytes,
+            max_bulk_events: self.max_bulk_events,
+        }
+    }
+}
+
+/// `COACHLOOP_*` variables that name no setting (probably a typo).
+pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
+    vars.filter_map(|name| {
+        let key = name.strip_prefix("COACHLOOP_")?.to_lowercase();
+        let top = key.split("__").next().unwrap_or_default().to_owned();
+        (!KEYS.contains(&top.as_str())).then_some(name)
+    })
+    .collect()
+}
+
+#[cfg(test)]
+#[expect(clippy::result_large_err, reason = "figment's Jail returns its own large error")]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "coachloop.toml",
+                "listen = \"127.0.0.1:9000\"\ndata_dir = \"from-file\"\nlog = \"debug\"\nmax_bulk_events = 10\n",
+            )?;
+            jail.set_env("COACHLOOP_DATA_DIR", "from-env");
+            jail.set_env("COACHLOOP_LOG", "warn");
+            let flags = Overrides {
+                data_dir: Some(PathBuf::from("from-flag")),
+                ..Overrides::default()
+            };
+            let config = Config::load(Some(Path::new("coachloop.toml")), &flags)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+            assert_eq!(config.data_dir, PathBuf::from("from-flag"));
+            assert_eq!(config.log, "warn");
+            assert_eq!(config.max_bulk_events, 10);
+            assert_eq!(config.max_body_bytes, Config::default().max_body_bytes);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_and_a_bad_value_are_clear_errors() {
+        Jail::expect_with(|jail| {
+            let err =
+                Config::load(Some(Path::new("nope.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("does not exist"));
+            jail.set_env("COACHLOOP_LISTEN", "not-an-address");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().to_lowercase().contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn warns_about_unknown_variables() {
+        let vars = [
+            "COACHLOOP_LISTEN",
+            "COACHLOOP_LISTN",
+            "PATH",
+            "COACHLOOP_LOG",
+        ]
+        .map(String::from)
+        .into_iter();
+        assert_eq!(unknown_env_vars(vars), ["COACHLOOP_LISTN"]);
+    }
+}

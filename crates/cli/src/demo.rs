@@ -1,0 +1,421 @@
+//! `coachloop demo`: a throw-away organisation, tokens, the server, and a sender that
+//! streams realistic credential-risk events to the server's own User Event API over HTTP.
+
+use crate::config::{Config, Overrides};
+use crate::{data_flag, open_store, shutdown_signal};
+use anyhow::Context;
+use clap::Args;
+use coachloop_core::catalog::{self, CatalogEntry};
+use coachloop_core::ids::AccountId;
+use coachloop_core::scope::Scopes;
+use coachloop_core::user::UserChanges;
+use coachloop_store::Store;
+use coachloop_store::tokens::NewToken;
+use indicatif::{ProgressBar, ProgressDrawTarget};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's data here instead of a throw-away directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// People in the seeded organisation.
+    #[arg(long, default_value_t = 300)]
+    pub people: usize,
+    /// Events sent per second.
+    #[arg(long, default_value_t = 4.0)]
+    pub rate: f64,
+    /// Seed of the simulation, for a repeatable run.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+const DOMAIN: &str = "acme.example";
+
+const DEPARTMENTS: &[(&str, &[&str])] = &[
+    (
+        "Engineering",
+        &[
+            "Software Engineer",
+            "Senior Software Engineer",
+            "Site Reliability Engineer",
+            "Engineering Manager",
+        ],
+    ),
+    (
+        "Sales",
+        &[
+            "Account Executive",
+            "Sales Development Rep",
+            "Sales Engineer",
+            "VP of Sales",
+        ],
+    ),
+    (
+        "Marketing",
+        &["Content Marketer", "Growth Marketer", "Designer"],
+    ),
+    (
+        "Finance",
+        &["Accountant", "Financial Analyst", "Controller"],
+    ),
+    ("People", &["Recruiter", "People Partner", "Office Manager"]),
+    (
+        "Support",
+        &[
+            "Support Engineer",
+            "Customer Success Manager",
+            "Support Lead",
+        ],
+    ),
+    ("Legal", &["Counsel", "Paralegal"]),
+    (
+        "Operations",
+        &["Operations Analyst", "IT Administrator", "Procurement Lead"],
+    ),
+];
+
+const LOCATIONS: &[&str] = &["Lisbon", "Berlin", "Toronto", "Austin", "Remote"];
+
+const FIRST: &[&str] = &[
+    "Ana", "Bruno", "Chloe", "Dmitri", "Elena", "Farah", "Gustavo", "Hana", "Ivan", "Jade", "Kofi",
+    "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Samir", "Tara", "Uma", "Victor",
+    "Wen", "Ximena", "Yusuf", "Zoe", "Aiko", "Ben", "Carla", "Diego", "Emma", "Felix", "Grace",
+    "Hugo", "Iris", "Jonas", "Kira", "Leo", "Maya", "Noah",
+];
+
+const LAST: &[&str] = &[
+    "Lima", "Schmidt", "Dubois", "Petrov", "Rossi", "Khan", "Silva", "Sato", "Novak", "Moreau",
+    "Mensah", "Weber", "Garcia", "Haddad", "Farouk", "Patel", "Murphy", "Costa", "Aziz", "Singh",
+    "Larsen", "Okafor", "Chen", "Lopez", "Demir", "Walsh", "Tanaka", "Fischer", "Romero", "Ortiz",
+];
+
+/// A simulated person.
+struct Person {
+    email: String,
+    device: String,
+    /// How prone to risky behaviour (a few people cause most events).
+    risk: f64,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    crate::init_logging("warn");
+    let (config, _tmp) = match &args.data_dir {
+        Some(dir) => (config_for(dir.clone())?, None),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix("coachloop-demo-")
+                .tempdir()
+                .context("cannot create a temporary data directory")?;
+            (config_for(tmp.path().to_owned())?, Some(tmp))
+        }
+    };
+    let store = open_store(&config).await?;
+    let account = store
+        .account_by_name(coachloop_store::DEFAULT_ACCOUNT)
+        .await?
+        .context("the default account is missing")?
+        .id;
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let people = seed_people(&store, account, args.people, &mut rng).await?;
+    let admin = fresh_token(&store, account, "demo-admin", "admin").await?;
+    let events = fresh_token(&store, account, "demo-events", "events:write,events:read").await?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; pass another address with --listen",
+                args.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(coachloop_server::serve(
+        store.clone(),
+        config.server(),
+        listener,
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+
+    print_intro(&config, addr, &admin, &events, &people[0]);
+    let sender = tokio::spawn(stream_events(
+        format!("http://{addr}"),
+        events,
+        people,
+        args.rate,
+        rng,
+    ));
+    shutdown_signal().await;
+    sender.abort();
+    let _ = stop_server.send(());
+    server.await??;
+    println!("demo stopped");
+    Ok(())
+}
+
+fn config_for(data_dir: PathBuf) -> anyhow::Result<Config> {
+    Config::load(
+        None,
+        &Overrides {
+            data_dir: Some(data_dir),
+            ..Overrides::default()
+        },
+    )
+}
+
+/// Creates (or, on a reused data directory, updates) the organisation.
+async fn seed_people(
+    store: &Store,
+    account: AccountId,
+    count: usize,
+    rng: &mut StdRng,
+) -> anyhow::Result<Vec<Person>> {
+    let progress = if std::io::stderr().is_terminal() {
+        ProgressBar::new(count as u64).with_message("seeding people")
+    } else {
+        ProgressBar::with_draw_target(Some(count as u64), ProgressDrawTarget::hidden())
+    };
+    let mut people = Vec::with_capacity(count);
+    let mut rows = Vec::with_capacity(count);
+    let mut heads: Vec<(String, String)> = Vec::new();
+    for i in 0..count {
+        let first = FIRST[i % FIRST.len()];
+        let last = LAST[(i / FIRST.len() + i * 7) % LAST.len()];
+        let n = i / (FIRST.len() * LAST.len());
+        let local = if n == 0 {
+            format!("{}.{}", first.to_lowercase(), last.to_lowercase())
+        } else {
+            format!("{}.{}{n}", first.to_lowercase(), last.to_lowercase())
+        };
+        let email = format!("{local}@{DOMAIN}");
+        let device = format!(
+            "{}{}-laptop",
+            &first[..1].to_lowercase(),
+            last.to_lowercase()
+        ) + &if i >= FIRST.len() {
+            format!("{i}")
+        } else {
+            String::new()
+        };
+        let (department, titles) = DEPARTMENTS[i % DEPARTMENTS.len()];
+        let head = i < DEPARTMENTS.len();
+        let title = if head {
+            titles[titles.len() - 1]
+        } else {
+            titles[rng.gen_range(0..titles.len())]
+        };
+        if head {
+            heads.push((format!("{first} {last}"), email.clone()));
+        }
+        let (manager_name, manager_email) = heads
+            .get(i % DEPARTMENTS.len())
+            .filter(|_| !head)
+            .cloned()
+            .unzip();
+        let days_ago = if rng.gen_bool(0.05) {
+            rng.gen_range(1..30)
+        } else {
+            rng.gen_range(30..2200)
+        };
+        let start = (chrono::Utc::now() - chrono::Duration::days(days_ago))
+            .format("%Y-%m-%d")
+            .to_string();
+        let record = json!({
+            "email": email, "first_name": first, "last_name": last, "job_title": title,
+            "department": department, "division": if i % 2 == 0 { "Product" } else { "Go to market" },
+            "location": LOCATIONS[rng.gen_range(0..LOCATIONS.len())],
+            "manager_name": manager_name, "manager_email": manager_email,
+            "employee_number": format!("{:05}", 10_000 + i), "employee_start_date": start,
+            "organization": "Acme", "language": "English - United States",
+            "aliases": [device],
+        });
+        rows.push(
+            UserChanges::from_json(&record).map_err(|e| anyhow::anyhow!("demo data: {e:?}"))?,
+        );
+        let risk = if rng.gen_bool(0.1) { 6.0 } else { 1.0 };
+        people.push(Person {
+            email,
+            device,
+            risk,
+        });
+    }
+    for chunk in rows.chunks(100) {
+        for outcome in store.upsert_users(account, chunk).await? {
+            outcome?;
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    Ok(people)
+}
+
+/// Revokes a live token of that name (from an earlier run) and creates a new one.
+async fn fresh_token(
+    store: &Store,
+    account: AccountId,
+    name: &str,
+    scopes: &str,
+) -> anyhow::Result<String> {
+    let _ = store.revoke_token(account, name).await;
+    let new = NewToken {
+        name: name.to_owned(),
+        scopes: Scopes::parse_list(scopes)?,
+        expires_at: None,
+    };
+    Ok(store.create_token(account, &new).await?.1)
+}
+
+fn print_intro(config: &Config, addr: SocketAddr, admin: &str, events: &str, someone: &Person) {
+    let base = format!("http://{addr}");
+    println!(
+        "\ncoachloop demo — data in {dir}\n\
+         \n  admin token:  {admin}\n  events token: {events}\n\
+         \nTry:\n\
+         \n  export ADMIN={admin} EVENTS={events}\
+         \n  curl -s -H \"Authorization: Bearer $EVENTS\" '{base}/events?per_page=5'\
+         \n  curl -s -H \"Authorization: Bearer $EVENTS\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"target_user\":\"{email}\",\"event_type\":\"dashlane_user_typed_compromised_password\",\"description\":\"logged in to Dashlane\",\"risk_level\":8}}' {base}/events\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/users?q={email}'\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/users/1/timeline'\
+         \n  open {base}/docs\
+         \n\nCLI on the same data: coachloop tokens list{flag}\
+         \n\nSending credential-risk events to {base}/events — Ctrl-C stops.\n",
+        dir = config.data_dir.display(),
+        email = someone.email,
+        flag = data_flag(config),
+    );
+}
+
+/// Posts events at `rate` per second until aborted, as a password manager would.
+async fn stream_events(
+    base: String,
+    token: String,
+    people: Vec<Person>,
+    rate: f64,
+    mut rng: StdRng,
+) {
+    let client = reqwest::Client::new();
+    let weights: Vec<f64> = people.iter().map(|p| p.risk).collect();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.01));
+    let mut ticker = tokio::time::interval(interval);
+    let (mut sent, mut failed, mut unmatched) = (0u64, 0u64, 0u64);
+    let mut last_report = tokio::time::Instant::now();
+    loop {
+        ticker.tick().await;
+        let index = weighted(&weights, &mut rng);
+        let (event, is_unmatched) = simulated_event(&people[index], &mut rng);
+        let response = client
+            .post(format!("{base}/events"))
+            .bearer_auth(&token)
+            .header("X-KB4-Integration", "coachloop-demo")
+            .json(&event)
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().as_u16() == 201 => {
+                sent += 1;
+                unmatched += u64::from(is_unmatched);
+            }
+            Ok(r) => {
+                failed += 1;
+                eprintln!(
+                    "demo sender: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("demo sender: {e}");
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = tokio::time::Instant::now();
+            println!(
+                "sent {sent} events ({unmatched} for identities no one has yet, {failed} failed); latest: {} {}",
+                event["target_user"].as_str().unwrap_or_default(),
+                event["event_type"].as_str().unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn weighted(weights: &[f64], rng: &mut StdRng) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut pick = rng.gen_range(0.0..total);
+    for (i, w) in weights.iter().enumerate() {
+        if pick < *w {
+            return i;
+        }
+        pick -= w;
+    }
+    weights.len() - 1
+}
+
+/// How often each catalog event happens, relative to the others.
+fn frequency(entry: &CatalogEntry) -> u32 {
+    match entry.suggested_risk {
+        0 => 16,
+        r if r < 0 => 10,
+        4 => 18,
+        8 => 8,
+        9 => 4,
+        _ => 6,
+    }
+}
+
+/// One event as the password manager's integration would send it; the flag tells
+/// whether its target is an identity no person has (it will be stored unmatched).
+fn simulated_event(person: &Person, rng: &mut StdRng) -> (Value, bool) {
+    let entries = catalog::DASHLANE;
+    let entry = entries
+        .choose_weighted(rng, frequency)
+        .unwrap_or(&entries[0]);
+    let description = entry.variants.choose(rng).copied();
+    // Not logged in: the sender knows only the device's user name.
+    let logged_out = description.is_some_and(|d| d != "logged in to Dashlane");
+    let shared_kiosk = logged_out && rng.gen_bool(0.15);
+    let target = if shared_kiosk {
+        format!("kiosk-{:02}", rng.gen_range(1..9))
+    } else if logged_out {
+        person.device.clone()
+    } else {
+        person.email.clone()
+    };
+    let mut event = json!({
+        "target_user": target,
+        "event_type": entry.name,
+        "external_id": uuid_like(rng),
+        "source": "Dashlane",
+        "risk_level": entry.suggested_risk,
+    });
+    if let Some(description) = description {
+        event["description"] = json!(description);
+    }
+    (event, shared_kiosk)
+}
+
+fn uuid_like(rng: &mut StdRng) -> String {
+    let n: u128 = rng.r#gen();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (n >> 96) as u32,
+        (n >> 80) as u16,
+        (n >> 64) as u16,
+        (n >> 48) as u16,
+        n & 0xffff_ffff_ffff
+    )
+}

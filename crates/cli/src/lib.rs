@@ -1,0 +1,405 @@
+//! The `coachloop` command: parses flags, loads configuration, wires the crates together.
+
+pub mod config;
+pub mod demo;
+pub mod import;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use coachloop_core::clock::{Clock, SystemClock};
+use coachloop_core::scope::Scopes;
+use coachloop_core::time::{date_start_ms, format_ms, parse_date};
+use coachloop_store::Store;
+use coachloop_store::tokens::NewToken;
+use config::{Config, Overrides};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coachloop",
+    version,
+    about = "From a risky event to proof of training, in one loop."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Run a demo: a seeded organisation and a live stream of events.
+    Demo(demo::DemoArgs),
+    /// Manage accounts (tenants).
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Manage people.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Create or upgrade the database, then exit.
+    Migrate {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Ask a running server whether it is healthy (exit 0) or not (exit 1).
+    Healthcheck {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+/// Where the data is; every command that touches data takes these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DataArgs {
+    /// Data directory (SQLite file inside) [default: ./coachloop-data].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Explicit database URL, e.g. sqlite:///var/lib/coachloop/coachloop.db.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Add an account.
+    Create {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print its secret (shown once).
+    Create {
+        /// Account the token acts for.
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        /// A label for the token.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. events:write,events:read or admin.
+        #[arg(long)]
+        scopes: String,
+        /// The day (YYYY-MM-DD, UTC) from which the token no longer works.
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke a token by its label.
+    Revoke {
+        name: String,
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create or update people from a CSV file (header row of user field names).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(data: &DataArgs, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen,
+        data_dir: data.data_dir.clone(),
+        database_url: data.database_url.clone(),
+    };
+    Config::load(data.config.as_deref(), &overrides)
+}
+
+fn init_logging(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    for name in config::unknown_env_vars(std::env::vars().map(|(k, _)| k)) {
+        tracing::warn!("{name} names no setting and is ignored");
+    }
+}
+
+/// Opens the store a command works on (creating the data directory when needed).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Store::open(&config.database_url(), clock)
+        .await
+        .with_context(|| format!("cannot open the database {:?}", config.database_url()))
+}
+
+async fn account_id(store: &Store, name: &str) -> anyhow::Result<coachloop_core::ids::AccountId> {
+    Ok(store
+        .account_by_name(name)
+        .await?
+        .with_context(|| {
+            format!("no account named `{name}`; create it with `coachloop accounts create {name}`")
+        })?
+        .id)
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { listen, data } => {
+            let config = load(&data, listen)?;
+            init_logging(&config.log);
+            serve(config).await?;
+        }
+        Command::Demo(args) => demo::run(args).await?,
+        Command::Accounts(AccountsCommand::Create { name, data }) => {
+            let store = open_store(&load(&data, None)?).await?;
+            let account = store.create_account(&name).await?;
+            println!("created account `{}` (id {})", account.name, account.id);
+        }
+        Command::Accounts(AccountsCommand::List { data }) => {
+            let store = open_store(&load(&data, None)?).await?;
+            for account in store.list_accounts().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    account.id,
+                    account.name,
+                    format_ms(account.created_at)
+                );
+            }
+        }
+        Command::Tokens(command) => tokens(command).await?,
+        Command::Users(UsersCommand::Import {
+            file,
+            account,
+            data,
+        }) => {
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            let summary = import::import_users(&store, account, &file).await?;
+            println!("{summary}");
+            if !summary.failures.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Migrate { data } => {
+            let config = load(&data, None)?;
+            open_store(&config).await?;
+            println!("database {:?} is up to date", config.database_url());
+        }
+        Command::Healthcheck { url } => {
+            let url = format!("{}/healthz", url.trim_end_matches('/'));
+            let ok = reqwest::get(&url)
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            println!("{}: {}", url, if ok { "healthy" } else { "unhealthy" });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
+    match command {
+        TokensCommand::Create {
+            account,
+            name,
+            scopes,
+            expires,
+            data,
+        } => {
+            let scopes = Scopes::parse_list(&scopes)?;
+            let expires_at = expires
+                .map(|text| {
+                    parse_date(text.trim()).map(date_start_ms).with_context(|| {
+                        format!("--expires `{text}` is not a date written YYYY-MM-DD")
+                    })
+                })
+                .transpose()?;
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            let new = NewToken {
+                name,
+                scopes,
+                expires_at,
+            };
+            let (token, secret) = store.create_token(account, &new).await?;
+            eprintln!(
+                "created token `{}` with scopes {}{}; the secret is shown this once:",
+                token.name,
+                token.scopes.to_list(),
+                token
+                    .expires_at
+                    .map(|at| format!(", expiring {}", format_ms(at)))
+                    .unwrap_or_default()
+            );
+            println!("{secret}");
+        }
+        TokensCommand::List { account, data } => {
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            println!("name\tscopes\texpires\tlast used\tstate");
+            for token in store.list_tokens(account).await? {
+                let state = match token.revoked_at {
+                    Some(at) => format!("revoked {}", format_ms(at)),
+                    None => "live".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    token.name,
+                    token.scopes.to_list(),
+                    token
+                        .expires_at
+                        .map(format_ms)
+                        .unwrap_or_else(|| "never".into()),
+                    token
+                        .last_used_at
+                        .map(format_ms)
+                        .unwrap_or_else(|| "never".into()),
+                    state
+                );
+            }
+        }
+        TokensCommand::Revoke {
+            name,
+            account,
+            data,
+        } => {
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            store
+                .revoke_token(account, &name)
+                .await
+                .map_err(|e| match e {
+                    coachloop_store::StoreError::NotFound(_) => {
+                        anyhow::anyhow!("no live token named `{name}` in this account")
+                    }
+                    other => other.into(),
+                })?;
+            println!("revoked token `{name}`");
+        }
+    }
+    Ok(())
+}
+
+/// `coachloop serve`: binds, says how to get started, serves until SIGINT/SIGTERM.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; pick another with --listen",
+                config.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = ?config.database_url(), "coachloop listening on http://{addr}");
+    let default = account_id(&store, coachloop_store::DEFAULT_ACCOUNT).await?;
+    if store.list_tokens(default).await?.is_empty() {
+        tracing::info!(
+            "no tokens yet: create the first admin token with `coachloop tokens create --account default --name admin --scopes admin{}`",
+            data_flag(&config)
+        );
+    }
+    coachloop_server::serve(store, config.server(), listener, shutdown_signal()).await
+}
+
+/// The flag that points a later command at the same data, for printed hints.
+pub fn data_flag(config: &Config) -> String {
+    match &config.database_url {
+        Some(url) => format!(" --database-url {url}"),
+        None if config.data_dir != Config::default().data_dir => {
+            format!(" --data-dir {}", config.data_dir.display())
+        }
+        None => String::new(),
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing requests in flight");
+}

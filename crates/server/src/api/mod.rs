@@ -1,0 +1,15 @@
+//! coachloop's own admin API under `/api`: everything the console can do.
+
+mod tokens;
+mod users;
+
+use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use users::User;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(users::router())
+        .merge(tokens::router())
+}

@@ -1,0 +1,120 @@
+//! Bearer tokens: the extractor and a short-lived cache of token lookups.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use coachloop_core::ids::AccountId;
+use coachloop_core::scope::Scope;
+use coachloop_store::tokens::{Token, hash_secret};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a looked-up token is trusted before it is read again. Revocation through the
+/// API is immediate; through the CLI of another process it takes effect within this.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The caller, authenticated.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub token: Token,
+}
+
+impl Auth {
+    pub fn account(&self) -> AccountId {
+        self.token.account_id
+    }
+
+    /// Refuses with 403 unless the token carries `scope` (or `admin`).
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        self.require_any(&[scope])
+    }
+
+    pub fn require_any(&self, scopes: &[Scope]) -> Result<(), ApiError> {
+        if scopes.iter().any(|s| self.token.scopes.allows(*s)) {
+            return Ok(());
+        }
+        let names: Vec<_> = scopes.iter().map(|s| format!("`{s}`")).collect();
+        Err(ApiError::forbidden(format!(
+            "this token lacks the {} scope; create a token with it (`coachloop tokens create --scopes ...`)",
+            names.join(" or ")
+        )))
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing token: send `Authorization: Bearer <token>`")
+            })?;
+        let secret = header
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, secret)| secret.trim())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("malformed Authorization header: expected `Bearer <token>`")
+            })?;
+        let token = state
+            .tokens
+            .lookup(state, secret)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        if let Some(reason) = token.unusable_reason(state.store.clock().now_ms()) {
+            return Err(ApiError::unauthorized(reason));
+        }
+        Ok(Auth { token })
+    }
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<[u8; 32], (Token, Instant)>>,
+}
+
+impl TokenCache {
+    async fn lookup(&self, state: &AppState, secret: &str) -> Result<Option<Token>, ApiError> {
+        let key = hash_secret(secret);
+        if let Some((token, at)) = self.lock().get(&key)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(Some(token.clone()));
+        }
+        let token = state.store.token_by_secret(secret).await?;
+        let mut entries = self.lock();
+        match &token {
+            Some(token) => {
+                entries.insert(key, (token.clone(), Instant::now()));
+                // last_used_at is kept to within the cache lifetime, off the request path.
+                let store = state.store.clone();
+                let (id, now) = (token.id, store.clock().now_ms());
+                tokio::spawn(async move {
+                    if let Err(e) = store.touch_token(id, now).await {
+                        tracing::warn!(error = %e, "could not record token use");
+                    }
+                });
+            }
+            None => {
+                entries.remove(&key);
+            }
+        }
+        Ok(token)
+    }
+
+    /// Forgets every cached lookup (after a revocation).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Token, Instant)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,206 @@
+//! `/openapi.json` and `/docs`: the OpenAPI 3.1 document generated from the handlers,
+//! and a plain HTML rendering of it that needs no JavaScript and no network.
+
+use crate::AppState;
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+use serde_json::Value;
+use std::fmt::Write;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "coachloop",
+        description = "Events in (User Event API), people, tokens and operations. \
+            Authenticate with `Authorization: Bearer <token>`; errors come as \
+            `{\"message\", \"code\", \"details\"}`."
+    ),
+    tags(
+        (name = "user events", description = "The User Event API: senders push risky behaviour here."),
+        (name = "people", description = "People and their event timelines."),
+        (name = "tokens", description = "API tokens of the account."),
+        (name = "ops", description = "Liveness, readiness, metrics.")
+    )
+)]
+pub struct ApiDoc;
+
+impl ApiDoc {
+    /// The document's frame (info, tags, the bearer scheme); routes add their paths.
+    pub fn base() -> utoipa::openapi::OpenApi {
+        let mut doc = Self::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        doc
+    }
+}
+
+pub fn router(openapi: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
+    let json = Arc::new(openapi.to_pretty_json().unwrap_or_default());
+    let html = Arc::new(render(&serde_json::to_value(&*openapi).unwrap_or_default()));
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = json.clone();
+                async move { ([("content-type", "application/json")], (*json).clone()) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let html = html.clone();
+                async move { Html((*html).clone()) }
+            }),
+        )
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Renders every operation: method, path, summary, parameters, body, responses.
+fn render(doc: &Value) -> String {
+    let mut out = String::new();
+    let title = doc["info"]["title"].as_str().unwrap_or("API");
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} API</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.4}}\
+         code{{background:#f3f3f3;padding:0 .2em}}table{{border-collapse:collapse;margin:.5rem 0}}\
+         td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;vertical-align:top}}\
+         section{{border-top:1px solid #ddd;margin-top:1.5rem}}</style></head><body>\
+         <h1>{t} API</h1><p>{d}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1).</p>",
+        t = escape(title),
+        d = escape(doc["info"]["description"].as_str().unwrap_or_default()),
+    );
+    let Some(paths) = doc["paths"].as_object() else {
+        return out;
+    };
+    out.push_str("<h2>Endpoints</h2><ul>");
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                let _ = write!(
+                    out,
+                    "<li><a href=\"#{a}\"><code>{m} {p}</code></a> — {s}</li>",
+                    a = anchor(method, path),
+                    m = method.to_uppercase(),
+                    p = escape(path),
+                    s = escape(op["summary"].as_str().unwrap_or_default()),
+                );
+            }
+        }
+    }
+    out.push_str("</ul>");
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                render_operation(&mut out, method, path, op);
+            }
+        }
+    }
+    out.push_str("</body></html>");
+    out
+}
+
+fn render_operation(out: &mut String, method: &str, path: &str, op: &Value) {
+    let _ = write!(
+        out,
+        "<section id=\"{a}\"><h3><code>{m} {p}</code></h3><p><strong>{s}</strong></p><p>{d}</p>",
+        a = anchor(method, path),
+        m = method.to_uppercase(),
+        p = escape(path),
+        s = escape(op["summary"].as_str().unwrap_or_default()),
+        d = escape(op["description"].as_str().unwrap_or_default()),
+    );
+    if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
+        out.push_str(
+            "<table><tr><th>parameter</th><th>in</th><th>required</th><th>meaning</th></tr>",
+        );
+        for param in params {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(param["name"].as_str().unwrap_or_default()),
+                escape(param["in"].as_str().unwrap_or_default()),
+                if param["required"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                escape(param["description"].as_str().unwrap_or_default()),
+            );
+        }
+        out.push_str("</table>");
+    }
+    if let Some(body) = op.get("requestBody") {
+        let _ = write!(
+            out,
+            "<p>Body: {} {}</p>",
+            schema_names(&body["content"]),
+            escape(body["description"].as_str().unwrap_or_default())
+        );
+    }
+    if let Some(responses) = op["responses"].as_object() {
+        out.push_str("<table><tr><th>status</th><th>meaning</th><th>body</th></tr>");
+        for (status, response) in responses {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(status),
+                escape(response["description"].as_str().unwrap_or_default()),
+                schema_names(&response["content"]),
+            );
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("</section>");
+}
+
+/// The schema names of a `content` map, e.g. `application/json: Event`.
+fn schema_names(content: &Value) -> String {
+    let Some(content) = content.as_object() else {
+        return String::new();
+    };
+    content
+        .iter()
+        .map(|(media, body)| {
+            let schema = &body["schema"];
+            let name = schema["$ref"]
+                .as_str()
+                .or_else(|| schema["items"]["$ref"].as_str())
+                .and_then(|r| r.rsplit('/').next())
+                .or_else(|| schema["type"].as_str())
+                .unwrap_or("object");
+            format!("<code>{}</code> {}", escape(media), escape(name))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn anchor(method: &str, path: &str) -> String {
+    let mut id = format!("{method}-{path}");
+    id.retain(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    id
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,120 @@
+//! coachloop-server: the HTTP surfaces of coachloop on one listener.
+//!
+//! Each surface exposes a router over [`AppState`]; [`app`] merges them and adds the
+//! layers every request passes (request id, trace span, metrics, body limit).
+
+pub mod api;
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod metrics;
+pub mod ops;
+pub mod paging;
+pub mod user_events;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use coachloop_store::Store;
+use coachloop_store::ingest::Ingestor;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most events in one bulk `POST /events`.
+    pub max_bulk_events: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_bulk_events: 1_000,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub ingest: Ingestor,
+    pub tokens: Arc<auth::TokenCache>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub config: Arc<ServerConfig>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every surface with its OpenAPI description.
+fn surfaces() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::base())
+        .merge(user_events::router())
+        .merge(api::router())
+        .merge(ops::router())
+}
+
+/// The OpenAPI document of every JSON endpoint, generated from the code.
+pub fn openapi() -> OpenApi {
+    surfaces().into_openapi()
+}
+
+/// The complete application.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = surfaces().split_for_parts();
+    let body_limit = state.config.max_body_bytes;
+    router
+        .merge(docs::router(Arc::new(openapi)))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Builds the state for `store` (starting the event writer) and serves on `listener`
+/// until `shutdown` resolves; then finishes in-flight requests and the queued writes.
+pub async fn serve(
+    store: Store,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (ingest, writer) = Ingestor::start(&store).await?;
+    let state = AppState {
+        store: store.clone(),
+        ingest,
+        tokens: Arc::default(),
+        metrics: Arc::default(),
+        config: Arc::new(config),
+    };
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    // The router (and with it the last Ingestor handle) is gone: the writer drains and ends.
+    writer.await?;
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Event types of an account: the built-in catalog and the ones senders create.
+
+use crate::{Result, Store, StoreError, is_unique_violation};
+use coachloop_core::ids::{AccountId, EventTypeId};
+use sqlx::FromRow;
+use tracing::instrument;
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct EventType {
+    #[sqlx(try_from = "i64")]
+    pub id: EventTypeId,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
+    pub name: String,
+    pub description: Option<String>,
+    pub built_in: bool,
+}
+
+const SELECT: &str = "SELECT id, account_id, name, description, built_in FROM event_types";
+
+fn name_conflict(err: sqlx::Error, name: &str) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::conflict(
+            "name",
+            format!("an event type named `{name}` exists already"),
+        )
+    } else {
+        err.into()
+    }
+}
+
+impl Store {
+    #[instrument(skip_all)]
+    pub async fn list_event_types(
+        &self,
+        account: AccountId,
+        name: Option<&str>,
+    ) -> Result<Vec<EventType>> {
+        let rows = match name {
+            Some(name) => {
+                sqlx::query_as(&format!(
+                    "{SELECT} WHERE account_id = $1 AND name = $2 ORDER BY id"
+                ))
+                .bind(account.0)
+                .bind(name.trim())
+                .fetch_all(&self.read)
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!("{SELECT} WHERE account_id = $1 ORDER BY id"))
+                    .bind(account.0)
+                    .fetch_all(&self.read)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    #[instrument(skip_all)]
+    pub async fn event_type(&self, account: AccountId, id: EventTypeId) -> Result<EventType> {
+        sqlx::query_as(&format!("{SELECT} WHERE account_id = $1 AND id = $2"))
+            .bind(account.0)
+            .bind(id.0)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StoreError::NotFound("event type"))
+    }
+
+    #[instrument(skip_all)]
+    pub async fn create_event_type(
+        &self,
+        account: AccountId,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<EventType> {
+        sqlx::query_as(
+            "INSERT INTO event_types (account_id, name, description, built_in, created_at) \
+             VALUES ($1, $2, $3, 0, $4) RETURNING id, account_id, name, description, built_in",
+        )
+        .bind(account.0)
+        .bind(name)
+        .bind(description)
+        .bind(self.now_ms())
+        .fetch_one(&self.write)
+        .await
+        .map_err(|e| name_conflict(e, name))
+    }
+
+    /// Renames and/or re-describes a type; `None` keeps the field.
+    #[instrument(skip_all)]
+    pub async fn update_event_type(
+        &self,
+        account: AccountId,
+        id: EventTypeId,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+    ) -> Result<EventType> {
+        let current = self.event_type(account, id).await?;
+        let name = name.unwrap_or(&current.name);
+        let description = description.unwrap_or(current.description.as_deref());
+        sqlx::query_as(
+            "UPDATE event_types SET name = $1, description = $2 WHERE account_id = $3 AND id = $4 \
+             RETURNING id, account_id, name, description, built_in",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(account.0)
+        .bind(id.0)
+        .fetch_optional(&self.write)
+        .await
+        .map_err(|e| name_conflict(e, name))?
+        .ok_or(StoreError::NotFound("event type"))
+    }
+
+    /// Deletes a type no event uses; one in use is a conflict.
+    #[instrument(skip_all)]
+    pub async fn delete_event_type(&self, account: AccountId, id: EventTypeId) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE event_type_id = $1 LIMIT 1)",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if in_use > 0 {
+            return Err(StoreError::conflict(
+                "id",
+                "events of this type exist; delete them first or keep the type",
+            ));
+        }
+        let done = sqlx::query("DELETE FROM event_types WHERE account_id = $1 AND id = $2")
+            .bind(account.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("event type"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! Reading and deleting stored events (writing them is `ingest`).
+
+use crate::{Page, Result, Store, StoreError};
+use coachloop_core::identity::normalize_identity;
+use coachloop_core::ids::{AccountId, UserId};
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+use tracing::instrument;
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct EventRow {
+    pub uuid: String,
+    pub account_id: i64,
+    pub user_id: Option<i64>,
+    pub user_email: Option<String>,
+    pub user_archived: Option<bool>,
+    pub target_user: String,
+    pub external_id: Option<String>,
+    pub source: Option<String>,
+    pub description: Option<String>,
+    pub occurred_at: i64,
+    pub risk_level: Option<i64>,
+    pub risk_decay_mode: Option<i64>,
+    pub risk_expire_date: Option<String>,
+    pub metadata: Option<String>,
+    pub event_type_id: i64,
+    pub event_type_name: String,
+    pub event_type_description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventOrder {
+    Id,
+    EventType,
+    #[default]
+    OccurredDate,
+}
+
+/// Filters of `GET /events`; every one is optional.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub target_user: Option<String>,
+    pub external_id: Option<String>,
+    pub source: Option<String>,
+    /// Events that occurred on this UTC day: `[start, start + 1 day)` in epoch ms.
+    pub occurred_between: Option<(i64, i64)>,
+    pub risk_level: Option<i64>,
+    pub order_by: EventOrder,
+    pub ascending: bool,
+}
+
+const SELECT: &str = "SELECT e.uuid, e.account_id, e.user_id, u.email AS user_email, \
+    (u.status = 'archived') AS user_archived, e.target_user, e.external_id, e.source, \
+    e.description, e.occurred_at, e.risk_level, e.risk_decay_mode, e.risk_expire_date, \
+    e.metadata, e.event_type_id, t.name AS event_type_name, \
+    t.description AS event_type_description \
+    FROM events e JOIN event_types t ON t.id = e.event_type_id \
+    LEFT JOIN users u ON u.id = e.user_id";
+
+impl Store {
+    #[instrument(skip_all)]
+    pub async fn event(&self, account: AccountId, uuid: &str) -> Result<EventRow> {
+        sqlx::query_as(&format!("{SELECT} WHERE e.account_id = $1 AND e.uuid = $2"))
+            .bind(account.0)
+            .bind(uuid)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StoreError::NotFound("event"))
+    }
+
+    /// A page of events and how many match in all.
+    #[instrument(skip_all)]
+    pub async fn list_events(
+        &self,
+        account: AccountId,
+        filter: &EventFilter,
+        page: Page,
+    ) -> Result<(Vec<EventRow>, i64)> {
+        let mut count = QueryBuilder::<Sqlite>::new(
+            "SELECT COUNT(*) FROM events e JOIN event_types t ON t.id = e.event_type_id",
+        );
+        push_event_filter(&mut count, account, filter);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+
+        let mut select = QueryBuilder::<Sqlite>::new(SELECT);
+        push_event_filter(&mut select, account, filter);
+        let direction = if filter.ascending { "ASC" } else { "DESC" };
+        let order = match filter.order_by {
+            EventOrder::Id => format!(" ORDER BY e.id {direction}"),
+            EventOrder::EventType => format!(" ORDER BY t.name {direction}, e.id {direction}"),
+            EventOrder::OccurredDate => {
+                format!(" ORDER BY e.occurred_at {direction}, e.id {direction}")
+            }
+        };
+        select
+            .push(order)
+            .push(" LIMIT ")
+            .push_bind(page.limit())
+            .push(" OFFSET ")
+            .push_bind(page.offset());
+        let rows = select.build_query_as().fetch_all(&self.read).await?;
+        Ok((rows, total))
+    }
+
+    /// A person's events, newest first, and how many there are.
+    #[instrument(skip_all)]
+    pub async fn timeline(
+        &self,
+        account: AccountId,
+        user: UserId,
+        page: Page,
+    ) -> Result<(Vec<EventRow>, i64)> {
+        // Proves the person is of this account (404 otherwise).
+        self.user(account, user).await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE account_id = $1 AND user_id = $2",
+        )
+        .bind(account.0)
+        .bind(user.0)
+        .fetch_one(&self.read)
+        .await?;
+        let rows = sqlx::query_as(&format!(
+            "{SELECT} WHERE e.account_id = $1 AND e.user_id = $2 \
+             ORDER BY e.occurred_at DESC, e.id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(account.0)
+        .bind(user.0)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.read)
+        .await?;
+        Ok((rows, total))
+    }
+
+    /// Deletes an event; it stops counting everywhere at once.
+    #[instrument(skip_all)]
+    pub async fn delete_event(&self, account: AccountId, uuid: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM events WHERE account_id = $1 AND uuid = $2")
+            .bind(account.0)
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("event"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn push_event_filter(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    account: AccountId,
+    filter: &EventFilter,
+) {
+    query.push(" WHERE e.account_id = ").push_bind(account.0);
+    if let Some(name) = &filter.event_type {
+        query.push(" AND t.name = ").push_bind(name.clone());
+    }
+    if let Some(target) = &filter.target_user {
+        let norm = normalize_identity(target);
+        query
+            .push(" AND (e.target_norm = ")
+            .push_bind(norm.clone())
+            .push(" OR e.user_id = (SELECT user_id FROM user_identities WHERE account_id = ")
+            .push_bind(account.0)
+            .push(" AND identity = ")
+            .push_bind(norm)
+            .push("))");
+    }
+    if let Some(external_id) = &filter.external_id {
+        query
+            .push(" AND e.external_id = ")
+            .push_bind(external_id.clone());
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND e.source = ").push_bind(source.clone());
+    }
+    if let Some((from, to)) = filter.occurred_between {
+        query
+            .push(" AND e.occurred_at >= ")
+            .push_bind(from)
+            .push(" AND e.occurred_at < ")
+            .push_bind(to);
+    }
+    if let Some(level) = filter.risk_level {
+        query.push(" AND e.risk_level = ").push_bind(level);
+    }
+}

@@ -1,0 +1,165 @@
+//! coachloop-store: persistence. One [`Store`] handle over SQLite (the embedded default);
+//! SQL lives in one module per domain and stays portable (`$1` placeholders,
+//! `ON CONFLICT`, `RETURNING`, epoch milliseconds) for the PostgreSQL back-end to come.
+
+pub mod accounts;
+pub mod event_types;
+pub mod events;
+pub mod ingest;
+pub mod page;
+pub mod statuses;
+pub mod tokens;
+pub mod users;
+
+use coachloop_core::FieldError;
+use coachloop_core::clock::Clock;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use page::Page;
+
+/// The name of the account every store starts with.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(FieldError),
+    #[error("invalid input: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("could not migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn conflict(field: &str, message: impl Into<String>) -> Self {
+        Self::Conflict(FieldError::new(field, message))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the database lives. `Debug` never shows credentials.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The SQLite file `coachloop.db` inside a data directory.
+    pub fn in_data_dir(dir: &Path) -> Self {
+        Self(format!("sqlite://{}", dir.join("coachloop.db").display()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keep the scheme and path, hide anything between `://` and `@`.
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(start), Some(at)) if at > start => {
+                write!(f, "{}://***{}", &self.0[..start], &self.0[at..])
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+/// The handle every surface shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    read: SqlitePool,
+    write: SqlitePool,
+    options: SqliteConnectOptions,
+    clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, runs migrations and makes sure the
+    /// `default` account exists.
+    pub async fn open(url: &DatabaseUrl, clock: Arc<dyn Clock>) -> Result<Self> {
+        let url = url.expose();
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::invalid(
+                "database_url",
+                "only sqlite:// URLs are supported by this build (PostgreSQL comes later)",
+            ));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A 201 means the event is on disk: every commit is fsynced.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", "-16384");
+        // Writers are serialized by SQLite anyway; one pooled writer avoids busy waits
+        // inside this process. The event path has its own connection (see `ingest`).
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options.clone().read_only(true))
+            .await?;
+        let store = Self {
+            read,
+            write,
+            options,
+            clock,
+        };
+        store.ensure_account(DEFAULT_ACCOUNT).await?;
+        Ok(store)
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A write transaction that holds the write lock from its first statement, so it
+    /// never fails half-way on a lock upgrade when another process writes too.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Answers whether the database can be read (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// True when `err` is a unique-constraint violation.
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

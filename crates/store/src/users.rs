@@ -1,0 +1,440 @@
+//! People and the names they are known by. Adding a person or an alias attributes the
+//! unmatched events that named them, in the same transaction.
+
+use crate::{Page, Result, Store, StoreError, is_unique_violation};
+use coachloop_core::identity::normalize_identity;
+use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::user::{UserChanges, UserStatus};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use tracing::instrument;
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct User {
+    #[sqlx(try_from = "i64")]
+    pub id: UserId,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
+    pub email: String,
+    pub employee_number: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub job_title: Option<String>,
+    pub phone_number: Option<String>,
+    pub extension: Option<String>,
+    pub mobile_phone_number: Option<String>,
+    pub location: Option<String>,
+    pub division: Option<String>,
+    pub department: Option<String>,
+    pub organization: Option<String>,
+    pub manager_name: Option<String>,
+    pub manager_email: Option<String>,
+    pub language: Option<String>,
+    pub comment: Option<String>,
+    pub employee_start_date: Option<String>,
+    pub custom_field_1: Option<String>,
+    pub custom_field_2: Option<String>,
+    pub custom_field_3: Option<String>,
+    pub custom_field_4: Option<String>,
+    pub custom_date_1: Option<String>,
+    pub custom_date_2: Option<String>,
+    pub provisioning_managed: bool,
+    pub provisioning_guid: Option<String>,
+    pub status: String,
+    pub joined_on: i64,
+    pub last_sign_in: Option<i64>,
+    pub archived_at: Option<i64>,
+    pub updated_at: i64,
+    #[sqlx(skip)]
+    pub aliases: Vec<String>,
+}
+
+/// Filters of the user list; every one is optional.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub status: Option<UserStatus>,
+    /// Matches email, first or last name (substring, case-insensitive).
+    pub q: Option<String>,
+    pub department: Option<String>,
+    pub division: Option<String>,
+    pub location: Option<String>,
+    pub job_title: Option<String>,
+    pub manager_email: Option<String>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created(UserId),
+    Updated(UserId),
+}
+
+const COLUMNS: &str = "id, account_id, email, employee_number, first_name, last_name, job_title, \
+    phone_number, extension, mobile_phone_number, location, division, department, organization, \
+    manager_name, manager_email, language, comment, employee_start_date, custom_field_1, \
+    custom_field_2, custom_field_3, custom_field_4, custom_date_1, custom_date_2, \
+    provisioning_managed, provisioning_guid, status, joined_on, last_sign_in, archived_at, updated_at";
+
+impl Store {
+    #[instrument(skip_all)]
+    pub async fn create_user(&self, account: AccountId, changes: &UserChanges) -> Result<User> {
+        let mut tx = self.begin_write().await?;
+        let id = insert_user(&mut tx, account, changes, self.now_ms()).await?;
+        tx.commit().await?;
+        self.user(account, id).await
+    }
+
+    #[instrument(skip_all)]
+    pub async fn update_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+        changes: &UserChanges,
+    ) -> Result<User> {
+        let mut tx = self.begin_write().await?;
+        update_user(&mut tx, account, id, changes, self.now_ms()).await?;
+        tx.commit().await?;
+        self.user(account, id).await
+    }
+
+    /// Archives a person: their history stays, they stop counting as current.
+    pub async fn archive_user(&self, account: AccountId, id: UserId) -> Result<User> {
+        let changes = UserChanges {
+            status: Some(UserStatus::Archived),
+            ..UserChanges::default()
+        };
+        self.update_user(account, id, &changes).await
+    }
+
+    /// Creates or updates people by email, all in one transaction; one bad row fails
+    /// alone (its savepoint rolls back) and the others are kept.
+    #[instrument(skip_all)]
+    pub async fn upsert_users(
+        &self,
+        account: AccountId,
+        rows: &[UserChanges],
+    ) -> Result<Vec<Result<Upserted>>> {
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for changes in rows {
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let outcome = upsert_user(&mut savepoint, account, changes, now).await;
+            if outcome.is_ok() {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    #[instrument(skip_all)]
+    pub async fn user(&self, account: AccountId, id: UserId) -> Result<User> {
+        let user: Option<User> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM users WHERE account_id = $1 AND id = $2"
+        ))
+        .bind(account.0)
+        .bind(id.0)
+        .fetch_optional(&self.read)
+        .await?;
+        let mut user = user.ok_or(StoreError::NotFound("user"))?;
+        user.aliases = sqlx::query_scalar(
+            "SELECT display FROM user_identities WHERE user_id = $1 AND is_alias = 1 ORDER BY display",
+        )
+        .bind(id.0)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(user)
+    }
+
+    /// A page of people, in id order, and how many match in all.
+    #[instrument(skip_all)]
+    pub async fn list_users(
+        &self,
+        account: AccountId,
+        filter: &UserFilter,
+        page: Page,
+    ) -> Result<(Vec<User>, i64)> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM users u");
+        push_user_filter(&mut count, account, filter);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+
+        let mut select = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM users u"));
+        push_user_filter(&mut select, account, filter);
+        select
+            .push(" ORDER BY u.id LIMIT ")
+            .push_bind(page.limit())
+            .push(" OFFSET ")
+            .push_bind(page.offset());
+        let mut users: Vec<User> = select.build_query_as().fetch_all(&self.read).await?;
+        self.load_aliases(&mut users).await?;
+        Ok((users, total))
+    }
+
+    async fn load_aliases(&self, users: &mut [User]) -> Result<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT user_id, display FROM user_identities WHERE is_alias = 1 AND user_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for user in users.iter() {
+            ids.push_bind(user.id.0);
+        }
+        query.push(") ORDER BY display");
+        let rows: Vec<(i64, String)> = query.build_query_as().fetch_all(&self.read).await?;
+        for (user_id, alias) in rows {
+            if let Some(user) = users.iter_mut().find(|u| u.id.0 == user_id) {
+                user.aliases.push(alias);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_user_filter(query: &mut QueryBuilder<'_, Sqlite>, account: AccountId, filter: &UserFilter) {
+    query.push(" WHERE u.account_id = ").push_bind(account.0);
+    if let Some(status) = filter.status {
+        query.push(" AND u.status = ").push_bind(status.as_str());
+    }
+    if let Some(q) = &filter.q {
+        let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+        query
+            .push(" AND (u.email_norm LIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR LOWER(u.first_name) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR LOWER(u.last_name) LIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    let exact = [
+        ("department", &filter.department),
+        ("division", &filter.division),
+        ("location", &filter.location),
+        ("job_title", &filter.job_title),
+        ("manager_email", &filter.manager_email),
+    ];
+    for (column, value) in exact {
+        if let Some(value) = value {
+            query
+                .push(format!(" AND u.{column} = "))
+                .push_bind(value.clone());
+        }
+    }
+}
+
+async fn upsert_user(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    changes: &UserChanges,
+    now: i64,
+) -> Result<Upserted> {
+    let email = changes
+        .require_email()
+        .map_err(|e| StoreError::Invalid(vec![e]))?;
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND email_norm = $2")
+            .bind(account.0)
+            .bind(email.normalized())
+            .fetch_optional(&mut *conn)
+            .await?;
+    match existing {
+        Some(id) => {
+            update_user(conn, account, UserId(id), changes, now).await?;
+            Ok(Upserted::Updated(UserId(id)))
+        }
+        None => Ok(Upserted::Created(
+            insert_user(conn, account, changes, now).await?,
+        )),
+    }
+}
+
+async fn insert_user(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    changes: &UserChanges,
+    now: i64,
+) -> Result<UserId> {
+    let email = changes
+        .require_email()
+        .map_err(|e| StoreError::Invalid(vec![e]))?;
+    let status = changes.status.unwrap_or(UserStatus::Active);
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO users (account_id, email, email_norm, status, archived_at, joined_on, updated_at",
+    );
+    for (field, _) in &changes.attributes {
+        insert.push(", ").push(*field);
+    }
+    insert.push(") VALUES (");
+    let mut values = insert.separated(", ");
+    values
+        .push_bind(account.0)
+        .push_bind(email.as_str())
+        .push_bind(email.normalized())
+        .push_bind(status.as_str())
+        .push_bind((status == UserStatus::Archived).then_some(now))
+        .push_bind(now)
+        .push_bind(now);
+    for (_, value) in &changes.attributes {
+        values.push_bind(value.clone());
+    }
+    insert.push(") RETURNING id");
+    let id: i64 = insert
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| email_conflict(e, email.as_str()))?;
+    let id = UserId(id);
+    set_identities(conn, account, id, changes).await?;
+    Ok(id)
+}
+
+async fn update_user(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    id: UserId,
+    changes: &UserChanges,
+    now: i64,
+) -> Result<()> {
+    let mut update = QueryBuilder::<Sqlite>::new("UPDATE users SET updated_at = ");
+    update.push_bind(now);
+    if let Some(email) = &changes.email {
+        update
+            .push(", email = ")
+            .push_bind(email.as_str())
+            .push(", email_norm = ")
+            .push_bind(email.normalized());
+    }
+    if let Some(status) = changes.status {
+        update.push(", status = ").push_bind(status.as_str());
+        match status {
+            // Keep the first archiving instant when archived twice.
+            UserStatus::Archived => update
+                .push(", archived_at = COALESCE(archived_at, ")
+                .push_bind(now)
+                .push(")"),
+            UserStatus::Active => update.push(", archived_at = NULL"),
+        };
+    }
+    for (field, value) in &changes.attributes {
+        update
+            .push(format!(", {field} = "))
+            .push_bind(value.clone());
+    }
+    update
+        .push(" WHERE account_id = ")
+        .push_bind(account.0)
+        .push(" AND id = ")
+        .push_bind(id.0);
+    let email = changes
+        .email
+        .as_ref()
+        .map(|e| e.as_str())
+        .unwrap_or_default();
+    let done = update
+        .build()
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| email_conflict(e, email))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    set_identities(conn, account, id, changes).await
+}
+
+fn email_conflict(err: sqlx::Error, email: &str) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::conflict(
+            "email",
+            format!("`{email}` belongs to another person already"),
+        )
+    } else {
+        err.into()
+    }
+}
+
+/// Replaces the email identity and/or the aliases named in `changes`, then attributes
+/// unmatched events that named any of this person's identities.
+async fn set_identities(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    id: UserId,
+    changes: &UserChanges,
+) -> Result<()> {
+    if changes.email.is_none() && changes.aliases.is_none() {
+        return Ok(());
+    }
+    let email_norm: String = sqlx::query_scalar("SELECT email_norm FROM users WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(email) = &changes.email {
+        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = 0")
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await?;
+        // An alias equal to the new email becomes the email.
+        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND identity = $2")
+            .bind(id.0)
+            .bind(&email_norm)
+            .execute(&mut *conn)
+            .await?;
+        insert_identity(conn, account, id, email.as_str(), false).await?;
+    }
+    if let Some(aliases) = &changes.aliases {
+        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = 1")
+            .bind(id.0)
+            .execute(&mut *conn)
+            .await?;
+        for alias in aliases {
+            if normalize_identity(alias) != email_norm {
+                insert_identity(conn, account, id, alias, true).await?;
+            }
+        }
+    }
+    sqlx::query(
+        "UPDATE events SET user_id = $1 WHERE account_id = $2 AND user_id IS NULL \
+         AND target_norm IN (SELECT identity FROM user_identities WHERE user_id = $1)",
+    )
+    .bind(id.0)
+    .bind(account.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_identity(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    id: UserId,
+    display: &str,
+    is_alias: bool,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO user_identities (account_id, identity, display, user_id, is_alias) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(account.0)
+    .bind(normalize_identity(display))
+    .bind(display)
+    .bind(id.0)
+    .bind(is_alias)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            let field = if is_alias { "aliases" } else { "email" };
+            StoreError::conflict(
+                field,
+                format!("`{display}` belongs to another person already"),
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
