@@ -107,7 +107,10 @@ pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[expect(clippy::result_large_err, reason = "figment's Jail returns its own large error")]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment's Jail returns its own large error"
+)]
 mod tests {
     use super::*;
     use figment::Jail;

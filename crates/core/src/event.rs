@@ -93,6 +93,16 @@ impl NewEvent {
 
         let target_user = fields.text("target_user", MAX_SHORT_TEXT, true);
         let event_type = fields.text("event_type", MAX_TYPE_NAME, true);
+        // The same rule as `parse_type_name`: an event may create its type.
+        if event_type
+            .as_deref()
+            .is_some_and(|name| name.chars().any(char::is_control))
+        {
+            fields.errors.push(FieldError::new(
+                "event_type",
+                "must not contain control characters",
+            ));
+        }
         let external_id = fields.text("external_id", MAX_EXTERNAL_ID, false);
         let source = fields.text("source", MAX_SHORT_TEXT, false);
         let description = fields.text("description", MAX_DESCRIPTION, false);
@@ -346,6 +356,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(errors[0].field, "risk_expire_date");
         assert!(NewEvent::parse(&json!([1]), now()).is_err());
+        let errors = NewEvent::parse(&json!({"target_user":"a","event_type":"bell\u{7}"}), now())
+            .unwrap_err();
+        assert_eq!(errors[0].field, "event_type");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod event;
+pub mod event_id;
 pub mod identity;
 pub mod ids;
 pub mod scope;

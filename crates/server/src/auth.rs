@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, TokenId};
 use coachloop_core::scope::Scope;
 use coachloop_store::tokens::{Token, hash_secret};
 use std::collections::HashMap;
@@ -78,6 +78,9 @@ impl FromRequestParts<AppState> for Auth {
 #[derive(Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<[u8; 32], (Token, Instant)>>,
+    /// When each token's `last_used_at` was last written, so a burst of cache misses
+    /// writes it once.
+    touched: Mutex<HashMap<TokenId, Instant>>,
 }
 
 impl TokenCache {
@@ -89,10 +92,12 @@ impl TokenCache {
             return Ok(Some(token.clone()));
         }
         let token = state.store.token_by_secret(secret).await?;
-        let mut entries = self.lock();
         match &token {
             Some(token) => {
-                entries.insert(key, (token.clone(), Instant::now()));
+                self.lock().insert(key, (token.clone(), Instant::now()));
+                if !self.due_for_touch(token.id) {
+                    return Ok(Some(token.clone()));
+                }
                 // last_used_at is kept to within the cache lifetime, off the request path.
                 let store = state.store.clone();
                 let (id, now) = (token.id, store.clock().now_ms());
@@ -103,10 +108,21 @@ impl TokenCache {
                 });
             }
             None => {
-                entries.remove(&key);
+                self.lock().remove(&key);
             }
         }
         Ok(token)
+    }
+
+    fn due_for_touch(&self, id: TokenId) -> bool {
+        let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        match touched.get(&id) {
+            Some(at) if at.elapsed() < CACHE_TTL => false,
+            _ => {
+                touched.insert(id, Instant::now());
+                true
+            }
+        }
     }
 
     /// Forgets every cached lookup (after a revocation).

@@ -58,7 +58,7 @@ impl Meta {
             limit_value: page.per_page,
             total_pages,
             current_page: page.page,
-            next_page: (current < total_pages).then_some(page.page + 1),
+            next_page: (current < total_pages).then(|| page.page + 1),
             prev_page: (page.page > 1).then(|| page.page - 1),
             is_first_page: page.page == 1,
             is_last_page: current >= total_pages,

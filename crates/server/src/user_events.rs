@@ -11,9 +11,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use coachloop_core::FieldError;
 use coachloop_core::event::{NewEvent, parse_type_name};
+use coachloop_core::event_id::EventId;
 use coachloop_core::ids::EventTypeId;
 use coachloop_core::scope::Scope;
-use coachloop_core::time::{date_start_ms, format_ms, parse_date};
+use coachloop_core::time::{date_of_ms, date_start_ms, format_date, format_ms, parse_date};
 use coachloop_store::event_types::EventType as EventTypeRow;
 use coachloop_store::events::{EventFilter, EventOrder, EventRow};
 use coachloop_store::ingest::{Failure, Submission};
@@ -90,12 +91,12 @@ impl Event {
                 decay_mode: row
                     .risk_decay_mode
                     .and_then(coachloop_core::event::DecayMode::from_i64),
-                expire_date: parse_date(row.risk_expire_date.as_deref()?)?,
+                expire_date: date_of_ms(row.risk_expire_date?),
             };
             Some((risk.factor(row.occurred_at, now_ms) * 1000.0).round() / 1000.0)
         });
         Self {
-            id: row.uuid,
+            id: row.event_id().to_string(),
             account_id: row.account_id,
             user: EventUser {
                 email: row.user_email.unwrap_or(row.target_user),
@@ -109,7 +110,7 @@ impl Event {
             risk: EventRisk {
                 level: row.risk_level,
                 decay_mode: row.risk_decay_mode,
-                expire_date: row.risk_expire_date,
+                expire_date: row.risk_expire_date.map(|ms| format_date(date_of_ms(ms))),
                 factor,
             },
             metadata: row.metadata.and_then(|m| serde_json::from_str(&m).ok()),
@@ -380,6 +381,13 @@ pub fn event_list(
     }
 }
 
+/// An event id from a path: anything that is not a UUID names no event.
+fn event_id(text: &str) -> ApiResult<EventId> {
+    Uuid::parse_str(text.trim())
+        .map(EventId::from_uuid)
+        .map_err(|_| ApiError::not_found("event"))
+}
+
 /// Read one event.
 #[utoipa::path(get, path = "/events/{id}", tag = "user events",
     params(("id" = String, Path, description = "event id (UUID)")),
@@ -395,7 +403,7 @@ async fn get_event(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DataOf<Event>>> {
     auth.require(Scope::EventsRead)?;
-    let row = state.store.event(auth.account(), &id).await?;
+    let row = state.store.event(auth.account(), event_id(&id)?).await?;
     let now = state.store.clock().now_ms();
     Ok(Json(DataOf {
         data: Event::from_row(row, now),
@@ -417,7 +425,10 @@ async fn delete_event(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     auth.require(Scope::EventsWrite)?;
-    state.store.delete_event(auth.account(), &id).await?;
+    state
+        .store
+        .delete_event(auth.account(), event_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

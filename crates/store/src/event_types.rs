@@ -3,6 +3,7 @@
 use crate::{Result, Store, StoreError, is_unique_violation};
 use coachloop_core::ids::{AccountId, EventTypeId};
 use sqlx::FromRow;
+use std::sync::atomic::Ordering;
 use tracing::instrument;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -110,16 +111,25 @@ impl Store {
         .await
         .map_err(|e| name_conflict(e, name))?
         .ok_or(StoreError::NotFound("event type"))
+        .inspect(|_| self.event_types_changed())
+    }
+
+    fn event_types_changed(&self) {
+        self.type_generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Deletes a type no event uses; one in use is a conflict.
     #[instrument(skip_all)]
     pub async fn delete_event_type(&self, account: AccountId, id: EventTypeId) -> Result<()> {
         let mut tx = self.begin_write().await?;
+        // Scoped to the account, so another account's type answers "not found", not
+        // "in use".
         let in_use: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE event_type_id = $1 LIMIT 1)",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events \
+             WHERE event_type_id = $1 AND account_id = $2 LIMIT 1)",
         )
         .bind(id.0)
+        .bind(account.0)
         .fetch_one(&mut *tx)
         .await?;
         if in_use > 0 {
@@ -137,6 +147,7 @@ impl Store {
             return Err(StoreError::NotFound("event type"));
         }
         tx.commit().await?;
+        self.event_types_changed();
         Ok(())
     }
 }

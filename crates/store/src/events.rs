@@ -1,6 +1,7 @@
 //! Reading and deleting stored events (writing them is `ingest`).
 
 use crate::{Page, Result, Store, StoreError};
+use coachloop_core::event_id::EventId;
 use coachloop_core::identity::normalize_identity;
 use coachloop_core::ids::{AccountId, UserId};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
@@ -8,7 +9,8 @@ use tracing::instrument;
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct EventRow {
-    pub uuid: String,
+    pub id: i64,
+    pub id_low: i64,
     pub account_id: i64,
     pub user_id: Option<i64>,
     pub user_email: Option<String>,
@@ -20,7 +22,7 @@ pub struct EventRow {
     pub occurred_at: i64,
     pub risk_level: Option<i64>,
     pub risk_decay_mode: Option<i64>,
-    pub risk_expire_date: Option<String>,
+    pub risk_expire_date: Option<i64>,
     pub metadata: Option<String>,
     pub event_type_id: i64,
     pub event_type_name: String,
@@ -49,7 +51,16 @@ pub struct EventFilter {
     pub ascending: bool,
 }
 
-const SELECT: &str = "SELECT e.uuid, e.account_id, e.user_id, u.email AS user_email, \
+impl EventRow {
+    pub fn event_id(&self) -> EventId {
+        EventId {
+            hi: self.id,
+            lo: self.id_low,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT e.id, e.id_low, e.account_id, e.user_id, u.email AS user_email, \
     (u.status = 'archived') AS user_archived, e.target_user, e.external_id, e.source, \
     e.description, e.occurred_at, e.risk_level, e.risk_decay_mode, e.risk_expire_date, \
     e.metadata, e.event_type_id, t.name AS event_type_name, \
@@ -59,13 +70,16 @@ const SELECT: &str = "SELECT e.uuid, e.account_id, e.user_id, u.email AS user_em
 
 impl Store {
     #[instrument(skip_all)]
-    pub async fn event(&self, account: AccountId, uuid: &str) -> Result<EventRow> {
-        sqlx::query_as(&format!("{SELECT} WHERE e.account_id = $1 AND e.uuid = $2"))
-            .bind(account.0)
-            .bind(uuid)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or(StoreError::NotFound("event"))
+    pub async fn event(&self, account: AccountId, id: EventId) -> Result<EventRow> {
+        sqlx::query_as(&format!(
+            "{SELECT} WHERE e.id = $1 AND e.id_low = $2 AND e.account_id = $3"
+        ))
+        .bind(id.hi)
+        .bind(id.lo)
+        .bind(account.0)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound("event"))
     }
 
     /// A page of events and how many match in all.
@@ -134,13 +148,15 @@ impl Store {
 
     /// Deletes an event; it stops counting everywhere at once.
     #[instrument(skip_all)]
-    pub async fn delete_event(&self, account: AccountId, uuid: &str) -> Result<()> {
+    pub async fn delete_event(&self, account: AccountId, id: EventId) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM events WHERE account_id = $1 AND uuid = $2")
-            .bind(account.0)
-            .bind(uuid)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM events WHERE id = $1 AND id_low = $2 AND account_id = $3")
+                .bind(id.hi)
+                .bind(id.lo)
+                .bind(account.0)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("event"));
         }

@@ -8,20 +8,25 @@
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
 use coachloop_core::event::NewEvent;
+use coachloop_core::event_id::{EventId, EventIdGenerator};
 use coachloop_core::ids::AccountId;
 use serde::Serialize;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 use uuid::Uuid;
 
 /// The most events one transaction takes; more wait for the next commit.
-const MAX_BATCH_EVENTS: usize = 4_000;
+const MAX_BATCH_EVENTS: usize = 16_000;
 /// Rows per multi-row INSERT are powers of two up to this, so a few prepared
 /// statements serve every batch size.
-const MAX_CHUNK: usize = 256;
+const MAX_CHUNK: usize = 1024;
+/// Batches up to this many rows take one statement of their exact size.
+const WHOLE_UP_TO: usize = 64;
 /// Requests waiting for the writer before senders are held back.
 const QUEUE_DEPTH: usize = 8_192;
 
@@ -81,12 +86,18 @@ pub struct Ingestor {
 impl Ingestor {
     /// Opens the writer's own connection and starts the writer task.
     pub async fn start(store: &Store) -> Result<(Self, JoinHandle<()>)> {
-        let conn = SqliteConnection::connect_with(&store.options).await?;
+        let mut conn = SqliteConnection::connect_with(&*store.options).await?;
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+            .fetch_one(&mut conn)
+            .await?;
         let writer = Writer {
             conn,
             now: store.clock.clone(),
             types: HashMap::new(),
+            type_generation: store.type_generation.clone(),
+            seen_generation: 0,
+            ids: EventIdGenerator::after(last),
         };
         let task = tokio::spawn(writer.run(rx));
         Ok((Self { queue }, task))
@@ -109,9 +120,13 @@ impl Ingestor {
 
 struct Writer {
     conn: SqliteConnection,
-    now: std::sync::Arc<dyn coachloop_core::clock::Clock>,
-    /// Event type ids by (account, name), valid within the current transaction only.
-    types: HashMap<(i64, String), i64>,
+    now: Arc<dyn coachloop_core::clock::Clock>,
+    /// Event type ids by account and name. Cleared when a type is renamed or deleted
+    /// (`type_generation` moves) and after a failed transaction.
+    types: HashMap<i64, HashMap<String, i64>>,
+    type_generation: Arc<AtomicU64>,
+    seen_generation: u64,
+    ids: EventIdGenerator,
 }
 
 impl Writer {
@@ -164,11 +179,24 @@ impl Writer {
     }
 
     async fn write(&mut self, batch: &[&Submission]) -> Result<Vec<Receipt>> {
-        self.types.clear();
+        let generation = self.type_generation.load(Ordering::SeqCst);
+        if generation != self.seen_generation {
+            self.types.clear();
+            self.seen_generation = generation;
+        }
+        let result = self.write_once(batch).await;
+        if result.is_err() {
+            // Types created by the failed transaction do not exist.
+            self.types.clear();
+        }
+        result
+    }
+
+    async fn write_once(&mut self, batch: &[&Submission]) -> Result<Vec<Receipt>> {
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         let now = self.now.now_ms();
 
-        // Ids are assigned up front; time-ordered (v7) so the unique index grows at its end.
+        let users = resolve_users(&mut tx, batch).await?;
         let mut rows = Vec::new();
         for submission in batch {
             for event in &submission.events {
@@ -181,10 +209,13 @@ impl Writer {
                 )
                 .await?;
                 rows.push(Row {
-                    uuid: Uuid::now_v7().to_string(),
+                    id: self.ids.next(now, rand::random()),
                     submission,
                     event,
                     type_id,
+                    user_id: users
+                        .get(&(submission.account.0, event.target_norm.as_str()))
+                        .copied(),
                 });
             }
         }
@@ -193,7 +224,7 @@ impl Writer {
         for chunk in chunks(&rows) {
             stored += insert_events(&mut tx, chunk, now).await?;
         }
-        let mut ids: Vec<String> = rows.iter().map(|r| r.uuid.clone()).collect();
+        let mut ids: Vec<EventId> = rows.iter().map(|r| r.id).collect();
         if stored < rows.len() as u64 {
             // Some external ids were seen before: report the earlier events' ids.
             resolve_duplicates(&mut tx, &rows, &mut ids).await?;
@@ -203,7 +234,11 @@ impl Writer {
         let mut ids = ids.into_iter();
         for submission in batch {
             receipts.push(Receipt {
-                events: ids.by_ref().take(submission.events.len()).collect(),
+                events: ids
+                    .by_ref()
+                    .take(submission.events.len())
+                    .map(|id| id.to_string())
+                    .collect(),
                 failures: submission.failures.clone(),
             });
         }
@@ -217,18 +252,56 @@ impl Writer {
 }
 
 struct Row<'a> {
-    uuid: String,
+    id: EventId,
     submission: &'a Submission,
     event: &'a NewEvent,
     type_id: i64,
+    user_id: Option<i64>,
 }
 
-/// Splits `items` into power-of-two runs of at most [`MAX_CHUNK`].
+/// The user of every identity the batch names, per account, in one query each.
+async fn resolve_users<'a>(
+    conn: &mut SqliteConnection,
+    batch: &[&'a Submission],
+) -> Result<HashMap<(i64, &'a str), i64>> {
+    let mut wanted: HashMap<i64, Vec<&'a str>> = HashMap::new();
+    for submission in batch {
+        let names = wanted.entry(submission.account.0).or_default();
+        names.extend(submission.events.iter().map(|e| e.target_norm.as_str()));
+    }
+    let mut found = HashMap::new();
+    for (account, mut names) in wanted {
+        names.sort_unstable();
+        names.dedup();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT identity, user_id FROM user_identities \
+             WHERE account_id = $1 AND identity IN (SELECT value FROM json_each($2))",
+        )
+        .bind(account)
+        .bind(serde_json::to_string(&names).unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await?;
+        for (identity, user_id) in rows {
+            if let Ok(i) = names.binary_search(&identity.as_str()) {
+                found.insert((account, names[i]), user_id);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Splits `items` into runs for multi-row statements: small batches go whole (one
+/// statement; each size's statement stays prepared), larger ones in power-of-two runs of
+/// at most [`MAX_CHUNK`], so a few prepared statements serve every size.
 fn chunks<T>(items: &[T]) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {
-        let size = MAX_CHUNK.min(1 << rest.len().ilog2());
+        let size = if rest.len() <= WHOLE_UP_TO {
+            rest.len()
+        } else {
+            MAX_CHUNK.min(1 << rest.len().ilog2())
+        };
         let (head, tail) = rest.split_at(size);
         out.push(head);
         rest = tail;
@@ -239,12 +312,12 @@ fn chunks<T>(items: &[T]) -> Vec<&[T]> {
 /// The id of an event type, creating the type when a sender names a new one.
 async fn event_type_id(
     conn: &mut SqliteConnection,
-    cache: &mut HashMap<(i64, String), i64>,
+    cache: &mut HashMap<i64, HashMap<String, i64>>,
     account: AccountId,
     name: &str,
     now: i64,
 ) -> Result<i64> {
-    if let Some(id) = cache.get(&(account.0, name.to_owned())) {
+    if let Some(id) = cache.get(&account.0).and_then(|names| names.get(name)) {
         return Ok(*id);
     }
     let existing: Option<i64> =
@@ -267,40 +340,39 @@ async fn event_type_id(
             .await?
         }
     };
-    cache.insert((account.0, name.to_owned()), id);
+    cache
+        .entry(account.0)
+        .or_default()
+        .insert(name.to_owned(), id);
     Ok(id)
 }
 
 async fn insert_events(conn: &mut SqliteConnection, rows: &[Row<'_>], now: i64) -> Result<u64> {
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (uuid, account_id, event_type_id, user_id, target_user, target_norm, \
+        "INSERT INTO events (id, id_low, account_id, event_type_id, user_id, target_user, target_norm, \
          external_id, source, description, occurred_at, risk_level, risk_decay_mode, \
-         risk_expire_date, metadata, request_id, created_at) ",
+         risk_expire_date, metadata, created_at) ",
     );
     insert.push_values(rows, |mut values, row| {
         let event = row.event;
         let account = row.submission.account.0;
         let risk = event.risk.as_ref();
         values
-            .push_bind(row.uuid.as_str())
+            .push_bind(row.id.hi)
+            .push_bind(row.id.lo)
             .push_bind(account)
             .push_bind(row.type_id)
-            .push("(SELECT user_id FROM user_identities WHERE account_id = ")
-            .push_bind_unseparated(account)
-            .push_unseparated(" AND identity = ")
-            .push_bind_unseparated(event.target_norm.as_str())
-            .push_unseparated(")")
+            .push_bind(row.user_id)
             .push_bind(event.target_user.as_str())
-            .push_bind(event.target_norm.as_str())
+            .push_bind(row.user_id.is_none().then_some(event.target_norm.as_str()))
             .push_bind(event.external_id.as_deref())
             .push_bind(event.source.as_deref())
             .push_bind(event.description.as_deref())
             .push_bind(event.occurred_ms)
             .push_bind(risk.map(|r| r.level))
             .push_bind(risk.and_then(|r| r.decay_mode).map(|m| m as i64))
-            .push_bind(risk.map(|r| coachloop_core::time::format_date(r.expire_date)))
+            .push_bind(risk.map(|r| coachloop_core::time::date_start_ms(r.expire_date)))
             .push_bind(event.metadata.as_deref())
-            .push_bind(row.submission.request_id.to_string())
             .push_bind(now);
     });
     insert.push(" ON CONFLICT (account_id, external_id) WHERE external_id IS NOT NULL DO NOTHING");
@@ -312,20 +384,20 @@ async fn insert_events(conn: &mut SqliteConnection, rows: &[Row<'_>], now: i64) 
 async fn resolve_duplicates(
     conn: &mut SqliteConnection,
     rows: &[Row<'_>],
-    ids: &mut [String],
+    ids: &mut [EventId],
 ) -> Result<()> {
     for (row, id) in rows.iter().zip(ids.iter_mut()) {
         let Some(external_id) = &row.event.external_id else {
             continue;
         };
-        let holder: String = sqlx::query_scalar(
-            "SELECT uuid FROM events WHERE account_id = $1 AND external_id = $2",
+        let (hi, lo): (i64, i64) = sqlx::query_as(
+            "SELECT id, id_low FROM events WHERE account_id = $1 AND external_id = $2",
         )
         .bind(row.submission.account.0)
         .bind(external_id)
         .fetch_one(&mut *conn)
         .await?;
-        *id = holder;
+        *id = EventId { hi, lo };
     }
     Ok(())
 }
@@ -361,8 +433,11 @@ mod tests {
     fn chunks_are_powers_of_two() {
         let items: Vec<u32> = (0..1000).collect();
         let sizes: Vec<usize> = chunks(&items).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [256, 256, 256, 128, 64, 32, 8]);
+        assert_eq!(sizes, [512, 256, 128, 64, 40]);
         assert!(chunks::<u32>(&[]).is_empty());
         assert_eq!(chunks(&[1]).len(), 1);
+        let sizes: Vec<usize> = chunks(&items[..100]).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [64, 36]);
+        assert_eq!(chunks(&items[..63]).len(), 1);
     }
 }

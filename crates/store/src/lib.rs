@@ -13,12 +13,14 @@ pub mod users;
 
 use coachloop_core::FieldError;
 use coachloop_core::clock::Clock;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub use page::Page;
@@ -88,8 +90,11 @@ impl std::fmt::Debug for DatabaseUrl {
 pub struct Store {
     read: SqlitePool,
     write: SqlitePool,
-    options: SqliteConnectOptions,
+    options: Arc<SqliteConnectOptions>,
     clock: Arc<dyn Clock>,
+    /// Bumped whenever an event type is renamed or deleted, so the event writer's
+    /// name → id cache knows to start over.
+    type_generation: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -110,24 +115,35 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            // Checkpoint every ~40 MiB of WAL instead of 4 MiB: a page rewritten by many
+            // commits is copied back to the database file once.
+            .pragma("wal_autocheckpoint", "10000")
+            // Statement journals of multi-row inserts stay off the disk.
+            .pragma("temp_store", "memory")
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10))
+            .statement_cache_capacity(256);
         // Writers are serialized by SQLite anyway; one pooled writer avoids busy waits
         // inside this process. The event path has its own connection (see `ingest`).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_slow_threshold(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_slow_threshold(Duration::from_secs(10))
             .min_connections(1)
             .connect_with(options.clone().read_only(true))
             .await?;
         let store = Self {
             read,
             write,
-            options,
+            options: Arc::new(options),
             clock,
+            type_generation: Arc::default(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         Ok(store)

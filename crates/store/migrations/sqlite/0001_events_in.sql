@@ -80,23 +80,28 @@ CREATE TABLE event_types (
     UNIQUE (account_id, name)
 );
 
+-- The hot table. Its ids (account, type, user) are resolved by the writer inside the
+-- transaction that inserts the row, so it declares no foreign keys: three parent
+-- look-ups per row would cost more than the whole insert. The public id is a UUIDv7:
+-- `id` holds its upper 64 bits (time, version, counter; increasing), `id_low` the rest.
 CREATE TABLE events (
     id               INTEGER PRIMARY KEY,
-    uuid             TEXT NOT NULL UNIQUE,
-    account_id       INTEGER NOT NULL REFERENCES accounts (id),
-    event_type_id    INTEGER NOT NULL REFERENCES event_types (id),
-    user_id          INTEGER REFERENCES users (id),
+    id_low           INTEGER NOT NULL,
+    account_id       INTEGER NOT NULL,
+    event_type_id    INTEGER NOT NULL,
+    user_id          INTEGER,
     target_user      TEXT NOT NULL,
-    target_norm      TEXT NOT NULL,
+    -- The match key of target_user, kept while the event is unmatched (NULL once a
+    -- person was known when it arrived).
+    target_norm      TEXT,
     external_id      TEXT,
     source           TEXT,
     description      TEXT,
     occurred_at      INTEGER NOT NULL,
     risk_level       INTEGER,
     risk_decay_mode  INTEGER,
-    risk_expire_date TEXT,
+    risk_expire_date INTEGER,
     metadata         TEXT,
-    request_id       TEXT NOT NULL,
     created_at       INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX events_external_id ON events (account_id, external_id) WHERE external_id IS NOT NULL;

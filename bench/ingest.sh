@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Ingest benchmark (issue 2): single-event POST throughput and latency at 32 connections,
+# the no-op ceiling of the same server, bulk POST (arrays of 1,000) events/s, and the
+# server's RSS after ingesting 1,000,000 events. Every 201 is durable (synchronous=FULL).
+#
+#   bench/ingest.sh           full run (30 s per phase)
+#   bench/ingest.sh --quick   under a minute (5 s per phase)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=30s
+[ "${1:-}" = "--quick" ] && duration=5s
+connections=32
+port=${BENCH_PORT:-18181}
+
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release -q -p coachloop
+bin=target/release/coachloop
+data=$(mktemp -d /tmp/coachloop-bench-XXXXXX)
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
+
+# 1,000 people, so events are matched as in real use.
+{
+  echo "email,first_name,department"
+  for i in $(seq 0 999); do echo "user$i@bench.example,User$i,Dept$((i % 10))"; done
+} > "$data/people.csv"
+$bin users import --data-dir "$data" "$data/people.csv" >/dev/null
+export EVENTS_TOKEN=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
+
+COACHLOOP_LOG=warn $bin serve --data-dir "$data" --listen "127.0.0.1:$port" &
+server=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+
+run() { # script connections -> wrk output
+  wrk -t2 -c"$2" -d"$duration" --latency -s "bench/$1" "http://127.0.0.1:$port" 2>&1
+}
+rate() { awk '/^Requests\/sec/ {print $2}'; }
+pct() { awk -v p="$1" '$1 == p {print $2}'; }
+errors() { awk '/Non-2xx/ {print $NF} END {}' ; }
+
+echo "== no-op route (GET /healthz), $connections connections, $duration"
+noop=$(run noop.lua $connections); noop_rps=$(echo "$noop" | rate)
+echo "   $noop_rps req/s, p50 $(echo "$noop" | pct 50%), p99 $(echo "$noop" | pct 99%)"
+
+echo "== single-event POST /events, $connections connections, $duration"
+single=$(run single.lua $connections); single_rps=$(echo "$single" | rate)
+echo "   $single_rps events/s, p50 $(echo "$single" | pct 50%), p99 $(echo "$single" | pct 99%)$(echo "$single" | errors | sed 's/^/, non-2xx: /')"
+echo "   ratio to the no-op ceiling: $(awk -v a="$single_rps" -v b="$noop_rps" 'BEGIN {printf "%.2f", a / b}')"
+
+echo "== bulk POST /events (arrays of 1,000), 4 connections, $duration"
+bulk=$(run bulk.lua 4); bulk_rps=$(echo "$bulk" | rate)
+echo "   $(awk -v r="$bulk_rps" 'BEGIN {printf "%.0f", r * 1000}') events/s ($bulk_rps req/s), p50 $(echo "$bulk" | pct 50%), p99 $(echo "$bulk" | pct 99%)$(echo "$bulk" | errors | sed 's/^/, non-2xx: /')"
+
+# Top up to 1,000,000 events, then read the server's resident memory.
+total=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}')
+while [ "$total" -lt 1000000 ]; do
+  wrk -t1 -c2 -d2s -s bench/bulk.lua "http://127.0.0.1:$port" >/dev/null 2>&1
+  total=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}')
+done
+echo "== after $total events ingested: server RSS $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"

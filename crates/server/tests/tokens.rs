@@ -1,0 +1,285 @@
+//! `/api/tokens` and how tokens are honoured: scopes, expiry, revocation, last use.
+
+mod common;
+
+use chrono::Duration;
+use common::{TestApp, event, start_time};
+use serde_json::{Value, json};
+
+fn find<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no token `{name}` in {list}"))
+}
+
+/// True when `value` holds a key named `key` anywhere.
+fn has_key(value: &Value, key: &str) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| k == key || has_key(v, key)),
+        Value::Array(items) => items.iter().any(|v| has_key(v, key)),
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn an_admin_creates_lists_and_revokes_tokens() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .post_json(
+            &app.admin,
+            "/api/tokens",
+            &json!({"name":"dashlane","scopes":["events:write"],"expires":"2027-01-01"}),
+        )
+        .await
+        .expect(201);
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("cl_"), "{secret}");
+    assert!(secret.len() > 20);
+    let token = &created["token"];
+    assert_eq!(token["name"], "dashlane");
+    assert_eq!(token["scopes"], json!(["events:write"]));
+    assert_eq!(token["expires_at"], "2027-01-01T00:00:00.000Z");
+    assert_eq!(token["created_at"], "2026-11-01T12:00:00.000Z");
+    assert!(token["revoked_at"].is_null());
+    assert!(!has_key(token, "secret"));
+
+    // The new secret works at once, for what its scopes allow.
+    app.post_events(&secret, &event("a@acme.example", "t"))
+        .await
+        .expect(201);
+    app.get(&secret, "/events")
+        .await
+        .expect_error(403, "forbidden");
+
+    let list = app.get(&app.admin, "/api/tokens").await.expect(200);
+    assert!(!has_key(&list, "secret"), "no secret in the list: {list}");
+    assert!(!list.to_string().contains(&secret));
+    assert_eq!(find(&list, "dashlane")["id"], token["id"]);
+    find(&list, "admin");
+
+    app.clock.advance(Duration::minutes(5));
+    let revoked = app
+        .delete(&app.admin, "/api/tokens/dashlane")
+        .await
+        .expect(200);
+    assert_eq!(revoked["revoked_at"], "2026-11-01T12:05:00.000Z");
+    app.post_events(&secret, &event("a@acme.example", "t"))
+        .await
+        .expect_error(401, "unauthorized");
+    let list = app.get(&app.admin, "/api/tokens").await.expect(200);
+    assert_eq!(
+        find(&list, "dashlane")["revoked_at"],
+        "2026-11-01T12:05:00.000Z"
+    );
+    app.delete(&app.admin, "/api/tokens/dashlane")
+        .await
+        .expect_error(404, "not_found");
+
+    // A revoked name may be reused.
+    app.post_json(
+        &app.admin,
+        "/api/tokens",
+        &json!({"name":"dashlane","scopes":["events:write"]}),
+    )
+    .await
+    .expect(201);
+}
+
+#[tokio::test]
+async fn bad_token_requests_are_refused() {
+    let app = TestApp::spawn().await;
+    app.post_json(
+        &app.admin,
+        "/api/tokens",
+        &json!({"name":"x","scopes":["events:write","root"]}),
+    )
+    .await
+    .expect_error(422, "invalid");
+    app.post_json(&app.admin, "/api/tokens", &json!({"name":"x","scopes":[]}))
+        .await
+        .expect_error(422, "invalid");
+    let bad_date = app
+        .post_json(
+            &app.admin,
+            "/api/tokens",
+            &json!({"name":"x","scopes":["admin"],"expires":"next year"}),
+        )
+        .await;
+    bad_date.expect_error(422, "invalid");
+    assert_eq!(bad_date.detail_fields(), ["expires"]);
+    let past = app
+        .post_json(
+            &app.admin,
+            "/api/tokens",
+            &json!({"name":"x","scopes":["admin"],"expires":"2026-01-01"}),
+        )
+        .await;
+    past.expect_error(422, "invalid");
+    assert_eq!(past.detail_fields(), ["expires"]);
+    let taken = app
+        .post_json(
+            &app.admin,
+            "/api/tokens",
+            &json!({"name":"admin","scopes":["admin"]}),
+        )
+        .await;
+    taken.expect_error(409, "conflict");
+    assert_eq!(taken.detail_fields(), ["name"]);
+    app.post_json(&app.admin, "/api/tokens", &json!({"scopes":["admin"]}))
+        .await
+        .expect_error(422, "invalid");
+
+    let list = app.get(&app.admin, "/api/tokens").await.expect(200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test]
+async fn tokens_are_for_admins_only() {
+    let app = TestApp::spawn().await;
+    let user_reader = app
+        .token("people", "user:read,events:read,events:write")
+        .await;
+    app.get(&user_reader, "/api/tokens")
+        .await
+        .expect_error(403, "forbidden");
+    app.post_json(
+        &user_reader,
+        "/api/tokens",
+        &json!({"name":"mine","scopes":["admin"]}),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    app.delete(&user_reader, "/api/tokens/admin")
+        .await
+        .expect_error(403, "forbidden");
+    // The admin token still works: nothing was revoked.
+    app.get(&app.admin, "/api/tokens").await.expect(200);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let app = TestApp::spawn().await;
+    let secret = app
+        .token_in(
+            app.account,
+            "short-lived",
+            "events:write",
+            Some(start_time() + Duration::hours(1)),
+        )
+        .await;
+    app.post_events(&secret, &event("a@acme.example", "t"))
+        .await
+        .expect(201);
+
+    app.clock.advance(Duration::hours(1));
+    let body = app
+        .post_events(&secret, &event("a@acme.example", "t"))
+        .await
+        .expect_error(401, "unauthorized");
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn missing_unknown_and_malformed_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let body = event("a@acme.example", "t");
+    let missing = app
+        .send(
+            app.request(reqwest::Method::POST, "/events", None)
+                .json(&body),
+        )
+        .await;
+    missing.expect_error(401, "unauthorized");
+    app.post_events("cl_0000", &body)
+        .await
+        .expect_error(401, "unauthorized");
+    let basic = app
+        .send(
+            app.request(reqwest::Method::GET, "/events", None)
+                .header("authorization", format!("Basic {}", app.admin)),
+        )
+        .await;
+    basic.expect_error(401, "unauthorized");
+    let empty = app
+        .send(
+            app.request(reqwest::Method::GET, "/events", None)
+                .header("authorization", "Bearer "),
+        )
+        .await;
+    empty.expect_error(401, "unauthorized");
+    // The scheme is case-insensitive, as senders write it either way.
+    let lower = app
+        .send(
+            app.request(reqwest::Method::GET, "/events", None)
+                .header("authorization", format!("bearer {}", app.admin)),
+        )
+        .await;
+    lower.expect(200);
+
+    for path in [
+        "/events",
+        "/statuses",
+        "/event_types",
+        "/api/users",
+        "/api/tokens",
+    ] {
+        let answer = app
+            .send(app.request(reqwest::Method::GET, path, None))
+            .await;
+        answer.expect_error(401, "unauthorized");
+    }
+    let stored = app.get(&app.admin, "/events").await.expect(200);
+    assert_eq!(stored["meta"]["count"], 0);
+}
+
+#[tokio::test]
+async fn a_token_without_events_write_may_not_post() {
+    let app = TestApp::spawn().await;
+    let reader = app.token("reader", "events:read,user:read").await;
+    let body = app
+        .post_events(&reader, &event("a@acme.example", "t"))
+        .await
+        .expect_error(403, "forbidden");
+    assert!(
+        body["message"].as_str().unwrap().contains("events:write"),
+        "names the scope: {body}"
+    );
+}
+
+#[tokio::test]
+async fn last_use_is_recorded() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .post_json(
+            &app.admin,
+            "/api/tokens",
+            &json!({"name":"sender","scopes":["events:write"]}),
+        )
+        .await
+        .expect(201);
+    let secret = created["secret"].as_str().unwrap();
+    assert!(created["token"]["last_used_at"].is_null());
+
+    app.clock.advance(Duration::minutes(3));
+    app.post_events(secret, &event("a@acme.example", "t"))
+        .await
+        .expect(201);
+
+    // Recorded off the request path: poll a bounded number of times (about 2 s at most).
+    let mut last_used = Value::Null;
+    for _ in 0..100 {
+        let list = app.get(&app.admin, "/api/tokens").await.expect(200);
+        last_used = find(&list, "sender")["last_used_at"].clone();
+        if !last_used.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(last_used, "2026-11-01T12:03:00.000Z");
+}
