@@ -136,6 +136,11 @@ impl From<JsonRejection> for ApiError {
                 Self::invalid(vec![FieldError::new("", e.body_text())])
             }
             JsonRejection::BytesRejection(e) => e.into(),
+            JsonRejection::MissingJsonContentType(e) => Self::new(
+                e.status(),
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ),
             other => Self::new(other.status(), "bad_request", other.body_text()),
         }
     }

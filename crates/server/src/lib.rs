@@ -14,7 +14,10 @@ pub mod user_events;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::IntoResponse;
+use error::ApiError;
+use tower_http::catch_panic::CatchPanicLayer;
 use coachloop_store::Store;
 use coachloop_store::ingest::Ingestor;
 use std::future::Future;
@@ -43,9 +46,32 @@ impl Default for ServerConfig {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, so extracting it per request is one
+/// reference-count bump.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(store: Store, ingest: Ingestor, config: ServerConfig) -> Self {
+        Self(Arc::new(Shared {
+            store,
+            ingest,
+            tokens: Arc::default(),
+            metrics: Arc::default(),
+            config: Arc::new(config),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Store,
     pub ingest: Ingestor,
     pub tokens: Arc<auth::TokenCache>,
@@ -74,11 +100,28 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     router
         .merge(docs::router(Arc::new(openapi)))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; /docs lists them",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; /docs lists what it takes",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("a handler panicked").into_response()
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -103,13 +146,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (ingest, writer) = Ingestor::start(&store).await?;
-    let state = AppState {
-        store: store.clone(),
-        ingest,
-        tokens: Arc::default(),
-        metrics: Arc::default(),
-        config: Arc::new(config),
-    };
+    let state = AppState::new(store.clone(), ingest, config);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -548,7 +548,10 @@ async fn list_event_types(
     auth.require_any(&[Scope::EventsRead, Scope::EventsWrite])?;
     let rows = state
         .store
-        .list_event_types(auth.account(), query.name.as_deref())
+        .list_event_types(
+            auth.account(),
+            query.name.as_deref().filter(|n| !n.trim().is_empty()),
+        )
         .await?;
     let data: Vec<EventType> = rows.into_iter().map(EventType::from).collect();
     Ok(Json(EventTypeList {

@@ -179,5 +179,5 @@ async fn a_json_endpoint_refuses_a_body_that_is_not_json() {
         )
         .await;
     // A body without a JSON content type: 415, in the envelope.
-    untyped.expect_error(415, "bad_request");
+    untyped.expect_error(415, "unsupported_media_type");
 }

@@ -167,3 +167,17 @@ async fn the_docs_page_is_html_describing_the_endpoints() {
     assert!(html.contains("/api/users"));
     assert!(html.contains("/openapi.json"));
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_the_envelope() {
+    let app = TestApp::spawn().await;
+    let missing = app
+        .send(app.request(Method::GET, "/no/such/thing", None))
+        .await;
+    missing.expect_error(404, "not_found");
+    assert!(missing.request_id().is_some());
+    let wrong_method = app
+        .send(app.request(Method::PATCH, "/events", Some(&app.admin)))
+        .await;
+    wrong_method.expect_error(405, "method_not_allowed");
+}

@@ -35,10 +35,10 @@ async fn an_admin_creates_lists_and_revokes_tokens() {
         )
         .await
         .expect(201);
-    let secret = created["secret"].as_str().unwrap().to_owned();
+    let secret = created["data"]["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("cl_"), "{secret}");
     assert!(secret.len() > 20);
-    let token = &created["token"];
+    let token = &created["data"]["token"];
     assert_eq!(token["name"], "dashlane");
     assert_eq!(token["scopes"], json!(["events:write"]));
     assert_eq!(token["expires_at"], "2027-01-01T00:00:00.000Z");
@@ -65,7 +65,7 @@ async fn an_admin_creates_lists_and_revokes_tokens() {
         .delete(&app.admin, "/api/tokens/dashlane")
         .await
         .expect(200);
-    assert_eq!(revoked["revoked_at"], "2026-11-01T12:05:00.000Z");
+    assert_eq!(revoked["data"]["revoked_at"], "2026-11-01T12:05:00.000Z");
     app.post_events(&secret, &event("a@acme.example", "t"))
         .await
         .expect_error(401, "unauthorized");
@@ -263,8 +263,8 @@ async fn last_use_is_recorded() {
         )
         .await
         .expect(201);
-    let secret = created["secret"].as_str().unwrap();
-    assert!(created["token"]["last_used_at"].is_null());
+    let secret = created["data"]["secret"].as_str().unwrap();
+    assert!(created["data"]["token"]["last_used_at"].is_null());
 
     app.clock.advance(Duration::minutes(3));
     app.post_events(secret, &event("a@acme.example", "t"))

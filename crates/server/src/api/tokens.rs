@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
+use crate::paging::DataOf;
 use axum::extract::State;
 use axum::http::StatusCode;
 use coachloop_core::FieldError;
@@ -86,7 +87,7 @@ async fn list_tokens(State(state): State<AppState>, auth: Auth) -> ApiResult<Jso
 /// Create a token; the answer holds its secret, shown this once.
 #[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = TokenInput,
     responses(
-        (status = 201, description = "created", body = CreatedToken),
+        (status = 201, description = "created", body = DataOf<CreatedToken>),
         (status = 401, description = "bad token", body = ErrorBody),
         (status = 403, description = "the token lacks `admin`", body = ErrorBody),
         (status = 409, description = "a live token has this name", body = ErrorBody),
@@ -96,7 +97,7 @@ async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
     Json(input): Json<TokenInput>,
-) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+) -> ApiResult<(StatusCode, Json<DataOf<CreatedToken>>)> {
     auth.require(Scope::Admin)?;
     let scopes = Scopes::parse_list(&input.scopes.join(","))
         .map_err(|e| ApiError::invalid(vec![FieldError::new("scopes", e.to_string())]))?;
@@ -117,9 +118,11 @@ async fn create_token(
     let (token, secret) = state.store.create_token(auth.account(), &new).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedToken {
-            token: token.into(),
-            secret,
+        Json(DataOf {
+            data: CreatedToken {
+                token: token.into(),
+                secret,
+            },
         }),
     ))
 }
@@ -128,7 +131,7 @@ async fn create_token(
 #[utoipa::path(delete, path = "/api/tokens/{name}", tag = "tokens",
     params(("name" = String, Path, description = "the token's name")),
     responses(
-        (status = 200, description = "revoked", body = Token),
+        (status = 200, description = "revoked", body = DataOf<Token>),
         (status = 401, description = "bad token", body = ErrorBody),
         (status = 403, description = "the token lacks `admin`", body = ErrorBody),
         (status = 404, description = "no live token of that name", body = ErrorBody)),
@@ -137,9 +140,9 @@ async fn revoke_token(
     State(state): State<AppState>,
     auth: Auth,
     Path(name): Path<String>,
-) -> ApiResult<Json<Token>> {
+) -> ApiResult<Json<DataOf<Token>>> {
     auth.require(Scope::Admin)?;
     let token = state.store.revoke_token(auth.account(), &name).await?;
     state.tokens.clear();
-    Ok(Json(token.into()))
+    Ok(Json(DataOf { data: token.into() }))
 }
