@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 duration=30s
 [ "${1:-}" = "--quick" ] && duration=5s
 connections=32
+bulk_connections=16
 port=${BENCH_PORT:-18181}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
@@ -27,7 +28,7 @@ trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf
 $bin users import --data-dir "$data" "$data/people.csv" >/dev/null
 export EVENTS_TOKEN=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
 
-COACHLOOP_LOG=warn $bin serve --data-dir "$data" --listen "127.0.0.1:$port" &
+$bin serve --data-dir "$data" --listen "127.0.0.1:$port" &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -36,7 +37,18 @@ run() { # script connections -> wrk output
 }
 rate() { awk '/^Requests\/sec/ {print $2}'; }
 pct() { awk -v p="$1" '$1 == p {print $2}'; }
-errors() { awk '/Non-2xx/ {print $NF} END {}' ; }
+errors() { awk '/Non-2xx/ {print $NF}'; }
+# Mean events per writer transaction since the previous call.
+last_sum=0; last_count=0
+commit_size() {
+  local m sum count
+  m=$(curl -s "http://127.0.0.1:$port/metrics")
+  sum=$(echo "$m" | awk '/^coachloop_ingest_commit_events_sum/ {print $2}')
+  count=$(echo "$m" | awk '/^coachloop_ingest_commit_events_count/ {print $2}')
+  per_commit=$(awk -v s="$sum" -v c="$count" -v ls="$last_sum" -v lc="$last_count" \
+    'BEGIN {if (c > lc) printf "%.1f", (s - ls) / (c - lc); else print "n/a"}')
+  last_sum=$sum; last_count=$count
+}
 
 echo "== no-op route (GET /healthz), $connections connections, $duration"
 noop=$(run noop.lua $connections); noop_rps=$(echo "$noop" | rate)
@@ -45,11 +57,13 @@ echo "   $noop_rps req/s, p50 $(echo "$noop" | pct 50%), p99 $(echo "$noop" | pc
 echo "== single-event POST /events, $connections connections, $duration"
 single=$(run single.lua $connections); single_rps=$(echo "$single" | rate)
 echo "   $single_rps events/s, p50 $(echo "$single" | pct 50%), p99 $(echo "$single" | pct 99%)$(echo "$single" | errors | sed 's/^/, non-2xx: /')"
+commit_size; echo "   events per commit (group commit): $per_commit"
 echo "   ratio to the no-op ceiling: $(awk -v a="$single_rps" -v b="$noop_rps" 'BEGIN {printf "%.2f", a / b}')"
 
-echo "== bulk POST /events (arrays of 1,000), 4 connections, $duration"
-bulk=$(run bulk.lua 4); bulk_rps=$(echo "$bulk" | rate)
+echo "== bulk POST /events (arrays of 1,000), $bulk_connections connections, $duration"
+bulk=$(run bulk.lua $bulk_connections); bulk_rps=$(echo "$bulk" | rate)
 echo "   $(awk -v r="$bulk_rps" 'BEGIN {printf "%.0f", r * 1000}') events/s ($bulk_rps req/s), p50 $(echo "$bulk" | pct 50%), p99 $(echo "$bulk" | pct 99%)$(echo "$bulk" | errors | sed 's/^/, non-2xx: /')"
+commit_size; echo "   events per commit: $per_commit"
 
 # Top up to 1,000,000 events, then read the server's resident memory.
 total=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}')

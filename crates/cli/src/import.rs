@@ -24,15 +24,20 @@ pub struct ImportSummary {
 
 impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let imported = self.created + self.updated;
+        let noun = if imported == 1 { "person" } else { "people" };
         write!(
             f,
-            "imported {} people ({} created, {} updated)",
-            self.created + self.updated,
-            self.created,
-            self.updated
+            "imported {imported} {noun} ({} created, {} updated)",
+            self.created, self.updated
         )?;
         if !self.failures.is_empty() {
-            write!(f, "; {} rows not imported:", self.failures.len())?;
+            let rows = if self.failures.len() == 1 {
+                "row"
+            } else {
+                "rows"
+            };
+            write!(f, "; {} {rows} not imported:", self.failures.len())?;
             for (line, why) in &self.failures {
                 write!(f, "\n  line {line}: {why}")?;
             }
@@ -54,10 +59,12 @@ pub async fn import_users(
     account: AccountId,
     path: &Path,
 ) -> anyhow::Result<ImportSummary> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = bytes.len() as u64;
+    let mut lines = LineCounter::new(&bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(bytes.as_slice());
     let headers = reader
         .headers()
         .with_context(|| format!("cannot read the header row of {}", path.display()))?
@@ -85,14 +92,15 @@ pub async fn import_users(
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                summary
-                    .failures
-                    .push((line, format!("unreadable row: {e}")));
+                let line = e.position().map(|p| lines.line_at(p.byte())).unwrap_or(0);
+                summary.failures.push((line, unreadable(&e)));
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record
+            .position()
+            .map(|p| lines.line_at(p.byte()))
+            .unwrap_or(0);
         progress.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
         match UserChanges::from_record(headers.iter().zip(record.iter())) {
             Ok(changes) if changes.email.is_some() => pending.push((line, changes)),
@@ -110,6 +118,64 @@ pub async fn import_users(
     progress.finish_and_clear();
     summary.failures.sort_by_key(|(line, _)| *line);
     Ok(summary)
+}
+
+/// Why a row could not be read, without the CSV reader's own line number (see
+/// [`LineCounter`]).
+fn unreadable(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("unreadable row: it has {len} fields, the header row has {expected_len}"),
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "unreadable row: field {} is not UTF-8 text (save the file as UTF-8)",
+            err.field() + 1
+        ),
+        _ => format!("unreadable row: {e}"),
+    }
+}
+
+/// Line numbers of records by their byte offset. The CSV reader's own line numbers are
+/// one short after every `\r\n` (rust-csv issue #395), and files exported from
+/// spreadsheets end their lines with `\r\n`.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line on which the record the reader placed at `byte` starts. The reader may
+    /// place it before the `\n` of the previous line's `\r\n` or before blank lines:
+    /// the record starts after them. Offsets come in increasing order.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut start = usize::try_from(byte).map_or(self.bytes.len(), |b| b.min(self.bytes.len()));
+        while self
+            .bytes
+            .get(start)
+            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+        {
+            start += 1;
+        }
+        if start < self.offset {
+            (self.offset, self.line) = (0, 1);
+        }
+        let newlines = self.bytes[self.offset..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.line += newlines as u64;
+        self.offset = start;
+        self.line
+    }
 }
 
 async fn write_chunk(
@@ -133,4 +199,30 @@ async fn write_chunk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineCounter;
+
+    /// The line each record of `text` starts on, by the reader's offsets.
+    fn lines(text: &str) -> Vec<(String, u64)> {
+        let mut counter = LineCounter::new(text.as_bytes());
+        csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .map(|r| {
+                let r = r.expect("a record");
+                let line = counter.line_at(r.position().expect("a position").byte());
+                (r[0].to_owned(), line)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counts_lines_whatever_ends_them() {
+        let expected = [("a", 2), ("b\nc", 4), ("d", 6)].map(|(f, l)| (f.to_owned(), l));
+        assert_eq!(lines("email\na\n\n\"b\nc\"\nd\n"), expected);
+        let crlf = lines("email\r\na\r\n\r\n\"b\nc\"\r\nd");
+        assert_eq!(crlf, expected);
+    }
 }

@@ -169,8 +169,10 @@ fn load(data: &DataArgs, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
 fn init_logging(filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    // Colour only on a terminal: logs piped to a file or a collector stay plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
     for name in config::unknown_env_vars(std::env::vars().map(|(k, _)| k)) {
@@ -244,12 +246,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate { data } => {
             let config = load(&data, None)?;
-            open_store(&config).await?;
+            open_store(&config).await?.close().await;
             println!("database {:?} is up to date", config.database_url());
         }
         Command::Healthcheck { url } => {
             let url = format!("{}/healthz", url.trim_end_matches('/'));
-            let ok = reqwest::get(&url)
+            // A server that accepts but never answers is unhealthy too, not a hang.
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .context("cannot build an HTTP client")?;
+            let ok = client
+                .get(&url)
+                .send()
                 .await
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);

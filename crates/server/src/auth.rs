@@ -9,7 +9,7 @@ use coachloop_core::ids::{AccountId, TokenId};
 use coachloop_core::scope::Scope;
 use coachloop_store::tokens::{Token, hash_secret};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a looked-up token is trusted before it is read again. Revocation through the
@@ -19,7 +19,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// The caller, authenticated.
 #[derive(Debug, Clone)]
 pub struct Auth {
-    pub token: Token,
+    pub token: Arc<Token>,
 }
 
 impl Auth {
@@ -75,23 +75,26 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// A looked-up token and when it was read.
+type Cached = (Arc<Token>, Instant);
+
 #[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Token, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
     /// When each token's `last_used_at` was last written, so a burst of cache misses
     /// writes it once.
     touched: Mutex<HashMap<TokenId, Instant>>,
 }
 
 impl TokenCache {
-    async fn lookup(&self, state: &AppState, secret: &str) -> Result<Option<Token>, ApiError> {
+    async fn lookup(&self, state: &AppState, secret: &str) -> Result<Option<Arc<Token>>, ApiError> {
         let key = hash_secret(secret);
         if let Some((token, at)) = self.lock().get(&key)
             && at.elapsed() < CACHE_TTL
         {
             return Ok(Some(token.clone()));
         }
-        let token = state.store.token_by_secret(secret).await?;
+        let token = state.store.token_by_secret(secret).await?.map(Arc::new);
         match &token {
             Some(token) => {
                 self.lock().insert(key, (token.clone(), Instant::now()));
@@ -130,7 +133,7 @@ impl TokenCache {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Token, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Cached>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -16,13 +16,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
-use error::ApiError;
-use tower_http::catch_panic::CatchPanicLayer;
 use coachloop_store::Store;
 use coachloop_store::ingest::Ingestor;
+use error::ApiError;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
@@ -52,14 +52,23 @@ impl Default for ServerConfig {
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
-    pub fn new(store: Store, ingest: Ingestor, config: ServerConfig) -> Self {
-        Self(Arc::new(Shared {
+    /// Starts the event writer for `store` and returns the state with the writer's task.
+    pub async fn start(
+        store: Store,
+        config: ServerConfig,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let metrics = Arc::new(metrics::Metrics::default());
+        let observer = metrics.clone();
+        let (ingest, writer) =
+            Ingestor::start(&store, Arc::new(move |commit| observer.committed(commit))).await?;
+        let state = Self(Arc::new(Shared {
             store,
             ingest,
             tokens: Arc::default(),
-            metrics: Arc::default(),
+            metrics,
             config: Arc::new(config),
-        }))
+        }));
+        Ok((state, writer))
     }
 }
 
@@ -145,8 +154,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (ingest, writer) = Ingestor::start(&store).await?;
-    let state = AppState::new(store.clone(), ingest, config);
+    let (state, writer) = AppState::start(store.clone(), config).await?;
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;

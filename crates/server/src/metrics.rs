@@ -4,6 +4,7 @@ use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use coachloop_store::ingest::Commit;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -29,6 +30,8 @@ pub struct Metrics {
     requests: Family<RouteLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
     events: Counter,
+    commits: Counter,
+    commit_events: Histogram,
 }
 
 impl Default for Metrics {
@@ -50,18 +53,35 @@ impl Default for Metrics {
         );
         let events = Counter::default();
         registry.register("events_ingested", "Events stored", events.clone());
+        let commits = Counter::default();
+        registry.register(
+            "ingest_commits",
+            "Transactions of the event writer (each one fsync)",
+            commits.clone(),
+        );
+        let commit_events = Histogram::new(exponential_buckets(1.0, 4.0, 8));
+        registry.register(
+            "ingest_commit_events",
+            "Events per writer transaction (group commit)",
+            commit_events.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             events,
+            commits,
+            commit_events,
         }
     }
 }
 
 impl Metrics {
-    pub fn events_ingested(&self, count: usize) {
-        self.events.inc_by(count as u64);
+    /// Records a durable commit of the event writer.
+    pub fn committed(&self, commit: Commit) {
+        self.events.inc_by(commit.events as u64);
+        self.commits.inc();
+        self.commit_events.observe(commit.events as f64);
     }
 
     /// The Prometheus text exposition.

@@ -253,7 +253,7 @@ async fn post_events(
         }
     };
     let request_id = Uuid::now_v7();
-    let receipt = state
+    state
         .ingest
         .submit(Submission {
             account: auth.account(),
@@ -267,7 +267,6 @@ async fn post_events(
             failures,
         })
         .await?;
-    state.metrics.events_ingested(receipt.events.len());
     Ok((
         StatusCode::CREATED,
         Json(DataOf {

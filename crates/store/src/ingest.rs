@@ -76,6 +76,16 @@ pub struct Receipt {
 
 type Reply = oneshot::Sender<Result<Receipt, String>>;
 
+/// One committed transaction of the writer, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    pub requests: usize,
+    pub events: usize,
+}
+
+/// Told of every commit (after it is durable).
+pub type CommitObserver = Arc<dyn Fn(Commit) + Send + Sync>;
+
 /// The handle handlers submit through. Cheap to clone; the writer stops when the last
 /// handle is dropped, after finishing what was queued.
 #[derive(Clone)]
@@ -85,7 +95,7 @@ pub struct Ingestor {
 
 impl Ingestor {
     /// Opens the writer's own connection and starts the writer task.
-    pub async fn start(store: &Store) -> Result<(Self, JoinHandle<()>)> {
+    pub async fn start(store: &Store, observer: CommitObserver) -> Result<(Self, JoinHandle<()>)> {
         let mut conn = SqliteConnection::connect_with(&*store.options).await?;
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
@@ -98,6 +108,7 @@ impl Ingestor {
             type_generation: store.type_generation.clone(),
             seen_generation: 0,
             ids: EventIdGenerator::after(last),
+            observer,
         };
         let task = tokio::spawn(writer.run(rx));
         Ok((Self { queue }, task))
@@ -127,6 +138,7 @@ struct Writer {
     type_generation: Arc<AtomicU64>,
     seen_generation: u64,
     ids: EventIdGenerator,
+    observer: CommitObserver,
 }
 
 impl Writer {
@@ -185,9 +197,13 @@ impl Writer {
             self.seen_generation = generation;
         }
         let result = self.write_once(batch).await;
-        if result.is_err() {
+        match &result {
+            Ok(_) => (self.observer)(Commit {
+                requests: batch.len(),
+                events: batch.iter().map(|s| s.events.len()).sum(),
+            }),
             // Types created by the failed transaction do not exist.
-            self.types.clear();
+            Err(_) => self.types.clear(),
         }
         result
     }
