@@ -4,7 +4,8 @@ use crate::FieldError;
 use crate::identity::normalize_identity;
 use crate::time::{date_start_ms, parse_date, parse_date_or_timestamp};
 use chrono::{DateTime, Months, NaiveDate, Utc};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 pub const MAX_EXTERNAL_ID: usize = 64;
 pub const MAX_DESCRIPTION: usize = 255;
@@ -80,14 +81,11 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// Parses one event object. Unknown fields are ignored; every bad field is reported.
-    pub fn parse(value: &Value, now: DateTime<Utc>) -> Result<Self, Vec<FieldError>> {
-        let Some(object) = value.as_object() else {
-            return Err(vec![FieldError::new("", "an event must be a JSON object")]);
-        };
+    /// Validates one submitted event. Every bad field is reported.
+    pub fn parse(raw: &RawEvent, now: DateTime<Utc>) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut fields = Fields {
-            object,
+            raw,
             errors: &mut errors,
         };
 
@@ -149,15 +147,49 @@ impl NewEvent {
     }
 }
 
-/// Reads typed fields out of an object, collecting errors instead of stopping.
+/// The fields of a submitted event as sent, any JSON type each (checked by
+/// [`NewEvent::parse`]). Unknown fields are skipped without being parsed into values.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawEvent {
+    target_user: Option<Value>,
+    event_type: Option<Value>,
+    external_id: Option<Value>,
+    source: Option<Value>,
+    description: Option<Value>,
+    occurred_date: Option<Value>,
+    risk_level: Option<Value>,
+    risk_decay_mode: Option<Value>,
+    risk_expire_date: Option<Value>,
+    metadata: Option<Value>,
+}
+
+impl RawEvent {
+    fn get(&self, name: &str) -> Option<&Value> {
+        match name {
+            "target_user" => self.target_user.as_ref(),
+            "event_type" => self.event_type.as_ref(),
+            "external_id" => self.external_id.as_ref(),
+            "source" => self.source.as_ref(),
+            "description" => self.description.as_ref(),
+            "occurred_date" => self.occurred_date.as_ref(),
+            "risk_level" => self.risk_level.as_ref(),
+            "risk_decay_mode" => self.risk_decay_mode.as_ref(),
+            "risk_expire_date" => self.risk_expire_date.as_ref(),
+            "metadata" => self.metadata.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Reads typed fields out of an event, collecting errors instead of stopping.
 struct Fields<'a> {
-    object: &'a Map<String, Value>,
+    raw: &'a RawEvent,
     errors: &'a mut Vec<FieldError>,
 }
 
 impl Fields<'_> {
     fn present(&self, name: &str) -> Option<&Value> {
-        self.object.get(name).filter(|v| !v.is_null())
+        self.raw.get(name).filter(|v| !v.is_null())
     }
 
     fn text(&mut self, name: &str, max: usize, required: bool) -> Option<String> {
@@ -283,10 +315,14 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
     }
 
+    fn parse(value: Value, now: DateTime<Utc>) -> Result<NewEvent, Vec<FieldError>> {
+        NewEvent::parse(&serde_json::from_value(value).unwrap(), now)
+    }
+
     #[test]
     fn parses_a_full_event() {
-        let event = NewEvent::parse(
-            &json!({"target_user":" Ana@Acme.Example ","event_type":"dashlane_user_typed_weak_password",
+        let event = parse(
+            json!({"target_user":" Ana@Acme.Example ","event_type":"dashlane_user_typed_weak_password",
                 "external_id":"x-1","source":"Dashlane","description":"logged in to Dashlane",
                 "occurred_date":"2026-10-30","risk_level":4,"risk_decay_mode":1,
                 "risk_expire_date":"2026-12-01","extra":"ignored"}),
@@ -309,8 +345,8 @@ mod tests {
 
     #[test]
     fn defaults_occurred_to_now_and_expiry_to_a_month_later() {
-        let event = NewEvent::parse(
-            &json!({"target_user":"a@b.c","event_type":"t","risk_level":-2}),
+        let event = parse(
+            json!({"target_user":"a@b.c","event_type":"t","risk_level":-2}),
             now(),
         )
         .unwrap();
@@ -323,8 +359,8 @@ mod tests {
 
     #[test]
     fn names_every_bad_field() {
-        let errors = NewEvent::parse(
-            &json!({"event_type":5,"external_id":"x".repeat(65),"risk_level":11,
+        let errors = parse(
+            json!({"event_type":5,"external_id":"x".repeat(65),"risk_level":11,
                 "risk_decay_mode":2,"occurred_date":"yesterday","risk_expire_date":"2026-13-01",
                 "description":"d".repeat(256),"metadata":[1]}),
             now(),
@@ -348,16 +384,14 @@ mod tests {
     }
 
     #[test]
-    fn rejects_expiry_before_occurrence_and_non_objects() {
-        let errors = NewEvent::parse(
-            &json!({"target_user":"a","event_type":"t","occurred_date":"2026-10-30","risk_expire_date":"2026-10-29"}),
+    fn rejects_expiry_before_occurrence() {
+        let errors = parse(
+            json!({"target_user":"a","event_type":"t","occurred_date":"2026-10-30","risk_expire_date":"2026-10-29"}),
             now(),
         )
         .unwrap_err();
         assert_eq!(errors[0].field, "risk_expire_date");
-        assert!(NewEvent::parse(&json!([1]), now()).is_err());
-        let errors = NewEvent::parse(&json!({"target_user":"a","event_type":"bell\u{7}"}), now())
-            .unwrap_err();
+        let errors = parse(json!({"target_user":"a","event_type":"bell\u{7}"}), now()).unwrap_err();
         assert_eq!(errors[0].field, "event_type");
     }
 

@@ -105,8 +105,12 @@ impl TokenCache {
                 let store = state.store.clone();
                 let (id, now) = (token.id, store.clock().now_ms());
                 tokio::spawn(async move {
-                    if let Err(e) = store.touch_token(id, now).await {
-                        tracing::warn!(error = %e, "could not record token use");
+                    match store.touch_token(id, now).await {
+                        // The server is shutting down; the next start records uses again.
+                        Err(e) if !e.is_closed() => {
+                            tracing::warn!(error = %e, "could not record token use");
+                        }
+                        _ => {}
                     }
                 });
             }

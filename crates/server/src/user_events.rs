@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use coachloop_core::FieldError;
-use coachloop_core::event::{NewEvent, parse_type_name};
+use coachloop_core::event::{NewEvent, RawEvent, parse_type_name};
 use coachloop_core::event_id::EventId;
 use coachloop_core::ids::EventTypeId;
 use coachloop_core::scope::Scope;
@@ -21,6 +21,7 @@ use coachloop_store::ingest::{Failure, Submission};
 use coachloop_store::statuses::StatusRow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -214,44 +215,8 @@ async fn post_events(
 ) -> ApiResult<(StatusCode, Json<DataOf<RequestId>>)> {
     auth.require(Scope::EventsWrite)?;
     let body = body?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     let now = state.store.clock().now();
-    let (events, failures) = match &value {
-        Value::Object(_) => {
-            let event = NewEvent::parse(&value, now).map_err(ApiError::invalid)?;
-            (vec![event], Vec::new())
-        }
-        Value::Array(items) => {
-            let max = state.config.max_bulk_events;
-            if items.is_empty() {
-                return Err(ApiError::invalid(vec![FieldError::new(
-                    "",
-                    "the array holds no events",
-                )]));
-            }
-            if items.len() > max {
-                return Err(ApiError::too_large(format!(
-                    "a bulk request holds at most {max} events; this one has {}: split it",
-                    items.len()
-                )));
-            }
-            let mut events = Vec::with_capacity(items.len());
-            let mut failures = Vec::new();
-            for (index, item) in items.iter().enumerate() {
-                match NewEvent::parse(item, now) {
-                    Ok(event) => events.push(event),
-                    Err(errors) => failures.push(Failure::new(index, errors)),
-                }
-            }
-            (events, failures)
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "the body must be a JSON object (one event) or an array of them (bulk)",
-            ));
-        }
-    };
+    let (events, failures) = parse_submission(&body, now, state.config.max_bulk_events)?;
     let request_id = Uuid::now_v7();
     state
         .ingest
@@ -275,6 +240,101 @@ async fn post_events(
             },
         }),
     ))
+}
+
+/// Parses a `POST /events` body: one object, or an array of them whose bad items become
+/// failures. Values are parsed field by field into [`RawEvent`], never into a whole
+/// `serde_json::Value` tree.
+fn parse_submission(
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+    max: usize,
+) -> ApiResult<(Vec<NewEvent>, Vec<Failure>)> {
+    let not_json =
+        |e: serde_json::Error| ApiError::bad_request(format!("the body is not valid JSON: {e}"));
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {
+            let raw: RawEvent = serde_json::from_slice(body).map_err(not_json)?;
+            let event = NewEvent::parse(&raw, now).map_err(ApiError::invalid)?;
+            Ok((vec![event], Vec::new()))
+        }
+        Some(b'[') => {
+            // Raw items are skipped over without serde_json's depth limit: check it here.
+            if nesting_depth(body) > MAX_DEPTH {
+                return Err(ApiError::bad_request(format!(
+                    "the body is not valid JSON: nested more than {MAX_DEPTH} levels deep"
+                )));
+            }
+            let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(not_json)?;
+            if items.is_empty() {
+                return Err(ApiError::invalid(vec![FieldError::new(
+                    "",
+                    "the array holds no events",
+                )]));
+            }
+            if items.len() > max {
+                return Err(ApiError::too_large(format!(
+                    "a bulk request holds at most {max} events; this one has {}: split it",
+                    items.len()
+                )));
+            }
+            let mut events = Vec::with_capacity(items.len());
+            let mut failures = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                match parse_item(item) {
+                    Ok(raw) => match NewEvent::parse(&raw, now) {
+                        Ok(event) => events.push(event),
+                        Err(errors) => failures.push(Failure::new(index, errors)),
+                    },
+                    Err(error) => failures.push(Failure::new(index, vec![error])),
+                }
+            }
+            Ok((events, failures))
+        }
+        _ => {
+            // Not an object or array: say whether it is JSON at all.
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(not_json)?;
+            Err(ApiError::bad_request(
+                "the body must be a JSON object (one event) or an array of them (bulk)",
+            ))
+        }
+    }
+}
+
+/// As deep as serde_json nests before it refuses.
+const MAX_DEPTH: usize = 128;
+
+/// The deepest nesting of arrays and objects in `json` (strings skipped).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+fn parse_item(item: &RawValue) -> Result<RawEvent, FieldError> {
+    if !item.get().trim_start().starts_with('{') {
+        return Err(FieldError::new("", "an event must be a JSON object"));
+    }
+    serde_json::from_str(item.get()).map_err(|e| FieldError::new("", e.to_string()))
 }
 
 // ---- GET /events ----------------------------------------------------------------------
@@ -658,4 +718,16 @@ async fn delete_event_type(
         .delete_event_type(auth.account(), EventTypeId(id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn measures_nesting_outside_strings() {
+        assert_eq!(nesting_depth(br#"[{"a":[1]}]"#), 3);
+        assert_eq!(nesting_depth(br#"[{"a":"[[[[\"]]"}]"#), 2);
+        assert_eq!(nesting_depth(b"17"), 0);
+    }
 }

@@ -25,6 +25,10 @@ const MAX_BATCH_EVENTS: usize = 16_000;
 /// Rows per multi-row INSERT are powers of two up to this, so a few prepared
 /// statements serve every batch size.
 const MAX_CHUNK: usize = 1024;
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// How many times the writer yields to let more requests join a batch.
+const YIELDS: usize = 4;
 /// Batches up to this many rows take one statement of their exact size.
 const WHOLE_UP_TO: usize = 64;
 /// Requests waiting for the writer before senders are held back.
@@ -97,6 +101,12 @@ impl Ingestor {
     /// Opens the writer's own connection and starts the writer task.
     pub async fn start(store: &Store, observer: CommitObserver) -> Result<(Self, JoinHandle<()>)> {
         let mut conn = SqliteConnection::connect_with(&*store.options).await?;
+        // This connection never checkpoints: a checkpoint inside a commit would stall
+        // every request of the batch. A second connection does it in the background.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut conn)
+            .await?;
+        let checkpointer = SqliteConnection::connect_with(&*store.options).await?;
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
             .fetch_one(&mut conn)
@@ -110,7 +120,7 @@ impl Ingestor {
             ids: EventIdGenerator::after(last),
             observer,
         };
-        let task = tokio::spawn(writer.run(rx));
+        let task = tokio::spawn(writer.run(rx, checkpointer));
         Ok((Self { queue }, task))
     }
 
@@ -142,21 +152,43 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<(Submission, Reply)>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<(Submission, Reply)>,
+        checkpointer: SqliteConnection,
+    ) {
+        let checkpoints = tokio::spawn(checkpoint_loop(checkpointer));
         let mut batch = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut size = first.0.events.len();
             batch.push(first);
-            while size < MAX_BATCH_EVENTS {
-                match rx.try_recv() {
-                    Ok(next) => {
-                        size += next.0.events.len();
-                        batch.push(next);
+            // Take what has queued; then give requests being parsed right now a moment
+            // (a yield, not a timer) to join, as long as that keeps adding to the batch.
+            for _ in 0..YIELDS {
+                let before = batch.len();
+                while size < MAX_BATCH_EVENTS {
+                    match rx.try_recv() {
+                        Ok(next) => {
+                            size += next.0.events.len();
+                            batch.push(next);
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
+                if batch.len() == before || size >= MAX_BATCH_EVENTS {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
             self.commit_batch(&mut batch).await;
+        }
+        checkpoints.abort();
+        // Leave a clean database file behind.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut self.conn)
+            .await
+        {
+            warn!(error = %e, "final checkpoint failed");
         }
         let _ = self.conn.close().await;
     }
@@ -208,99 +240,132 @@ impl Writer {
         result
     }
 
+    /// Writes a batch in one round trip to SQLite: `BEGIN IMMEDIATE; INSERT …; COMMIT`
+    /// as one multi-statement query. Ids, event types and earlier `external_id`s are
+    /// settled before it; people are matched by a join inside the insert.
     async fn write_once(&mut self, batch: &[&Submission]) -> Result<Vec<Receipt>> {
-        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         let now = self.now.now_ms();
-
-        let users = resolve_users(&mut tx, batch).await?;
+        let mut seen = existing_external_ids(&mut self.conn, batch).await?;
         let mut rows = Vec::new();
+        let mut receipts = Vec::with_capacity(batch.len());
         for submission in batch {
+            let account = submission.account.0;
+            let mut events = Vec::with_capacity(submission.events.len());
             for event in &submission.events {
-                let type_id = event_type_id(
-                    &mut tx,
-                    &mut self.types,
-                    submission.account,
-                    &event.event_type,
-                    now,
-                )
-                .await?;
+                let key = event.external_id.as_ref().map(|x| (account, x.clone()));
+                if let Some(earlier) = key.as_ref().and_then(|k| seen.get(k)) {
+                    events.push(earlier.to_string());
+                    continue;
+                }
+                let type_id = self.event_type_id(account, &event.event_type, now).await?;
+                let id = self.ids.next(now, rand::random());
+                if let Some(key) = key {
+                    seen.insert(key, id);
+                }
                 rows.push(Row {
-                    id: self.ids.next(now, rand::random()),
-                    submission,
+                    id,
+                    account,
                     event,
                     type_id,
-                    user_id: users
-                        .get(&(submission.account.0, event.target_norm.as_str()))
-                        .copied(),
                 });
+                events.push(id.to_string());
             }
-        }
-
-        let mut stored = 0;
-        for chunk in chunks(&rows) {
-            stored += insert_events(&mut tx, chunk, now).await?;
-        }
-        let mut ids: Vec<EventId> = rows.iter().map(|r| r.id).collect();
-        if stored < rows.len() as u64 {
-            // Some external ids were seen before: report the earlier events' ids.
-            resolve_duplicates(&mut tx, &rows, &mut ids).await?;
-        }
-
-        let mut receipts = Vec::with_capacity(batch.len());
-        let mut ids = ids.into_iter();
-        for submission in batch {
             receipts.push(Receipt {
-                events: ids
-                    .by_ref()
-                    .take(submission.events.len())
-                    .map(|id| id.to_string())
-                    .collect(),
+                events,
                 failures: submission.failures.clone(),
             });
         }
+
         let pairs: Vec<_> = batch.iter().zip(&receipts).collect();
-        for chunk in chunks(&pairs) {
-            insert_requests(&mut tx, chunk, now).await?;
+        if let Err(e) = commit(&mut self.conn, &rows, &pairs, now).await {
+            // Fails harmlessly when the transaction never began.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            return Err(e);
         }
-        tx.commit().await?;
         Ok(receipts)
+    }
+
+    /// The id of an event type, creating the type when a sender names a new one. New
+    /// types are committed on their own: a type that outlives a failed batch is harmless.
+    async fn event_type_id(&mut self, account: i64, name: &str, now: i64) -> Result<i64> {
+        if let Some(id) = self.types.get(&account).and_then(|names| names.get(name)) {
+            return Ok(*id);
+        }
+        sqlx::query(
+            "INSERT INTO event_types (account_id, name, built_in, created_at) \
+             VALUES ($1, $2, 0, $3) ON CONFLICT (account_id, name) DO NOTHING",
+        )
+        .bind(account)
+        .bind(name)
+        .bind(now)
+        .execute(&mut self.conn)
+        .await?;
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM event_types WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(name)
+                .fetch_one(&mut self.conn)
+                .await?;
+        self.types
+            .entry(account)
+            .or_default()
+            .insert(name.to_owned(), id);
+        Ok(id)
+    }
+}
+
+/// Copies committed WAL frames into the database file, without ever blocking the writer
+/// (a passive checkpoint takes no write lock).
+async fn checkpoint_loop(mut conn: SqliteConnection) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            warn!(error = %e, "background checkpoint failed");
+        }
     }
 }
 
 struct Row<'a> {
     id: EventId,
-    submission: &'a Submission,
+    account: i64,
     event: &'a NewEvent,
     type_id: i64,
-    user_id: Option<i64>,
 }
 
-/// The user of every identity the batch names, per account, in one query each.
-async fn resolve_users<'a>(
+/// The events already stored under the `external_id`s this batch names, per account.
+/// Only this writer inserts events, so what it reads here still holds when it commits.
+async fn existing_external_ids(
     conn: &mut SqliteConnection,
-    batch: &[&'a Submission],
-) -> Result<HashMap<(i64, &'a str), i64>> {
-    let mut wanted: HashMap<i64, Vec<&'a str>> = HashMap::new();
+    batch: &[&Submission],
+) -> Result<HashMap<(i64, String), EventId>> {
+    let mut wanted: HashMap<i64, Vec<&str>> = HashMap::new();
     for submission in batch {
-        let names = wanted.entry(submission.account.0).or_default();
-        names.extend(submission.events.iter().map(|e| e.target_norm.as_str()));
+        for event in &submission.events {
+            if let Some(external_id) = &event.external_id {
+                wanted
+                    .entry(submission.account.0)
+                    .or_default()
+                    .push(external_id);
+            }
+        }
     }
     let mut found = HashMap::new();
-    for (account, mut names) in wanted {
-        names.sort_unstable();
-        names.dedup();
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT identity, user_id FROM user_identities \
-             WHERE account_id = $1 AND identity IN (SELECT value FROM json_each($2))",
+    for (account, names) in wanted {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT external_id, id, id_low FROM events \
+             WHERE account_id = $1 AND external_id IN (SELECT value FROM json_each($2))",
         )
         .bind(account)
         .bind(serde_json::to_string(&names).unwrap_or_default())
         .fetch_all(&mut *conn)
         .await?;
-        for (identity, user_id) in rows {
-            if let Ok(i) = names.binary_search(&identity.as_str()) {
-                found.insert((account, names[i]), user_id);
-            }
+        for (external_id, hi, lo) in rows {
+            found.insert((account, external_id), EventId { hi, lo });
         }
     }
     Ok(found)
@@ -325,62 +390,63 @@ fn chunks<T>(items: &[T]) -> Vec<&[T]> {
     out
 }
 
-/// The id of an event type, creating the type when a sender names a new one.
-async fn event_type_id(
+/// Stores the rows and statuses in one `BEGIN IMMEDIATE … COMMIT`. A small batch goes
+/// as one multi-statement query (one round trip to SQLite's thread); a large one
+/// statement by statement, so the prepared-statement cache holds a few shapes rather
+/// than every mix of chunk sizes.
+async fn commit(
     conn: &mut SqliteConnection,
-    cache: &mut HashMap<i64, HashMap<String, i64>>,
-    account: AccountId,
-    name: &str,
+    rows: &[Row<'_>],
+    pairs: &[(&&Submission, &Receipt)],
     now: i64,
-) -> Result<i64> {
-    if let Some(id) = cache.get(&account.0).and_then(|names| names.get(name)) {
-        return Ok(*id);
-    }
-    let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM event_types WHERE account_id = $1 AND name = $2")
-            .bind(account.0)
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let id = match existing {
-        Some(id) => id,
-        None => {
-            sqlx::query_scalar(
-                "INSERT INTO event_types (account_id, name, built_in, created_at) \
-                 VALUES ($1, $2, 0, $3) RETURNING id",
-            )
-            .bind(account.0)
-            .bind(name)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?
+) -> Result<()> {
+    if rows.len() <= WHOLE_UP_TO && pairs.len() <= WHOLE_UP_TO {
+        let mut query = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE; ");
+        if !rows.is_empty() {
+            push_events(&mut query, rows, now);
+            query.push("; ");
         }
-    };
-    cache
-        .entry(account.0)
-        .or_default()
-        .insert(name.to_owned(), id);
-    Ok(id)
+        push_requests(&mut query, pairs, now);
+        query.push("; COMMIT");
+        query.build().execute(&mut *conn).await?;
+        return Ok(());
+    }
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    for chunk in chunks(rows) {
+        let mut query = QueryBuilder::<Sqlite>::new("");
+        push_events(&mut query, chunk, now);
+        query.build().execute(&mut *conn).await?;
+    }
+    for chunk in chunks(pairs) {
+        let mut query = QueryBuilder::<Sqlite>::new("");
+        push_requests(&mut query, chunk, now);
+        query.build().execute(&mut *conn).await?;
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(())
 }
 
-async fn insert_events(conn: &mut SqliteConnection, rows: &[Row<'_>], now: i64) -> Result<u64> {
-    let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (id, id_low, account_id, event_type_id, user_id, target_user, target_norm, \
-         external_id, source, description, occurred_at, risk_level, risk_decay_mode, \
-         risk_expire_date, metadata, created_at) ",
+/// Appends one multi-row insert of events. The person is found by a join on their
+/// identities; the match key is kept only for events that matched no one.
+fn push_events<'a>(query: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Row<'a>], now: i64) {
+    query.push(
+        "INSERT INTO events (id, id_low, account_id, event_type_id, user_id, target_user, \
+         target_norm, external_id, source, description, occurred_at, risk_level, \
+         risk_decay_mode, risk_expire_date, metadata, created_at) \
+         SELECT v.column1, v.column2, v.column3, v.column4, i.user_id, v.column5, \
+         CASE WHEN i.user_id IS NULL THEN v.column6 END, v.column7, v.column8, v.column9, \
+         v.column10, v.column11, v.column12, v.column13, v.column14, v.column15 FROM (",
     );
-    insert.push_values(rows, |mut values, row| {
+    query.push_values(rows, |mut values, row| {
         let event = row.event;
-        let account = row.submission.account.0;
         let risk = event.risk.as_ref();
         values
             .push_bind(row.id.hi)
             .push_bind(row.id.lo)
-            .push_bind(account)
+            .push_bind(row.account)
             .push_bind(row.type_id)
-            .push_bind(row.user_id)
             .push_bind(event.target_user.as_str())
-            .push_bind(row.user_id.is_none().then_some(event.target_norm.as_str()))
+            .push_bind(event.target_norm.as_str())
             .push_bind(event.external_id.as_deref())
             .push_bind(event.source.as_deref())
             .push_bind(event.description.as_deref())
@@ -391,43 +457,25 @@ async fn insert_events(conn: &mut SqliteConnection, rows: &[Row<'_>], now: i64) 
             .push_bind(event.metadata.as_deref())
             .push_bind(now);
     });
-    insert.push(" ON CONFLICT (account_id, external_id) WHERE external_id IS NOT NULL DO NOTHING");
-    Ok(insert.build().execute(&mut *conn).await?.rows_affected())
-}
-
-/// Replaces the ids of rows that were not inserted (their `external_id` existed) with the
-/// id of the event that holds that `external_id`.
-async fn resolve_duplicates(
-    conn: &mut SqliteConnection,
-    rows: &[Row<'_>],
-    ids: &mut [EventId],
-) -> Result<()> {
-    for (row, id) in rows.iter().zip(ids.iter_mut()) {
-        let Some(external_id) = &row.event.external_id else {
-            continue;
-        };
-        let (hi, lo): (i64, i64) = sqlx::query_as(
-            "SELECT id, id_low FROM events WHERE account_id = $1 AND external_id = $2",
-        )
-        .bind(row.submission.account.0)
-        .bind(external_id)
-        .fetch_one(&mut *conn)
-        .await?;
-        *id = EventId { hi, lo };
-    }
-    Ok(())
-}
-
-async fn insert_requests(
-    conn: &mut SqliteConnection,
-    pairs: &[(&&Submission, &Receipt)],
-    now: i64,
-) -> Result<()> {
-    let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO event_requests (uuid, account_id, token_name, integration, events, failures, \
-         processed_at) ",
+    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
+    query.push(
+        ") AS v LEFT JOIN user_identities i ON i.account_id = v.column3 \
+         AND i.identity = v.column6 WHERE true \
+         ON CONFLICT (account_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
     );
-    insert.push_values(pairs, |mut values, (submission, receipt)| {
+}
+
+/// Appends one multi-row insert of request statuses.
+fn push_requests<'a>(
+    query: &mut QueryBuilder<'a, Sqlite>,
+    pairs: &'a [(&&'a Submission, &'a Receipt)],
+    now: i64,
+) {
+    query.push(
+        "INSERT INTO event_requests (uuid, account_id, token_name, integration, events, \
+         failures, processed_at) ",
+    );
+    query.push_values(pairs, |mut values, (submission, receipt)| {
         values
             .push_bind(submission.request_id.to_string())
             .push_bind(submission.account.0)
@@ -437,8 +485,6 @@ async fn insert_requests(
             .push_bind(serde_json::to_string(&receipt.failures).unwrap_or_default())
             .push_bind(now);
     });
-    insert.build().execute(&mut *conn).await?;
-    Ok(())
 }
 
 #[cfg(test)]

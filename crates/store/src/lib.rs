@@ -50,6 +50,11 @@ impl StoreError {
     pub fn conflict(field: &str, message: impl Into<String>) -> Self {
         Self::Conflict(FieldError::new(field, message))
     }
+
+    /// True when the store was closed (the process is shutting down).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::PoolClosed))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
