@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 duration=30s
 [ "${1:-}" = "--quick" ] && duration=5s
 connections=32
-bulk_connections=16
+bulk_connections=32
 port=${BENCH_PORT:-18181}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }

@@ -30,6 +30,22 @@ impl EventId {
     }
 }
 
+/// Packs ids into 16 bytes each, the stored form of a request's event list.
+pub fn pack(ids: &[EventId]) -> Vec<u8> {
+    ids.iter()
+        .flat_map(|id| id.to_uuid().into_bytes())
+        .collect()
+}
+
+/// Unpacks what [`pack`] made; a trailing partial id is ignored.
+pub fn unpack(bytes: &[u8]) -> Vec<EventId> {
+    bytes
+        .chunks_exact(16)
+        .filter_map(|chunk| Uuid::from_slice(chunk).ok())
+        .map(EventId::from_uuid)
+        .collect()
+}
+
 impl std::fmt::Display for EventId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.to_uuid().fmt(f)
@@ -97,6 +113,16 @@ mod tests {
             assert_eq!(last.to_uuid().get_version_num(), 7);
         }
         assert_eq!(last.hi >> 16, 1001);
+    }
+
+    #[test]
+    fn packs_and_unpacks() {
+        let mut ids = EventIdGenerator::after(0);
+        let list: Vec<EventId> = (0..3).map(|i| ids.next(5_000, i)).collect();
+        let packed = pack(&list);
+        assert_eq!(packed.len(), 48);
+        assert_eq!(unpack(&packed), list);
+        assert!(unpack(&[]).is_empty());
     }
 
     proptest! {

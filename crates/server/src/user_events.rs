@@ -11,7 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use coachloop_core::FieldError;
 use coachloop_core::event::{NewEvent, RawEvent, parse_type_name};
-use coachloop_core::event_id::EventId;
+use coachloop_core::event_id::{EventId, unpack};
 use coachloop_core::ids::EventTypeId;
 use coachloop_core::scope::Scope;
 use coachloop_core::time::{date_of_ms, date_start_ms, format_date, format_ms, parse_date};
@@ -152,7 +152,10 @@ impl From<StatusRow> for Status {
         Self {
             id: row.uuid,
             details: StatusDetails {
-                events: serde_json::from_str(&row.events).unwrap_or_default(),
+                events: unpack(&row.events)
+                    .into_iter()
+                    .map(|id| id.to_string())
+                    .collect(),
                 failures: serde_json::from_str(&row.failures).unwrap_or_default(),
             },
             processed: format_ms(row.processed_at),

@@ -8,7 +8,7 @@
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
 use coachloop_core::event::NewEvent;
-use coachloop_core::event_id::{EventId, EventIdGenerator};
+use coachloop_core::event_id::{EventId, EventIdGenerator, pack};
 use coachloop_core::ids::AccountId;
 use serde::Serialize;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
@@ -21,12 +21,12 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 /// The most events one transaction takes; more wait for the next commit.
-const MAX_BATCH_EVENTS: usize = 16_000;
+const MAX_BATCH_EVENTS: usize = 32_000;
 /// Rows per multi-row INSERT are powers of two up to this, so a few prepared
 /// statements serve every batch size.
-const MAX_CHUNK: usize = 1024;
+const MAX_CHUNK: usize = 2048;
 /// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// How many times the writer yields to let more requests join a batch.
 const YIELDS: usize = 4;
 /// Batches up to this many rows take one statement of their exact size.
@@ -74,7 +74,7 @@ pub struct Submission {
 /// gives the earlier event's id) and the failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    pub events: Vec<String>,
+    pub events: Vec<EventId>,
     pub failures: Vec<Failure>,
 }
 
@@ -101,11 +101,13 @@ impl Ingestor {
     /// Opens the writer's own connection and starts the writer task.
     pub async fn start(store: &Store, observer: CommitObserver) -> Result<(Self, JoinHandle<()>)> {
         let mut conn = SqliteConnection::connect_with(&*store.options).await?;
-        // This connection never checkpoints: a checkpoint inside a commit would stall
-        // every request of the batch. A second connection does it in the background.
-        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        // A large checkpoint inside a commit would stall every request of the batch: a
+        // second connection copies the WAL in the background, and the writer's own
+        // auto-checkpoint is kept small, to finish what that one left.
+        sqlx::query("PRAGMA wal_autocheckpoint = 4000")
             .execute(&mut conn)
             .await?;
+
         let checkpointer = SqliteConnection::connect_with(&*store.options).await?;
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
@@ -254,7 +256,7 @@ impl Writer {
             for event in &submission.events {
                 let key = event.external_id.as_ref().map(|x| (account, x.clone()));
                 if let Some(earlier) = key.as_ref().and_then(|k| seen.get(k)) {
-                    events.push(earlier.to_string());
+                    events.push(*earlier);
                     continue;
                 }
                 let type_id = self.event_type_id(account, &event.event_type, now).await?;
@@ -268,7 +270,7 @@ impl Writer {
                     event,
                     type_id,
                 });
-                events.push(id.to_string());
+                events.push(id);
             }
             receipts.push(Receipt {
                 events,
@@ -314,8 +316,11 @@ impl Writer {
     }
 }
 
-/// Copies committed WAL frames into the database file, without ever blocking the writer
-/// (a passive checkpoint takes no write lock).
+/// Copies committed WAL frames into the database file off the writer's path. A passive
+/// checkpoint takes no lock and waits for no one. Under steady writing it never quite
+/// finishes, so the writer's own small auto-checkpoint copies the last few frames and
+/// lets the WAL start over; if this one is running at that moment, the writer's attempt
+/// is skipped rather than waited for.
 async fn checkpoint_loop(mut conn: SqliteConnection) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -481,7 +486,7 @@ fn push_requests<'a>(
             .push_bind(submission.account.0)
             .push_bind(submission.token_name.as_str())
             .push_bind(submission.integration.as_deref())
-            .push_bind(serde_json::to_string(&receipt.events).unwrap_or_default())
+            .push_bind(pack(&receipt.events))
             .push_bind(serde_json::to_string(&receipt.failures).unwrap_or_default())
             .push_bind(now);
     });

@@ -124,6 +124,8 @@ impl Store {
             // Checkpoint every ~40 MiB of WAL instead of 4 MiB: a page rewritten by many
             // commits is copied back to the database file once.
             .pragma("wal_autocheckpoint", "10000")
+            // When the WAL starts over, its file is cut back to this size.
+            .pragma("journal_size_limit", "67108864")
             // Statement journals of multi-row inserts stay off the disk.
             .pragma("temp_store", "memory")
             .log_statements(log::LevelFilter::Trace)

@@ -10,8 +10,8 @@ pub struct StatusRow {
     pub uuid: String,
     pub token_name: String,
     pub integration: Option<String>,
-    /// JSON array of event ids.
-    pub events: String,
+    /// Event ids, packed (see `coachloop_core::event_id::pack`).
+    pub events: Vec<u8>,
     /// JSON array of `{index, reason, ...}`.
     pub failures: String,
     pub processed_at: i64,

@@ -118,7 +118,9 @@ CREATE TABLE event_requests (
     account_id    INTEGER NOT NULL REFERENCES accounts (id),
     token_name    TEXT NOT NULL,
     integration   TEXT,
-    events        TEXT NOT NULL,
+    -- The ids of the events the request stored or found, in submission order:
+    -- 16 bytes each (the UUID's bytes), concatenated.
+    events        BLOB NOT NULL,
     failures      TEXT NOT NULL,
     processed_at  INTEGER NOT NULL
 );
