@@ -14,7 +14,7 @@ use serde::Serialize;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
@@ -26,7 +26,9 @@ const MAX_BATCH_EVENTS: usize = 32_000;
 /// statements serve every batch size.
 const MAX_CHUNK: usize = 2048;
 /// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// WAL length (pages) past which the writer is asked to finish a checkpoint.
+const WAL_RESTART_FRAMES: i64 = 1_024;
 /// How many times the writer yields to let more requests join a batch.
 const YIELDS: usize = 4;
 /// Batches up to this many rows take one statement of their exact size.
@@ -102,9 +104,8 @@ impl Ingestor {
     pub async fn start(store: &Store, observer: CommitObserver) -> Result<(Self, JoinHandle<()>)> {
         let mut conn = SqliteConnection::connect_with(&*store.options).await?;
         // A large checkpoint inside a commit would stall every request of the batch: a
-        // second connection copies the WAL in the background, and the writer's own
-        // auto-checkpoint is kept small, to finish what that one left.
-        sqlx::query("PRAGMA wal_autocheckpoint = 4000")
+        // second connection copies the WAL in the background (see `checkpoint_loop`).
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
             .execute(&mut conn)
             .await?;
 
@@ -121,6 +122,7 @@ impl Ingestor {
             seen_generation: 0,
             ids: EventIdGenerator::after(last),
             observer,
+            restart_wal: Arc::default(),
         };
         let task = tokio::spawn(writer.run(rx, checkpointer));
         Ok((Self { queue }, task))
@@ -151,6 +153,9 @@ struct Writer {
     seen_generation: u64,
     ids: EventIdGenerator,
     observer: CommitObserver,
+    /// Set by the background checkpointer when the WAL is long and nearly all copied:
+    /// the writer then copies the rest between two batches, so the WAL starts over.
+    restart_wal: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -159,7 +164,7 @@ impl Writer {
         mut rx: mpsc::Receiver<(Submission, Reply)>,
         checkpointer: SqliteConnection,
     ) {
-        let checkpoints = tokio::spawn(checkpoint_loop(checkpointer));
+        let checkpoints = tokio::spawn(checkpoint_loop(checkpointer, self.restart_wal.clone()));
         let mut batch = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut size = first.0.events.len();
@@ -183,6 +188,9 @@ impl Writer {
                 tokio::task::yield_now().await;
             }
             self.commit_batch(&mut batch).await;
+            if self.restart_wal.swap(false, Ordering::SeqCst) {
+                self.finish_checkpoint().await;
+            }
         }
         checkpoints.abort();
         // Leave a clean database file behind.
@@ -193,6 +201,22 @@ impl Writer {
             warn!(error = %e, "final checkpoint failed");
         }
         let _ = self.conn.close().await;
+    }
+
+    /// Copies the few WAL frames the background checkpoint has not, so the next commit
+    /// starts the WAL over. Runs between batches, after the replies went out.
+    async fn finish_checkpoint(&mut self) {
+        let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut self.conn)
+            .await;
+        match done {
+            // Busy (the background one is running) or not all copied: try after the next batch.
+            Ok((busy, frames, copied)) if busy != 0 || copied < frames => {
+                self.restart_wal.store(true, Ordering::SeqCst);
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "checkpoint failed"),
+        }
     }
 
     /// Commits the batch in one transaction; if that fails, each submission is tried
@@ -317,20 +341,24 @@ impl Writer {
 }
 
 /// Copies committed WAL frames into the database file off the writer's path. A passive
-/// checkpoint takes no lock and waits for no one. Under steady writing it never quite
-/// finishes, so the writer's own small auto-checkpoint copies the last few frames and
-/// lets the WAL start over; if this one is running at that moment, the writer's attempt
-/// is skipped rather than waited for.
-async fn checkpoint_loop(mut conn: SqliteConnection) {
+/// checkpoint takes no lock and waits for no one, but under steady writing it never
+/// quite finishes, and a WAL that never starts over grows without end. So once the WAL
+/// is longer than [`WAL_RESTART_FRAMES`], this asks the writer to copy the last few
+/// frames itself between two batches (`restart`), after which the WAL starts over.
+async fn checkpoint_loop(mut conn: SqliteConnection, restart: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
-            warn!(error = %e, "background checkpoint failed");
+        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut conn)
+            .await;
+        match passive {
+            Ok((_, frames, _)) if frames > WAL_RESTART_FRAMES => {
+                restart.store(true, Ordering::SeqCst);
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "background checkpoint failed"),
         }
     }
 }
