@@ -6,6 +6,8 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod criteria;
+pub mod duration;
 pub mod event;
 pub mod event_id;
 pub mod identity;

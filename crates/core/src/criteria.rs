@@ -1,0 +1,906 @@
+//! The smart-group criteria language (JSON): parsing, with the JSON path of a bad node,
+//! and evaluation of a person's facts at an instant — plus the next instant at which the
+//! answer may change, which is when an engine must look again.
+//!
+//! ```json
+//! {"all": [
+//!   {"event": {"type": "dashlane_user_typed_compromised_password",
+//!              "count": {"at_least": 2}, "within": "P3M"}},
+//!   {"not": {"user": {"attribute": "department", "in": ["Security"]}}}
+//! ]}
+//! ```
+//!
+//! An event leaf holds at `t` when the number of the person's events whose type and
+//! description match, with `occurred_date` in the time frame, satisfies the count. The
+//! rolling frame `P` is `(t − P, t]`: an event exactly `P` old no longer counts.
+
+use crate::duration::IsoDuration;
+use crate::time::{date_start_ms, parse_date, parse_date_or_timestamp};
+use crate::user::{DATE_FIELDS, TEXT_FIELDS};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+
+/// A parsed criteria tree.
+#[derive(Debug, Clone)]
+pub enum Criteria {
+    All(Vec<Criteria>),
+    Any(Vec<Criteria>),
+    Not(Box<Criteria>),
+    Event(EventLeaf),
+    User(UserLeaf),
+    Group(GroupLeaf),
+}
+
+/// "Count of matching events in a time frame".
+#[derive(Debug, Clone)]
+pub struct EventLeaf {
+    pub event_type: TypeMatch,
+    pub description: Option<TextMatch>,
+    pub count: Count,
+    pub window: Window,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeMatch {
+    Exact(String),
+    /// `prefix_*`: every type whose name starts with the prefix.
+    Prefix(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum TextMatch {
+    /// Case-insensitive substring.
+    Contains(String),
+    /// Case-insensitive whole text.
+    Equals(String),
+    Regex(regex::Regex),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    AtLeast(u32),
+    AtMost(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Every event up to now.
+    Any,
+    /// `(t − P, t]`.
+    Rolling(IsoDuration),
+    /// Events that occurred in `[from, to]` (epoch ms), once they have occurred.
+    Between(i64, i64),
+}
+
+/// A test of one attribute of the person.
+#[derive(Debug, Clone)]
+pub struct UserLeaf {
+    pub attribute: &'static str,
+    pub test: UserTest,
+}
+
+#[derive(Debug, Clone)]
+pub enum UserTest {
+    /// Case-insensitive.
+    Equals(String),
+    /// Case-insensitive, any of.
+    In(Vec<String>),
+    /// Case-insensitive substring.
+    Contains(String),
+    /// A date attribute strictly before this day.
+    Before(i64),
+    /// A date attribute strictly after this day.
+    After(i64),
+    /// A date attribute within `(t − P, t]`, e.g. "started in the last 30 days".
+    WithinLast(IsoDuration),
+}
+
+/// Membership of another group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLeaf {
+    pub group: i64,
+}
+
+/// What is wrong with criteria, and where (`$.all[1].event.count`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct CriteriaError {
+    pub path: String,
+    pub message: String,
+}
+
+/// One event of the person, as the criteria see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFact {
+    pub event_type: String,
+    pub description: Option<String>,
+    pub occurred_ms: i64,
+}
+
+/// What criteria are evaluated against: one person.
+pub trait Facts {
+    /// A text or date attribute (`YYYY-MM-DD`), `None` when empty.
+    fn attribute(&self, name: &str) -> Option<&str>;
+    /// The person's events (any order).
+    fn events(&self) -> &[EventFact];
+    fn member_of(&self, group: i64) -> bool;
+}
+
+/// Attributes a user leaf may name.
+fn attribute_name(name: &str) -> Option<&'static str> {
+    std::iter::once(&"email")
+        .chain(TEXT_FIELDS)
+        .chain(DATE_FIELDS)
+        .find(|known| **known == name)
+        .copied()
+}
+
+fn is_date_attribute(name: &str) -> bool {
+    DATE_FIELDS.contains(&name)
+}
+
+// ---- parsing ----------------------------------------------------------------------------
+
+struct Parser;
+
+fn fail(path: &str, message: impl Into<String>) -> CriteriaError {
+    CriteriaError {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl Criteria {
+    /// Parses criteria JSON; an error names the path of the first bad node and why.
+    pub fn parse(value: &Value) -> Result<Self, CriteriaError> {
+        Parser::node(value, "$")
+    }
+
+    /// Evaluates the criteria for one person at `now_ms`.
+    pub fn evaluate(&self, facts: &dyn Facts, now_ms: i64) -> bool {
+        match self {
+            Criteria::All(children) => children.iter().all(|c| c.evaluate(facts, now_ms)),
+            Criteria::Any(children) => children.iter().any(|c| c.evaluate(facts, now_ms)),
+            Criteria::Not(child) => !child.evaluate(facts, now_ms),
+            Criteria::Event(leaf) => leaf.holds(facts.events(), now_ms),
+            Criteria::User(leaf) => leaf.holds(facts, now_ms),
+            Criteria::Group(leaf) => facts.member_of(leaf.group),
+        }
+    }
+
+    /// The earliest instant after `now_ms` at which the answer may change without any new
+    /// fact (an event entering or leaving a time frame, a date coming within range).
+    /// The answer cannot change before it; `None` means never by time alone.
+    pub fn next_change(&self, facts: &dyn Facts, now_ms: i64) -> Option<i64> {
+        match self {
+            Criteria::All(children) | Criteria::Any(children) => children
+                .iter()
+                .filter_map(|c| c.next_change(facts, now_ms))
+                .min(),
+            Criteria::Not(child) => child.next_change(facts, now_ms),
+            Criteria::Event(leaf) => leaf.next_flip(facts.events(), now_ms),
+            Criteria::User(leaf) => leaf.next_change(facts, now_ms),
+            Criteria::Group(_) => None,
+        }
+    }
+
+    /// Every event leaf, so an engine knows which event types can affect the criteria.
+    pub fn event_leaves(&self) -> Vec<&EventLeaf> {
+        let mut out = Vec::new();
+        self.walk(&mut |c| {
+            if let Criteria::Event(leaf) = c {
+                out.push(leaf);
+            }
+        });
+        out
+    }
+
+    /// Every group the criteria refer to.
+    pub fn groups(&self) -> Vec<i64> {
+        let mut out = Vec::new();
+        self.walk(&mut |c| {
+            if let Criteria::Group(leaf) = c {
+                out.push(leaf.group);
+            }
+        });
+        out
+    }
+
+    fn walk<'a>(&'a self, visit: &mut dyn FnMut(&'a Criteria)) {
+        visit(self);
+        match self {
+            Criteria::All(children) | Criteria::Any(children) => {
+                for child in children {
+                    child.walk(visit);
+                }
+            }
+            Criteria::Not(child) => child.walk(visit),
+            _ => {}
+        }
+    }
+}
+
+impl Parser {
+    fn node(value: &Value, path: &str) -> Result<Criteria, CriteriaError> {
+        let object = value.as_object().ok_or_else(|| {
+            fail(
+                path,
+                "must be an object with one of: all, any, not, event, user, group",
+            )
+        })?;
+        let mut keys = object.keys();
+        let (Some(key), None) = (keys.next(), keys.next()) else {
+            return Err(fail(
+                path,
+                "must have exactly one key: all, any, not, event, user or group",
+            ));
+        };
+        let inner = &object[key];
+        let path = format!("{path}.{key}");
+        match key.as_str() {
+            "all" | "any" => {
+                let items = inner
+                    .as_array()
+                    .ok_or_else(|| fail(&path, "must be an array of criteria"))?;
+                if items.is_empty() {
+                    return Err(fail(&path, "must hold at least one criterion"));
+                }
+                let children = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| Self::node(item, &format!("{path}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(if key == "all" {
+                    Criteria::All(children)
+                } else {
+                    Criteria::Any(children)
+                })
+            }
+            "not" => Ok(Criteria::Not(Box::new(Self::node(inner, &path)?))),
+            "event" => Ok(Criteria::Event(Self::event(inner, &path)?)),
+            "user" => Ok(Criteria::User(Self::user(inner, &path)?)),
+            "group" => Ok(Criteria::Group(Self::group(inner, &path)?)),
+            other => Err(fail(
+                &path,
+                format!("unknown criterion `{other}`; use all, any, not, event, user or group"),
+            )),
+        }
+    }
+
+    fn fields<'a>(
+        value: &'a Value,
+        path: &str,
+        allowed: &[&str],
+    ) -> Result<&'a Map<String, Value>, CriteriaError> {
+        let object = value
+            .as_object()
+            .ok_or_else(|| fail(path, "must be an object"))?;
+        if let Some(unknown) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(fail(
+                &format!("{path}.{unknown}"),
+                format!("unknown field; expected one of: {}", allowed.join(", ")),
+            ));
+        }
+        Ok(object)
+    }
+
+    fn text<'a>(value: &'a Value, path: &str) -> Result<&'a str, CriteriaError> {
+        value
+            .as_str()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| fail(path, "must be a non-empty string"))
+    }
+
+    fn event(value: &Value, path: &str) -> Result<EventLeaf, CriteriaError> {
+        let object = Self::fields(value, path, &["type", "description", "count", "within"])?;
+        let type_path = format!("{path}.type");
+        let name = Self::text(
+            object
+                .get("type")
+                .ok_or_else(|| fail(&type_path, "is required"))?,
+            &type_path,
+        )?
+        .trim();
+        let event_type = match name.strip_suffix('*') {
+            Some(prefix) if prefix.contains('*') || prefix.is_empty() => {
+                return Err(fail(
+                    &type_path,
+                    "a prefix is written `prefix_*` with one `*` at the end",
+                ));
+            }
+            Some(prefix) => TypeMatch::Prefix(prefix.to_owned()),
+            None if name.contains('*') => {
+                return Err(fail(
+                    &type_path,
+                    "`*` may only end a prefix, as in `dashlane_*`",
+                ));
+            }
+            None => TypeMatch::Exact(name.to_owned()),
+        };
+        let description = object
+            .get("description")
+            .map(|d| Self::text_match(d, &format!("{path}.description")))
+            .transpose()?;
+        let count = match object.get("count") {
+            None => Count::AtLeast(1),
+            Some(count) => Self::count(count, &format!("{path}.count"))?,
+        };
+        let window = match object.get("within") {
+            None => Window::Any,
+            Some(within) => Self::window(within, &format!("{path}.within"))?,
+        };
+        Ok(EventLeaf {
+            event_type,
+            description,
+            count,
+            window,
+        })
+    }
+
+    fn text_match(value: &Value, path: &str) -> Result<TextMatch, CriteriaError> {
+        let object = Self::fields(value, path, &["contains", "equals", "regex"])?;
+        let mut entries = object.iter();
+        let (Some((kind, text)), None) = (entries.next(), entries.next()) else {
+            return Err(fail(
+                path,
+                "must have exactly one of: contains, equals, regex",
+            ));
+        };
+        let path = format!("{path}.{kind}");
+        let text = Self::text(text, &path)?;
+        Ok(match kind.as_str() {
+            "contains" => TextMatch::Contains(text.to_lowercase()),
+            "equals" => TextMatch::Equals(text.to_lowercase()),
+            _ => TextMatch::Regex(
+                regex::RegexBuilder::new(text)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| fail(&path, format!("is not a valid regular expression: {e}")))?,
+            ),
+        })
+    }
+
+    fn count(value: &Value, path: &str) -> Result<Count, CriteriaError> {
+        let object = Self::fields(value, path, &["at_least", "at_most"])?;
+        let mut entries = object.iter();
+        let (Some((kind, n)), None) = (entries.next(), entries.next()) else {
+            return Err(fail(path, "must have exactly one of: at_least, at_most"));
+        };
+        let path = format!("{path}.{kind}");
+        let n = n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| fail(&path, "must be a whole number, 0 or more"))?;
+        Ok(if kind == "at_least" {
+            Count::AtLeast(n)
+        } else {
+            Count::AtMost(n)
+        })
+    }
+
+    fn window(value: &Value, path: &str) -> Result<Window, CriteriaError> {
+        match value {
+            Value::String(text) if text == "any" => Ok(Window::Any),
+            Value::String(text) => IsoDuration::parse(text)
+                .map(Window::Rolling)
+                .map_err(|e| fail(path, format!("{e}, or \"any\""))),
+            Value::Object(_) => {
+                let object = Self::fields(value, path, &["from", "to"])?;
+                let instant = |key: &str| -> Result<i64, CriteriaError> {
+                    let path = format!("{path}.{key}");
+                    let text = Self::text(
+                        object.get(key).ok_or_else(|| fail(&path, "is required"))?,
+                        &path,
+                    )?;
+                    parse_date_or_timestamp(text)
+                        .map(|at| at.timestamp_millis())
+                        .ok_or_else(|| fail(&path, "must be YYYY-MM-DD or an RFC 3339 timestamp"))
+                };
+                let from = instant("from")?;
+                let mut to = instant("to")?;
+                // A plain date as the end means the whole of that day.
+                if object["to"]
+                    .as_str()
+                    .is_some_and(|t| parse_date(t).is_some())
+                {
+                    to += 86_400_000 - 1;
+                }
+                if to < from {
+                    return Err(fail(path, "`to` must not be before `from`"));
+                }
+                Ok(Window::Between(from, to))
+            }
+            _ => Err(fail(
+                path,
+                "must be \"any\", an ISO-8601 duration such as \"P3M\", or {\"from\", \"to\"}",
+            )),
+        }
+    }
+
+    fn user(value: &Value, path: &str) -> Result<UserLeaf, CriteriaError> {
+        let tests = ["equals", "in", "contains", "before", "after", "within_last"];
+        let mut allowed = vec!["attribute"];
+        allowed.extend(tests);
+        let object = Self::fields(value, path, &allowed)?;
+        let attribute_path = format!("{path}.attribute");
+        let name = Self::text(
+            object
+                .get("attribute")
+                .ok_or_else(|| fail(&attribute_path, "is required"))?,
+            &attribute_path,
+        )?;
+        let attribute = attribute_name(name)
+            .ok_or_else(|| fail(&attribute_path, format!("`{name}` is not a user attribute")))?;
+        let mut present = tests.iter().filter(|t| object.contains_key(**t));
+        let (Some(kind), None) = (present.next(), present.next()) else {
+            return Err(fail(
+                path,
+                "must have exactly one test: equals, in, contains, before, after or within_last",
+            ));
+        };
+        let value = &object[*kind];
+        let path = format!("{path}.{kind}");
+        let dated = is_date_attribute(attribute);
+        let date = |value: &Value| -> Result<i64, CriteriaError> {
+            if !dated {
+                return Err(fail(
+                    &path,
+                    format!("`{attribute}` is not a date attribute"),
+                ));
+            }
+            value
+                .as_str()
+                .and_then(parse_date)
+                .map(date_start_ms)
+                .ok_or_else(|| fail(&path, "must be a date written YYYY-MM-DD"))
+        };
+        let test = match *kind {
+            "equals" => UserTest::Equals(Self::text(value, &path)?.to_lowercase()),
+            "contains" => UserTest::Contains(Self::text(value, &path)?.to_lowercase()),
+            "in" => {
+                let items = value
+                    .as_array()
+                    .filter(|items| !items.is_empty())
+                    .ok_or_else(|| fail(&path, "must be a non-empty array of strings"))?;
+                UserTest::In(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            Self::text(item, &format!("{path}[{i}]")).map(str::to_lowercase)
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            "before" => UserTest::Before(date(value)?),
+            "after" => UserTest::After(date(value)?),
+            _ => {
+                if !dated {
+                    return Err(fail(
+                        &path,
+                        format!("`{attribute}` is not a date attribute"),
+                    ));
+                }
+                let text = Self::text(value, &path)?;
+                UserTest::WithinLast(
+                    IsoDuration::parse(text).map_err(|e| fail(&path, e.to_string()))?,
+                )
+            }
+        };
+        Ok(UserLeaf { attribute, test })
+    }
+
+    fn group(value: &Value, path: &str) -> Result<GroupLeaf, CriteriaError> {
+        let object = Self::fields(value, path, &["member_of"])?;
+        let path = format!("{path}.member_of");
+        let group = object
+            .get("member_of")
+            .and_then(Value::as_i64)
+            .filter(|id| *id > 0)
+            .ok_or_else(|| fail(&path, "must be a group id"))?;
+        Ok(GroupLeaf { group })
+    }
+}
+
+// ---- evaluation -------------------------------------------------------------------------
+
+fn instant(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// The first instant at which an event that occurred at `occurred_ms` is out of the
+/// rolling frame `P`: the least `t` with `t − P ≥ occurred`. With calendar months that
+/// is not always `occurred + P` (31 May − 3 months is 28 February), so it is searched.
+pub fn exit_instant(period: &IsoDuration, occurred_ms: i64) -> i64 {
+    let left = |t: i64| period.before(instant(t)).timestamp_millis();
+    let mut high = period.after(instant(occurred_ms)).timestamp_millis();
+    let mut step = 86_400_000;
+    while left(high) < occurred_ms {
+        high += step;
+        step *= 2;
+    }
+    // left() is non-decreasing: find the least t in (occurred, high] with left(t) ≥ occurred.
+    let mut low = occurred_ms;
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if left(mid) >= occurred_ms {
+            high = mid;
+        } else {
+            low = mid;
+        }
+    }
+    high
+}
+
+impl EventLeaf {
+    fn matches(&self, event: &EventFact) -> bool {
+        let type_ok = match &self.event_type {
+            TypeMatch::Exact(name) => event.event_type == *name,
+            TypeMatch::Prefix(prefix) => event.event_type.starts_with(prefix.as_str()),
+        };
+        type_ok
+            && match &self.description {
+                None => true,
+                Some(test) => {
+                    let text = event.description.as_deref().unwrap_or_default();
+                    match test {
+                        TextMatch::Contains(part) => text.to_lowercase().contains(part.as_str()),
+                        TextMatch::Equals(whole) => text.to_lowercase() == *whole,
+                        TextMatch::Regex(regex) => regex.is_match(text),
+                    }
+                }
+            }
+    }
+
+    /// Whether an event that occurred at `occurred` counts at `t`.
+    fn counts(&self, occurred: i64, t: i64) -> bool {
+        occurred <= t
+            && match self.window {
+                Window::Any => true,
+                Window::Rolling(period) => occurred > period.before(instant(t)).timestamp_millis(),
+                Window::Between(from, to) => (from..=to).contains(&occurred),
+            }
+    }
+
+    fn satisfied(&self, count: usize) -> bool {
+        match self.count {
+            Count::AtLeast(n) => count >= n as usize,
+            Count::AtMost(n) => count <= n as usize,
+        }
+    }
+
+    /// The matching events that count at `t`.
+    pub fn count_at(&self, events: &[EventFact], t: i64) -> usize {
+        events
+            .iter()
+            .filter(|e| self.matches(e) && self.counts(e.occurred_ms, t))
+            .count()
+    }
+
+    fn holds(&self, events: &[EventFact], t: i64) -> bool {
+        self.satisfied(self.count_at(events, t))
+    }
+
+    /// The first instant after `now` at which this leaf's answer flips by time alone.
+    fn next_flip(&self, events: &[EventFact], now: i64) -> Option<i64> {
+        // Every instant after `now` at which the count moves: +1 as an event enters the
+        // frame, −1 as it leaves.
+        let mut moves: Vec<(i64, i64)> = Vec::new();
+        for event in events.iter().filter(|e| self.matches(e)) {
+            let occurred = event.occurred_ms;
+            let (enter, leave) = match self.window {
+                Window::Any => (occurred, None),
+                Window::Rolling(period) => (occurred, Some(exit_instant(&period, occurred))),
+                Window::Between(from, to) if (from..=to).contains(&occurred) => (occurred, None),
+                Window::Between(..) => continue,
+            };
+            if enter > now {
+                moves.push((enter, 1));
+            }
+            if let Some(leave) = leave.filter(|l| *l > now) {
+                moves.push((leave, -1));
+            }
+        }
+        moves.sort_unstable();
+        let mut count = self.count_at(events, now) as i64;
+        let current = self.satisfied(count as usize);
+        let mut i = 0;
+        while i < moves.len() {
+            let at = moves[i].0;
+            while i < moves.len() && moves[i].0 == at {
+                count += moves[i].1;
+                i += 1;
+            }
+            if self.satisfied(count.max(0) as usize) != current {
+                return Some(at);
+            }
+        }
+        None
+    }
+}
+
+impl UserLeaf {
+    fn holds(&self, facts: &dyn Facts, t: i64) -> bool {
+        let Some(value) = facts.attribute(self.attribute) else {
+            return false;
+        };
+        let date = || parse_date(value).map(date_start_ms);
+        match &self.test {
+            UserTest::Equals(expected) => value.to_lowercase() == *expected,
+            UserTest::In(options) => options.contains(&value.to_lowercase()),
+            UserTest::Contains(part) => value.to_lowercase().contains(part.as_str()),
+            UserTest::Before(day) => date().is_some_and(|d| d < *day),
+            UserTest::After(day) => date().is_some_and(|d| d > *day),
+            UserTest::WithinLast(period) => {
+                date().is_some_and(|d| d <= t && d > period.before(instant(t)).timestamp_millis())
+            }
+        }
+    }
+
+    fn next_change(&self, facts: &dyn Facts, now: i64) -> Option<i64> {
+        let UserTest::WithinLast(period) = &self.test else {
+            return None;
+        };
+        let day = parse_date(facts.attribute(self.attribute)?).map(date_start_ms)?;
+        [day, exit_instant(period, day)]
+            .into_iter()
+            .find(|at| *at > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Person {
+        attributes: HashMap<&'static str, String>,
+        events: Vec<EventFact>,
+        groups: Vec<i64>,
+    }
+
+    impl Facts for Person {
+        fn attribute(&self, name: &str) -> Option<&str> {
+            self.attributes.get(name).map(String::as_str)
+        }
+        fn events(&self) -> &[EventFact] {
+            &self.events
+        }
+        fn member_of(&self, group: i64) -> bool {
+            self.groups.contains(&group)
+        }
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    fn ms(text: &str) -> i64 {
+        parse_date_or_timestamp(text).unwrap().timestamp_millis()
+    }
+
+    fn event(kind: &str, description: Option<&str>, at: i64) -> EventFact {
+        EventFact {
+            event_type: kind.to_owned(),
+            description: description.map(str::to_owned),
+            occurred_ms: at,
+        }
+    }
+
+    fn error(value: Value) -> String {
+        Criteria::parse(&value).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn names_the_path_of_a_bad_node() {
+        assert_eq!(
+            error(
+                json!({"all": [{"event": {"type": "x"}}, {"event": {"type": "y", "count": {"at_least": -1}}}]})
+            ),
+            "$.all[1].event.count.at_least: must be a whole number, 0 or more"
+        );
+        assert!(error(json!({"any": []})).starts_with("$.any: "));
+        assert!(error(json!({"nope": 1})).starts_with("$.nope: unknown criterion"));
+        assert!(error(json!({"all": [1]})).starts_with("$.all[0]: "));
+        assert!(error(json!({"event": {"type": "a*b"}})).starts_with("$.event.type: "));
+        assert!(
+            error(json!({"event": {"type": "x", "within": "3 months"}}))
+                .starts_with("$.event.within: ")
+        );
+        assert!(
+            error(json!({"event": {"type": "x", "description": {"regex": "("}}}))
+                .starts_with("$.event.description.regex: ")
+        );
+        assert!(
+            error(json!({"user": {"attribute": "shoe_size", "equals": "9"}}))
+                .starts_with("$.user.attribute: ")
+        );
+        assert!(
+            error(json!({"user": {"attribute": "department", "within_last": "P30D"}}))
+                .starts_with("$.user.within_last: ")
+        );
+        assert!(
+            error(json!({"event": {"type": "x", "colour": "red"}})).starts_with("$.event.colour: ")
+        );
+        assert!(error(json!({"group": {"member_of": "x"}})).starts_with("$.group.member_of: "));
+    }
+
+    #[test]
+    fn the_starter_play_counts_in_the_rolling_window() {
+        let criteria = Criteria::parse(&json!({"event": {
+            "type": "dashlane_user_typed_compromised_password",
+            "count": {"at_least": 2}, "within": "P3M"}}))
+        .unwrap();
+        let first = ms("2026-06-10T09:00:00Z");
+        let second = ms("2026-08-01T09:00:00Z");
+        let person = Person {
+            events: vec![
+                event("dashlane_user_typed_compromised_password", None, first),
+                event("dashlane_user_typed_compromised_password", None, second),
+                event("dashlane_user_typed_weak_password", None, second),
+            ],
+            ..Person::default()
+        };
+        assert!(!criteria.evaluate(&person, second - 1));
+        assert!(criteria.evaluate(&person, second));
+        // The first event is exactly 3 months old at 2026-09-10T09:00Z: out at that instant.
+        let edge = ms("2026-09-10T09:00:00Z");
+        assert!(criteria.evaluate(&person, edge - 1));
+        assert!(!criteria.evaluate(&person, edge));
+        assert_eq!(criteria.next_change(&person, second), Some(edge));
+        assert_eq!(criteria.next_change(&person, edge), None);
+    }
+
+    #[test]
+    fn descriptions_prefixes_and_negation() {
+        let criteria = Criteria::parse(&json!({"all": [
+            {"event": {"type": "dashlane_*", "description": {"contains": "NOT logged in"}}},
+            {"not": {"user": {"attribute": "department", "in": ["security", "IT"]}}}
+        ]}))
+        .unwrap();
+        let mut person = Person {
+            events: vec![event(
+                "dashlane_user_typed_weak_password",
+                Some("not logged in to Dashlane"),
+                0,
+            )],
+            ..Person::default()
+        };
+        person.attributes.insert("department", "Sales".into());
+        assert!(criteria.evaluate(&person, DAY));
+        person.attributes.insert("department", "it".into());
+        assert!(!criteria.evaluate(&person, DAY));
+        person.attributes.insert("department", "Sales".into());
+        person.events[0].description = Some("logged in to Dashlane".into());
+        assert!(!criteria.evaluate(&person, DAY));
+    }
+
+    #[test]
+    fn new_hires_are_within_the_last_thirty_days() {
+        let criteria = Criteria::parse(&json!({"user": {
+            "attribute": "employee_start_date", "within_last": "P30D"}}))
+        .unwrap();
+        let mut person = Person::default();
+        person
+            .attributes
+            .insert("employee_start_date", "2026-11-01".into());
+        let start = ms("2026-11-01");
+        assert!(!criteria.evaluate(&person, start - 1));
+        assert!(criteria.evaluate(&person, start));
+        assert!(criteria.evaluate(&person, start + 30 * DAY - 1));
+        assert!(!criteria.evaluate(&person, start + 30 * DAY));
+        assert_eq!(criteria.next_change(&person, start), Some(start + 30 * DAY));
+        assert!(!criteria.evaluate(&Person::default(), start));
+    }
+
+    #[test]
+    fn at_most_and_fixed_ranges_and_groups() {
+        let criteria = Criteria::parse(&json!({"any": [
+            {"event": {"type": "phish", "count": {"at_most": 0},
+                       "within": {"from": "2026-01-01", "to": "2026-01-31"}}},
+            {"group": {"member_of": 7}}
+        ]}))
+        .unwrap();
+        let mut person = Person {
+            events: vec![event("phish", None, ms("2026-01-31T23:00:00Z"))],
+            ..Person::default()
+        };
+        assert!(criteria.evaluate(&person, ms("2026-01-31T22:00:00Z")));
+        assert!(!criteria.evaluate(&person, ms("2026-02-01")));
+        person.groups.push(7);
+        assert!(criteria.evaluate(&person, ms("2026-02-01")));
+        assert_eq!(criteria.groups(), [7]);
+    }
+
+    #[test]
+    fn exit_instants_follow_the_calendar() {
+        let three_months = IsoDuration::parse("P3M").unwrap();
+        // 30 Nov + 3 months has no 30 Feb: the event leaves when 1 Mar begins.
+        assert_eq!(
+            exit_instant(&three_months, ms("2025-11-30T12:00:00Z")),
+            ms("2026-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            exit_instant(&three_months, ms("2026-06-10T09:00:00Z")),
+            ms("2026-09-10T09:00:00Z")
+        );
+        let day = IsoDuration::parse("P1D").unwrap();
+        assert_eq!(exit_instant(&day, 5), 5 + DAY);
+    }
+
+    /// Random criteria over a few types and descriptions.
+    fn criteria_strategy() -> impl Strategy<Value = Value> {
+        let leaf = (
+            prop_oneof![Just("a"), Just("b"), Just("a*")],
+            prop_oneof![Just(None), Just(Some("x"))],
+            0u32..4,
+            any::<bool>(),
+            prop_oneof![Just("any"), Just("P1D"), Just("P3D"), Just("P1M"), Just("PT36H")],
+        )
+            .prop_map(|(kind, description, n, at_least, within)| {
+                let mut leaf = json!({"type": kind, "within": within,
+                    "count": if at_least { json!({"at_least": n}) } else { json!({"at_most": n}) }});
+                if let Some(d) = description {
+                    leaf["description"] = json!({"contains": d});
+                }
+                json!({"event": leaf})
+            });
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 1..3).prop_map(|c| json!({"all": c})),
+                prop::collection::vec(inner.clone(), 1..3).prop_map(|c| json!({"any": c})),
+                inner.prop_map(|c| json!({"not": c})),
+            ]
+        })
+    }
+
+    fn events_strategy() -> impl Strategy<Value = Vec<EventFact>> {
+        prop::collection::vec(
+            (
+                prop_oneof![Just("a"), Just("ab"), Just("b")],
+                prop_oneof![Just(None), Just(Some("x")), Just(Some("y"))],
+                0i64..(60 * DAY),
+            )
+                .prop_map(|(kind, description, at)| event(kind, description, at)),
+            0..12,
+        )
+    }
+
+    proptest! {
+        /// The answer holds still until `next_change`, and no flip comes before it.
+        #[test]
+        fn next_change_is_never_late(
+            criteria in criteria_strategy(),
+            events in events_strategy(),
+            now in 0i64..(90 * DAY),
+        ) {
+            let criteria = Criteria::parse(&criteria).unwrap();
+            let person = Person { events, ..Person::default() };
+            let answer = criteria.evaluate(&person, now);
+            let next = criteria.next_change(&person, now);
+            // Every instant at which any count can move, after now, in order.
+            let mut instants: Vec<i64> = person.events.iter().flat_map(|e| {
+                ["P1D", "P3D", "P1M", "PT36H"].iter()
+                    .map(|p| exit_instant(&IsoDuration::parse(p).unwrap(), e.occurred_ms))
+                    .chain(std::iter::once(e.occurred_ms))
+                    .collect::<Vec<_>>()
+            }).filter(|t| *t > now).collect();
+            instants.sort_unstable();
+            instants.dedup();
+            let first_flip = instants.iter().copied()
+                .find(|t| criteria.evaluate(&person, *t) != answer);
+            match (first_flip, next) {
+                (Some(flip), Some(next)) => prop_assert!(next <= flip, "next {next} after flip {flip}"),
+                (Some(flip), None) => prop_assert!(false, "a flip at {flip} was not foreseen"),
+                _ => {}
+            }
+            if let Some(next) = next {
+                // Between now and next, nothing changes (checked just before next and midway).
+                for t in [now + (next - now) / 2, next - 1] {
+                    prop_assert_eq!(criteria.evaluate(&person, t), answer);
+                }
+            }
+        }
+    }
+}

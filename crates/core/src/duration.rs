@@ -1,0 +1,161 @@
+//! ISO-8601 durations (`P3M`, `P30D`, `PT12H`, `P1Y2M3W4DT5H6M7S`), subtracted from an
+//! instant the calendar way: "the last 3 months" before 31 May is from 28/29 February.
+
+use chrono::{DateTime, Duration, Months, Utc};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IsoDuration {
+    pub months: u32,
+    pub days: u32,
+    pub seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an ISO-8601 duration such as P30D, P3M, P1Y or PT12H")]
+pub struct DurationError(pub String);
+
+impl IsoDuration {
+    /// Parses `PnYnMnWnDTnHnMnS` (integers; at least one part; no negative durations).
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
+        let err = || DurationError(text.to_owned());
+        let rest = text.strip_prefix('P').ok_or_else(err)?;
+        let (date, time) = match rest.split_once('T') {
+            Some((date, time)) if !time.is_empty() => (date, Some(time)),
+            Some(_) => return Err(err()),
+            None => (rest, None),
+        };
+        let mut duration = Self {
+            months: 0,
+            days: 0,
+            seconds: 0,
+        };
+        let mut parts = 0;
+        for (number, unit) in components(date).ok_or_else(err)? {
+            parts += 1;
+            match unit {
+                'Y' => duration.months = add(duration.months, mul(number, 12)?)?,
+                'M' => duration.months = add(duration.months, number)?,
+                'W' => duration.days = add(duration.days, mul(number, 7)?)?,
+                'D' => duration.days = add(duration.days, number)?,
+                _ => return Err(err()),
+            }
+        }
+        if let Some(time) = time {
+            for (number, unit) in components(time).ok_or_else(err)? {
+                parts += 1;
+                let seconds = u64::from(number)
+                    * match unit {
+                        'H' => 3600,
+                        'M' => 60,
+                        'S' => 1,
+                        _ => return Err(err()),
+                    };
+                duration.seconds += seconds;
+            }
+        }
+        if parts == 0 {
+            return Err(err());
+        }
+        Ok(duration)
+    }
+
+    /// `at` minus this duration: months first (clamped to the month's last day), then
+    /// days, then seconds.
+    pub fn before(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let shifted = at
+            .checked_sub_months(Months::new(self.months))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        shifted - Duration::days(i64::from(self.days)) - Duration::seconds(self.seconds as i64)
+    }
+
+    /// `at` plus this duration, the inverse walk of [`IsoDuration::before`].
+    pub fn after(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let shifted = at
+            .checked_add_months(Months::new(self.months))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        shifted + Duration::days(i64::from(self.days)) + Duration::seconds(self.seconds as i64)
+    }
+}
+
+impl fmt::Display for IsoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("P")?;
+        if self.months > 0 {
+            write!(f, "{}M", self.months)?;
+        }
+        if self.days > 0 {
+            write!(f, "{}D", self.days)?;
+        }
+        if self.seconds > 0 {
+            write!(f, "T{}S", self.seconds)?;
+        }
+        if self.months == 0 && self.days == 0 && self.seconds == 0 {
+            f.write_str("0D")?;
+        }
+        Ok(())
+    }
+}
+
+fn add(a: u32, b: u32) -> Result<u32, DurationError> {
+    a.checked_add(b)
+        .ok_or_else(|| DurationError("too long".to_owned()))
+}
+
+fn mul(a: u32, b: u32) -> Result<u32, DurationError> {
+    a.checked_mul(b)
+        .ok_or_else(|| DurationError("too long".to_owned()))
+}
+
+/// Splits `3M4D` into `[(3, 'M'), (4, 'D')]`; `None` when malformed.
+fn components(text: &str) -> Option<Vec<(u32, char)>> {
+    let mut out = Vec::new();
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+        } else {
+            if number.is_empty() {
+                return None;
+            }
+            out.push((number.parse().ok()?, c));
+            number.clear();
+        }
+    }
+    number.is_empty().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn parses_the_usual_forms() {
+        assert_eq!(IsoDuration::parse("P3M").unwrap().months, 3);
+        assert_eq!(IsoDuration::parse("P1Y2M").unwrap().months, 14);
+        assert_eq!(IsoDuration::parse("P2W3D").unwrap().days, 17);
+        assert_eq!(IsoDuration::parse("PT12H30M").unwrap().seconds, 45_000);
+        let full = IsoDuration::parse("P1DT1S").unwrap();
+        assert_eq!((full.days, full.seconds), (1, 1));
+        for bad in [
+            "", "P", "3M", "PT", "P3", "PM", "P-1D", "P1.5D", "P1X", "P1DT",
+        ] {
+            assert!(IsoDuration::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subtracts_calendar_months() {
+        let three_months = IsoDuration::parse("P3M").unwrap();
+        assert_eq!(three_months.before(at(2026, 5, 31)), at(2026, 2, 28));
+        assert_eq!(three_months.before(at(2026, 11, 21)), at(2026, 8, 21));
+        let thirty_days = IsoDuration::parse("P30D").unwrap();
+        assert_eq!(thirty_days.before(at(2026, 3, 1)), at(2026, 1, 30));
+        assert_eq!(thirty_days.after(at(2026, 1, 30)), at(2026, 3, 1));
+    }
+}
