@@ -3,7 +3,9 @@
 //! Handlers validate events and hand them to one writer task over a channel. The writer
 //! takes whatever has queued up, stores it all in one `BEGIN IMMEDIATE … COMMIT` (one
 //! fsync), and only then answers each request. Under load many requests share a commit,
-//! which is where throughput comes from; durability stays `synchronous=FULL`.
+//! which is where throughput comes from; durability stays `synchronous=FULL`. A second
+//! connection copies the WAL into the database file in the background, so no commit
+//! waits behind a large checkpoint.
 
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
@@ -29,8 +31,6 @@ const MAX_CHUNK: usize = 2048;
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// WAL length (pages) past which the writer is asked to finish a checkpoint.
 const WAL_RESTART_FRAMES: i64 = 1_024;
-/// How many times the writer yields to let more requests join a batch.
-const YIELDS: usize = 4;
 /// Batches up to this many rows take one statement of their exact size.
 const WHOLE_UP_TO: usize = 64;
 /// Requests waiting for the writer before senders are held back.
@@ -169,23 +169,14 @@ impl Writer {
         while let Some(first) = rx.recv().await {
             let mut size = first.0.events.len();
             batch.push(first);
-            // Take what has queued; then give requests being parsed right now a moment
-            // (a yield, not a timer) to join, as long as that keeps adding to the batch.
-            for _ in 0..YIELDS {
-                let before = batch.len();
-                while size < MAX_BATCH_EVENTS {
-                    match rx.try_recv() {
-                        Ok(next) => {
-                            size += next.0.events.len();
-                            batch.push(next);
-                        }
-                        Err(_) => break,
+            while size < MAX_BATCH_EVENTS {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        size += next.0.events.len();
+                        batch.push(next);
                     }
+                    Err(_) => break,
                 }
-                if batch.len() == before || size >= MAX_BATCH_EVENTS {
-                    break;
-                }
-                tokio::task::yield_now().await;
             }
             self.commit_batch(&mut batch).await;
             if self.restart_wal.swap(false, Ordering::SeqCst) {

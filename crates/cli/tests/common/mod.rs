@@ -247,18 +247,21 @@ pub async fn interrupt(child: &mut Child) -> ExitStatus {
         .expect("wait for the child")
 }
 
-/// A GET with a bearer token; returns the status and the body (JSON or `Null`).
-pub async fn get(client: &reqwest::Client, token: &str, url: &str) -> (StatusCode, Value) {
-    let response = client
-        .get(url)
-        .bearer_auth(token)
+/// Sends a request; returns the status and the body (JSON or `Null`).
+async fn send(request: reqwest::RequestBuilder, what: &str) -> (StatusCode, Value) {
+    let response = request
         .send()
         .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     let status = response.status();
     let text = response.text().await.expect("read the body");
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     (status, body)
+}
+
+/// A GET with a bearer token; returns the status and the body (JSON or `Null`).
+pub async fn get(client: &reqwest::Client, token: &str, url: &str) -> (StatusCode, Value) {
+    send(client.get(url).bearer_auth(token), &format!("GET {url}")).await
 }
 
 /// A POST of JSON with a bearer token; returns the status and the body.
@@ -268,17 +271,11 @@ pub async fn post(
     url: &str,
     body: &Value,
 ) -> (StatusCode, Value) {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = response.status();
-    let text = response.text().await.expect("read the body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, body)
+    send(
+        client.post(url).bearer_auth(token).json(body),
+        &format!("POST {url}"),
+    )
+    .await
 }
 
 /// Every item of a paged list (`/events`, `/api/users`), 500 at a time.
