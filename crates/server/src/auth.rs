@@ -75,6 +75,40 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// Declares an extractor that authenticates and requires a scope before anything else
+/// of the request (above all its body) is looked at, so a token without the scope gets
+/// 403 whatever it sent.
+macro_rules! scoped {
+    ($(#[$doc:meta])* $name:ident, $scope:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Auth);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, ApiError> {
+                let auth = Auth::from_request_parts(parts, state).await?;
+                auth.require($scope)?;
+                Ok(Self(auth))
+            }
+        }
+    };
+}
+
+scoped!(
+    /// A caller with the `admin` scope.
+    Admin,
+    Scope::Admin
+);
+scoped!(
+    /// A caller with the `events:write` scope.
+    EventsWriter,
+    Scope::EventsWrite
+);
+
 /// A looked-up token and when it was read.
 type Cached = (Arc<Token>, Instant);
 

@@ -2,7 +2,7 @@
 //! `/statuses`, at the root of the listener so a sender only changes its base URL.
 
 use crate::AppState;
-use crate::auth::Auth;
+use crate::auth::{Auth, EventsWriter};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::paging::{DataOf, ListOf, Meta, PageParams};
 use axum::body::Bytes;
@@ -633,10 +633,9 @@ async fn list_event_types(
     security(("bearer" = [])))]
 async fn create_event_type(
     State(state): State<AppState>,
-    auth: Auth,
+    EventsWriter(auth): EventsWriter,
     Json(input): Json<EventTypeInput>,
 ) -> ApiResult<(StatusCode, Json<DataOf<EventType>>)> {
-    auth.require(Scope::EventsWrite)?;
     let name = parse_name(input.name.as_deref().unwrap_or_default())?;
     let description = parse_description(input.description)?.flatten();
     let row = state
@@ -681,11 +680,10 @@ async fn get_event_type(
     security(("bearer" = [])))]
 async fn update_event_type(
     State(state): State<AppState>,
-    auth: Auth,
+    EventsWriter(auth): EventsWriter,
     Path(id): Path<i64>,
     Json(input): Json<EventTypeInput>,
 ) -> ApiResult<Json<DataOf<EventType>>> {
-    auth.require(Scope::EventsWrite)?;
     let name = input.name.as_deref().map(parse_name).transpose()?;
     let description = parse_description(input.description)?;
     let row = state

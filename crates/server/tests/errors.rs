@@ -181,3 +181,19 @@ async fn a_json_endpoint_refuses_a_body_that_is_not_json() {
     // A body without a JSON content type: 415, in the envelope.
     untyped.expect_error(415, "unsupported_media_type");
 }
+
+#[tokio::test]
+async fn a_token_without_the_scope_is_refused_before_its_body_is_read() {
+    let app = TestApp::spawn().await;
+    let reader = app.token("reader", "user:read,events:read").await;
+    for path in ["/api/users", "/api/tokens", "/event_types"] {
+        let answer = app
+            .send(
+                app.request(reqwest::Method::POST, path, Some(&reader))
+                    .header("content-type", "application/json")
+                    .body("{not json"),
+            )
+            .await;
+        answer.expect_error(403, "forbidden");
+    }
+}

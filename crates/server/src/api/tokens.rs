@@ -1,7 +1,7 @@
 //! Tokens through the API: `/api/tokens` (needs `admin`).
 
 use crate::AppState;
-use crate::auth::Auth;
+use crate::auth::{Admin, Auth};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::paging::DataOf;
 use axum::extract::State;
@@ -95,10 +95,9 @@ async fn list_tokens(State(state): State<AppState>, auth: Auth) -> ApiResult<Jso
     security(("bearer" = [])))]
 async fn create_token(
     State(state): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     Json(input): Json<TokenInput>,
 ) -> ApiResult<(StatusCode, Json<DataOf<CreatedToken>>)> {
-    auth.require(Scope::Admin)?;
     let scopes = Scopes::parse_list(&input.scopes.join(","))
         .map_err(|e| ApiError::invalid(vec![FieldError::new("scopes", e.to_string())]))?;
     let expires_at = match input.expires.as_deref() {

@@ -1,7 +1,7 @@
 //! People: `/api/users` and a person's event timeline.
 
 use crate::AppState;
-use crate::auth::Auth;
+use crate::auth::{Admin, Auth};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::paging::{DataOf, ListOf, Meta, PageParams};
 use crate::user_events::{Event, event_list};
@@ -185,10 +185,9 @@ async fn list_users(
     security(("bearer" = [])))]
 async fn create_user(
     State(state): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     Json(body): Json<Value>,
 ) -> ApiResult<(StatusCode, Json<DataOf<User>>)> {
-    auth.require(Scope::Admin)?;
     let changes = changes(&body)?;
     changes
         .require_email()
@@ -231,11 +230,10 @@ async fn get_user(
     security(("bearer" = [])))]
 async fn update_user(
     State(state): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     Path(id): Path<i64>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<DataOf<User>>> {
-    auth.require(Scope::Admin)?;
     let changes = changes(&body)?;
     let user = state
         .store
