@@ -184,17 +184,6 @@ impl Criteria {
         }
     }
 
-    /// Every event leaf, so an engine knows which event types can affect the criteria.
-    pub fn event_leaves(&self) -> Vec<&EventLeaf> {
-        let mut out = Vec::new();
-        self.walk(&mut |c| {
-            if let Criteria::Event(leaf) = c {
-                out.push(leaf);
-            }
-        });
-        out
-    }
-
     /// Every group the criteria refer to.
     pub fn groups(&self) -> Vec<i64> {
         let mut out = Vec::new();

@@ -3,7 +3,7 @@
 use crate::FieldError;
 use crate::identity::{Email, normalize_identity};
 use crate::time::parse_date;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Free-text attributes, named as the Reporting API names them (and as stored).
 pub const TEXT_FIELDS: &[&str] = &[
@@ -231,16 +231,6 @@ fn parse_aliases(value: &Value) -> Result<Vec<String>, FieldError> {
         }
     }
     Ok(aliases)
-}
-
-/// Reads an object field as an optional trimmed string (used by list filters too).
-pub fn text_of(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
 }
 
 #[cfg(test)]
