@@ -5,12 +5,14 @@ use crate::config::{Config, Overrides};
 use crate::{data_flag, open_store, shutdown_signal};
 use anyhow::Context;
 use clap::Args;
-use coachloop_core::catalog::{self, CatalogEntry};
+use coachloop_core::catalog::{self, CatalogEntry, STARTER_PLAYS};
+use coachloop_core::criteria::Criteria;
 use coachloop_core::ids::AccountId;
 use coachloop_core::scope::Scopes;
 use coachloop_core::user::UserChanges;
-use coachloop_store::Store;
+use coachloop_store::groups::{GroupFilter, NewGroup};
 use coachloop_store::tokens::NewToken;
+use coachloop_store::{Page, Store};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -128,6 +130,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .id;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let people = seed_people(&store, account, args.people, &mut rng).await?;
+    let groups = ensure_starter_groups(&store, account).await?;
     let admin = fresh_token(&store, account, "demo-admin", "admin").await?;
     let events = fresh_token(&store, account, "demo-events", "events:write,events:read").await?;
 
@@ -150,10 +153,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
     ));
 
-    print_intro(&config, addr, &admin, &events, &people[0]);
+    print_intro(&config, addr, &admin, &events, &people[0], &groups);
     let sender = tokio::spawn(stream_events(
         format!("http://{addr}"),
-        events,
+        Tokens { events, admin },
         people,
         args.rate,
         rng,
@@ -263,6 +266,41 @@ async fn seed_people(
 }
 
 /// Revokes a live token of that name (from an earlier run) and creates a new one.
+/// Creates the smart groups of the three starter plays, unless they exist (a demo run
+/// again on the same data directory). Returns their ids and names.
+async fn ensure_starter_groups(
+    store: &Store,
+    account: AccountId,
+) -> anyhow::Result<Vec<(i64, &'static str)>> {
+    let filter = GroupFilter {
+        status: Some("active".into()),
+        group_type: None,
+    };
+    let (existing, _) = store
+        .list_groups(account, &filter, Page::new(1, 500))
+        .await?;
+    let mut groups = Vec::new();
+    for play in STARTER_PLAYS {
+        if let Some(group) = existing.iter().find(|g| g.name == play.group) {
+            groups.push((group.id, play.group));
+            continue;
+        }
+        let json = play.criteria();
+        let criteria = Criteria::parse(&json).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let new = NewGroup {
+            name: play.group.to_owned(),
+            description: Some(format!(
+                "Showed the behaviour twice in the last three months; training: {}",
+                play.training
+            )),
+            criteria: Some((json, criteria)),
+        };
+        let (group, _) = store.create_group(account, &new).await?;
+        groups.push((group.id, play.group));
+    }
+    Ok(groups)
+}
+
 async fn fresh_token(
     store: &Store,
     account: AccountId,
@@ -278,8 +316,20 @@ async fn fresh_token(
     Ok(store.create_token(account, &new).await?.1)
 }
 
-fn print_intro(config: &Config, addr: SocketAddr, admin: &str, events: &str, someone: &Person) {
+fn print_intro(
+    config: &Config,
+    addr: SocketAddr,
+    admin: &str,
+    events: &str,
+    someone: &Person,
+    groups: &[(i64, &str)],
+) {
     let base = format!("http://{addr}");
+    let first = groups.first().map_or(1, |g| g.0);
+    let plays: String = groups
+        .iter()
+        .map(|(id, name)| format!("\n  {id:>3}  {name}"))
+        .collect();
     println!(
         "\ncoachloop demo — data in {dir}\n\
          \n  admin token:  {admin}\n  events token: {events}\n\
@@ -291,6 +341,14 @@ fn print_intro(config: &Config, addr: SocketAddr, admin: &str, events: &str, som
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/users?q={email}'\
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/users/1/timeline'\
          \n  open {base}/docs\
+         \n\nSmart groups of the three starter plays (the behaviour twice in the last 3 months):{plays}\
+         \n\nWatch people join and leave them — some events arrive late, replayed from an audit\
+         \nlog almost 3 months old, so those people leave again minutes later, at the exact\
+         \ninstant the old event leaves the window:\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/groups/{first}/members'\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/groups/{first}/history?per_page=5'\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/groups/{first}/members/<user_id>/why'\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/account/risk'\
          \n\nCLI on the same data: coachloop tokens list{flag}\
          \n\nSending credential-risk events to {base}/events — Ctrl-C stops.\n",
         dir = config.data_dir.display(),
@@ -299,10 +357,16 @@ fn print_intro(config: &Config, addr: SocketAddr, admin: &str, events: &str, som
     );
 }
 
-/// Posts events at `rate` per second until aborted, as a password manager would.
+struct Tokens {
+    events: String,
+    admin: String,
+}
+
+/// Posts events at `rate` per second until aborted, as a password manager would, and
+/// every 10 s reports what was sent and the starter groups' sizes.
 async fn stream_events(
     base: String,
-    token: String,
+    tokens: Tokens,
     people: Vec<Person>,
     rate: f64,
     mut rng: StdRng,
@@ -317,11 +381,15 @@ async fn stream_events(
         ticker.tick().await;
         let index = weighted(&weights, &mut rng);
         let (event, is_unmatched) = simulated_event(&people[index], &mut rng);
+        let body = match late_twin(&event, &mut rng) {
+            Some(late) => json!([event, late]),
+            None => event.clone(),
+        };
         let response = client
             .post(format!("{base}/events"))
-            .bearer_auth(&token)
+            .bearer_auth(&tokens.events)
             .header("X-KB4-Integration", "coachloop-demo")
-            .json(&event)
+            .json(&body)
             .send()
             .await;
         match response {
@@ -349,8 +417,52 @@ async fn stream_events(
                 event["target_user"].as_str().unwrap_or_default(),
                 event["event_type"].as_str().unwrap_or_default()
             );
+            if let Some(sizes) = group_sizes(&client, &base, &tokens.admin).await {
+                println!("  smart groups: {sizes}");
+            }
         }
     }
+}
+
+/// For a starter-play event, now and then the same behaviour from almost three months
+/// ago, as a sender replaying its audit log would send it: the person joins at once and
+/// leaves minutes later, when the old event leaves the window.
+fn late_twin(event: &Value, rng: &mut StdRng) -> Option<Value> {
+    let kind = event["event_type"].as_str()?;
+    if !STARTER_PLAYS.iter().any(|p| p.event_type == kind) || !rng.gen_bool(0.4) {
+        return None;
+    }
+    let occurred = chrono::Utc::now().checked_sub_months(chrono::Months::new(3))?
+        + chrono::Duration::seconds(rng.gen_range(60..300));
+    let mut late = event.clone();
+    late["external_id"] = json!(uuid_like(rng));
+    late["occurred_date"] = json!(occurred.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    Some(late)
+}
+
+/// "name: N members" for each smart group, via the admin API.
+async fn group_sizes(client: &reqwest::Client, base: &str, admin: &str) -> Option<String> {
+    let body: Value = client
+        .get(format!("{base}/api/groups?group_type=smart_group"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let sizes: Vec<String> = body["data"]
+        .as_array()?
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {}",
+                g["name"].as_str().unwrap_or("?"),
+                g["member_count"]
+            )
+        })
+        .collect();
+    Some(sizes.join(" · "))
 }
 
 fn weighted(weights: &[f64], rng: &mut StdRng) -> usize {

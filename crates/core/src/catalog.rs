@@ -94,3 +94,50 @@ mod tests {
         assert_eq!(names.len(), 10);
     }
 }
+
+/// A starter play of the source: a behaviour, the smart group that catches it and the
+/// training it calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StarterPlay {
+    /// The smart group's name.
+    pub group: &'static str,
+    /// The event type that shows the behaviour.
+    pub event_type: &'static str,
+    /// The training the play assigns.
+    pub training: &'static str,
+}
+
+/// The three starter plays (shared/reference/dashlane-events.md). Each smart group holds
+/// a person who showed the behaviour twice in the last three months: see
+/// [`StarterPlay::criteria`].
+pub const STARTER_PLAYS: &[StarterPlay] = &[
+    StarterPlay {
+        group: "Using compromised credentials",
+        event_type: "dashlane_user_typed_compromised_password",
+        training: "Cyber Hygiene: Password Management",
+    },
+    StarterPlay {
+        group: "AI phishing alerts",
+        event_type: "dashlane_user_entered_credential_phishing_website_ai",
+        training: "Identifying Phishing Red Flags",
+    },
+    StarterPlay {
+        group: "Vault phishing alerts",
+        event_type: "dashlane_user_dismissed_vault_phishing_alert",
+        training: "Cybersecurity Essentials: Social Engineering",
+    },
+];
+
+/// How far back a starter play looks.
+pub const STARTER_WINDOW: &str = "P3M";
+
+impl StarterPlay {
+    /// "The behaviour twice in the last three months", in the criteria language.
+    pub fn criteria(&self) -> serde_json::Value {
+        serde_json::json!({"event": {
+            "type": self.event_type,
+            "count": {"at_least": 2},
+            "within": STARTER_WINDOW,
+        }})
+    }
+}

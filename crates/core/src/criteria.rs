@@ -15,10 +15,12 @@
 //! rolling frame `P` is `(t − P, t]`: an event exactly `P` old no longer counts.
 
 use crate::duration::IsoDuration;
+use crate::event_id::EventId;
 use crate::time::{date_start_ms, parse_date, parse_date_or_timestamp};
 use crate::user::{DATE_FIELDS, TEXT_FIELDS};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
+use std::cmp::Reverse;
 
 /// A parsed criteria tree.
 #[derive(Debug, Clone)]
@@ -112,9 +114,34 @@ pub struct CriteriaError {
 /// One event of the person, as the criteria see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFact {
+    pub id: EventId,
     pub event_type: String,
     pub description: Option<String>,
     pub occurred_ms: i64,
+}
+
+/// Why a person matches: one holding part of the criteria, named by its JSON path
+/// (`$.all[1].event`, as in [`CriteriaError`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// An event leaf that holds: the events it counted (the most recent first).
+    Events {
+        path: String,
+        event_type: String,
+        count: usize,
+        events: Vec<EventId>,
+    },
+    /// A user leaf that holds, with the attribute's value.
+    Attribute {
+        path: String,
+        attribute: String,
+        value: String,
+    },
+    /// A group leaf that holds.
+    Member { path: String, group: i64 },
+    /// A `not` whose inner criterion does not hold.
+    Not { path: String },
 }
 
 /// What criteria are evaluated against: one person.
@@ -193,6 +220,97 @@ impl Criteria {
             }
         });
         out
+    }
+
+    /// Every event leaf, so an engine knows which events can affect the criteria.
+    pub fn event_leaves(&self) -> Vec<&EventLeaf> {
+        let mut out = Vec::new();
+        self.walk(&mut |c| {
+            if let Criteria::Event(leaf) = c {
+                out.push(leaf);
+            }
+        });
+        out
+    }
+
+    /// The attributes user leaves read (each once), so an engine knows which attribute
+    /// changes can affect the criteria.
+    pub fn user_attributes(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        self.walk(&mut |c| {
+            if let Criteria::User(leaf) = c
+                && !out.contains(&leaf.attribute)
+            {
+                out.push(leaf.attribute);
+            }
+        });
+        out
+    }
+
+    /// Whether an event of this type can affect the criteria.
+    pub fn mentions_type(&self, event_type: &str) -> bool {
+        self.event_leaves()
+            .iter()
+            .any(|leaf| leaf.matches_type(event_type))
+    }
+
+    /// Why the criteria hold at `now_ms`; empty when they do not. `all` gives the evidence
+    /// of every child, `any` that of its first child that holds.
+    pub fn explain(&self, facts: &dyn Facts, now_ms: i64) -> Vec<Evidence> {
+        let mut out = Vec::new();
+        if self.evaluate(facts, now_ms) {
+            self.gather(facts, now_ms, "$", &mut out);
+        }
+        out
+    }
+
+    /// Appends the evidence of a node that holds, at `path` (the path of its parent).
+    fn gather(&self, facts: &dyn Facts, now_ms: i64, path: &str, out: &mut Vec<Evidence>) {
+        match self {
+            Criteria::All(children) => {
+                for (i, child) in children.iter().enumerate() {
+                    child.gather(facts, now_ms, &format!("{path}.all[{i}]"), out);
+                }
+            }
+            Criteria::Any(children) => {
+                let first = children
+                    .iter()
+                    .enumerate()
+                    .find(|(_, child)| child.evaluate(facts, now_ms));
+                if let Some((i, child)) = first {
+                    child.gather(facts, now_ms, &format!("{path}.any[{i}]"), out);
+                }
+            }
+            Criteria::Not(_) => out.push(Evidence::Not {
+                path: format!("{path}.not"),
+            }),
+            Criteria::Event(leaf) => {
+                let mut counted: Vec<&EventFact> = facts
+                    .events()
+                    .iter()
+                    .filter(|e| leaf.matches(e) && leaf.counts(e.occurred_ms, now_ms))
+                    .collect();
+                counted.sort_unstable_by_key(|e| Reverse(recency(e)));
+                out.push(Evidence::Events {
+                    path: format!("{path}.event"),
+                    event_type: leaf.event_type.to_string(),
+                    count: counted.len(),
+                    events: counted.iter().map(|e| e.id).collect(),
+                });
+            }
+            Criteria::User(leaf) => out.push(Evidence::Attribute {
+                path: format!("{path}.user"),
+                attribute: leaf.attribute.to_owned(),
+                value: facts
+                    .attribute(leaf.attribute)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
+            Criteria::Group(leaf) => out.push(Evidence::Member {
+                path: format!("{path}.group"),
+                group: leaf.group,
+            }),
+        }
     }
 
     fn walk<'a>(&'a self, visit: &mut dyn FnMut(&'a Criteria)) {
@@ -499,10 +617,20 @@ fn instant(ms: i64) -> DateTime<Utc> {
 
 /// The first instant at which an event that occurred at `occurred_ms` is out of the
 /// rolling frame `P`: the least `t` with `t − P ≥ occurred`. With calendar months that
-/// is not always `occurred + P` (31 May − 3 months is 28 February), so it is searched.
+/// is not always `occurred + P` (31 May − 3 months is the end of 28 February), so it is
+/// searched; `t − P` never goes back as `t` goes forward, so the event does not return.
 pub fn exit_instant(period: &IsoDuration, occurred_ms: i64) -> i64 {
+    let fixed_ms = i64::from(period.days) * 86_400_000 + period.seconds as i64 * 1000;
+    if period.months == 0 {
+        // Days and seconds only: the frame is a fixed length.
+        return occurred_ms + fixed_ms;
+    }
     let left = |t: i64| period.before(instant(t)).timestamp_millis();
     let mut high = period.after(instant(occurred_ms)).timestamp_millis();
+    // Usually `occurred + P` is the answer; two evaluations confirm it.
+    if left(high) >= occurred_ms && left(high - 1) < occurred_ms {
+        return high;
+    }
     let mut step = 86_400_000;
     while left(high) < occurred_ms {
         high += step;
@@ -521,13 +649,86 @@ pub fn exit_instant(period: &IsoDuration, occurred_ms: i64) -> i64 {
     high
 }
 
+/// The order of recency: later first, then the larger id (stored later).
+fn recency(event: &EventFact) -> (i64, EventId) {
+    (event.occurred_ms, event.id)
+}
+
+/// The answer at each of `instants` (ascending). The criteria are evaluated again only
+/// where their answer may have changed since the last evaluation (see
+/// [`Criteria::next_change`]), so a long daily series costs a few evaluations.
+pub fn matches_at(criteria: &Criteria, facts: &dyn Facts, instants: &[i64]) -> Vec<bool> {
+    // The last answer, and the span [from, until) over which it holds.
+    let mut known: Option<(bool, i64, Option<i64>)> = None;
+    instants
+        .iter()
+        .map(|&t| match known {
+            Some((answer, from, until)) if from <= t && until.is_none_or(|u| t < u) => answer,
+            _ => {
+                let answer = criteria.evaluate(facts, t);
+                known = Some((answer, t, criteria.next_change(facts, t)));
+                answer
+            }
+        })
+        .collect()
+}
+
+/// Drops every fact that none of `leaves` needs, at `now_ms` or any later instant: the
+/// answers and next changes of the leaves stay the same from `now_ms` on. Kept are the
+/// facts still to occur, and for each leaf its [`EventLeaf::keep`] most recent matching
+/// facts among those that may still count (a rolling frame never takes back an event it
+/// has let go, a fixed range never counts an event outside it).
+pub fn prune(leaves: &[&EventLeaf], facts: &mut Vec<EventFact>, now_ms: i64) {
+    let mut needed = vec![false; facts.len()];
+    for leaf in leaves {
+        let mut past: Vec<usize> = Vec::new();
+        let after = leaf.frame(now_ms).0;
+        for (i, fact) in facts.iter().enumerate() {
+            // In the frame at `now`, or later (future-dated); never again once out.
+            let may_count = match leaf.window {
+                Window::Between(from, to) => (from..=to).contains(&fact.occurred_ms),
+                _ => fact.occurred_ms > after,
+            };
+            if !may_count || !leaf.matches(fact) {
+                continue;
+            }
+            if fact.occurred_ms > now_ms {
+                needed[i] = true;
+            } else {
+                past.push(i);
+            }
+        }
+        past.sort_unstable_by_key(|&i| Reverse(recency(&facts[i])));
+        for &i in past.iter().take(leaf.keep()) {
+            needed[i] = true;
+        }
+    }
+    let mut needed = needed.into_iter();
+    facts.retain(|_| needed.next().unwrap_or(false));
+}
+
+impl std::fmt::Display for TypeMatch {
+    /// As written in the criteria: `name`, or `prefix_*`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypeMatch::Exact(name) => f.write_str(name),
+            TypeMatch::Prefix(prefix) => write!(f, "{prefix}*"),
+        }
+    }
+}
+
 impl EventLeaf {
-    fn matches(&self, event: &EventFact) -> bool {
-        let type_ok = match &self.event_type {
-            TypeMatch::Exact(name) => event.event_type == *name,
-            TypeMatch::Prefix(prefix) => event.event_type.starts_with(prefix.as_str()),
-        };
-        type_ok
+    /// Whether an event of this type may match (the description aside).
+    pub fn matches_type(&self, event_type: &str) -> bool {
+        match &self.event_type {
+            TypeMatch::Exact(name) => event_type == name,
+            TypeMatch::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
+        }
+    }
+
+    /// Whether an event matches by type and description, whenever it occurred.
+    pub fn matches(&self, event: &EventFact) -> bool {
+        self.matches_type(&event.event_type)
             && match &self.description {
                 None => true,
                 Some(test) => {
@@ -543,12 +744,27 @@ impl EventLeaf {
 
     /// Whether an event that occurred at `occurred` counts at `t`.
     fn counts(&self, occurred: i64, t: i64) -> bool {
-        occurred <= t
-            && match self.window {
-                Window::Any => true,
-                Window::Rolling(period) => occurred > period.before(instant(t)).timestamp_millis(),
-                Window::Between(from, to) => (from..=to).contains(&occurred),
-            }
+        occurred <= t && self.may_count_from(occurred, t)
+    }
+
+    /// Whether an event that occurred at `occurred` is inside the frame at `now` (it
+    /// counts once it has occurred). One outside at `now` never counts again later.
+    fn may_count_from(&self, occurred: i64, now: i64) -> bool {
+        match self.window {
+            Window::Any => true,
+            Window::Rolling(period) => occurred > period.before(instant(now)).timestamp_millis(),
+            Window::Between(from, to) => (from..=to).contains(&occurred),
+        }
+    }
+
+    /// How many of the most recent matching events that have occurred must be kept for
+    /// the answer and the next flip to stay exact: beyond `n`, "at least `n`" holds
+    /// whatever more there are, and "at most `n`" needs only to see one more.
+    pub fn keep(&self) -> usize {
+        match self.count {
+            Count::AtLeast(n) => n as usize,
+            Count::AtMost(n) => n as usize + 1,
+        }
     }
 
     fn satisfied(&self, count: usize) -> bool {
@@ -559,10 +775,21 @@ impl EventLeaf {
     }
 
     /// The matching events that count at `t`.
+    /// The frame at `t`: events that occurred in `(after, until]` count. Computed once
+    /// per evaluation, not per event: a calendar step is not free.
+    fn frame(&self, t: i64) -> (i64, i64) {
+        match self.window {
+            Window::Any => (i64::MIN, t),
+            Window::Rolling(period) => (period.before(instant(t)).timestamp_millis(), t),
+            Window::Between(from, to) => (from.saturating_sub(1), to.min(t)),
+        }
+    }
+
     pub fn count_at(&self, events: &[EventFact], t: i64) -> usize {
+        let (after, until) = self.frame(t);
         events
             .iter()
-            .filter(|e| self.matches(e) && self.counts(e.occurred_ms, t))
+            .filter(|e| after < e.occurred_ms && e.occurred_ms <= until && self.matches(e))
             .count()
     }
 
@@ -644,7 +871,7 @@ mod tests {
     use serde_json::json;
     use std::collections::HashMap;
 
-    #[derive(Default)]
+    #[derive(Debug, Default)]
     struct Person {
         attributes: HashMap<&'static str, String>,
         events: Vec<EventFact>,
@@ -671,6 +898,7 @@ mod tests {
 
     fn event(kind: &str, description: Option<&str>, at: i64) -> EventFact {
         EventFact {
+            id: EventId { hi: at, lo: 0 },
             event_type: kind.to_owned(),
             description: description.map(str::to_owned),
             occurred_ms: at,
@@ -818,6 +1046,22 @@ mod tests {
         assert_eq!(exit_instant(&day, 5), 5 + DAY);
     }
 
+    #[test]
+    fn an_event_that_left_a_month_frame_does_not_return_at_the_month_end() {
+        let criteria = parse(json!({"event": {"type": "a", "within": "P1M"}}));
+        let person = Person {
+            events: vec![event("a", None, ms("2026-02-28T04:00:00Z"))],
+            ..Person::default()
+        };
+        let left = ms("2026-03-28T04:00:00Z");
+        assert!(criteria.evaluate(&person, left - 1));
+        assert!(!criteria.evaluate(&person, left));
+        // 31 March − 1 month is the end of 28 February, not 28 February at the same hour.
+        assert!(!criteria.evaluate(&person, ms("2026-03-31T00:00:00Z")));
+        assert!(!criteria.evaluate(&person, ms("2026-03-31T12:00:00Z")));
+        assert_eq!(criteria.next_change(&person, left), None);
+    }
+
     /// Random criteria over a few types and descriptions.
     fn criteria_strategy() -> impl Strategy<Value = Value> {
         let leaf = (
@@ -890,6 +1134,390 @@ mod tests {
                     prop_assert_eq!(criteria.evaluate(&person, t), answer);
                 }
             }
+        }
+    }
+
+    fn parse(value: Value) -> Criteria {
+        Criteria::parse(&value).unwrap()
+    }
+
+    fn ids(events: &[EventFact]) -> Vec<EventId> {
+        events.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn leaves_attributes_and_types() {
+        let criteria = parse(json!({"all": [
+            {"event": {"type": "dashlane_*", "count": {"at_most": 2}}},
+            {"any": [
+                {"event": {"type": "phish", "count": {"at_least": 3}}},
+                {"user": {"attribute": "department", "equals": "Sales"}},
+                {"not": {"user": {"attribute": "department", "in": ["IT"]}}},
+                {"user": {"attribute": "employee_start_date", "within_last": "P30D"}}
+            ]}
+        ]}));
+        let keeps: Vec<usize> = criteria.event_leaves().iter().map(|l| l.keep()).collect();
+        assert_eq!(keeps, [3, 3]);
+        assert_eq!(
+            criteria.user_attributes(),
+            ["department", "employee_start_date"]
+        );
+        assert!(criteria.mentions_type("dashlane_user_typed_weak_password"));
+        assert!(criteria.mentions_type("phish"));
+        assert!(!criteria.mentions_type("phishing"));
+        assert!(!criteria.mentions_type("dashlane"));
+        let leaf = &criteria.event_leaves()[0];
+        assert!(leaf.matches(&event("dashlane_x", None, 0)));
+        assert!(!leaf.matches(&event("x_dashlane_", None, 0)));
+        assert_eq!(leaf.event_type.to_string(), "dashlane_*");
+    }
+
+    #[test]
+    fn prune_keeps_what_each_leaf_needs() {
+        let criteria = parse(json!({"any": [
+            {"event": {"type": "a", "count": {"at_most": 1}}},
+            {"event": {"type": "b", "count": {"at_least": 1}, "within": "P1D"}},
+            {"event": {"type": "c", "within": {"from": "1970-01-03", "to": "1970-01-05"}}}
+        ]}));
+        let now = 10 * DAY;
+        // Two at the same instant: the larger id is the more recent.
+        let mut a_tied = event("a", None, 5 * DAY);
+        a_tied.id = EventId { hi: 1, lo: 0 };
+        let facts = vec![
+            event("a", None, DAY),
+            event("a", None, 5 * DAY),
+            a_tied,
+            event("a", None, 6 * DAY),
+            event("a", None, 20 * DAY),
+            // Out of the one-day frame exactly at `now`, and inside it.
+            event("b", None, 9 * DAY),
+            event("b", None, 9 * DAY + 1),
+            event("b", None, 9 * DAY + 2),
+            event("b", None, 11 * DAY),
+            // Before, inside and after the fixed range (the last not yet occurred).
+            event("c", None, DAY),
+            event("c", None, 3 * DAY),
+            event("c", None, 4 * DAY),
+            event("c", None, 30 * DAY),
+            event("z", None, DAY),
+        ];
+        let mut pruned = facts.clone();
+        prune(&criteria.event_leaves(), &mut pruned, now);
+        let kept: Vec<(&str, i64, i64)> = pruned
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.occurred_ms / DAY, e.id.hi))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("a", 5, 5 * DAY),
+                ("a", 6, 6 * DAY),
+                ("a", 20, 20 * DAY),
+                ("b", 9, 9 * DAY + 2),
+                ("b", 11, 11 * DAY),
+                ("c", 4, 4 * DAY),
+            ]
+        );
+        for t in [now, now + DAY, 20 * DAY, 40 * DAY] {
+            let full = Person {
+                events: facts.clone(),
+                ..Person::default()
+            };
+            let small = Person {
+                events: pruned.clone(),
+                ..Person::default()
+            };
+            assert_eq!(criteria.evaluate(&small, t), criteria.evaluate(&full, t));
+            assert_eq!(
+                criteria.next_change(&small, t),
+                criteria.next_change(&full, t)
+            );
+        }
+    }
+
+    #[test]
+    fn explains_each_kind_of_leaf() {
+        let criteria = parse(json!({"all": [
+            {"event": {"type": "dashlane_*", "count": {"at_least": 2}, "within": "P3D"}},
+            {"any": [
+                {"group": {"member_of": 9}},
+                {"user": {"attribute": "department", "equals": "sales"}},
+                {"group": {"member_of": 7}}
+            ]},
+            {"not": {"event": {"type": "phish"}}}
+        ]}));
+        let mut person = Person {
+            events: vec![
+                event("dashlane_a", None, 0),
+                event("dashlane_b", None, 2 * DAY),
+                event("dashlane_c", None, 3 * DAY),
+                event("dashlane_d", None, 9 * DAY),
+                event("other", None, 3 * DAY),
+            ],
+            groups: vec![7],
+            ..Person::default()
+        };
+        person.attributes.insert("department", "Sales".into());
+        let now = 3 * DAY;
+        let evidence = criteria.explain(&person, now);
+        assert_eq!(
+            evidence,
+            [
+                Evidence::Events {
+                    path: "$.all[0].event".into(),
+                    event_type: "dashlane_*".into(),
+                    count: 2,
+                    events: vec![
+                        EventId { hi: 3 * DAY, lo: 0 },
+                        EventId { hi: 2 * DAY, lo: 0 }
+                    ],
+                },
+                Evidence::Attribute {
+                    path: "$.all[1].any[1].user".into(),
+                    attribute: "department".into(),
+                    value: "Sales".into(),
+                },
+                Evidence::Not {
+                    path: "$.all[2].not".into(),
+                },
+            ]
+        );
+        person.attributes.clear();
+        assert_eq!(
+            criteria.explain(&person, now)[1],
+            Evidence::Member {
+                path: "$.all[1].any[2].group".into(),
+                group: 7,
+            }
+        );
+        person.events.push(event("phish", None, DAY));
+        assert!(!criteria.evaluate(&person, now));
+        assert!(criteria.explain(&person, now).is_empty());
+    }
+
+    #[test]
+    fn evidence_serializes_with_its_kind() {
+        let id = EventId {
+            hi: 0x0190_0000_0000_7000,
+            lo: 0x8000_0000_0000_0001_u64 as i64,
+        };
+        let evidence = Evidence::Events {
+            path: "$.event".into(),
+            event_type: "phish".into(),
+            count: 1,
+            events: vec![id],
+        };
+        assert_eq!(
+            serde_json::to_value(&evidence).unwrap(),
+            json!({"kind": "events", "path": "$.event", "event_type": "phish", "count": 1,
+                   "events": ["01900000-0000-7000-8000-000000000001"]})
+        );
+        assert_eq!(
+            serde_json::to_value(Evidence::Not {
+                path: "$.not".into()
+            })
+            .unwrap(),
+            json!({"kind": "not", "path": "$.not"})
+        );
+    }
+
+    #[test]
+    fn matches_at_follows_the_days() {
+        let criteria = parse(json!({"event": {"type": "a", "within": "P3D"}}));
+        let person = Person {
+            events: vec![event("a", None, 2 * DAY), event("a", None, 4 * DAY)],
+            ..Person::default()
+        };
+        let days: Vec<i64> = (0..10).map(|d| d * DAY).collect();
+        assert_eq!(
+            matches_at(&criteria, &person, &days),
+            [
+                false, false, true, true, true, true, true, false, false, false
+            ]
+        );
+        assert!(matches_at(&criteria, &person, &[]).is_empty());
+    }
+
+    /// Events on a coarse grid as well, so that ties and frame edges happen; ids follow
+    /// the order of generation.
+    fn tied_events_strategy() -> impl Strategy<Value = Vec<EventFact>> {
+        prop::collection::vec(
+            (
+                prop_oneof![Just("a"), Just("ab"), Just("b")],
+                prop_oneof![Just(None), Just(Some("x")), Just(Some("y"))],
+                prop_oneof![0i64..(60 * DAY), (0i64..120).prop_map(|h| h * DAY / 2)],
+            )
+                .prop_map(|(kind, description, at)| event(kind, description, at)),
+            0..20,
+        )
+        .prop_map(|mut events| {
+            for (i, e) in events.iter_mut().enumerate() {
+                e.id = EventId {
+                    hi: i as i64,
+                    lo: 0,
+                };
+            }
+            events
+        })
+    }
+
+    /// Event leaves mixed with user and group leaves.
+    fn mixed_criteria_strategy() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            3 => criteria_strategy(),
+            1 => prop_oneof![Just("x"), Just("y")]
+                .prop_map(|d| json!({"user": {"attribute": "department", "equals": d}})),
+            1 => prop_oneof![Just("P3D"), Just("P1M")].prop_map(|p| json!({"user": {
+                "attribute": "employee_start_date", "within_last": p}})),
+            1 => (1i64..3).prop_map(|g| json!({"group": {"member_of": g}})),
+        ];
+        leaf.prop_recursive(2, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 1..4).prop_map(|c| json!({"all": c})),
+                prop::collection::vec(inner.clone(), 1..4).prop_map(|c| json!({"any": c})),
+                inner.prop_map(|c| json!({"not": c})),
+            ]
+        })
+    }
+
+    fn person_strategy() -> impl Strategy<Value = Person> {
+        (
+            tied_events_strategy(),
+            prop_oneof![Just(None), Just(Some("X")), Just(Some("y"))],
+            prop::option::of(0i64..60),
+            prop::collection::vec(1i64..3, 0..2),
+        )
+            .prop_map(|(events, department, start_day, groups)| {
+                let mut person = Person {
+                    events,
+                    groups,
+                    ..Person::default()
+                };
+                if let Some(d) = department {
+                    person.attributes.insert("department", d.to_owned());
+                }
+                if let Some(day) = start_day {
+                    let date = instant(day * DAY).date_naive().to_string();
+                    person.attributes.insert("employee_start_date", date);
+                }
+                person
+            })
+    }
+
+    /// Every instant at which an event enters or leaves the frame of a leaf it matches.
+    fn frame_edges(criteria: &Criteria, events: &[EventFact]) -> Vec<i64> {
+        let mut out = Vec::new();
+        for leaf in criteria.event_leaves() {
+            for event in events.iter().filter(|e| leaf.matches(e)) {
+                out.push(event.occurred_ms);
+                if let Window::Rolling(period) = leaf.window {
+                    out.push(exit_instant(&period, event.occurred_ms));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Answers and next changes after pruning at `now` equal those of the full facts at
+    /// `now`, at each later change of the full facts, and at `later`.
+    fn pruning_agrees(
+        criteria: &Criteria,
+        events: &[EventFact],
+        now: i64,
+        later: i64,
+    ) -> Result<(), TestCaseError> {
+        let mut pruned = events.to_vec();
+        prune(&criteria.event_leaves(), &mut pruned, now);
+        let full = Person {
+            events: events.to_vec(),
+            ..Person::default()
+        };
+        let small = Person {
+            events: pruned,
+            ..Person::default()
+        };
+        let mut instants = vec![later];
+        let mut t = Some(now);
+        while let Some(at) = t.filter(|_| instants.len() < 8) {
+            instants.push(at);
+            t = criteria.next_change(&full, at);
+        }
+        for t in instants {
+            prop_assert_eq!(
+                criteria.evaluate(&small, t),
+                criteria.evaluate(&full, t),
+                "at {} pruned at {}",
+                t,
+                now
+            );
+            prop_assert_eq!(
+                criteria.next_change(&small, t),
+                criteria.next_change(&full, t),
+                "at {} pruned at {}",
+                t,
+                now
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// After pruning at `now`, the answers and next changes are those of the full
+        /// facts at `now`, at every later change, and at a later instant picked at random;
+        /// `now` is random and also every instant an event enters or leaves a frame, ±1 ms.
+        #[test]
+        fn pruning_changes_no_answer(
+            criteria in criteria_strategy(),
+            events in tied_events_strategy(),
+            now in prop_oneof![0i64..(90 * DAY), (0i64..180).prop_map(|h| h * DAY / 2)],
+            later in 0i64..(60 * DAY),
+        ) {
+            let criteria = Criteria::parse(&criteria).unwrap();
+            let mut nows = vec![now];
+            for at in frame_edges(&criteria, &events) {
+                nows.extend([at - 1, at, at + 1]);
+            }
+            for now in nows {
+                pruning_agrees(&criteria, &events, now, now + later)?;
+            }
+        }
+
+        /// Evidence comes exactly when the criteria hold, and each event leaf's count is
+        /// the number of events it names.
+        #[test]
+        fn evidence_iff_the_criteria_hold(
+            criteria in mixed_criteria_strategy(),
+            person in person_strategy(),
+            now in 0i64..(90 * DAY),
+        ) {
+            let criteria = Criteria::parse(&criteria).unwrap();
+            let evidence = criteria.explain(&person, now);
+            prop_assert_eq!(evidence.is_empty(), !criteria.evaluate(&person, now));
+            for item in &evidence {
+                if let Evidence::Events { count, events, .. } = item {
+                    prop_assert_eq!(*count, events.len());
+                    let known = ids(&person.events);
+                    prop_assert!(events.iter().all(|id| known.contains(id)));
+                }
+            }
+        }
+
+        /// The series equals evaluating at every instant.
+        #[test]
+        fn matches_at_equals_evaluating_each_instant(
+            criteria in mixed_criteria_strategy(),
+            person in person_strategy(),
+            start in prop_oneof![0i64..(30 * DAY), (0i64..60).prop_map(|h| h * DAY / 2)],
+            steps in prop::collection::vec(prop_oneof![3 => Just(DAY), 3 => Just(DAY / 2), 1 => 0i64..(3 * DAY)], 0..40),
+        ) {
+            let criteria = Criteria::parse(&criteria).unwrap();
+            let instants: Vec<i64> = steps.iter()
+                .scan(start, |t, step| { *t += step; Some(*t) })
+                .collect();
+            let direct: Vec<bool> = instants.iter().map(|t| criteria.evaluate(&person, *t)).collect();
+            prop_assert_eq!(matches_at(&criteria, &person, &instants), direct);
         }
     }
 }

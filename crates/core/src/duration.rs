@@ -1,7 +1,8 @@
 //! ISO-8601 durations (`P3M`, `P30D`, `PT12H`, `P1Y2M3W4DT5H6M7S`), subtracted from an
-//! instant the calendar way: "the last 3 months" before 31 May is from 28/29 February.
+//! instant the calendar way: 3 months before 21 November is 21 August, and 3 months before
+//! 31 May is the end of 28/29 February, so "the last 3 months" on 31 May begin 1 March.
 
-use chrono::{DateTime, Duration, Months, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, Utc};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,12 +61,17 @@ impl IsoDuration {
         Ok(duration)
     }
 
-    /// `at` minus this duration: months first (clamped to the month's last day), then
-    /// days, then seconds.
+    /// `at` minus this duration: months first, then days, then seconds. A day the month
+    /// lacks becomes the last millisecond of the month, not the same time on its last day:
+    /// that would go back as `at` goes forward (30 March 23:00 − 1 month is 28 February
+    /// 23:00, 31 March 00:00 would be 28 February 00:00) and let an event leave a rolling
+    /// frame and enter it again. So a later `at` never gives an earlier result.
     pub fn before(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let shifted = at
-            .checked_sub_months(Months::new(self.months))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let shifted = match at.checked_sub_months(Months::new(self.months)) {
+            Some(shifted) if shifted.day() != at.day() => end_of_day(shifted),
+            Some(shifted) => shifted,
+            None => DateTime::<Utc>::MIN_UTC,
+        };
         shifted - Duration::days(i64::from(self.days)) - Duration::seconds(self.seconds as i64)
     }
 
@@ -95,6 +101,13 @@ impl fmt::Display for IsoDuration {
         }
         Ok(())
     }
+}
+
+/// The last millisecond of `at`'s day.
+fn end_of_day(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.date_naive()
+        .and_hms_milli_opt(23, 59, 59, 999)
+        .map_or(at, |end| end.and_utc())
 }
 
 fn add(a: u32, b: u32) -> Result<u32, DurationError> {
@@ -128,7 +141,8 @@ fn components(text: &str) -> Option<Vec<(u32, char)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Timelike};
+    use proptest::prelude::*;
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
@@ -152,10 +166,34 @@ mod tests {
     #[test]
     fn subtracts_calendar_months() {
         let three_months = IsoDuration::parse("P3M").unwrap();
-        assert_eq!(three_months.before(at(2026, 5, 31)), at(2026, 2, 28));
+        let end_of_february = Utc
+            .with_ymd_and_hms(2026, 2, 28, 23, 59, 59)
+            .unwrap()
+            .with_nanosecond(999_000_000)
+            .unwrap();
+        assert_eq!(three_months.before(at(2026, 5, 31)), end_of_february);
+        assert_eq!(three_months.before(at(2026, 5, 28)), at(2026, 2, 28));
         assert_eq!(three_months.before(at(2026, 11, 21)), at(2026, 8, 21));
         let thirty_days = IsoDuration::parse("P30D").unwrap();
         assert_eq!(thirty_days.before(at(2026, 3, 1)), at(2026, 1, 30));
         assert_eq!(thirty_days.after(at(2026, 1, 30)), at(2026, 3, 1));
+    }
+
+    proptest! {
+        /// A later instant never gives an earlier result, at month ends too.
+        #[test]
+        fn before_never_goes_back(
+            months in 0u32..25,
+            days in 0u32..40,
+            seconds in 0u64..200_000,
+            at in 0i64..(4 * 366 * 86_400_000),
+            step in 0i64..(3 * 86_400_000),
+        ) {
+            let period = IsoDuration { months, days, seconds };
+            let instant = |ms: i64| Utc.timestamp_millis_opt(ms).unwrap();
+            let zero = period.months == 0 && period.days == 0 && period.seconds == 0;
+            prop_assert!(period.before(instant(at)) <= period.before(instant(at + step)));
+            prop_assert!(zero || period.before(instant(at)) < instant(at));
+        }
     }
 }

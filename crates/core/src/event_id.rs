@@ -52,6 +52,13 @@ impl std::fmt::Display for EventId {
     }
 }
 
+/// As the UUID string, the form clients see.
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// Hands out strictly increasing ids, even when the clock stalls or steps back.
 #[derive(Debug, Clone)]
 pub struct EventIdGenerator {

@@ -32,4 +32,6 @@ id_type!(
     UserId,
     /// An event type of one account.
     EventTypeId,
+    /// A group of people (manual, provisioned or smart).
+    GroupId,
 );

@@ -12,6 +12,7 @@ pub mod event;
 pub mod event_id;
 pub mod identity;
 pub mod ids;
+pub mod risk;
 pub mod scope;
 pub mod time;
 pub mod user;

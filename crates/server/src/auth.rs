@@ -108,6 +108,11 @@ scoped!(
     EventsWriter,
     Scope::EventsWrite
 );
+scoped!(
+    /// A caller with the `group:read` scope.
+    GroupReader,
+    Scope::GroupRead
+);
 
 /// A looked-up token and when it was read.
 type Cached = (Arc<Token>, Instant);

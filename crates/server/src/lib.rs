@@ -10,6 +10,7 @@ pub mod error;
 pub mod metrics;
 pub mod ops;
 pub mod paging;
+pub mod schedule;
 pub mod user_events;
 
 use axum::Router;
@@ -61,12 +62,15 @@ impl AppState {
         let observer = metrics.clone();
         let (ingest, writer) =
             Ingestor::start(&store, Arc::new(move |commit| observer.committed(commit))).await?;
+        let executor = tokio::spawn(schedule::run(store.clone()));
+        let daily = tokio::spawn(schedule::daily_risk(store.clone()));
         let state = Self(Arc::new(Shared {
             store,
             ingest,
             tokens: Arc::default(),
             metrics,
             config: Arc::new(config),
+            background: vec![executor.abort_handle(), daily.abort_handle()],
         }));
         Ok((state, writer))
     }
@@ -86,6 +90,16 @@ pub struct Shared {
     pub tokens: Arc<auth::TokenCache>,
     pub metrics: Arc<metrics::Metrics>,
     pub config: Arc<ServerConfig>,
+    /// Background tasks (the smart-group executor, daily risk), stopped with the state.
+    background: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

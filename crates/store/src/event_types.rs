@@ -1,5 +1,6 @@
 //! Event types of an account: the built-in catalog and the ones senders create.
 
+use crate::groups::group_counting_type;
 use crate::{Result, Store, StoreError, is_unique_violation};
 use coachloop_core::ids::{AccountId, EventTypeId};
 use sqlx::FromRow;
@@ -99,6 +100,21 @@ impl Store {
         let current = self.event_type(account, id).await?;
         let name = name.unwrap_or(&current.name);
         let description = description.unwrap_or(current.description.as_deref());
+        if name != current.name {
+            // A rename would silently change what smart groups count.
+            let mut conn = self.read.acquire().await?;
+            for side in [current.name.as_str(), name] {
+                if let Some(group) = group_counting_type(&mut conn, account.0, side).await? {
+                    return Err(StoreError::conflict(
+                        "name",
+                        format!(
+                            "smart group `{group}` counts events of type `{side}`; \
+                             change its criteria before renaming this type"
+                        ),
+                    ));
+                }
+            }
+        }
         sqlx::query_as(
             "UPDATE event_types SET name = $1, description = $2 WHERE account_id = $3 AND id = $4 \
              RETURNING id, account_id, name, description, built_in",
@@ -136,6 +152,22 @@ impl Store {
             return Err(StoreError::conflict(
                 "id",
                 "events of this type exist; delete them first or keep the type",
+            ));
+        }
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT name FROM event_types WHERE account_id = $1 AND id = $2")
+                .bind(account.0)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(name) = name
+            && let Some(group) = group_counting_type(&mut tx, account.0, &name).await?
+        {
+            return Err(StoreError::conflict(
+                "id",
+                format!(
+                    "smart group `{group}` counts events of this type; change its criteria first"
+                ),
             ));
         }
         let done = sqlx::query("DELETE FROM event_types WHERE account_id = $1 AND id = $2")

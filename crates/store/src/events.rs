@@ -149,19 +149,24 @@ impl Store {
     /// Deletes an event; it stops counting everywhere at once.
     #[instrument(skip_all)]
     pub async fn delete_event(&self, account: AccountId, id: EventId) -> Result<()> {
+        let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
-        let done =
-            sqlx::query("DELETE FROM events WHERE id = $1 AND id_low = $2 AND account_id = $3")
-                .bind(id.hi)
-                .bind(id.lo)
-                .bind(account.0)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
+        let deleted: Option<Option<i64>> = sqlx::query_scalar(
+            "DELETE FROM events WHERE id = $1 AND id_low = $2 AND account_id = $3 \
+             RETURNING user_id",
+        )
+        .bind(id.hi)
+        .bind(id.lo)
+        .bind(account.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user) = deleted else {
             return Err(StoreError::NotFound("event"));
-        }
-        tx.commit().await?;
-        Ok(())
+        };
+        // The event stops counting toward every smart group at once.
+        let people: Vec<UserId> = user.map(UserId).into_iter().collect();
+        self.commit_people(&mut engine, tx, account, &people, self.now_ms())
+            .await
     }
 }
 

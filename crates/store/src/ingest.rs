@@ -7,17 +7,19 @@
 //! connection copies the WAL into the database file in the background, so no commit
 //! waits behind a large checkpoint.
 
+use crate::engine::{Engine, Outcome, Wake, When};
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
+use coachloop_core::criteria::EventFact;
 use coachloop_core::event::NewEvent;
 use coachloop_core::event_id::{EventId, EventIdGenerator, pack};
 use coachloop_core::ids::AccountId;
 use serde::Serialize;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 use uuid::Uuid;
@@ -123,6 +125,8 @@ impl Ingestor {
             ids: EventIdGenerator::after(last),
             observer,
             restart_wal: Arc::default(),
+            engine: store.engine.clone(),
+            wake: store.wake.clone(),
         };
         let task = tokio::spawn(writer.run(rx, checkpointer));
         Ok((Self { queue }, task))
@@ -156,6 +160,8 @@ struct Writer {
     /// Set by the background checkpointer when the WAL is long and nearly all copied:
     /// the writer then copies the rest between two batches, so the WAL starts over.
     restart_wal: Arc<AtomicBool>,
+    engine: Arc<Mutex<Engine>>,
+    wake: Arc<Wake>,
 }
 
 impl Writer {
@@ -240,12 +246,16 @@ impl Writer {
     }
 
     async fn write(&mut self, batch: &[&Submission]) -> Result<Vec<Receipt>> {
+        // Held until the commit is done, so the engine's cache equals what is committed.
+        let mut engine = self.engine.clone().lock_owned().await;
         let generation = self.type_generation.load(Ordering::SeqCst);
         if generation != self.seen_generation {
             self.types.clear();
+            // Renamed or deleted types change what cached people's events are.
+            engine.clear();
             self.seen_generation = generation;
         }
-        let result = self.write_once(batch).await;
+        let result = self.write_once(batch, &mut engine).await;
         match &result {
             Ok(_) => (self.observer)(Commit {
                 requests: batch.len(),
@@ -260,7 +270,11 @@ impl Writer {
     /// Writes a batch in one round trip to SQLite: `BEGIN IMMEDIATE; INSERT …; COMMIT`
     /// as one multi-statement query. Ids, event types and earlier `external_id`s are
     /// settled before it; people are matched by a join inside the insert.
-    async fn write_once(&mut self, batch: &[&Submission]) -> Result<Vec<Receipt>> {
+    async fn write_once(
+        &mut self,
+        batch: &[&Submission],
+        engine: &mut Engine,
+    ) -> Result<Vec<Receipt>> {
         let now = self.now.now_ms();
         let mut seen = existing_external_ids(&mut self.conn, batch).await?;
         let mut rows = Vec::new();
@@ -294,7 +308,42 @@ impl Writer {
         }
 
         let pairs: Vec<_> = batch.iter().zip(&receipts).collect();
-        if let Err(e) = commit(&mut self.conn, &rows, &pairs, now).await {
+        let mut ruled = HashSet::new();
+        for row in &rows {
+            if !ruled.contains(&row.account)
+                && !engine
+                    .account(&mut self.conn, row.account)
+                    .await?
+                    .is_empty()
+            {
+                ruled.insert(row.account);
+            }
+        }
+        let result = if ruled.is_empty() {
+            commit(&mut self.conn, &rows, &pairs, now).await
+        } else {
+            let mut touched = Vec::new();
+            let result = commit_with_groups(
+                &mut self.conn,
+                engine,
+                &ruled,
+                &rows,
+                &pairs,
+                now,
+                &mut touched,
+            )
+            .await;
+            match &result {
+                Ok(outcome) => self.wake.scheduled(outcome),
+                Err(_) => {
+                    for (account, user) in touched {
+                        engine.forget(account, user);
+                    }
+                }
+            }
+            result.map(drop)
+        };
+        if let Err(e) = result {
             // Fails harmlessly when the transaction never began.
             let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
             return Err(e);
@@ -414,18 +463,33 @@ fn chunks<T>(items: &[T]) -> Vec<&[T]> {
     out
 }
 
-/// Stores the rows and statuses in one `BEGIN IMMEDIATE … COMMIT`. A small batch goes
-/// as one multi-statement query (one round trip to SQLite's thread); a large one
-/// statement by statement, so the prepared-statement cache holds a few shapes rather
-/// than every mix of chunk sizes.
+/// Stores the rows and statuses in one `BEGIN IMMEDIATE … COMMIT`.
 async fn commit(
     conn: &mut SqliteConnection,
     rows: &[Row<'_>],
     pairs: &[(&&Submission, &Receipt)],
     now: i64,
 ) -> Result<()> {
-    if rows.len() <= WHOLE_UP_TO && pairs.len() <= WHOLE_UP_TO {
-        let mut query = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE; ");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    insert_and_commit(conn, rows, pairs, now).await
+}
+
+fn is_small(rows: &[Row<'_>], pairs: &[(&&Submission, &Receipt)]) -> bool {
+    rows.len() <= WHOLE_UP_TO && pairs.len() <= WHOLE_UP_TO
+}
+
+/// Stores the rows and statuses and commits the open transaction. A small batch goes
+/// as one multi-statement query (one round trip to SQLite's thread); a large one
+/// statement by statement, so the prepared-statement cache holds a few shapes rather
+/// than every mix of chunk sizes.
+async fn insert_and_commit(
+    conn: &mut SqliteConnection,
+    rows: &[Row<'_>],
+    pairs: &[(&&Submission, &Receipt)],
+    now: i64,
+) -> Result<()> {
+    if is_small(rows, pairs) {
+        let mut query = QueryBuilder::<Sqlite>::new("");
         if !rows.is_empty() {
             push_events(&mut query, rows, now);
             query.push("; ");
@@ -435,7 +499,18 @@ async fn commit(
         query.build().execute(&mut *conn).await?;
         return Ok(());
     }
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    insert(conn, rows, pairs, now).await?;
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Stores the rows and statuses, statement by statement, in the open transaction.
+async fn insert(
+    conn: &mut SqliteConnection,
+    rows: &[Row<'_>],
+    pairs: &[(&&Submission, &Receipt)],
+    now: i64,
+) -> Result<()> {
     for chunk in chunks(rows) {
         let mut query = QueryBuilder::<Sqlite>::new("");
         push_events(&mut query, chunk, now);
@@ -446,8 +521,93 @@ async fn commit(
         push_requests(&mut query, chunk, now);
         query.build().execute(&mut *conn).await?;
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
+}
+
+/// [`commit`] for a batch in which some accounts have smart groups: inside the same
+/// transaction, matches each event's person (as the insert's join will), adds the event
+/// to their cached facts, re-evaluates the rules it can affect, and writes the joins,
+/// leaves and schedule entries. `touched` collects the people whose cache changed, for
+/// the caller to forget should the commit fail.
+async fn commit_with_groups(
+    conn: &mut SqliteConnection,
+    engine: &mut Engine,
+    ruled: &HashSet<i64>,
+    rows: &[Row<'_>],
+    pairs: &[(&&Submission, &Receipt)],
+    now: i64,
+    touched: &mut Vec<(i64, i64)>,
+) -> Result<Outcome> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let people = match_people(conn, ruled, rows).await?;
+    let mut pending: HashMap<(i64, i64), BTreeSet<usize>> = HashMap::new();
+    for row in rows {
+        let user = people
+            .get(&row.account)
+            .and_then(|names| names.get(row.event.target_norm.as_str()));
+        let Some(&user) = user else {
+            continue;
+        };
+        let rules = engine.account(conn, row.account).await?;
+        if rules.rules_for_type(&row.event.event_type).is_empty() {
+            continue;
+        }
+        rules.preload(conn, row.account, now).await?;
+        rules.person(conn, row.account, user, now).await?;
+        touched.push((row.account, user));
+        let fact = EventFact {
+            id: row.id,
+            event_type: row.event.event_type.clone(),
+            description: row.event.description.clone(),
+            occurred_ms: row.event.occurred_ms,
+        };
+        let affected = rules.add_event(user, fact, now);
+        pending
+            .entry((row.account, user))
+            .or_default()
+            .extend(affected.iter().copied());
+    }
+    let mut outcome = Outcome::default();
+    for ((account, user), indices) in pending {
+        let rules = engine.account(conn, account).await?;
+        rules.evaluate(account, user, indices, When::fact(now), &mut outcome);
+    }
+    if outcome.is_empty() {
+        insert_and_commit(conn, rows, pairs, now).await?;
+    } else {
+        insert(conn, rows, pairs, now).await?;
+        outcome.write(conn, now).await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+    }
+    Ok(outcome)
+}
+
+/// The person each row's target names, for rows of accounts with smart groups; read in
+/// the write transaction, so it is what the insert's join finds.
+async fn match_people(
+    conn: &mut SqliteConnection,
+    ruled: &HashSet<i64>,
+    rows: &[Row<'_>],
+) -> Result<HashMap<i64, HashMap<String, i64>>> {
+    let mut wanted: HashMap<i64, Vec<&str>> = HashMap::new();
+    for row in rows.iter().filter(|r| ruled.contains(&r.account)) {
+        wanted
+            .entry(row.account)
+            .or_default()
+            .push(row.event.target_norm.as_str());
+    }
+    let mut found: HashMap<i64, HashMap<String, i64>> = HashMap::new();
+    for (account, names) in wanted {
+        let matched: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT identity, user_id FROM user_identities              WHERE account_id = $1 AND identity IN (SELECT value FROM json_each($2))",
+        )
+        .bind(account)
+        .bind(serde_json::to_string(&names).unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await?;
+        found.entry(account).or_default().extend(matched);
+    }
+    Ok(found)
 }
 
 /// Appends one multi-row insert of events. The person is found by a join on their

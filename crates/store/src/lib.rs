@@ -3,10 +3,13 @@
 //! `ON CONFLICT`, `RETURNING`, epoch milliseconds) for the PostgreSQL back-end to come.
 
 pub mod accounts;
+pub mod engine;
 pub mod event_types;
 pub mod events;
+pub mod groups;
 pub mod ingest;
 pub mod page;
+pub mod risk;
 pub mod statuses;
 pub mod tokens;
 pub mod users;
@@ -100,6 +103,11 @@ pub struct Store {
     /// Bumped whenever an event type is renamed or deleted, so the event writer's
     /// name → id cache knows to start over.
     type_generation: Arc<AtomicU64>,
+    /// The smart-group engine; every path that changes facts locks it before its write
+    /// transaction begins (see `engine`).
+    engine: Arc<tokio::sync::Mutex<engine::Engine>>,
+    /// Wakes the group executor when something is due earlier than it thought.
+    wake: Arc<engine::Wake>,
 }
 
 impl Store {
@@ -151,6 +159,8 @@ impl Store {
             options: Arc::new(options),
             clock,
             type_generation: Arc::default(),
+            engine: Arc::default(),
+            wake: Arc::new(engine::Wake::new()),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         Ok(store)
@@ -158,6 +168,11 @@ impl Store {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// What the group executor sleeps on.
+    pub fn group_wake(&self) -> &Arc<engine::Wake> {
+        &self.wake
     }
 
     fn now_ms(&self) -> i64 {

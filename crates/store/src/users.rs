@@ -77,9 +77,12 @@ const COLUMNS: &str = "id, account_id, email, employee_number, first_name, last_
 impl Store {
     #[instrument(skip_all)]
     pub async fn create_user(&self, account: AccountId, changes: &UserChanges) -> Result<User> {
+        let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
-        let id = insert_user(&mut tx, account, changes, self.now_ms()).await?;
-        tx.commit().await?;
+        let now = self.now_ms();
+        let id = insert_user(&mut tx, account, changes, now).await?;
+        self.commit_people(&mut engine, tx, account, &[id], now)
+            .await?;
         self.user(account, id).await
     }
 
@@ -90,9 +93,12 @@ impl Store {
         id: UserId,
         changes: &UserChanges,
     ) -> Result<User> {
+        let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
-        update_user(&mut tx, account, id, changes, self.now_ms()).await?;
-        tx.commit().await?;
+        let now = self.now_ms();
+        update_user(&mut tx, account, id, changes, now).await?;
+        self.commit_people(&mut engine, tx, account, &[id], now)
+            .await?;
         self.user(account, id).await
     }
 
@@ -113,6 +119,7 @@ impl Store {
         account: AccountId,
         rows: &[UserChanges],
     ) -> Result<Vec<Result<Upserted>>> {
+        let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         let now = self.now_ms();
         let mut outcomes = Vec::with_capacity(rows.len());
@@ -126,7 +133,15 @@ impl Store {
             }
             outcomes.push(outcome);
         }
-        tx.commit().await?;
+        let changed: Vec<UserId> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(Upserted::Created(id) | Upserted::Updated(id)) => Some(*id),
+                Err(_) => None,
+            })
+            .collect();
+        self.commit_people(&mut engine, tx, account, &changed, now)
+            .await?;
         Ok(outcomes)
     }
 
@@ -437,4 +452,19 @@ async fn insert_identity(
         }
     })?;
     Ok(())
+}
+
+/// Fails with "user not found" unless `user` is a person of `account`.
+pub(crate) async fn require_user(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    user: UserId,
+) -> Result<()> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND id = $2")
+            .bind(account.0)
+            .bind(user.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+    found.map(drop).ok_or(StoreError::NotFound("user"))
 }

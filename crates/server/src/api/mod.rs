@@ -1,5 +1,7 @@
 //! coachloop's own admin API under `/api`: everything the console can do.
 
+mod groups;
+mod risk;
 mod tokens;
 mod users;
 
@@ -11,5 +13,7 @@ pub use users::User;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(users::router())
+        .merge(groups::router())
+        .merge(risk::router())
         .merge(tokens::router())
 }

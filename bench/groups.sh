@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Smart-group benchmark (issue 3). One run, one server:
+#   1. seed 100,000 people and 10,000,000 events spread over the last 12 months;
+#   2. measure ingest with no smart groups (single-event and bulk POST, 32 connections);
+#   3. create 49 smart groups, then time the 50th's creation (backfill over the history)
+#      and a preview (now and each of the last 90 days);
+#   4. measure ingest again with the 50 groups active, and the ratio to step 2;
+#   5. time scheduled leaves: 500 people join a PT5S-window group; print the lag between
+#      each leave's scheduled instant and when it was recorded;
+#   6. print the server's peak and current RSS.
+#
+#   bench/groups.sh           the issue's sizes, 30 s per ingest phase
+#   bench/groups.sh --quick   10,000 people, 1,000,000 events, 5 s phases (about a minute)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+people=100000; events=10000000; duration=30s
+if [ "${1:-}" = "--quick" ]; then people=10000; events=1000000; duration=5s; fi
+port=${BENCH_PORT:-18182}
+export PEOPLE=$people SEED_EVENTS=$events SEED_THREADS=2
+
+for tool in wrk jq curl; do
+  command -v $tool >/dev/null || { echo "$tool is needed: apt-get install -y $tool" >&2; exit 1; }
+done
+cargo build --release -q -p coachloop
+bin=target/release/coachloop
+data=$(mktemp -d /tmp/coachloop-groups-bench-XXXXXX)
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
+base="http://127.0.0.1:$port"
+ms() { date +%s%3N; }
+
+echo "== seeding $people people"
+{
+  echo "email,first_name,department"
+  for ((i = 1; i <= people; i++)); do echo "user$i@bench.example,User$i,Dept$((i % 10))"; done
+} > "$data/people.csv"
+$bin users import --data-dir "$data" "$data/people.csv" >/dev/null
+export EVENTS_TOKEN=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
+ADMIN=$($bin tokens create --data-dir "$data" --name bench-admin --scopes admin 2>/dev/null)
+
+$bin serve --data-dir "$data" --listen "127.0.0.1:$port" &
+server=$!
+for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+
+ingested() { curl -s "$base/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}'; }
+start=$(ms)
+# Each wrk thread stops after its share; wrk itself waits out -d, so stop it when done.
+wrk -t2 -c8 -d1h -s bench/groups_seed.lua "$base" >/dev/null 2>&1 &
+seeder=$!
+while [ "$(ingested)" -lt "$events" ] && kill -0 $seeder 2>/dev/null; do sleep 1; done
+kill -INT $seeder 2>/dev/null || true; wait $seeder 2>/dev/null || true
+echo "== seeded $(ingested) events over 12 months in $(( ($(ms) - start) / 1000 )) s"
+
+run() { wrk -t2 -c32 -d"$duration" --latency -s "bench/$1" "$base" 2>&1; }
+rate() { awk '/^Requests\/sec/ {print $2}'; }
+pct() { awk -v p="$1" '$1 == p {print $2}'; }
+phase() { # label -> sets single_rps, bulk_eps
+  local single bulk
+  single=$(run groups_single.lua); single_rps=$(echo "$single" | rate)
+  bulk=$(run groups_bulk.lua); bulk_eps=$(awk -v r="$(echo "$bulk" | rate)" 'BEGIN {printf "%.0f", r * 1000}')
+  echo "   $1: single $single_rps events/s (p50 $(echo "$single" | pct 50%), p99 $(echo "$single" | pct 99%)); bulk $bulk_eps events/s"
+}
+
+echo "== ingest, no smart groups, 32 connections, $duration per phase"
+phase "rule-free"; free_single=$single_rps; free_bulk=$bulk_eps
+
+api() { # method path [body] -> body
+  curl -s -X "$1" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    ${3:+-d "$3"} "$base$2"
+}
+types=(dashlane_user_typed_compromised_password dashlane_user_typed_weak_password
+  dashlane_user_dismissed_vault_phishing_alert dashlane_user_entered_credential_phishing_website_ai
+  dashlane_user_received_vault_phishing_alert dashlane_user_entered_password_risky_site
+  dashlane_user_dismissed_ai_phishing_alert dashlane_user_received_credential_risk_alert
+  dashlane_user_changed_at_risk_password dashlane_user_accepted_ai_phishing_alert)
+windows=(P1M P3M P6M P12M any)
+echo "== creating 49 smart groups"
+start=$(ms)
+for ((g = 0; g < 49; g++)); do
+  type=${types[$((g % 10))]}; window=${windows[$((g / 10))]}; n=$((g % 3 + 1))
+  leaf="{\"event\":{\"type\":\"$type\",\"count\":{\"at_least\":$n},\"within\":\"$window\"}}"
+  case $((g % 4)) in
+    1) criteria="{\"all\":[$leaf,{\"not\":{\"user\":{\"attribute\":\"department\",\"in\":[\"Dept1\",\"Dept2\"]}}}]}" ;;
+    2) criteria="{\"event\":{\"type\":\"$type\",\"description\":{\"contains\":\"not logged in\"},\"count\":{\"at_least\":$n},\"within\":\"$window\"}}" ;;
+    *) criteria=$leaf ;;
+  esac
+  api POST /api/groups "{\"name\":\"bench $g\",\"criteria\":$criteria}" | jq -e .backfill >/dev/null
+done
+echo "   49 groups in $(( ($(ms) - start) / 1000 )) s"
+
+criteria='{"all":[{"event":{"type":"dashlane_user_typed_compromised_password","count":{"at_least":2},"within":"P3M"}},{"not":{"event":{"type":"dashlane_user_changed_at_risk_password","within":"P1M"}}}]}'
+start=$(ms)
+created=$(api POST /api/groups "{\"name\":\"bench 49 (measured)\",\"criteria\":$criteria}")
+echo "== backfill of the 50th group: $(( $(ms) - start )) ms wall ($(echo "$created" | jq -c .backfill))"
+start=$(ms)
+preview=$(api POST /api/groups/preview "{\"criteria\":$criteria}")
+echo "== preview (now + 90 days): $(( $(ms) - start )) ms wall; matching $(echo "$preview" | jq .data.matching), took_ms $(echo "$preview" | jq .data.took_ms)"
+
+# The engine loads an account's people in one pass on the first event after its groups
+# change; time that apart from the throughput phases.
+start=$(ms)
+curl -s -H "Authorization: Bearer $EVENTS_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"target_user":"user1@bench.example","event_type":"dashlane_user_typed_weak_password"}' "$base/events" >/dev/null
+echo "== engine load of $people people after the groups changed (first event): $(( $(ms) - start )) ms"
+echo "== ingest with 50 smart groups active"
+# PERF=1: profile the server during this phase (perf.data in the working directory).
+[ -n "${PERF:-}" ] && { perf record -F 499 -g -p $server -o perf.data >/dev/null 2>&1 & perf=$!; }
+phase "50 groups"
+[ -n "${PERF:-}" ] && { kill -INT $perf; wait $perf || true; }
+echo "   ratio to rule-free: single $(awk -v a="$single_rps" -v b="$free_single" 'BEGIN {printf "%.2f", a / b}'), bulk $(awk -v a="$bulk_eps" -v b="$free_bulk" 'BEGIN {printf "%.2f", a / b}')"
+
+echo "== scheduled leaves: 500 people join a PT5S group, leave 5 s later"
+probe=$(api POST /api/groups '{"name":"lag probe","criteria":{"event":{"type":"bench_lag_probe","within":"PT5S"}}}' | jq .data.id)
+# Creating the probe reloaded the engine: load it first, so the lag is the executor's.
+curl -s -H "Authorization: Bearer $EVENTS_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"target_user":"user1@bench.example","event_type":"dashlane_user_typed_weak_password"}' "$base/events" >/dev/null
+body=$(for i in $(seq 1 500); do printf '{"target_user":"user%d@bench.example","event_type":"bench_lag_probe"}\n' "$i"; done | jq -s -c .)
+curl -s -H "Authorization: Bearer $EVENTS_TOKEN" -H 'Content-Type: application/json' -d "$body" "$base/events" >/dev/null
+# The probe group's creation reloads the engine, so the first event may wait for that.
+for _ in $(seq 120); do
+  left=$(api GET "/api/groups/$probe/history?per_page=1" | jq '[.meta.count][0]')
+  [ "${left:-0}" -ge 1000 ] && break; sleep 1
+done
+api GET "/api/groups/$probe/history?per_page=500" | jq -r '.data[] | select(.change == "left") | [.at, .recorded_at] | @tsv' > "$data/lag.tsv"
+python3 - "$data/lag.tsv" <<'PY'
+import sys, datetime, statistics
+def ms(t): return datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
+lags = sorted(ms(r) - ms(a) for a, r in (line.split("\t") for line in open(sys.argv[1]).read().split("\n") if line))
+if not lags: print("   no leaves recorded"); sys.exit()
+print(f"   {len(lags)} leaves; lag scheduled -> recorded: p50 {statistics.median(lags):.0f} ms, "
+      f"p99 {lags[int(len(lags) * 0.99) - 1]:.0f} ms, max {lags[-1]:.0f} ms")
+PY
+
+echo "== server memory: peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status), now $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"

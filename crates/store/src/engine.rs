@@ -1,0 +1,814 @@
+//! The smart-group engine: keeps each smart group's membership equal to its criteria,
+//! inside the transaction of whatever changed a person's facts.
+//!
+//! The engine holds, per account, the active smart groups (parsed, in dependency order)
+//! and a cache of the facts of the people it has seen: their attributes, memberships and
+//! only those events some rule can still count (see `criteria::prune`). An arriving
+//! event re-evaluates only the rules that mention its type, for its person only; a
+//! membership change re-evaluates the rules that name that group. Every evaluation also
+//! asks the criteria for the next instant the answer could change by time alone, and
+//! persists it in `group_schedule`; the executor (`Store::run_due_groups`) acts then.
+//!
+//! One `tokio::sync::Mutex` guards the engine. Every path that changes facts takes it
+//! *before* it begins its write transaction and holds it until the commit, so the cache
+//! always equals what is committed; after a failed commit the touched people are
+//! forgotten and reloaded on next use.
+
+use crate::Result;
+use coachloop_core::criteria::{Criteria, EventFact, EventLeaf, Facts, prune};
+use coachloop_core::event_id::EventId;
+use coachloop_core::user::{DATE_FIELDS, TEXT_FIELDS};
+use serde_json::json;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use tokio::sync::Notify;
+
+/// Rows per multi-row statement when writing changes.
+const WRITE_CHUNK: usize = 500;
+
+/// One active smart group.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub group: i64,
+    pub version: i64,
+    pub criteria: Criteria,
+    /// Other groups the criteria name.
+    pub groups: Vec<i64>,
+}
+
+impl Rule {
+    pub fn new(group: i64, version: i64, criteria: Criteria) -> Self {
+        let groups = criteria.groups();
+        Self {
+            group,
+            version,
+            criteria,
+            groups,
+        }
+    }
+}
+
+/// What one person looks like to the criteria, as cached.
+#[derive(Debug, Default)]
+pub(crate) struct Person {
+    pub active: bool,
+    pub attributes: Vec<(&'static str, String)>,
+    pub events: Vec<EventFact>,
+    /// Every group the person belongs to (manual ones too: criteria may name them).
+    pub groups: HashSet<i64>,
+    /// The persisted `group_schedule` entry per smart group.
+    pub dues: HashMap<i64, i64>,
+    /// Length of `events` after the last prune; pruning again waits until it doubles.
+    pub pruned_len: usize,
+}
+
+impl Facts for Person {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn events(&self) -> &[EventFact] {
+        &self.events
+    }
+    fn member_of(&self, group: i64) -> bool {
+        self.groups.contains(&group)
+    }
+}
+
+/// A join or leave to record.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub account: i64,
+    pub group: i64,
+    pub user: i64,
+    pub joined: bool,
+    pub at: i64,
+    pub version: i64,
+    pub reason: String,
+}
+
+/// What an evaluation decided, written by [`Outcome::write`] in the caller's transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub changes: Vec<Change>,
+    /// (account, group, user, due): `None` removes the entry.
+    pub dues: Vec<(i64, i64, i64, Option<i64>)>,
+}
+
+impl Outcome {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.dues.is_empty()
+    }
+
+    pub fn joined(&self) -> usize {
+        self.changes.iter().filter(|c| c.joined).count()
+    }
+
+    pub fn left(&self) -> usize {
+        self.changes.iter().filter(|c| !c.joined).count()
+    }
+
+    /// Writes the changes and schedule entries. `now` is when they are recorded.
+    pub async fn write(&self, conn: &mut SqliteConnection, now: i64) -> Result<()> {
+        let (joins, leaves): (Vec<&Change>, Vec<&Change>) =
+            self.changes.iter().partition(|c| c.joined);
+        for chunk in joins.chunks(WRITE_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO group_members (group_id, user_id, account_id, joined_at, version) ",
+            );
+            insert.push_values(chunk, |mut row, c| {
+                row.push_bind(c.group)
+                    .push_bind(c.user)
+                    .push_bind(c.account)
+                    .push_bind(c.at)
+                    .push_bind(c.version);
+            });
+            insert.push(" ON CONFLICT (group_id, user_id) DO NOTHING");
+            insert.build().execute(&mut *conn).await?;
+        }
+        let leaves: Vec<(i64, i64)> = leaves.iter().map(|c| (c.group, c.user)).collect();
+        delete_pairs(conn, "group_members", &leaves).await?;
+        for chunk in self.changes.chunks(WRITE_CHUNK) {
+            let mut history = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO group_history (account_id, group_id, user_id, change, at, version, \
+                 reason, recorded_at) ",
+            );
+            history.push_values(chunk, |mut row, c| {
+                row.push_bind(c.account)
+                    .push_bind(c.group)
+                    .push_bind(c.user)
+                    .push_bind(if c.joined { "joined" } else { "left" })
+                    .push_bind(c.at)
+                    .push_bind(c.version)
+                    .push_bind(c.reason.as_str())
+                    .push_bind(now);
+            });
+            history.build().execute(&mut *conn).await?;
+        }
+        let (set, unset): (Vec<_>, Vec<_>) = self.dues.iter().partition(|d| d.3.is_some());
+        for chunk in set.chunks(WRITE_CHUNK) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO group_schedule (account_id, group_id, user_id, due_at) ",
+            );
+            upsert.push_values(chunk, |mut row, (account, group, user, due)| {
+                row.push_bind(*account)
+                    .push_bind(*group)
+                    .push_bind(*user)
+                    .push_bind(*due);
+            });
+            upsert.push(" ON CONFLICT (group_id, user_id) DO UPDATE SET due_at = excluded.due_at");
+            upsert.build().execute(&mut *conn).await?;
+        }
+        let unset: Vec<(i64, i64)> = unset.iter().map(|d| (d.1, d.2)).collect();
+        delete_pairs(conn, "group_schedule", &unset).await?;
+        Ok(())
+    }
+}
+
+/// Deletes rows of a table keyed by (group_id, user_id), one statement per group and
+/// chunk, so each is a search of the primary key (a row-value `IN` would scan).
+async fn delete_pairs(
+    conn: &mut SqliteConnection,
+    table: &str,
+    pairs: &[(i64, i64)],
+) -> Result<()> {
+    let mut by_group: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (group, user) in pairs {
+        by_group.entry(*group).or_default().push(*user);
+    }
+    for (group, users) in by_group {
+        for chunk in users.chunks(WRITE_CHUNK) {
+            let mut delete =
+                QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE group_id = "));
+            delete.push_bind(group).push(" AND user_id IN (");
+            let mut ids = delete.separated(", ");
+            for user in chunk {
+                ids.push_bind(*user);
+            }
+            delete.push(")");
+            delete.build().execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// When an evaluation happens: it evaluates at `now`, records changes at `at` (the
+/// schedule entry's instant when one fired, else `now`), and treats the schedule so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct When {
+    pub now: i64,
+    pub at: i64,
+    pub schedule: Schedule,
+}
+
+impl When {
+    /// After a new or changed fact.
+    pub fn fact(now: i64) -> Self {
+        Self {
+            now,
+            at: now,
+            schedule: Schedule::Earlier,
+        }
+    }
+}
+
+/// How an evaluation treats the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Schedule {
+    /// After a new fact: an entry only ever moves earlier. A later true instant is picked
+    /// up when the earlier entry fires and finds nothing to do, which saves a write per
+    /// event for the common case (another event of a current member).
+    Earlier,
+    /// When an entry fired: it becomes exactly the next instant, or goes.
+    Exact,
+}
+
+/// The rules and cached people of one account.
+#[derive(Debug, Default)]
+pub(crate) struct AccountRules {
+    /// Active smart groups; a group comes after every smart group its criteria name.
+    pub rules: Vec<Rule>,
+    /// Rule indices per event type name, filled as types are seen.
+    by_type: HashMap<String, Arc<[usize]>>,
+    people: HashMap<i64, Person>,
+    /// Whether everyone was loaded at once (see [`AccountRules::preload`]).
+    preloaded: bool,
+}
+
+impl AccountRules {
+    pub fn new(mut rules: Vec<Rule>) -> Self {
+        order_by_dependency(&mut rules);
+        Self {
+            rules,
+            by_type: HashMap::new(),
+            people: HashMap::new(),
+            preloaded: false,
+        }
+    }
+
+    /// Loads everyone of the account in one pass over its events, instead of one person
+    /// at a time on first use: the event path calls it, since a stream of events reaches
+    /// most people, and a per-person load reads their events scattered over the table.
+    pub async fn preload(
+        &mut self,
+        conn: &mut SqliteConnection,
+        account: i64,
+        now: i64,
+    ) -> Result<()> {
+        use futures_util::TryStreamExt;
+        use sqlx::Row;
+        if self.preloaded || self.rules.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let mut people: HashMap<i64, Person> = HashMap::new();
+        let rows = sqlx::query(&format!(
+            "SELECT id, status, {} FROM users WHERE account_id = $1",
+            attribute_columns()
+        ))
+        .bind(account)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let mut person = Person {
+                active: row.try_get::<String, _>(1)? == "active",
+                ..Person::default()
+            };
+            for (i, name) in attribute_names().enumerate() {
+                if let Some(value) = row.try_get::<Option<String>, _>(i + 2)?
+                    && !value.is_empty()
+                {
+                    person.attributes.push((name, value));
+                }
+            }
+            people.insert(row.try_get(0)?, person);
+        }
+        let types: HashMap<i64, String> =
+            sqlx::query_as("SELECT id, name FROM event_types WHERE account_id = $1")
+                .bind(account)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+        let leaves = self.leaves();
+        {
+            // NOT INDEXED: one sequential pass beats a lookup per row through an index.
+            let mut events = sqlx::query_as::<_, (i64, i64, i64, i64, Option<String>, i64)>(
+                "SELECT user_id, id, id_low, event_type_id, description, occurred_at \
+                 FROM events NOT INDEXED WHERE account_id = $1 AND user_id IS NOT NULL",
+            )
+            .bind(account)
+            .fetch(&mut *conn);
+            while let Some((user, hi, lo, type_id, description, occurred_ms)) =
+                events.try_next().await?
+            {
+                let (Some(person), Some(event_type)) = (people.get_mut(&user), types.get(&type_id))
+                else {
+                    continue;
+                };
+                if !leaves.iter().any(|leaf| leaf.matches_type(event_type)) {
+                    continue;
+                }
+                let fact = EventFact {
+                    id: EventId { hi, lo },
+                    event_type: event_type.clone(),
+                    description,
+                    occurred_ms,
+                };
+                if leaves.iter().any(|leaf| leaf.matches(&fact)) {
+                    person.events.push(fact);
+                    if person.events.len() > 2 * person.pruned_len + 8 {
+                        prune(&leaves, &mut person.events, now);
+                        person.pruned_len = person.events.len();
+                    }
+                }
+            }
+        }
+        let members: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT user_id, group_id FROM group_members WHERE account_id = $1")
+                .bind(account)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (user, group) in members {
+            if let Some(person) = people.get_mut(&user) {
+                person.groups.insert(group);
+            }
+        }
+        let dues: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT user_id, group_id, due_at FROM group_schedule WHERE account_id = $1",
+        )
+        .bind(account)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (user, group, due) in dues {
+            if let Some(person) = people.get_mut(&user) {
+                person.dues.insert(group, due);
+            }
+        }
+        for person in people.values_mut() {
+            prune(&leaves, &mut person.events, now);
+            person.pruned_len = person.events.len();
+        }
+        tracing::info!(
+            account,
+            people = people.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "smart-group engine loaded"
+        );
+        // People cached already (loaded in this transaction) are as current.
+        for (user, person) in people {
+            self.people.entry(user).or_insert(person);
+        }
+        self.preloaded = true;
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    fn leaves(&self) -> Vec<&EventLeaf> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.criteria.event_leaves())
+            .collect()
+    }
+
+    /// The rules an event of this type can affect.
+    pub fn rules_for_type(&mut self, event_type: &str) -> Arc<[usize]> {
+        if let Some(rules) = self.by_type.get(event_type) {
+            return rules.clone();
+        }
+        let rules: Arc<[usize]> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.criteria.mentions_type(event_type))
+            .map(|(i, _)| i)
+            .collect();
+        self.by_type.insert(event_type.to_owned(), rules.clone());
+        rules
+    }
+
+    pub fn forget(&mut self, user: i64) {
+        self.people.remove(&user);
+    }
+
+    /// The cached person, loaded from the database (in the caller's transaction) if needed,
+    /// keeping the events that can count at any instant from `from` on.
+    pub async fn person(
+        &mut self,
+        conn: &mut SqliteConnection,
+        account: i64,
+        user: i64,
+        from: i64,
+    ) -> Result<&mut Person> {
+        if !self.people.contains_key(&user) {
+            let person = self.load_person(conn, account, user, from).await?;
+            self.people.insert(user, person);
+        }
+        Ok(self.people.get_mut(&user).expect("inserted above"))
+    }
+
+    async fn load_person(
+        &self,
+        conn: &mut SqliteConnection,
+        account: i64,
+        user: i64,
+        now: i64,
+    ) -> Result<Person> {
+        let mut person = load_attributes(conn, account, user).await?;
+        let rows: Vec<(i64, i64, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT e.id, e.id_low, t.name, e.description, e.occurred_at FROM events e \
+             JOIN event_types t ON t.id = e.event_type_id WHERE e.user_id = $1",
+        )
+        .bind(user)
+        .fetch_all(&mut *conn)
+        .await?;
+        let leaves = self.leaves();
+        person.events = rows
+            .into_iter()
+            .map(|(hi, lo, event_type, description, occurred_ms)| EventFact {
+                id: EventId { hi, lo },
+                event_type,
+                description,
+                occurred_ms,
+            })
+            .filter(|fact| leaves.iter().any(|leaf| leaf.matches(fact)))
+            .collect();
+        prune(&leaves, &mut person.events, now);
+        person.pruned_len = person.events.len();
+        person.groups = sqlx::query_scalar("SELECT group_id FROM group_members WHERE user_id = $1")
+            .bind(user)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+        person.dues =
+            sqlx::query_as("SELECT group_id, due_at FROM group_schedule WHERE user_id = $1")
+                .bind(user)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(person)
+    }
+
+    /// Adds a newly stored event to a cached person (the caller loaded them first) and
+    /// returns the rules it can affect.
+    pub fn add_event(&mut self, user: i64, fact: EventFact, now: i64) -> Arc<[usize]> {
+        let rules = self.rules_for_type(&fact.event_type);
+        if rules.is_empty() {
+            return rules;
+        }
+        let relevant = rules
+            .iter()
+            .flat_map(|i| self.rules[*i].criteria.event_leaves())
+            .any(|leaf| leaf.matches(&fact));
+        if !relevant {
+            return rules;
+        }
+        let needs_prune = match self.people.get_mut(&user) {
+            Some(person) => {
+                person.events.push(fact);
+                person.events.len() > 2 * person.pruned_len + 8
+            }
+            None => false,
+        };
+        if needs_prune {
+            let leaves: Vec<&EventLeaf> = self
+                .rules
+                .iter()
+                .flat_map(|r| r.criteria.event_leaves())
+                .collect();
+            if let Some(person) = self.people.get_mut(&user) {
+                prune(&leaves, &mut person.events, now);
+                person.pruned_len = person.events.len();
+            }
+        }
+        rules
+    }
+
+    /// Re-evaluates `rules` (indices) for a cached person at `now`, recording changes at
+    /// `at`, then every rule that names a group whose membership changed.
+    pub fn evaluate(
+        &mut self,
+        account: i64,
+        user: i64,
+        rules: impl IntoIterator<Item = usize>,
+        when: When,
+        out: &mut Outcome,
+    ) {
+        let When { now, at, schedule } = when;
+        let Some(person) = self.people.get_mut(&user) else {
+            return;
+        };
+        let mut pending: BTreeSet<usize> = rules.into_iter().collect();
+        while let Some(index) = pending.pop_first() {
+            let rule = &self.rules[index];
+            let holds = person.active && rule.criteria.evaluate(person, now);
+            let member = person.groups.contains(&rule.group);
+            if holds != member {
+                let reason = if holds {
+                    serde_json::to_string(&rule.criteria.explain(person, now))
+                } else {
+                    serde_json::to_string(&leave_reason(person.active))
+                }
+                .unwrap_or_default();
+                // A fired entry may be earlier than the flip itself (it only ever moves
+                // earlier), and the executor may run late: find when it really happened.
+                let at = if at < now {
+                    last_flip(&rule.criteria, person, member, at, now)
+                } else {
+                    at
+                };
+                out.changes.push(Change {
+                    account,
+                    group: rule.group,
+                    user,
+                    joined: holds,
+                    at,
+                    version: rule.version,
+                    reason,
+                });
+                if holds {
+                    person.groups.insert(rule.group);
+                } else {
+                    person.groups.remove(&rule.group);
+                }
+                pending.extend(dependents(&self.rules, rule.group));
+            }
+            let next = if person.active {
+                rule.criteria.next_change(person, now)
+            } else {
+                None
+            };
+            let current = person.dues.get(&rule.group).copied();
+            let write = match (schedule, next, current) {
+                (Schedule::Earlier, Some(t), Some(c)) => t < c,
+                (Schedule::Earlier, Some(_), None) => true,
+                (Schedule::Earlier, None, _) => false,
+                (Schedule::Exact, n, c) => n != c,
+            };
+            if write {
+                out.dues.push((account, rule.group, user, next));
+                match next {
+                    Some(t) => person.dues.insert(rule.group, t),
+                    None => person.dues.remove(&rule.group),
+                };
+            }
+        }
+    }
+
+    /// After a hand-made membership change of `group`: the rules naming it.
+    pub fn group_changed(&mut self, user: i64, group: i64, joined: bool) -> Vec<usize> {
+        if let Some(person) = self.people.get_mut(&user) {
+            if joined {
+                person.groups.insert(group);
+            } else {
+                person.groups.remove(&group);
+            }
+        }
+        dependents(&self.rules, group).collect()
+    }
+
+    /// Rules whose criteria name `group`.
+    pub fn dependents(&self, group: i64) -> impl Iterator<Item = usize> + '_ {
+        dependents(&self.rules, group)
+    }
+
+    /// Takes people loaded elsewhere (a backfill's population) as the cache.
+    pub fn adopt(&mut self, people: HashMap<i64, Person>) {
+        self.people = people;
+    }
+
+    pub fn people_ids(&self) -> Vec<i64> {
+        self.people.keys().copied().collect()
+    }
+
+    pub fn rule_index(&self, group: i64) -> Option<usize> {
+        self.rules.iter().position(|r| r.group == group)
+    }
+}
+
+/// The instant in `[from, now]` at which the answer last changed, walking the instants
+/// at which it may change from `from` on. Up to `from` the answer was `before`: `from`
+/// is a schedule entry's instant, never later than the first possible change.
+fn last_flip(criteria: &Criteria, person: &Person, before: bool, from: i64, now: i64) -> i64 {
+    let mut answer = before;
+    let mut flip = now;
+    let mut t = from;
+    // Bounded: each step moves to a later instant at which some event enters or leaves.
+    for _ in 0..100_000 {
+        let holds = person.active && criteria.evaluate(person, t);
+        if holds != answer {
+            flip = t;
+            answer = holds;
+        }
+        match criteria.next_change(person, t) {
+            Some(next) if next <= now => t = next,
+            _ => break,
+        }
+    }
+    flip
+}
+
+fn leave_reason(active: bool) -> serde_json::Value {
+    if active {
+        json!([{"kind": "criteria_no_longer_hold"}])
+    } else {
+        json!([{"kind": "archived"}])
+    }
+}
+
+/// Rules whose criteria name `group`.
+fn dependents(rules: &[Rule], group: i64) -> impl Iterator<Item = usize> + '_ {
+    rules
+        .iter()
+        .enumerate()
+        .filter(move |(_, r)| r.groups.contains(&group))
+        .map(|(i, _)| i)
+}
+
+/// Orders rules so a group comes after the smart groups its criteria name (creation and
+/// edits refuse cycles; should one exist anyway, the rest keep their order).
+fn order_by_dependency(rules: &mut Vec<Rule>) {
+    let mut ordered: Vec<Rule> = Vec::with_capacity(rules.len());
+    let mut rest: Vec<Rule> = std::mem::take(rules);
+    rest.sort_by_key(|r| r.group);
+    while !rest.is_empty() {
+        let pending: HashSet<i64> = rest.iter().map(|r| r.group).collect();
+        let (ready, blocked): (Vec<Rule>, Vec<Rule>) = rest.into_iter().partition(|r| {
+            r.groups
+                .iter()
+                .all(|g| !pending.contains(g) || *g == r.group)
+        });
+        if ready.is_empty() {
+            ordered.extend(blocked);
+            break;
+        }
+        ordered.extend(ready);
+        rest = blocked;
+    }
+    *rules = ordered;
+}
+
+/// Whether adding a rule for `group` naming `names` would make a cycle among `rules`.
+pub(crate) fn creates_cycle(rules: &[(i64, Vec<i64>)], group: i64, names: &[i64]) -> bool {
+    let edges: HashMap<i64, &Vec<i64>> = rules.iter().map(|(g, n)| (*g, n)).collect();
+    let mut stack: Vec<i64> = names.to_vec();
+    let mut seen = HashSet::new();
+    while let Some(next) = stack.pop() {
+        if next == group {
+            return true;
+        }
+        if seen.insert(next)
+            && let Some(names) = edges.get(&next)
+        {
+            stack.extend(names.iter().copied());
+        }
+    }
+    false
+}
+
+/// The attribute columns criteria can name, in `TEXT_FIELDS`/`DATE_FIELDS` order.
+pub(crate) fn attribute_names() -> impl Iterator<Item = &'static str> {
+    std::iter::once("email")
+        .chain(TEXT_FIELDS.iter().copied())
+        .chain(DATE_FIELDS.iter().copied())
+}
+
+fn attribute_columns() -> String {
+    attribute_names().collect::<Vec<_>>().join(", ")
+}
+
+/// A person's status and attributes, without events or memberships.
+pub(crate) async fn load_attributes(
+    conn: &mut SqliteConnection,
+    account: i64,
+    user: i64,
+) -> Result<Person> {
+    use sqlx::Row;
+    let row = sqlx::query(&format!(
+        "SELECT status, {} FROM users WHERE account_id = $1 AND id = $2",
+        attribute_columns()
+    ))
+    .bind(account)
+    .bind(user)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut person = Person::default();
+    if let Some(row) = row {
+        person.active = row.try_get::<String, _>(0)? == "active";
+        for (i, name) in attribute_names().enumerate() {
+            if let Some(value) = row.try_get::<Option<String>, _>(i + 1)?
+                && !value.is_empty()
+            {
+                person.attributes.push((name, value));
+            }
+        }
+    }
+    Ok(person)
+}
+
+/// The engine shared by every path that changes facts.
+#[derive(Debug, Default)]
+pub struct Engine {
+    accounts: HashMap<i64, AccountRules>,
+}
+
+impl Engine {
+    /// The account's rules, loaded on first use.
+    pub(crate) async fn account(
+        &mut self,
+        conn: &mut SqliteConnection,
+        account: i64,
+    ) -> Result<&mut AccountRules> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.accounts.entry(account) {
+            slot.insert(AccountRules::new(load_rules(conn, account).await?));
+        }
+        Ok(self.accounts.get_mut(&account).expect("inserted above"))
+    }
+
+    /// Drops an account's rules and cache (its groups changed).
+    pub(crate) fn reload(&mut self, account: i64) {
+        self.accounts.remove(&account);
+    }
+
+    /// Drops everything (event types were renamed or deleted).
+    pub(crate) fn clear(&mut self) {
+        self.accounts.clear();
+    }
+
+    pub(crate) fn forget(&mut self, account: i64, user: i64) {
+        if let Some(rules) = self.accounts.get_mut(&account) {
+            rules.forget(user);
+        }
+    }
+}
+
+async fn load_rules(conn: &mut SqliteConnection, account: i64) -> Result<Vec<Rule>> {
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT g.id, g.version, v.criteria FROM groups g \
+         JOIN group_versions v ON v.group_id = g.id AND v.version = g.version \
+         WHERE g.account_id = $1 AND g.group_type = 'smart_group' AND g.status = 'active'",
+    )
+    .bind(account)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rules = Vec::with_capacity(rows.len());
+    for (group, version, text) in rows {
+        let parsed = serde_json::from_str(&text)
+            .ok()
+            .and_then(|value| Criteria::parse(&value).ok());
+        match parsed {
+            Some(criteria) => rules.push(Rule::new(group, version, criteria)),
+            // Stored criteria were valid when saved; a later, stricter parser must not
+            // stop every other group from working.
+            None => tracing::error!(group, "stored criteria no longer parse; group skipped"),
+        }
+    }
+    Ok(rules)
+}
+
+/// Wakes the executor when an entry earlier than the one it sleeps towards is written.
+#[derive(Debug, Default)]
+pub struct Wake {
+    notify: Notify,
+    /// The instant the executor sleeps towards (`i64::MAX` when none).
+    target: AtomicI64,
+}
+
+impl Wake {
+    pub fn new() -> Self {
+        Self {
+            notify: Notify::new(),
+            target: AtomicI64::new(i64::MAX),
+        }
+    }
+
+    /// Called after a commit that wrote schedule entries.
+    pub(crate) fn scheduled(&self, outcome: &Outcome) {
+        let earliest = outcome.dues.iter().filter_map(|d| d.3).min();
+        if earliest.is_some_and(|t| t < self.target.load(Ordering::SeqCst)) {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn set_target(&self, at: Option<i64>) {
+        self.target.store(at.unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Wakes the executor unconditionally (e.g. after a test moved the clock).
+    pub fn kick(&self) {
+        self.notify.notify_one();
+    }
+}

@@ -1,0 +1,1139 @@
+//! Groups: manual (`console_group`), provisioned (`adi_managed_group`) and smart
+//! (`smart_group`, members derived from criteria by the [`engine`](crate::engine)).
+//! Creating or editing a smart group evaluates it over the existing history (backfill)
+//! in the same transaction; every version of its criteria is kept.
+
+use crate::engine::{
+    AccountRules, Engine, Outcome, Person, Rule, Schedule, When, attribute_names, creates_cycle,
+    load_attributes,
+};
+use crate::users::require_user;
+use crate::{Page, Result, Store, StoreError, is_unique_violation};
+use coachloop_core::criteria::{Criteria, EventFact, Evidence, Window, matches_at, prune};
+use coachloop_core::event_id::EventId;
+use coachloop_core::ids::{AccountId, GroupId, UserId};
+use coachloop_core::time::{date_of_ms, date_start_ms, format_date};
+use futures_util::TryStreamExt;
+use serde_json::{Value, json};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use std::collections::{HashMap, HashSet};
+use tracing::instrument;
+
+pub const MANUAL: &str = "console_group";
+pub const SMART: &str = "smart_group";
+pub const PROVISIONED: &str = "adi_managed_group";
+
+/// Days a preview looks back over.
+pub const PREVIEW_DAYS: i64 = 90;
+/// People a preview names (the count covers all).
+pub const PREVIEW_PEOPLE: usize = 100;
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Group {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub group_type: String,
+    pub provisioning_guid: Option<String>,
+    pub version: i64,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub archived_at: Option<i64>,
+    pub member_count: i64,
+    /// The current criteria (smart groups), as stored JSON.
+    pub criteria: Option<String>,
+}
+
+/// A new group. Criteria make it a smart group.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub name: String,
+    pub description: Option<String>,
+    pub criteria: Option<(Value, Criteria)>,
+}
+
+/// Changes to a group; absent fields stay.
+#[derive(Debug, Clone, Default)]
+pub struct GroupChanges {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub criteria: Option<(Value, Criteria)>,
+}
+
+/// What evaluating a smart group over the existing history did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backfill {
+    pub evaluated: usize,
+    pub joined: usize,
+    pub left: usize,
+    pub took_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    pub status: Option<String>,
+    pub group_type: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Member {
+    pub user_id: i64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub joined_at: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub group_id: i64,
+    pub user_id: i64,
+    pub change: String,
+    pub at: i64,
+    pub version: i64,
+    pub reason: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Version {
+    pub version: i64,
+    pub criteria: String,
+    pub created_at: i64,
+}
+
+/// Why a person is (or is not) in a group.
+#[derive(Debug, Clone)]
+pub struct Why {
+    pub member: bool,
+    pub joined_at: Option<i64>,
+    pub joined_version: Option<i64>,
+    /// For a smart group: whether the current criteria hold now, and the evidence.
+    pub holds: Option<bool>,
+    pub evidence: Vec<Evidence>,
+    /// The person's history in this group, newest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Who criteria would match, now and on each of the last days.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub matching: usize,
+    pub people: Vec<(i64, String)>,
+    /// (`YYYY-MM-DD`, people matching at the end of that day; today: now).
+    pub daily: Vec<(String, usize)>,
+    pub took_ms: i64,
+}
+
+const GROUP_COLUMNS: &str = "g.id, g.account_id, g.name, g.description, g.group_type, \
+    g.provisioning_guid, g.version, g.status, g.created_at, g.updated_at, g.archived_at, \
+    (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS member_count, \
+    v.criteria";
+const GROUP_FROM: &str =
+    "groups g LEFT JOIN group_versions v ON v.group_id = g.id AND v.version = g.version";
+
+impl Store {
+    #[instrument(skip_all)]
+    pub async fn create_group(
+        &self,
+        account: AccountId,
+        new: &NewGroup,
+    ) -> Result<(Group, Option<Backfill>)> {
+        let mut engine = self.engine.clone().lock_owned().await;
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        let group_type = if new.criteria.is_some() {
+            SMART
+        } else {
+            MANUAL
+        };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO groups (account_id, name, description, group_type, version, status, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, 0, 'active', $5, $5) RETURNING id",
+        )
+        .bind(account.0)
+        .bind(new.name.trim())
+        .bind(new.description.as_deref())
+        .bind(group_type)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| name_conflict(e, &new.name))?;
+        let backfill = match &new.criteria {
+            Some((json, criteria)) => Some(
+                self.set_criteria(&mut tx, &mut engine, account, id, json, criteria, now)
+                    .await?,
+            ),
+            None => None,
+        };
+        tx.commit().await?;
+        engine.reload(account.0);
+        drop(engine);
+        self.wake.kick();
+        Ok((self.group(account, GroupId(id)).await?, backfill))
+    }
+
+    #[instrument(skip_all)]
+    pub async fn update_group(
+        &self,
+        account: AccountId,
+        id: GroupId,
+        changes: &GroupChanges,
+    ) -> Result<(Group, Option<Backfill>)> {
+        let mut engine = self.engine.clone().lock_owned().await;
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        let (group_type, status) = group_kind(&mut tx, account, id).await?;
+        if let Some(name) = &changes.name {
+            sqlx::query("UPDATE groups SET name = $1 WHERE id = $2")
+                .bind(name.trim())
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| name_conflict(e, name))?;
+        }
+        if let Some(description) = &changes.description {
+            sqlx::query("UPDATE groups SET description = $1 WHERE id = $2")
+                .bind(description.as_deref())
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let backfill = match &changes.criteria {
+            Some(_) if group_type != SMART => {
+                return Err(StoreError::invalid(
+                    "criteria",
+                    format!("a {group_type} has no criteria; create a smart group instead"),
+                ));
+            }
+            Some(_) if status != "active" => {
+                return Err(StoreError::conflict(
+                    "criteria",
+                    "the group is archived; restore it before changing its criteria",
+                ));
+            }
+            Some((json, criteria)) => Some(
+                self.set_criteria(&mut tx, &mut engine, account, id.0, json, criteria, now)
+                    .await?,
+            ),
+            None => None,
+        };
+        sqlx::query("UPDATE groups SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        engine.reload(account.0);
+        drop(engine);
+        self.wake.kick();
+        Ok((self.group(account, id).await?, backfill))
+    }
+
+    /// Archives a group: it stops being evaluated, its members stay as they were for the
+    /// record, and its name is free again.
+    pub async fn archive_group(&self, account: AccountId, id: GroupId) -> Result<Group> {
+        let mut engine = self.engine.clone().lock_owned().await;
+        let mut tx = self.begin_write().await?;
+        group_kind(&mut tx, account, id).await?;
+        let named_by: Option<i64> = sqlx::query_scalar(
+            "SELECT g.id FROM groups g JOIN group_versions v ON v.group_id = g.id \
+             AND v.version = g.version WHERE g.account_id = $1 AND g.status = 'active' \
+             AND g.id <> $2 AND EXISTS (SELECT 1 FROM json_tree(v.criteria) \
+             WHERE key = 'member_of' AND value = $2) LIMIT 1",
+        )
+        .bind(account.0)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(other) = named_by {
+            return Err(StoreError::conflict(
+                "id",
+                format!("smart group {other} names this group in its criteria; change it first"),
+            ));
+        }
+        let now = self.now_ms();
+        sqlx::query(
+            "UPDATE groups SET status = 'archived', archived_at = COALESCE(archived_at, $1), \
+             updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM group_schedule WHERE group_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        engine.reload(account.0);
+        drop(engine);
+        self.group(account, id).await
+    }
+
+    /// Restores an archived group; a smart group is evaluated again from scratch.
+    pub async fn restore_group(
+        &self,
+        account: AccountId,
+        id: GroupId,
+    ) -> Result<(Group, Option<Backfill>)> {
+        let mut engine = self.engine.clone().lock_owned().await;
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        let (group_type, _) = group_kind(&mut tx, account, id).await?;
+        sqlx::query(
+            "UPDATE groups SET status = 'active', archived_at = NULL, updated_at = $1 \
+             WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::conflict("name", "another active group has this name now; rename one")
+            } else {
+                e.into()
+            }
+        })?;
+        let backfill = if group_type == SMART {
+            let text: String = sqlx::query_scalar(
+                "SELECT v.criteria FROM groups g JOIN group_versions v ON v.group_id = g.id \
+                 AND v.version = g.version WHERE g.id = $1",
+            )
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            let value: Value = serde_json::from_str(&text).unwrap_or_default();
+            let criteria = Criteria::parse(&value)
+                .map_err(|e| StoreError::invalid("criteria", e.to_string()))?;
+            check_named_groups(&mut tx, &mut engine, account.0, id.0, &criteria)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Invalid(details) => {
+                        StoreError::Conflict(details.into_iter().next().unwrap_or_else(|| {
+                            coachloop_core::FieldError::new("criteria", "cannot be restored")
+                        }))
+                    }
+                    other => other,
+                })?;
+            let version: i64 = sqlx::query_scalar("SELECT version FROM groups WHERE id = $1")
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            Some(
+                backfill(&mut tx, account.0, id.0, version, &criteria, now)
+                    .await?
+                    .0,
+            )
+        } else {
+            None
+        };
+        tx.commit().await?;
+        engine.reload(account.0);
+        drop(engine);
+        self.wake.kick();
+        Ok((self.group(account, id).await?, backfill))
+    }
+
+    /// Stores a new criteria version for a smart group and evaluates it over everyone.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_criteria(
+        &self,
+        tx: &mut SqliteConnection,
+        engine: &mut Engine,
+        account: AccountId,
+        group: i64,
+        json: &Value,
+        criteria: &Criteria,
+        now: i64,
+    ) -> Result<Backfill> {
+        check_named_groups(tx, engine, account.0, group, criteria).await?;
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE groups SET version = version + 1 WHERE id = $1 RETURNING version",
+        )
+        .bind(group)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO group_versions (group_id, version, criteria, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(group)
+        .bind(version)
+        .bind(json.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (summary, changed) = backfill(tx, account.0, group, version, criteria, now).await?;
+        // Smart groups that name this one follow its new membership.
+        engine.reload(account.0);
+        let rules = engine.account(tx, account.0).await?;
+        let dependents: Vec<usize> = rules.dependents(group).collect();
+        if !dependents.is_empty() {
+            let mut outcome = Outcome::default();
+            for user in changed {
+                rules.person(tx, account.0, user, now).await?;
+                rules.evaluate(
+                    account.0,
+                    user,
+                    dependents.iter().copied(),
+                    When::fact(now),
+                    &mut outcome,
+                );
+            }
+            outcome.write(tx, now).await?;
+        }
+        Ok(summary)
+    }
+
+    #[instrument(skip_all)]
+    pub async fn group(&self, account: AccountId, id: GroupId) -> Result<Group> {
+        sqlx::query_as(&format!(
+            "SELECT {GROUP_COLUMNS} FROM {GROUP_FROM} WHERE g.account_id = $1 AND g.id = $2"
+        ))
+        .bind(account.0)
+        .bind(id.0)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound("group"))
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_groups(
+        &self,
+        account: AccountId,
+        filter: &GroupFilter,
+        page: Page,
+    ) -> Result<(Vec<Group>, i64)> {
+        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+            query.push(" WHERE g.account_id = ").push_bind(account.0);
+            if let Some(status) = &filter.status {
+                query.push(" AND g.status = ").push_bind(status.clone());
+            }
+            if let Some(kind) = &filter.group_type {
+                query.push(" AND g.group_type = ").push_bind(kind.clone());
+            }
+        };
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM groups g");
+        push_filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+        let mut select =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {GROUP_COLUMNS} FROM {GROUP_FROM}"));
+        push_filter(&mut select);
+        select
+            .push(" ORDER BY g.id LIMIT ")
+            .push_bind(page.limit())
+            .push(" OFFSET ")
+            .push_bind(page.offset());
+        let groups = select.build_query_as().fetch_all(&self.read).await?;
+        Ok((groups, total))
+    }
+
+    /// A page of a group's current members, in user id order.
+    pub async fn group_members(
+        &self,
+        account: AccountId,
+        id: GroupId,
+        page: Page,
+    ) -> Result<(Vec<Member>, i64)> {
+        let group = self.group(account, id).await?;
+        let members = sqlx::query_as(
+            "SELECT m.user_id, u.email, u.first_name, u.last_name, m.joined_at, m.version \
+             FROM group_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.group_id = $1 ORDER BY m.user_id LIMIT $2 OFFSET $3",
+        )
+        .bind(id.0)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.read)
+        .await?;
+        Ok((members, group.member_count))
+    }
+
+    /// Joins and leaves of a group, newest first; optionally of one person.
+    pub async fn group_history(
+        &self,
+        account: AccountId,
+        id: GroupId,
+        user: Option<UserId>,
+        page: Page,
+    ) -> Result<(Vec<HistoryEntry>, i64)> {
+        self.group(account, id).await?;
+        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+            query
+                .push(" WHERE account_id = ")
+                .push_bind(account.0)
+                .push(" AND group_id = ")
+                .push_bind(id.0);
+            if let Some(user) = user {
+                query.push(" AND user_id = ").push_bind(user.0);
+            }
+        };
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM group_history");
+        push_filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT id, group_id, user_id, change, at, version, reason, recorded_at \
+             FROM group_history",
+        );
+        push_filter(&mut select);
+        select
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(page.limit())
+            .push(" OFFSET ")
+            .push_bind(page.offset());
+        Ok((select.build_query_as().fetch_all(&self.read).await?, total))
+    }
+
+    /// Every criteria version of a smart group, oldest first.
+    pub async fn group_versions(&self, account: AccountId, id: GroupId) -> Result<Vec<Version>> {
+        self.group(account, id).await?;
+        Ok(sqlx::query_as(
+            "SELECT version, criteria, created_at FROM group_versions WHERE group_id = $1 \
+             ORDER BY version",
+        )
+        .bind(id.0)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Adds a person to a manual group by hand.
+    pub async fn add_group_member(
+        &self,
+        account: AccountId,
+        id: GroupId,
+        user: UserId,
+    ) -> Result<bool> {
+        self.change_member(account, id, user, true).await
+    }
+
+    /// Removes a person from a manual group by hand.
+    pub async fn remove_group_member(
+        &self,
+        account: AccountId,
+        id: GroupId,
+        user: UserId,
+    ) -> Result<bool> {
+        self.change_member(account, id, user, false).await
+    }
+
+    /// Returns whether membership changed (adding a member twice changes nothing).
+    async fn change_member(
+        &self,
+        account: AccountId,
+        id: GroupId,
+        user: UserId,
+        join: bool,
+    ) -> Result<bool> {
+        let mut engine = self.engine.clone().lock_owned().await;
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        let (group_type, status) = group_kind(&mut tx, account, id).await?;
+        match group_type.as_str() {
+            SMART => {
+                return Err(StoreError::conflict(
+                    "group_type",
+                    "members of a smart group come from its criteria; change the criteria instead",
+                ));
+            }
+            PROVISIONED => {
+                return Err(StoreError::conflict(
+                    "group_type",
+                    "members of a provisioned group are managed by the identity provider (SCIM)",
+                ));
+            }
+            _ if status != "active" => {
+                return Err(StoreError::conflict(
+                    "status",
+                    "the group is archived; restore it first",
+                ));
+            }
+            _ => {}
+        }
+        require_user(&mut tx, account, user).await?;
+        let changed = if join {
+            sqlx::query(
+                "INSERT INTO group_members (group_id, user_id, account_id, joined_at, version) \
+                 VALUES ($1, $2, $3, $4, 0) ON CONFLICT (group_id, user_id) DO NOTHING",
+            )
+            .bind(id.0)
+            .bind(user.0)
+            .bind(account.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+                .bind(id.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await?
+        }
+        .rows_affected()
+            > 0;
+        if !changed {
+            return Ok(false);
+        }
+        let kind = if join {
+            "added_by_admin"
+        } else {
+            "removed_by_admin"
+        };
+        sqlx::query(
+            "INSERT INTO group_history (account_id, group_id, user_id, change, at, version, \
+             reason, recorded_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $5)",
+        )
+        .bind(account.0)
+        .bind(id.0)
+        .bind(user.0)
+        .bind(if join { "joined" } else { "left" })
+        .bind(now)
+        .bind(json!([{ "kind": kind }]).to_string())
+        .execute(&mut *tx)
+        .await?;
+        let rules = engine.account(&mut tx, account.0).await?;
+        let mut outcome = Outcome::default();
+        let dependents = rules.group_changed(user.0, id.0, join);
+        if !dependents.is_empty() {
+            rules.person(&mut tx, account.0, user.0, now).await?;
+            rules.evaluate(account.0, user.0, dependents, When::fact(now), &mut outcome);
+        }
+        outcome.write(&mut tx, now).await?;
+        if let Err(e) = tx.commit().await {
+            engine.forget(account.0, user.0);
+            return Err(e.into());
+        }
+        drop(engine);
+        self.wake.scheduled(&outcome);
+        Ok(true)
+    }
+
+    /// Why a person is or is not in a group: their membership, the evidence that makes a
+    /// smart group's criteria hold for them now, and their history in the group.
+    pub async fn why(&self, account: AccountId, id: GroupId, user: UserId) -> Result<Why> {
+        let group = self.group(account, id).await?;
+        let mut conn = self.read.acquire().await?;
+        let now = self.now_ms();
+        require_user(&mut conn, account, user).await?;
+        let mut person = load_attributes(&mut conn, account.0, user.0).await?;
+        let membership: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT joined_at, version FROM group_members WHERE group_id = $1 AND user_id = $2",
+        )
+        .bind(id.0)
+        .bind(user.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (holds, evidence) = match group.criteria.as_deref() {
+            Some(text) => {
+                let value: Value = serde_json::from_str(text).unwrap_or_default();
+                let criteria = Criteria::parse(&value)
+                    .map_err(|e| StoreError::invalid("criteria", e.to_string()))?;
+                let types = matching_types(&mut conn, account.0, &criteria).await?;
+                let rows: Vec<(i64, i64, i64, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT id, id_low, event_type_id, description, occurred_at FROM events \
+                     WHERE user_id = $1 AND event_type_id IN (SELECT value FROM json_each($2))",
+                )
+                .bind(user.0)
+                .bind(serde_json::to_string(&types.keys().collect::<Vec<_>>()).unwrap_or_default())
+                .fetch_all(&mut *conn)
+                .await?;
+                person.events = rows
+                    .into_iter()
+                    .map(|(hi, lo, type_id, description, occurred_ms)| EventFact {
+                        id: EventId { hi, lo },
+                        event_type: types[&type_id].clone(),
+                        description,
+                        occurred_ms,
+                    })
+                    .collect();
+                person.groups =
+                    sqlx::query_scalar("SELECT group_id FROM group_members WHERE user_id = $1")
+                        .bind(user.0)
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .collect();
+                let holds = person.active && criteria.evaluate(&person, now);
+                let evidence = if holds {
+                    criteria.explain(&person, now)
+                } else {
+                    Vec::new()
+                };
+                (Some(holds), evidence)
+            }
+            None => (None, Vec::new()),
+        };
+        let history = sqlx::query_as(
+            "SELECT id, group_id, user_id, change, at, version, reason, recorded_at \
+             FROM group_history WHERE group_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT 100",
+        )
+        .bind(id.0)
+        .bind(user.0)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Why {
+            member: membership.is_some(),
+            joined_at: membership.map(|m| m.0),
+            joined_version: membership.map(|m| m.1),
+            holds,
+            evidence,
+            history,
+        })
+    }
+
+    /// Who `criteria` would match now, and how many on each of the last
+    /// [`PREVIEW_DAYS`] days (at the end of each UTC day; today: now). Nothing is saved.
+    /// Attributes and memberships are taken as they are now.
+    #[instrument(skip_all)]
+    pub async fn preview_group(&self, account: AccountId, criteria: &Criteria) -> Result<Preview> {
+        let started = std::time::Instant::now();
+        let now = self.now_ms();
+        let today = date_start_ms(date_of_ms(now));
+        let mut instants: Vec<i64> = (1..PREVIEW_DAYS)
+            .rev()
+            .map(|days_ago| today - (days_ago - 1) * DAY_MS - 1)
+            .collect();
+        instants.push(now);
+        let mut conn = self.read.acquire().await?;
+        let people = population(&mut conn, account.0, criteria, instants[0], None).await?;
+        let mut daily = vec![0usize; instants.len()];
+        let mut matching: Vec<i64> = Vec::new();
+        for (user, person) in &people {
+            if !person.active {
+                continue;
+            }
+            let answers = matches_at(criteria, person, &instants);
+            for (count, holds) in daily.iter_mut().zip(&answers) {
+                *count += usize::from(*holds);
+            }
+            if answers.last() == Some(&true) {
+                matching.push(*user);
+            }
+        }
+        matching.sort_unstable();
+        let named: Vec<i64> = matching.iter().take(PREVIEW_PEOPLE).copied().collect();
+        let emails: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, email FROM users WHERE account_id = $1 \
+             AND id IN (SELECT value FROM json_each($2)) ORDER BY id",
+        )
+        .bind(account.0)
+        .bind(serde_json::to_string(&named).unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Preview {
+            matching: matching.len(),
+            people: emails,
+            daily: instants
+                .iter()
+                .zip(daily)
+                .map(|(at, count)| (format_date(date_of_ms(*at)), count))
+                .collect(),
+            took_ms: started.elapsed().as_millis() as i64,
+        })
+    }
+
+    /// Acts on every schedule entry that is due: re-evaluates that group for that person
+    /// and records a change at the entry's instant. Returns how many entries it handled.
+    #[instrument(skip_all)]
+    pub async fn run_due_groups(&self) -> Result<usize> {
+        let mut handled = 0;
+        loop {
+            let mut engine = self.engine.clone().lock_owned().await;
+            let mut tx = self.begin_write().await?;
+            let now = self.now_ms();
+            let due: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+                "SELECT account_id, group_id, user_id, due_at FROM group_schedule \
+                 WHERE due_at <= $1 ORDER BY due_at LIMIT 1000",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            if due.is_empty() {
+                return Ok(handled);
+            }
+            let mut outcome = Outcome::default();
+            let mut touched = HashSet::new();
+            for (account, group, user, at) in &due {
+                let rules = engine.account(&mut tx, *account).await?;
+                let Some(index) = rules.rule_index(*group) else {
+                    // The group was archived or is no longer smart.
+                    outcome.dues.push((*account, *group, *user, None));
+                    continue;
+                };
+                // Long overdue (the server was down): the cache may have pruned events that
+                // counted back then; reload keeping what counts from the entry's instant on.
+                // Once per person: entries come earliest first, and a second reload would
+                // drop the changes this batch has made to them but not yet written.
+                if now - *at > 1_000 && !touched.contains(&(*account, *user)) {
+                    rules.forget(*user);
+                }
+                let person = rules.person(&mut tx, *account, *user, *at).await?;
+                // The entry fires now: evaluate against exactly what the schedule expects.
+                person.dues.insert(*group, *at);
+                rules.evaluate(
+                    *account,
+                    *user,
+                    [index],
+                    When {
+                        now,
+                        at: *at,
+                        schedule: Schedule::Exact,
+                    },
+                    &mut outcome,
+                );
+                touched.insert((*account, *user));
+            }
+            outcome.write(&mut tx, now).await?;
+            if let Err(e) = tx.commit().await {
+                for (account, user) in touched {
+                    engine.forget(account, user);
+                }
+                return Err(e.into());
+            }
+            handled += due.len();
+            drop(engine);
+            if due.len() < 1000 {
+                return Ok(handled);
+            }
+        }
+    }
+
+    /// The earliest schedule entry, if any.
+    pub async fn next_due_group(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM group_schedule")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// Settles the smart groups of people whose facts changed in `tx`, then commits.
+    pub(crate) async fn commit_people(
+        &self,
+        engine: &mut Engine,
+        mut tx: sqlx::Transaction<'static, Sqlite>,
+        account: AccountId,
+        users: &[UserId],
+        now: i64,
+    ) -> Result<()> {
+        let outcome = Store::settle_people(engine, &mut tx, account, users, now).await;
+        let committed = match outcome {
+            Ok(outcome) => tx.commit().await.map(|()| outcome).map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(outcome) => {
+                self.wake.scheduled(&outcome);
+                Ok(())
+            }
+            Err(e) => {
+                for user in users {
+                    engine.forget(account.0, user.0);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Re-evaluates every smart group for people whose facts changed (attributes,
+    /// identities, status, a deleted event) and writes the changes, inside the caller's
+    /// transaction. On a failed commit the caller forgets them in the engine.
+    pub(crate) async fn settle_people(
+        engine: &mut Engine,
+        conn: &mut SqliteConnection,
+        account: AccountId,
+        users: &[UserId],
+        now: i64,
+    ) -> Result<Outcome> {
+        let rules = engine.account(conn, account.0).await?;
+        let mut outcome = Outcome::default();
+        if rules.is_empty() {
+            return Ok(outcome);
+        }
+        for user in users {
+            rules.forget(user.0);
+            rules.person(conn, account.0, user.0, now).await?;
+            let all = 0..rules.rules.len();
+            rules.evaluate(account.0, user.0, all, When::fact(now), &mut outcome);
+        }
+        outcome.write(conn, now).await?;
+        Ok(outcome)
+    }
+}
+
+fn name_conflict(err: sqlx::Error, name: &str) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::conflict(
+            "name",
+            format!("an active group named `{}` exists already", name.trim()),
+        )
+    } else {
+        err.into()
+    }
+}
+
+/// The type and status of a group of this account.
+async fn group_kind(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    id: GroupId,
+) -> Result<(String, String)> {
+    sqlx::query_as("SELECT group_type, status FROM groups WHERE account_id = $1 AND id = $2")
+        .bind(account.0)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("group"))
+}
+
+/// Criteria may name only active groups of the same account, not themselves, and not
+/// through a cycle of smart groups.
+async fn check_named_groups(
+    conn: &mut SqliteConnection,
+    engine: &mut Engine,
+    account: i64,
+    group: i64,
+    criteria: &Criteria,
+) -> Result<()> {
+    let named = criteria.groups();
+    for other in &named {
+        if *other == group {
+            return Err(StoreError::invalid(
+                "criteria",
+                "a group's criteria cannot name the group itself",
+            ));
+        }
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT status FROM groups WHERE account_id = $1 AND id = $2")
+                .bind(account)
+                .bind(other)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if found.as_deref() != Some("active") {
+            return Err(StoreError::invalid(
+                "criteria",
+                format!(
+                    "group {other} named by `member_of` is not an active group of this account"
+                ),
+            ));
+        }
+    }
+    let rules = engine.account(conn, account).await?;
+    let edges: Vec<(i64, Vec<i64>)> = rules
+        .rules
+        .iter()
+        .map(|r| (r.group, r.groups.clone()))
+        .collect();
+    if creates_cycle(&edges, group, &named) {
+        return Err(StoreError::invalid(
+            "criteria",
+            "the groups named by `member_of` lead back to this group (a cycle)",
+        ));
+    }
+    Ok(())
+}
+
+/// The first active smart group whose criteria count events of the type `name`.
+pub(crate) async fn group_counting_type(
+    conn: &mut SqliteConnection,
+    account: i64,
+    name: &str,
+) -> Result<Option<String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT g.name, v.criteria FROM groups g JOIN group_versions v ON v.group_id = g.id \
+         AND v.version = g.version WHERE g.account_id = $1 AND g.group_type = 'smart_group' \
+         AND g.status = 'active' ORDER BY g.id",
+    )
+    .bind(account)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().find_map(|(group, text)| {
+        let value: Value = serde_json::from_str(&text).ok()?;
+        let criteria = Criteria::parse(&value).ok()?;
+        criteria.mentions_type(name).then_some(group)
+    }))
+}
+
+/// Event type ids of the account whose names some event leaf matches, with the names.
+async fn matching_types(
+    conn: &mut SqliteConnection,
+    account: i64,
+    criteria: &Criteria,
+) -> Result<HashMap<i64, String>> {
+    let types: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM event_types WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(types
+        .into_iter()
+        .filter(|(_, name)| criteria.mentions_type(name))
+        .collect())
+}
+
+/// The earliest `occurred_at` an event can have and still count for `criteria` at some
+/// instant from `from` on.
+fn earliest_counting(criteria: &Criteria, from: i64) -> i64 {
+    criteria
+        .event_leaves()
+        .iter()
+        .map(|leaf| match leaf.window {
+            Window::Any => i64::MIN,
+            Window::Rolling(period) => period
+                .before(chrono::DateTime::from_timestamp_millis(from).unwrap_or_default())
+                .timestamp_millis(),
+            Window::Between(start, _) => start - 1,
+        })
+        .min()
+        .unwrap_or(i64::MAX)
+}
+
+/// Everyone of the account with the facts `criteria` need to be evaluated at any instant
+/// from `from` on: status, the attributes it names, memberships of the groups it names,
+/// and matching events (pruned at `from`). With `group`, also that group's schedule.
+pub(crate) async fn population(
+    conn: &mut SqliteConnection,
+    account: i64,
+    criteria: &Criteria,
+    from: i64,
+    group: Option<i64>,
+) -> Result<HashMap<i64, Person>> {
+    use sqlx::Row;
+    let attributes = criteria.user_attributes();
+    let columns: String = attributes
+        .iter()
+        .map(|a| format!(", {a}"))
+        .collect::<String>();
+    let rows = sqlx::query(&format!(
+        "SELECT id, status{columns} FROM users WHERE account_id = $1"
+    ))
+    .bind(account)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut people: HashMap<i64, Person> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let mut person = Person {
+            active: row.try_get::<String, _>(1)? == "active",
+            ..Person::default()
+        };
+        for (i, name) in attributes.iter().enumerate() {
+            if let Some(value) = row.try_get::<Option<String>, _>(i + 2)?
+                && !value.is_empty()
+            {
+                person.attributes.push((name, value));
+            }
+        }
+        people.insert(row.try_get(0)?, person);
+    }
+    debug_assert!(
+        attributes
+            .iter()
+            .all(|a| attribute_names().any(|n| n == *a))
+    );
+
+    let leaves = criteria.event_leaves();
+    if !leaves.is_empty() {
+        let since = earliest_counting(criteria, from);
+        let types = matching_types(conn, account, criteria).await?;
+        for (type_id, name) in &types {
+            let mut rows = sqlx::query_as::<_, (i64, i64, i64, Option<String>, i64)>(
+                "SELECT user_id, id, id_low, description, occurred_at FROM events \
+                 WHERE event_type_id = $1 AND occurred_at > $2 AND user_id IS NOT NULL",
+            )
+            .bind(type_id)
+            .bind(since)
+            .fetch(&mut *conn);
+            while let Some((user, hi, lo, description, occurred_ms)) = rows.try_next().await? {
+                let Some(person) = people.get_mut(&user) else {
+                    continue;
+                };
+                let fact = EventFact {
+                    id: EventId { hi, lo },
+                    event_type: name.clone(),
+                    description,
+                    occurred_ms,
+                };
+                if leaves.iter().any(|leaf| leaf.matches(&fact)) {
+                    person.events.push(fact);
+                    if person.events.len() >= 64 && person.events.len().is_power_of_two() {
+                        prune(&leaves, &mut person.events, from);
+                    }
+                }
+            }
+        }
+    }
+
+    let mut named = criteria.groups();
+    named.extend(group);
+    if !named.is_empty() {
+        let members: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT user_id, group_id FROM group_members \
+             WHERE group_id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(serde_json::to_string(&named).unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await?;
+        for (user, group) in members {
+            if let Some(person) = people.get_mut(&user) {
+                person.groups.insert(group);
+            }
+        }
+    }
+    if let Some(group) = group {
+        let dues: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT user_id, due_at FROM group_schedule WHERE group_id = $1")
+                .bind(group)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (user, due) in dues {
+            if let Some(person) = people.get_mut(&user) {
+                person.dues.insert(group, due);
+            }
+        }
+    }
+    Ok(people)
+}
+
+/// Evaluates a (new version of a) smart group over everyone and records joins, leaves
+/// and schedule entries in the caller's transaction. Also returns who joined or left.
+async fn backfill(
+    conn: &mut SqliteConnection,
+    account: i64,
+    group: i64,
+    version: i64,
+    criteria: &Criteria,
+    now: i64,
+) -> Result<(Backfill, Vec<i64>)> {
+    let started = std::time::Instant::now();
+    let people = population(conn, account, criteria, now, Some(group)).await?;
+    let mut rules = AccountRules::new(vec![Rule::new(group, version, criteria.clone())]);
+    let mut outcome = Outcome::default();
+    let evaluated = people.len();
+    rules.adopt(people);
+    for user in rules.people_ids() {
+        rules.evaluate(
+            account,
+            user,
+            [0],
+            When {
+                now,
+                at: now,
+                schedule: Schedule::Exact,
+            },
+            &mut outcome,
+        );
+    }
+    outcome.write(conn, now).await?;
+    let summary = Backfill {
+        evaluated,
+        joined: outcome.joined(),
+        left: outcome.left(),
+        took_ms: started.elapsed().as_millis() as i64,
+    };
+    Ok((summary, outcome.changes.iter().map(|c| c.user).collect()))
+}

@@ -1,0 +1,167 @@
+//! Risk scores: computed from the events that still weigh (see `coachloop_core::risk`
+//! for the formula), and a daily history per person and per account.
+
+use crate::users::require_user;
+use crate::{Result, Store};
+use coachloop_core::event::{DecayMode, Risk};
+use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::risk::{account_score, person_score};
+use coachloop_core::time::{date_of_ms, format_date};
+use futures_util::TryStreamExt;
+use sqlx::SqliteConnection;
+use std::collections::HashMap;
+use tracing::instrument;
+
+/// Scores of one account at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Scores {
+    pub account: f64,
+    /// Active people by id (people with nothing that weighs score 0).
+    pub people: HashMap<i64, f64>,
+}
+
+/// One day of a score's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyScore {
+    pub day: String,
+    pub score: f64,
+}
+
+type RiskRow = (i64, i64, i64, Option<i64>, i64);
+
+fn risk_of(level: i64, decay: Option<i64>, expire_ms: i64) -> Risk {
+    Risk {
+        level,
+        decay_mode: decay.and_then(DecayMode::from_i64),
+        expire_date: date_of_ms(expire_ms),
+    }
+}
+
+/// Scores every person of an account at `now` from the events whose risk has not expired.
+async fn compute(conn: &mut SqliteConnection, account: i64, now: i64) -> Result<Scores> {
+    let active: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND status = 'active'")
+            .bind(account)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut weights: HashMap<i64, Vec<(i64, Risk)>> = HashMap::new();
+    let mut rows = sqlx::query_as::<_, RiskRow>(
+        "SELECT user_id, occurred_at, risk_level, risk_decay_mode, risk_expire_date \
+         FROM events WHERE account_id = $1 AND risk_level IS NOT NULL \
+         AND risk_expire_date > $2 AND user_id IS NOT NULL",
+    )
+    .bind(account)
+    .bind(now)
+    .fetch(&mut *conn);
+    while let Some((user, occurred, level, decay, expire)) = rows.try_next().await? {
+        weights
+            .entry(user)
+            .or_default()
+            .push((occurred, risk_of(level, decay, expire)));
+    }
+    drop(rows);
+    let people: HashMap<i64, f64> = active
+        .into_iter()
+        .map(|user| {
+            let events = weights.get(&user).map(Vec::as_slice).unwrap_or_default();
+            let score = person_score(events.iter().map(|(at, risk)| (*at, risk)), now);
+            (user, score)
+        })
+        .collect();
+    let all: Vec<f64> = people.values().copied().collect();
+    Ok(Scores {
+        account: account_score(&all),
+        people,
+    })
+}
+
+impl Store {
+    /// The current scores of an account and its active people.
+    #[instrument(skip_all)]
+    pub async fn risk_scores(&self, account: AccountId) -> Result<Scores> {
+        let mut conn = self.read.acquire().await?;
+        compute(&mut conn, account.0, self.now_ms()).await
+    }
+
+    /// One person's current score.
+    pub async fn user_risk_score(&self, account: AccountId, user: UserId) -> Result<f64> {
+        let now = self.now_ms();
+        let mut conn = self.read.acquire().await?;
+        require_user(&mut conn, account, user).await?;
+        let rows: Vec<RiskRow> = sqlx::query_as(
+            "SELECT user_id, occurred_at, risk_level, risk_decay_mode, risk_expire_date \
+             FROM events WHERE user_id = $1 AND risk_level IS NOT NULL AND risk_expire_date > $2",
+        )
+        .bind(user.0)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        let events: Vec<(i64, Risk)> = rows
+            .into_iter()
+            .map(|(_, at, level, decay, expire)| (at, risk_of(level, decay, expire)))
+            .collect();
+        Ok(person_score(events.iter().map(|(at, r)| (*at, r)), now))
+    }
+
+    /// Records today's score of every account and active person (replacing an earlier
+    /// record of the same day). Returns how many scores it wrote.
+    #[instrument(skip_all)]
+    pub async fn record_daily_risk(&self) -> Result<usize> {
+        let now = self.now_ms();
+        let day = format_date(date_of_ms(now));
+        let accounts: Vec<i64> = sqlx::query_scalar("SELECT id FROM accounts ORDER BY id")
+            .fetch_all(&self.read)
+            .await?;
+        let mut written = 0;
+        for account in accounts {
+            let scores = {
+                let mut conn = self.read.acquire().await?;
+                compute(&mut conn, account, now).await?
+            };
+            let mut tx = self.begin_write().await?;
+            let rows: Vec<(i64, f64)> = std::iter::once((0, scores.account))
+                .chain(scores.people.into_iter())
+                .collect();
+            for chunk in rows.chunks(500) {
+                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO risk_scores (account_id, user_id, day, score) ",
+                );
+                insert.push_values(chunk, |mut row, (user, score)| {
+                    row.push_bind(account)
+                        .push_bind(*user)
+                        .push_bind(day.as_str())
+                        .push_bind(*score);
+                });
+                insert.push(
+                    " ON CONFLICT (account_id, user_id, day) DO UPDATE SET score = excluded.score",
+                );
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            written += rows.len();
+        }
+        Ok(written)
+    }
+
+    /// The daily history of an account's score (`user` None) or a person's, newest first.
+    pub async fn risk_history(
+        &self,
+        account: AccountId,
+        user: Option<UserId>,
+        limit: i64,
+    ) -> Result<Vec<DailyScore>> {
+        let rows: Vec<(String, f64)> = sqlx::query_as(
+            "SELECT day, score FROM risk_scores WHERE account_id = $1 AND user_id = $2 \
+             ORDER BY day DESC LIMIT $3",
+        )
+        .bind(account.0)
+        .bind(user.map_or(0, |u| u.0))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, score)| DailyScore { day, score })
+            .collect())
+    }
+}
