@@ -104,7 +104,7 @@ curl -s -H "Authorization: Bearer $EVENTS_TOKEN" -H 'Content-Type: application/j
 echo "== engine load of $people people after the groups changed (first event): $(( $(ms) - start )) ms"
 echo "== ingest with 50 smart groups active"
 # PERF=1: profile the server during this phase (perf.data in the working directory).
-[ -n "${PERF:-}" ] && { perf record -F 499 -g -p $server -o perf.data >/dev/null 2>&1 & perf=$!; }
+[ -n "${PERF:-}" ] && { perf record -F 199 ${PERF_ARGS:--g} -p $server -o perf.data >/dev/null 2>&1 & perf=$!; }
 phase "50 groups"
 [ -n "${PERF:-}" ] && { kill -INT $perf; wait $perf || true; }
 echo "   ratio to rule-free: single $(awk -v a="$single_rps" -v b="$free_single" 'BEGIN {printf "%.2f", a / b}'), bulk $(awk -v a="$bulk_eps" -v b="$free_bulk" 'BEGIN {printf "%.2f", a / b}')"

@@ -21,6 +21,7 @@ use crate::user::{DATE_FIELDS, TEXT_FIELDS};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
+use std::sync::Arc;
 
 /// A parsed criteria tree.
 #[derive(Debug, Clone)]
@@ -115,7 +116,8 @@ pub struct CriteriaError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFact {
     pub id: EventId,
-    pub event_type: String,
+    /// Shared: an engine interns type names, so a cached fact costs no copy of its name.
+    pub event_type: Arc<str>,
     pub description: Option<String>,
     pub occurred_ms: i64,
 }
@@ -649,6 +651,29 @@ pub fn exit_instant(period: &IsoDuration, occurred_ms: i64) -> i64 {
     high
 }
 
+/// Whether `text` contains `part` (lower case) ignoring case, without allocating for
+/// ASCII text, the usual case on the event path.
+fn contains_folded(text: &str, part: &str) -> bool {
+    if text.is_ascii() {
+        let (text, part) = (text.as_bytes(), part.as_bytes());
+        part.is_empty()
+            || text
+                .windows(part.len())
+                .any(|w| w.eq_ignore_ascii_case(part))
+    } else {
+        text.to_lowercase().contains(part)
+    }
+}
+
+/// Whether `text` equals `whole` (lower case) ignoring case; see [`contains_folded`].
+fn equals_folded(text: &str, whole: &str) -> bool {
+    if text.is_ascii() {
+        text.eq_ignore_ascii_case(whole)
+    } else {
+        text.to_lowercase() == whole
+    }
+}
+
 /// The order of recency: later first, then the larger id (stored later).
 fn recency(event: &EventFact) -> (i64, EventId) {
     (event.occurred_ms, event.id)
@@ -734,8 +759,8 @@ impl EventLeaf {
                 Some(test) => {
                     let text = event.description.as_deref().unwrap_or_default();
                     match test {
-                        TextMatch::Contains(part) => text.to_lowercase().contains(part.as_str()),
-                        TextMatch::Equals(whole) => text.to_lowercase() == *whole,
+                        TextMatch::Contains(part) => contains_folded(text, part),
+                        TextMatch::Equals(whole) => equals_folded(text, whole),
                         TextMatch::Regex(regex) => regex.is_match(text),
                     }
                 }
@@ -799,10 +824,47 @@ impl EventLeaf {
 
     /// The first instant after `now` at which this leaf's answer flips by time alone.
     fn next_flip(&self, events: &[EventFact], now: i64) -> Option<i64> {
+        let after = self.frame(now).0;
+        // The common case, no matching event still to occur: from now on events only
+        // leave the frame, oldest first (an exit instant never comes before that of an
+        // earlier event), so the flip is the exit of one event, found without sorting.
+        let mut counted: Vec<i64> = Vec::new();
+        let mut future = false;
+        for event in events
+            .iter()
+            .filter(|e| e.occurred_ms > after && self.matches(e))
+        {
+            if event.occurred_ms > now {
+                future = true;
+                break;
+            }
+            counted.push(event.occurred_ms);
+        }
+        if !future {
+            let Window::Rolling(period) = self.window else {
+                return None;
+            };
+            let k = counted.len();
+            // How many of the oldest must leave for the answer to flip.
+            let leaving = match self.count {
+                Count::AtLeast(n) if k >= n as usize => k - n as usize + 1,
+                Count::AtMost(n) if k > n as usize => k - n as usize,
+                _ => return None,
+            };
+            if leaving > k {
+                return None;
+            }
+            let (_, occurred, _) = counted.select_nth_unstable(leaving - 1);
+            return Some(exit_instant(&period, *occurred));
+        }
         // Every instant after `now` at which the count moves: +1 as an event enters the
         // frame, −1 as it leaves.
         let mut moves: Vec<(i64, i64)> = Vec::new();
-        for event in events.iter().filter(|e| self.matches(e)) {
+        // An event out of the frame now never counts again.
+        for event in events
+            .iter()
+            .filter(|e| e.occurred_ms > after && self.matches(e))
+        {
             let occurred = event.occurred_ms;
             let (enter, leave) = match self.window {
                 Window::Any => (occurred, None),
@@ -899,7 +961,7 @@ mod tests {
     fn event(kind: &str, description: Option<&str>, at: i64) -> EventFact {
         EventFact {
             id: EventId { hi: at, lo: 0 },
-            event_type: kind.to_owned(),
+            event_type: kind.into(),
             description: description.map(str::to_owned),
             occurred_ms: at,
         }
@@ -1205,7 +1267,7 @@ mod tests {
         prune(&criteria.event_leaves(), &mut pruned, now);
         let kept: Vec<(&str, i64, i64)> = pruned
             .iter()
-            .map(|e| (e.event_type.as_str(), e.occurred_ms / DAY, e.id.hi))
+            .map(|e| (&*e.event_type, e.occurred_ms / DAY, e.id.hi))
             .collect();
         assert_eq!(
             kept,

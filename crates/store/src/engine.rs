@@ -36,16 +36,20 @@ pub(crate) struct Rule {
     pub criteria: Criteria,
     /// Other groups the criteria name.
     pub groups: Vec<i64>,
+    /// The criteria's event leaves, copied out so the event path walks no tree.
+    pub leaves: Vec<EventLeaf>,
 }
 
 impl Rule {
     pub fn new(group: i64, version: i64, criteria: Criteria) -> Self {
         let groups = criteria.groups();
+        let leaves = criteria.event_leaves().into_iter().cloned().collect();
         Self {
             group,
             version,
             criteria,
             groups,
+            leaves,
         }
     }
 }
@@ -227,13 +231,17 @@ pub(crate) enum Schedule {
     Exact,
 }
 
+/// An interned event type name and the indices of the rules an event of it can affect.
+type TypeRules = (Arc<str>, Arc<[usize]>);
+
 /// The rules and cached people of one account.
 #[derive(Debug, Default)]
 pub(crate) struct AccountRules {
     /// Active smart groups; a group comes after every smart group its criteria name.
     pub rules: Vec<Rule>,
-    /// Rule indices per event type name, filled as types are seen.
-    by_type: HashMap<String, Arc<[usize]>>,
+    /// Per event type name, filled as types are seen: the interned name and the indices
+    /// of the rules an event of that type can affect.
+    by_type: HashMap<Box<str>, TypeRules>,
     people: HashMap<i64, Person>,
     /// Whether everyone was loaded at once (see [`AccountRules::preload`]).
     preloaded: bool,
@@ -287,22 +295,33 @@ impl AccountRules {
             }
             people.insert(row.try_get(0)?, person);
         }
-        let types: HashMap<i64, String> =
+        let names: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, name FROM event_types WHERE account_id = $1")
                 .bind(account)
                 .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .collect();
+                .await?;
+        // Only the types some rule names, interned.
+        let mut types: HashMap<i64, Arc<str>> = HashMap::new();
+        for (id, name) in names {
+            let (name, rules) = self.event_type(&name);
+            if !rules.is_empty() {
+                types.insert(id, name);
+            }
+        }
         let leaves = self.leaves();
-        {
+        if !types.is_empty() {
             // NOT INDEXED: one sequential pass beats a lookup per row through an index.
-            let mut events = sqlx::query_as::<_, (i64, i64, i64, i64, Option<String>, i64)>(
+            // The type ids are integers of ours, so listing them inline is safe.
+            let ids: Vec<String> = types.keys().map(i64::to_string).collect();
+            let sql = format!(
                 "SELECT user_id, id, id_low, event_type_id, description, occurred_at \
-                 FROM events NOT INDEXED WHERE account_id = $1 AND user_id IS NOT NULL",
-            )
-            .bind(account)
-            .fetch(&mut *conn);
+                 FROM events NOT INDEXED WHERE account_id = $1 AND user_id IS NOT NULL \
+                 AND event_type_id IN ({})",
+                ids.join(", ")
+            );
+            let mut events = sqlx::query_as::<_, (i64, i64, i64, i64, Option<String>, i64)>(&sql)
+                .bind(account)
+                .fetch(&mut *conn);
             while let Some((user, hi, lo, type_id, description, occurred_ms)) =
                 events.try_next().await?
             {
@@ -310,9 +329,6 @@ impl AccountRules {
                 else {
                     continue;
                 };
-                if !leaves.iter().any(|leaf| leaf.matches_type(event_type)) {
-                    continue;
-                }
                 let fact = EventFact {
                     id: EventId { hi, lo },
                     event_type: event_type.clone(),
@@ -372,26 +388,29 @@ impl AccountRules {
     }
 
     fn leaves(&self) -> Vec<&EventLeaf> {
-        self.rules
-            .iter()
-            .flat_map(|r| r.criteria.event_leaves())
-            .collect()
+        self.rules.iter().flat_map(|r| &r.leaves).collect()
     }
 
-    /// The rules an event of this type can affect.
-    pub fn rules_for_type(&mut self, event_type: &str) -> Arc<[usize]> {
-        if let Some(rules) = self.by_type.get(event_type) {
-            return rules.clone();
+    /// The interned name of an event type and the rules an event of it can affect.
+    pub fn event_type(&mut self, event_type: &str) -> TypeRules {
+        if let Some(known) = self.by_type.get(event_type) {
+            return known.clone();
         }
         let rules: Arc<[usize]> = self
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.criteria.mentions_type(event_type))
+            .filter(|(_, r)| r.leaves.iter().any(|l| l.matches_type(event_type)))
             .map(|(i, _)| i)
             .collect();
-        self.by_type.insert(event_type.to_owned(), rules.clone());
-        rules
+        let known = (Arc::<str>::from(event_type), rules);
+        self.by_type.insert(event_type.into(), known.clone());
+        known
+    }
+
+    /// The rules an event of this type can affect.
+    pub fn rules_for_type(&mut self, event_type: &str) -> Arc<[usize]> {
+        self.event_type(event_type).1
     }
 
     pub fn forget(&mut self, user: i64) {
@@ -434,7 +453,7 @@ impl AccountRules {
             .into_iter()
             .map(|(hi, lo, event_type, description, occurred_ms)| EventFact {
                 id: EventId { hi, lo },
-                event_type,
+                event_type: event_type.into(),
                 description,
                 occurred_ms,
             })
@@ -467,8 +486,7 @@ impl AccountRules {
         }
         let relevant = rules
             .iter()
-            .flat_map(|i| self.rules[*i].criteria.event_leaves())
-            .any(|leaf| leaf.matches(&fact));
+            .any(|i| self.rules[*i].leaves.iter().any(|leaf| leaf.matches(&fact)));
         if !relevant {
             return rules;
         }
@@ -480,11 +498,7 @@ impl AccountRules {
             None => false,
         };
         if needs_prune {
-            let leaves: Vec<&EventLeaf> = self
-                .rules
-                .iter()
-                .flat_map(|r| r.criteria.event_leaves())
-                .collect();
+            let leaves: Vec<&EventLeaf> = self.rules.iter().flat_map(|r| &r.leaves).collect();
             if let Some(person) = self.people.get_mut(&user) {
                 prune(&leaves, &mut person.events, now);
                 person.pruned_len = person.events.len();

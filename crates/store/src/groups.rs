@@ -17,6 +17,7 @@ use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tracing::instrument;
 
 pub const MANUAL: &str = "console_group";
@@ -964,7 +965,7 @@ async fn matching_types(
     conn: &mut SqliteConnection,
     account: i64,
     criteria: &Criteria,
-) -> Result<HashMap<i64, String>> {
+) -> Result<HashMap<i64, Arc<str>>> {
     let types: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, name FROM event_types WHERE account_id = $1")
             .bind(account)
@@ -973,6 +974,7 @@ async fn matching_types(
     Ok(types
         .into_iter()
         .filter(|(_, name)| criteria.mentions_type(name))
+        .map(|(id, name)| (id, name.into()))
         .collect())
 }
 

@@ -549,7 +549,8 @@ async fn commit_with_groups(
             continue;
         };
         let rules = engine.account(conn, row.account).await?;
-        if rules.rules_for_type(&row.event.event_type).is_empty() {
+        let (event_type, affected) = rules.event_type(&row.event.event_type);
+        if affected.is_empty() {
             continue;
         }
         rules.preload(conn, row.account, now).await?;
@@ -557,7 +558,7 @@ async fn commit_with_groups(
         touched.push((row.account, user));
         let fact = EventFact {
             id: row.id,
-            event_type: row.event.event_type.clone(),
+            event_type,
             description: row.event.description.clone(),
             occurred_ms: row.event.occurred_ms,
         };

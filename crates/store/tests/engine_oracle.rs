@@ -269,7 +269,7 @@ impl Oracle {
                 .filter(|e| e.email == user.email)
                 .map(|e| EventFact {
                     id: e.id,
-                    event_type: e.event_type.to_owned(),
+                    event_type: e.event_type.into(),
                     description: None,
                     occurred_ms: e.occurred,
                 })
