@@ -104,10 +104,6 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.dues.is_empty()
-    }
-
     pub fn joined(&self) -> usize {
         self.changes.iter().filter(|c| c.joined).count()
     }
@@ -746,6 +742,11 @@ impl Engine {
             slot.insert(AccountRules::new(load_rules(conn, account).await?));
         }
         Ok(self.accounts.get_mut(&account).expect("inserted above"))
+    }
+
+    /// An account's rules, if loaded already.
+    pub(crate) fn loaded(&mut self, account: i64) -> Option<&mut AccountRules> {
+        self.accounts.get_mut(&account)
     }
 
     /// Drops an account's rules and cache (its groups changed).
