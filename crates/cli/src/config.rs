@@ -20,6 +20,9 @@ pub struct Config {
     pub max_bulk_events: usize,
     /// Log filter, e.g. `info` or `coachloop_server=debug,info`.
     pub log: String,
+    /// The address people reach the server at, for links in emails (e.g.
+    /// `https://training.example.com`); default: the `Host` of the request at hand.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -31,6 +34,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             max_bulk_events: 1_000,
             log: "info".to_owned(),
+            public_url: None,
         }
     }
 }
@@ -43,6 +47,7 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "max_bulk_events",
     "log",
+    "public_url",
 ];
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -92,6 +97,7 @@ impl Config {
         coachloop_server::ServerConfig {
             max_body_bytes: self.max_body_bytes,
             max_bulk_events: self.max_bulk_events,
+            public_url: self.public_url.clone(),
         }
     }
 }

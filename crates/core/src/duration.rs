@@ -75,12 +75,19 @@ impl IsoDuration {
         shifted - Duration::days(i64::from(self.days)) - Duration::seconds(self.seconds as i64)
     }
 
-    /// `at` plus this duration, the inverse walk of [`IsoDuration::before`].
+    /// `at` plus this duration, the inverse walk of [`IsoDuration::before`]; the last
+    /// representable instant when the sum lies beyond it.
     pub fn after(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let shifted = at
-            .checked_add_months(Months::new(self.months))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        shifted + Duration::days(i64::from(self.days)) + Duration::seconds(self.seconds as i64)
+        self.checked_after(at).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// [`IsoDuration::after`], or `None` when the sum lies beyond the representable range
+    /// (`PT4294967295H` parses, and adding it must not panic).
+    pub fn checked_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let seconds = Duration::try_seconds(i64::try_from(self.seconds).ok()?)?;
+        at.checked_add_months(Months::new(self.months))?
+            .checked_add_signed(Duration::days(i64::from(self.days)))?
+            .checked_add_signed(seconds)
     }
 }
 
@@ -177,6 +184,24 @@ mod tests {
         let thirty_days = IsoDuration::parse("P30D").unwrap();
         assert_eq!(thirty_days.before(at(2026, 3, 1)), at(2026, 1, 30));
         assert_eq!(thirty_days.after(at(2026, 1, 30)), at(2026, 3, 1));
+    }
+
+    #[test]
+    fn adding_beyond_the_calendar_saturates_instead_of_panicking() {
+        let huge = IsoDuration::parse("PT4294967295H").unwrap();
+        assert_eq!(huge.checked_after(at(2026, 1, 1)), None);
+        assert_eq!(huge.after(at(2026, 1, 1)), DateTime::<Utc>::MAX_UTC);
+        let months_and_days = IsoDuration {
+            months: u32::MAX,
+            days: 1,
+            seconds: 0,
+        };
+        assert_eq!(
+            months_and_days.after(at(2026, 1, 1)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        let month = IsoDuration::parse("P1M").unwrap();
+        assert_eq!(month.checked_after(at(2026, 1, 31)), Some(at(2026, 2, 28)));
     }
 
     proptest! {

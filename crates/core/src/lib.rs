@@ -6,8 +6,10 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod content;
 pub mod criteria;
 pub mod duration;
+pub mod enrolment;
 pub mod event;
 pub mod event_id;
 pub mod identity;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod learn;
 pub mod metrics;
 pub mod ops;
 pub mod paging;
@@ -36,6 +37,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most events in one bulk `POST /events`.
     pub max_bulk_events: usize,
+    /// The address people reach this server at, for links in emails (e.g.
+    /// `https://training.example.com`); default: the `Host` of the request at hand.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +47,7 @@ impl Default for ServerConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             max_bulk_events: 1_000,
+            public_url: None,
         }
     }
 }
@@ -62,7 +67,8 @@ impl AppState {
         let observer = metrics.clone();
         let (ingest, writer) =
             Ingestor::start(&store, Arc::new(move |commit| observer.committed(commit))).await?;
-        let executor = tokio::spawn(schedule::run(store.clone()));
+        let executor = tokio::spawn(schedule::run(store.clone(), schedule::Work::Groups));
+        let training = tokio::spawn(schedule::run(store.clone(), schedule::Work::Training));
         let daily = tokio::spawn(schedule::daily_risk(store.clone()));
         let state = Self(Arc::new(Shared {
             store,
@@ -70,7 +76,11 @@ impl AppState {
             tokens: Arc::default(),
             metrics,
             config: Arc::new(config),
-            background: vec![executor.abort_handle(), daily.abort_handle()],
+            background: vec![
+                executor.abort_handle(),
+                training.abort_handle(),
+                daily.abort_handle(),
+            ],
         }));
         Ok((state, writer))
     }
@@ -90,7 +100,7 @@ pub struct Shared {
     pub tokens: Arc<auth::TokenCache>,
     pub metrics: Arc<metrics::Metrics>,
     pub config: Arc<ServerConfig>,
-    /// Background tasks (the smart-group executor, daily risk), stopped with the state.
+    /// Background tasks (the executors, daily risk), stopped with the state.
     background: Vec<tokio::task::AbortHandle>,
 }
 
@@ -123,6 +133,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     router
         .merge(docs::router(Arc::new(openapi)))
+        .merge(learn::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -1,9 +1,12 @@
-//! Work done at its time: the smart-group executor acts on `group_schedule` entries at
-//! their instant (a person leaving a group the moment an event leaves its window) — it
-//! sleeps until the earliest entry or until a commit schedules something earlier, and
-//! never polls; and the daily risk-score record.
+//! Work done at its time. Two executors: the smart-group one acts on `group_schedule`
+//! entries at their instant (a person leaving a group the moment an event leaves its
+//! window), the training one starts and ends campaigns and marks enrolments past due at
+//! their due instant. Each sleeps until its earliest entry or until a commit schedules
+//! something earlier, and never polls. Also the daily risk-score record.
 
 use coachloop_store::Store;
+use coachloop_store::engine::Wake;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -13,26 +16,66 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Wait after a failed run before the next try.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Runs until the task is aborted.
-pub async fn run(store: Store) {
-    let wake = store.group_wake().clone();
+/// What an executor acts on: each has a run (everything due now) and a next instant.
+#[derive(Debug, Clone, Copy)]
+pub enum Work {
+    /// Smart-group schedule entries (`group_schedule`).
+    Groups,
+    /// Campaign starts and ends, and enrolments going past due.
+    Training,
+}
+
+impl Work {
+    fn name(self) -> &'static str {
+        match self {
+            Work::Groups => "smart-group schedule",
+            Work::Training => "training schedule",
+        }
+    }
+
+    fn wake(self, store: &Store) -> Arc<Wake> {
+        match self {
+            Work::Groups => store.group_wake().clone(),
+            Work::Training => store.training_wake().clone(),
+        }
+    }
+
+    async fn run(self, store: &Store) -> coachloop_store::Result<usize> {
+        match self {
+            Work::Groups => store.run_due_groups().await,
+            Work::Training => store.run_due_training().await,
+        }
+    }
+
+    async fn next(self, store: &Store) -> coachloop_store::Result<Option<i64>> {
+        match self {
+            Work::Groups => store.next_due_group().await,
+            Work::Training => store.next_due_training().await,
+        }
+    }
+}
+
+/// Runs one executor until the task is aborted.
+pub async fn run(store: Store, work: Work) {
+    let wake = work.wake(&store);
+    let name = work.name();
     loop {
         let notified = wake.notified();
-        match store.run_due_groups().await {
+        match work.run(&store).await {
             Ok(0) => {}
-            Ok(handled) => info!(handled, "smart-group schedule entries run"),
+            Ok(handled) => info!(handled, "{name} entries run"),
             Err(e) if e.is_closed() => return,
             Err(e) => {
-                warn!(error = %e, "smart-group schedule run failed; retrying");
+                warn!(error = %e, "{name} run failed; retrying");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         }
-        let next = match store.next_due_group().await {
+        let next = match work.next(&store).await {
             Ok(next) => next,
             Err(e) if e.is_closed() => return,
             Err(e) => {
-                warn!(error = %e, "could not read the smart-group schedule");
+                warn!(error = %e, "could not read the {name}");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }

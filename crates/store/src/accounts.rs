@@ -47,6 +47,7 @@ impl Store {
             }
         })?;
         seed_catalog(&mut tx, account.id, now).await?;
+        crate::content::sync_library(&mut tx, account.id.0, now).await?;
         tx.commit().await?;
         Ok(account)
     }

@@ -101,9 +101,18 @@ pub(crate) struct Outcome {
     pub changes: Vec<Change>,
     /// (account, group, user, due): `None` removes the entry.
     pub dues: Vec<(i64, i64, i64, Option<i64>)>,
+    /// Enrolments the joins made (set by [`Outcome::write`]).
+    pub enrolled: crate::campaigns::Enrolled,
 }
 
 impl Outcome {
+    /// Wakes the executors after the commit of this outcome, if it scheduled something
+    /// earlier than they sleep towards.
+    pub(crate) fn committed(&self, groups: &Wake, training: &Wake) {
+        groups.due(self.dues.iter().filter_map(|d| d.3).min());
+        training.due(self.enrolled.earliest_due);
+    }
+
     pub fn joined(&self) -> usize {
         self.changes.iter().filter(|c| c.joined).count()
     }
@@ -113,7 +122,7 @@ impl Outcome {
     }
 
     /// Writes the changes and schedule entries. `now` is when they are recorded.
-    pub async fn write(&self, conn: &mut SqliteConnection, now: i64) -> Result<()> {
+    pub async fn write(&mut self, conn: &mut SqliteConnection, now: i64) -> Result<()> {
         let (joins, leaves): (Vec<&Change>, Vec<&Change>) =
             self.changes.iter().partition(|c| c.joined);
         for chunk in joins.chunks(WRITE_CHUNK) {
@@ -149,6 +158,8 @@ impl Outcome {
             });
             history.build().execute(&mut *conn).await?;
         }
+        let joined: Vec<&Change> = self.changes.iter().filter(|c| c.joined).collect();
+        self.enrolled = crate::campaigns::enrol_joins(conn, &joined, now).await?;
         let (set, unset): (Vec<_>, Vec<_>) = self.dues.iter().partition(|d| d.3.is_some());
         for chunk in set.chunks(WRITE_CHUNK) {
             let mut upsert = QueryBuilder::<Sqlite>::new(
@@ -806,9 +817,9 @@ impl Wake {
         }
     }
 
-    /// Called after a commit that wrote schedule entries.
-    pub(crate) fn scheduled(&self, outcome: &Outcome) {
-        let earliest = outcome.dues.iter().filter_map(|d| d.3).min();
+    /// Called after a commit that may have scheduled something at `earliest`: wakes the
+    /// executor if that comes before what it sleeps towards.
+    pub(crate) fn due(&self, earliest: Option<i64>) {
         if earliest.is_some_and(|t| t < self.target.load(Ordering::SeqCst)) {
             self.notify.notify_one();
         }

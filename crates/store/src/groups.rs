@@ -4,8 +4,8 @@
 //! in the same transaction; every version of its criteria is kept.
 
 use crate::engine::{
-    AccountRules, Engine, Outcome, Person, Rule, Schedule, When, attribute_names, creates_cycle,
-    load_attributes,
+    AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
+    creates_cycle, load_attributes,
 };
 use crate::users::require_user;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
@@ -599,6 +599,18 @@ impl Store {
         .bind(json!([{ "kind": kind }]).to_string())
         .execute(&mut *tx)
         .await?;
+        if join {
+            let change = Change {
+                account: account.0,
+                group: id.0,
+                user: user.0,
+                joined: true,
+                at: now,
+                version: 0,
+                reason: json!([{ "kind": kind }]).to_string(),
+            };
+            crate::campaigns::enrol_joins(&mut tx, &[&change], now).await?;
+        }
         let rules = engine.account(&mut tx, account.0).await?;
         let mut outcome = Outcome::default();
         let dependents = rules.group_changed(user.0, id.0, join);
@@ -612,7 +624,7 @@ impl Store {
             return Err(e.into());
         }
         drop(engine);
-        self.wake.scheduled(&outcome);
+        outcome.committed(&self.wake, &self.training_wake);
         Ok(true)
     }
 
@@ -829,7 +841,7 @@ impl Store {
         };
         match committed {
             Ok(outcome) => {
-                self.wake.scheduled(&outcome);
+                outcome.committed(&self.wake, &self.training_wake);
                 Ok(())
             }
             Err(e) => {

@@ -132,6 +132,7 @@ impl Ingestor {
             restart_wal: Arc::default(),
             engine: store.engine.clone(),
             wake: store.wake.clone(),
+            training_wake: store.training_wake.clone(),
         };
         let task = tokio::spawn(writer.run(rx, checkpointer));
         Ok((Self { queue }, task))
@@ -167,6 +168,7 @@ struct Writer {
     restart_wal: Arc<AtomicBool>,
     engine: Arc<Mutex<Engine>>,
     wake: Arc<Wake>,
+    training_wake: Arc<Wake>,
 }
 
 impl Writer {
@@ -339,7 +341,7 @@ impl Writer {
             )
             .await;
             match &result {
-                Ok(outcome) => self.wake.scheduled(outcome),
+                Ok(outcome) => outcome.committed(&self.wake, &self.training_wake),
                 Err(_) => {
                     for (account, user) in touched {
                         engine.forget(account, user);

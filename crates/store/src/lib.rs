@@ -3,11 +3,14 @@
 //! `ON CONFLICT`, `RETURNING`, epoch milliseconds) for the PostgreSQL back-end to come.
 
 pub mod accounts;
+pub mod campaigns;
+pub mod content;
 pub mod engine;
 pub mod event_types;
 pub mod events;
 pub mod groups;
 pub mod ingest;
+pub mod learning;
 pub mod page;
 pub mod risk;
 pub mod statuses;
@@ -108,6 +111,8 @@ pub struct Store {
     engine: Arc<tokio::sync::Mutex<engine::Engine>>,
     /// Wakes the group executor when something is due earlier than it thought.
     wake: Arc<engine::Wake>,
+    /// Wakes the training executor (campaign starts and ends, past-due enrolments).
+    training_wake: Arc<engine::Wake>,
 }
 
 impl Store {
@@ -161,8 +166,10 @@ impl Store {
             type_generation: Arc::default(),
             engine: Arc::default(),
             wake: Arc::new(engine::Wake::new()),
+            training_wake: Arc::new(engine::Wake::new()),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
+        store.sync_content_library().await?;
         Ok(store)
     }
 
@@ -173,6 +180,11 @@ impl Store {
     /// What the group executor sleeps on.
     pub fn group_wake(&self) -> &Arc<engine::Wake> {
         &self.wake
+    }
+
+    /// What the training executor sleeps on.
+    pub fn training_wake(&self) -> &Arc<engine::Wake> {
+        &self.training_wake
     }
 
     fn now_ms(&self) -> i64 {

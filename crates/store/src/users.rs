@@ -81,8 +81,10 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = self.now_ms();
         let id = insert_user(&mut tx, account, changes, now).await?;
+        let enrolled = crate::campaigns::enrol_new_people(&mut tx, account.0, &[id.0], now).await?;
         self.commit_people(&mut engine, tx, account, &[id], now)
             .await?;
+        self.training_wake.due(enrolled.earliest_due);
         self.user(account, id).await
     }
 
@@ -140,8 +142,18 @@ impl Store {
                 Err(_) => None,
             })
             .collect();
+        let created: Vec<i64> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(Upserted::Created(id)) => Some(id.0),
+                _ => None,
+            })
+            .collect();
+        let enrolled =
+            crate::campaigns::enrol_new_people(&mut tx, account.0, &created, now).await?;
         self.commit_people(&mut engine, tx, account, &changed, now)
             .await?;
+        self.training_wake.due(enrolled.earliest_due);
         Ok(outcomes)
     }
 

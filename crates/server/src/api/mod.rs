@@ -3,6 +3,7 @@
 mod groups;
 mod risk;
 mod tokens;
+mod training;
 mod users;
 
 use crate::AppState;
@@ -16,4 +17,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(groups::router())
         .merge(risk::router())
         .merge(tokens::router())
+        .merge(training::router())
 }

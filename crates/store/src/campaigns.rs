@@ -1,0 +1,705 @@
+//! Training campaigns and enrolments. A campaign assigns content to the members of its
+//! groups (or to everyone). Starting it enrols the current members; with `auto_enroll`
+//! a later joiner is enrolled inside the transaction that records the join (see
+//! [`enrol_joins`]). Past-due marking, campaign starts and ends happen at their exact
+//! instants in [`Store::run_due_training`].
+
+use crate::engine::Change;
+use crate::{Page, Result, Store, StoreError};
+use coachloop_core::duration::IsoDuration;
+use coachloop_core::enrolment::{Previous, may_enrol};
+use coachloop_core::ids::AccountId;
+use coachloop_core::time::format_ms;
+use serde_json::{Value, json};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use std::collections::HashMap;
+use tracing::instrument;
+
+pub const CREATED: &str = "Created";
+pub const IN_PROGRESS: &str = "In Progress";
+pub const COMPLETED: &str = "Completed";
+pub const CLOSED: &str = "Closed";
+
+/// Rows per multi-row statement.
+const CHUNK: usize = 500;
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Campaign {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub status: String,
+    pub all_users: bool,
+    pub auto_enroll: bool,
+    pub allow_multiple: bool,
+    pub cooldown: Option<String>,
+    pub start_at: i64,
+    pub end_at: Option<i64>,
+    pub relative_duration: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Enrolments, and those finished (Passed or Completed).
+    pub enrolled: i64,
+    pub finished: i64,
+    /// Content ids in order.
+    #[sqlx(skip)]
+    pub content: Vec<i64>,
+    /// (group id, name).
+    #[sqlx(skip)]
+    pub groups: Vec<(i64, String)>,
+}
+
+impl Campaign {
+    /// Finished enrolments as a whole percentage of all (0 with none).
+    pub fn completion_percentage(&self) -> i64 {
+        if self.enrolled == 0 {
+            0
+        } else {
+            self.finished * 100 / self.enrolled
+        }
+    }
+}
+
+/// A new campaign, validated by the caller but for the ids it names.
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub name: String,
+    pub content: Vec<i64>,
+    pub groups: Vec<i64>,
+    pub all_users: bool,
+    /// Default: now.
+    pub start_at: Option<i64>,
+    pub due: Due,
+    pub auto_enroll: bool,
+    pub allow_multiple: bool,
+    pub cooldown: Option<IsoDuration>,
+}
+
+/// When a campaign's enrolments are due.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Due {
+    /// A specific end date: every enrolment is due then, and the campaign completes.
+    At(i64),
+    /// A duration from each enrolment.
+    After(IsoDuration),
+}
+
+/// Changes to a campaign; absent fields stay.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignChanges {
+    pub name: Option<String>,
+    pub auto_enroll: Option<bool>,
+    pub allow_multiple: Option<bool>,
+    pub cooldown: Option<Option<IsoDuration>>,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Enrollment {
+    pub id: i64,
+    pub account_id: i64,
+    pub campaign_id: i64,
+    pub campaign_name: String,
+    pub content_id: i64,
+    pub content_kind: String,
+    pub content_title: String,
+    pub user_id: i64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub employee_number: Option<String>,
+    pub status: String,
+    pub enrolled_at: i64,
+    pub due_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub past_due_at: Option<i64>,
+    pub time_spent: i64,
+    pub score: Option<i64>,
+    pub attempts: i64,
+    pub policy_acknowledged: bool,
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentFilter {
+    pub campaign_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub content_id: Option<i64>,
+    pub status: Option<String>,
+}
+
+const CAMPAIGN_COLUMNS: &str = "c.id, c.account_id, c.name, c.status, c.all_users, \
+    c.auto_enroll, c.allow_multiple, c.cooldown, c.start_at, c.end_at, c.relative_duration, \
+    c.created_at, c.updated_at, \
+    (SELECT COUNT(*) FROM enrollments e WHERE e.campaign_id = c.id) AS enrolled, \
+    (SELECT COUNT(*) FROM enrollments e WHERE e.campaign_id = c.id \
+     AND e.status IN ('Passed', 'Completed')) AS finished";
+
+pub(crate) const ENROLLMENT_COLUMNS: &str = "e.id, e.account_id, e.campaign_id, \
+    c.name AS campaign_name, e.content_id, t.kind AS content_kind, t.title AS content_title, \
+    e.user_id, u.email, u.first_name, u.last_name, u.employee_number, e.status, \
+    e.enrolled_at, e.due_at, e.started_at, e.completed_at, e.past_due_at, e.time_spent, \
+    e.score, e.attempts, e.policy_acknowledged, e.cause";
+pub(crate) const ENROLLMENT_FROM: &str = "enrollments e JOIN campaigns c ON c.id = e.campaign_id \
+    JOIN content t ON t.id = e.content_id JOIN users u ON u.id = e.user_id";
+
+/// What an enrolment needs to know of its campaign.
+struct Target {
+    campaign: i64,
+    account: i64,
+    content: Vec<i64>,
+    allow_multiple: bool,
+    cooldown: Option<IsoDuration>,
+    due: Option<Due>,
+}
+
+impl Target {
+    fn due_at(&self, enrolled_at: i64) -> Option<i64> {
+        match &self.due {
+            Some(Due::At(at)) => Some(*at),
+            Some(Due::After(period)) => Some(
+                period
+                    .after(chrono::DateTime::from_timestamp_millis(enrolled_at).unwrap_or_default())
+                    .timestamp_millis(),
+            ),
+            None => None,
+        }
+    }
+}
+
+async fn load_target(conn: &mut SqliteConnection, campaign: i64) -> Result<Target> {
+    let (account, allow_multiple, cooldown, end_at, relative): (
+        i64,
+        bool,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT account_id, allow_multiple, cooldown, end_at, relative_duration \
+         FROM campaigns WHERE id = $1",
+    )
+    .bind(campaign)
+    .fetch_one(&mut *conn)
+    .await?;
+    let content = sqlx::query_scalar(
+        "SELECT content_id FROM campaign_content WHERE campaign_id = $1 ORDER BY position",
+    )
+    .bind(campaign)
+    .fetch_all(&mut *conn)
+    .await?;
+    let due = match (end_at, relative.as_deref().map(IsoDuration::parse)) {
+        (Some(at), _) => Some(Due::At(at)),
+        (None, Some(Ok(period))) => Some(Due::After(period)),
+        _ => None,
+    };
+    Ok(Target {
+        campaign,
+        account,
+        content,
+        allow_multiple,
+        cooldown: cooldown.as_deref().and_then(|c| IsoDuration::parse(c).ok()),
+        due,
+    })
+}
+
+/// What enrolling did: how many enrolments, and the earliest due instant among them
+/// (for the training executor's wake-up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enrolled {
+    pub made: usize,
+    pub earliest_due: Option<i64>,
+}
+
+impl Enrolled {
+    fn add(&mut self, other: Enrolled) {
+        self.made += other.made;
+        self.earliest_due = match (self.earliest_due, other.earliest_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Enrols `people` (user id, cause) in every content of the campaign, unless an earlier
+/// enrolment rules it out.
+async fn enrol(
+    conn: &mut SqliteConnection,
+    target: &Target,
+    people: &[(i64, String)],
+    now: i64,
+) -> Result<Enrolled> {
+    let mut made = 0;
+    for chunk in people.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT user_id, content_id, completed_at FROM enrollments WHERE campaign_id = ",
+        );
+        query.push_bind(target.campaign).push(" AND user_id IN (");
+        let mut ids = query.separated(", ");
+        for (user, _) in chunk {
+            ids.push_bind(*user);
+        }
+        query.push(")");
+        let rows: Vec<(i64, i64, Option<i64>)> =
+            query.build_query_as().fetch_all(&mut *conn).await?;
+        let mut previous: HashMap<(i64, i64), Vec<Previous>> = HashMap::new();
+        for (user, content, finished_at) in rows {
+            previous
+                .entry((user, content))
+                .or_default()
+                .push(Previous { finished_at });
+        }
+        let due_at = target.due_at(now);
+        let mut new: Vec<(i64, i64, &str)> = Vec::new();
+        for (user, cause) in chunk {
+            for content in &target.content {
+                let before = previous
+                    .get(&(*user, *content))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                if may_enrol(before, target.allow_multiple, target.cooldown.as_ref(), now) {
+                    new.push((*user, *content, cause.as_str()));
+                }
+            }
+        }
+        for rows in new.chunks(CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO enrollments (account_id, campaign_id, content_id, user_id, status, \
+                 enrolled_at, due_at, cause) ",
+            );
+            insert.push_values(rows, |mut row, (user, content, cause)| {
+                row.push_bind(target.account)
+                    .push_bind(target.campaign)
+                    .push_bind(*content)
+                    .push_bind(*user)
+                    .push_bind("Not Started")
+                    .push_bind(now)
+                    .push_bind(due_at)
+                    .push_bind(*cause);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        made += new.len();
+    }
+    Ok(Enrolled {
+        made,
+        earliest_due: target.due_at(now).filter(|_| made > 0),
+    })
+}
+
+/// Enrols people who just joined groups in the active auto-enrolling campaigns that
+/// target those groups, in the caller's transaction (the join's).
+pub(crate) async fn enrol_joins(
+    conn: &mut SqliteConnection,
+    joins: &[&Change],
+    now: i64,
+) -> Result<Enrolled> {
+    let mut enrolled = Enrolled::default();
+    if joins.is_empty() {
+        return Ok(enrolled);
+    }
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT cg.campaign_id, cg.group_id FROM campaign_groups cg \
+         JOIN campaigns c ON c.id = cg.campaign_id \
+         WHERE c.status = 'In Progress' AND c.auto_enroll = 1 AND cg.group_id IN (",
+    );
+    let mut groups: Vec<i64> = joins.iter().map(|j| j.group).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let mut ids = query.separated(", ");
+    for group in &groups {
+        ids.push_bind(*group);
+    }
+    query.push(") ORDER BY cg.campaign_id");
+    let targets: Vec<(i64, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
+    let mut by_campaign: Vec<(i64, Vec<i64>)> = Vec::new();
+    for (campaign, group) in targets {
+        match by_campaign.last_mut() {
+            Some((c, groups)) if *c == campaign => groups.push(group),
+            _ => by_campaign.push((campaign, vec![group])),
+        }
+    }
+    for (campaign, groups) in by_campaign {
+        let target = load_target(conn, campaign).await?;
+        // One enrolment per person even if they joined two of the campaign's groups.
+        let mut people: Vec<(i64, String)> = Vec::new();
+        for join in joins.iter().filter(|j| groups.contains(&j.group)) {
+            if people.iter().any(|(user, _)| *user == join.user) {
+                continue;
+            }
+            let evidence: Value = serde_json::from_str(&join.reason).unwrap_or(Value::Null);
+            let cause = json!({
+                "kind": "group_joined",
+                "group_id": join.group,
+                "at": format_ms(join.at),
+                "version": join.version,
+                "evidence": evidence,
+            });
+            people.push((join.user, cause.to_string()));
+        }
+        enrolled.add(enrol(conn, &target, &people, now).await?);
+    }
+    Ok(enrolled)
+}
+
+/// Enrols people just created in the running auto-enrolling campaigns that target all
+/// users, in the caller's transaction.
+pub(crate) async fn enrol_new_people(
+    conn: &mut SqliteConnection,
+    account: i64,
+    users: &[i64],
+    now: i64,
+) -> Result<Enrolled> {
+    let mut enrolled = Enrolled::default();
+    if users.is_empty() {
+        return Ok(enrolled);
+    }
+    let campaigns: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM campaigns WHERE account_id = $1 AND all_users = 1 \
+         AND auto_enroll = 1 AND status = 'In Progress'",
+    )
+    .bind(account)
+    .fetch_all(&mut *conn)
+    .await?;
+    let cause = json!({"kind": "user_created", "at": format_ms(now)}).to_string();
+    let people: Vec<(i64, String)> = users.iter().map(|u| (*u, cause.clone())).collect();
+    for campaign in campaigns {
+        let target = load_target(conn, campaign).await?;
+        enrolled.add(enrol(conn, &target, &people, now).await?);
+    }
+    Ok(enrolled)
+}
+
+/// Starts a campaign: enrols the current members of its groups (or every active person).
+async fn start(conn: &mut SqliteConnection, campaign: i64, now: i64) -> Result<Enrolled> {
+    sqlx::query("UPDATE campaigns SET status = 'In Progress', updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(campaign)
+        .execute(&mut *conn)
+        .await?;
+    let all_users: bool = sqlx::query_scalar("SELECT all_users FROM campaigns WHERE id = $1")
+        .bind(campaign)
+        .fetch_one(&mut *conn)
+        .await?;
+    let target = load_target(conn, campaign).await?;
+    let people: Vec<i64> = if all_users {
+        sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND status = 'active'")
+            .bind(target.account)
+            .fetch_all(&mut *conn)
+            .await?
+    } else {
+        sqlx::query_scalar(
+            "SELECT DISTINCT m.user_id FROM campaign_groups cg \
+             JOIN group_members m ON m.group_id = cg.group_id \
+             JOIN users u ON u.id = m.user_id \
+             WHERE cg.campaign_id = $1 AND u.status = 'active' ORDER BY m.user_id",
+        )
+        .bind(campaign)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    let cause = json!({"kind": "campaign_started", "at": format_ms(now)}).to_string();
+    let people: Vec<(i64, String)> = people.into_iter().map(|u| (u, cause.clone())).collect();
+    enrol(conn, &target, &people, now).await
+}
+
+impl Store {
+    /// Creates a campaign; one whose start has come is started at once.
+    #[instrument(skip_all)]
+    pub async fn create_campaign(
+        &self,
+        account: AccountId,
+        new: &NewCampaign,
+    ) -> Result<(Campaign, usize)> {
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        for (i, id) in new.content.iter().enumerate() {
+            let retired: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT retired_at FROM content WHERE account_id = $1 AND id = $2",
+            )
+            .bind(account.0)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match retired {
+                None => {
+                    return Err(StoreError::invalid(
+                        &format!("content[{i}]"),
+                        format!("no content with id {id}"),
+                    ));
+                }
+                Some(Some(_)) => {
+                    return Err(StoreError::invalid(
+                        &format!("content[{i}]"),
+                        format!("content {id} is retired"),
+                    ));
+                }
+                Some(None) => {}
+            }
+        }
+        for (i, id) in new.groups.iter().enumerate() {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM groups WHERE account_id = $1 AND id = $2")
+                    .bind(account.0)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if status.as_deref() != Some("active") {
+                return Err(StoreError::invalid(
+                    &format!("groups[{i}]"),
+                    format!("no active group with id {id}"),
+                ));
+            }
+        }
+        let start_at = new.start_at.unwrap_or(now);
+        let (end_at, relative) = match &new.due {
+            Due::At(at) => (Some(*at), None),
+            Due::After(period) => (None, Some(period.to_string())),
+        };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO campaigns (account_id, name, status, all_users, auto_enroll, \
+             allow_multiple, cooldown, start_at, end_at, relative_duration, created_at, \
+             updated_at) VALUES ($1, $2, 'Created', $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             RETURNING id",
+        )
+        .bind(account.0)
+        .bind(new.name.trim())
+        .bind(new.all_users)
+        .bind(new.auto_enroll)
+        .bind(new.allow_multiple)
+        .bind(new.cooldown.as_ref().map(ToString::to_string))
+        .bind(start_at)
+        .bind(end_at)
+        .bind(relative)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (position, content) in new.content.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO campaign_content (campaign_id, content_id, position) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(content)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for group in &new.groups {
+            sqlx::query(
+                "INSERT INTO campaign_groups (campaign_id, group_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let enrolled = if start_at <= now {
+            start(&mut tx, id, now).await?
+        } else {
+            Enrolled::default()
+        };
+        tx.commit().await?;
+        self.training_wake.kick();
+        Ok((self.campaign(account, id).await?, enrolled.made))
+    }
+
+    pub async fn update_campaign(
+        &self,
+        account: AccountId,
+        id: i64,
+        changes: &CampaignChanges,
+    ) -> Result<Campaign> {
+        let current = self.campaign(account, id).await?;
+        let mut query = QueryBuilder::<Sqlite>::new("UPDATE campaigns SET updated_at = ");
+        query.push_bind(self.now_ms());
+        if let Some(name) = &changes.name {
+            query.push(", name = ").push_bind(name.trim().to_owned());
+        }
+        if let Some(auto) = changes.auto_enroll {
+            query.push(", auto_enroll = ").push_bind(auto);
+        }
+        if let Some(multiple) = changes.allow_multiple {
+            query.push(", allow_multiple = ").push_bind(multiple);
+        }
+        if let Some(cooldown) = &changes.cooldown {
+            query
+                .push(", cooldown = ")
+                .push_bind(cooldown.as_ref().map(ToString::to_string));
+        }
+        query.push(" WHERE id = ").push_bind(current.id);
+        query.build().execute(&self.write).await?;
+        self.campaign(account, id).await
+    }
+
+    /// Closes a campaign: nobody new is enrolled; open enrolments stay for the record.
+    pub async fn close_campaign(&self, account: AccountId, id: i64) -> Result<Campaign> {
+        let current = self.campaign(account, id).await?;
+        sqlx::query("UPDATE campaigns SET status = 'Closed', updated_at = $1 WHERE id = $2")
+            .bind(self.now_ms())
+            .bind(current.id)
+            .execute(&self.write)
+            .await?;
+        self.campaign(account, id).await
+    }
+
+    pub async fn campaign(&self, account: AccountId, id: i64) -> Result<Campaign> {
+        let mut conn = self.read.acquire().await?;
+        let mut campaign: Campaign = sqlx::query_as(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c WHERE c.account_id = $1 AND c.id = $2"
+        ))
+        .bind(account.0)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("campaign"))?;
+        fill_campaign(&mut conn, &mut campaign).await?;
+        Ok(campaign)
+    }
+
+    pub async fn list_campaigns(
+        &self,
+        account: AccountId,
+        status: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<Campaign>, i64)> {
+        let mut conn = self.read.acquire().await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM campaigns WHERE account_id = $1 AND ($2 IS NULL OR status = $2)",
+        )
+        .bind(account.0)
+        .bind(status)
+        .fetch_one(&mut *conn)
+        .await?;
+        let mut campaigns: Vec<Campaign> = sqlx::query_as(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c WHERE c.account_id = $1 \
+             AND ($2 IS NULL OR c.status = $2) ORDER BY c.id LIMIT $3 OFFSET $4"
+        ))
+        .bind(account.0)
+        .bind(status)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *conn)
+        .await?;
+        for campaign in &mut campaigns {
+            fill_campaign(&mut conn, campaign).await?;
+        }
+        Ok((campaigns, total))
+    }
+
+    pub async fn list_enrollments(
+        &self,
+        account: AccountId,
+        filter: &EnrollmentFilter,
+        page: Page,
+    ) -> Result<(Vec<Enrollment>, i64)> {
+        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+            query.push(" WHERE e.account_id = ").push_bind(account.0);
+            if let Some(campaign) = filter.campaign_id {
+                query.push(" AND e.campaign_id = ").push_bind(campaign);
+            }
+            if let Some(user) = filter.user_id {
+                query.push(" AND e.user_id = ").push_bind(user);
+            }
+            if let Some(content) = filter.content_id {
+                query.push(" AND e.content_id = ").push_bind(content);
+            }
+            if let Some(status) = &filter.status {
+                query.push(" AND e.status = ").push_bind(status.clone());
+            }
+        };
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM enrollments e");
+        push_filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM}"
+        ));
+        push_filter(&mut select);
+        select
+            .push(" ORDER BY e.id LIMIT ")
+            .push_bind(page.limit())
+            .push(" OFFSET ")
+            .push_bind(page.offset());
+        Ok((select.build_query_as().fetch_all(&self.read).await?, total))
+    }
+
+    pub async fn enrollment(&self, account: AccountId, id: i64) -> Result<Enrollment> {
+        sqlx::query_as(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
+             WHERE e.account_id = $1 AND e.id = $2"
+        ))
+        .bind(account.0)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound("enrollment"))
+    }
+
+    /// Does what is due: starts campaigns whose start has come, completes those whose end
+    /// date has passed, and marks open enrolments past due at their due instant. Returns
+    /// how many rows it changed.
+    #[instrument(skip_all)]
+    pub async fn run_due_training(&self) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        let starting: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM campaigns WHERE status = 'Created' AND start_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = 0;
+        for campaign in &starting {
+            changed += start(&mut tx, *campaign, now).await?.made + 1;
+        }
+        changed += sqlx::query(
+            "UPDATE enrollments SET status = 'Past Due', past_due_at = due_at \
+             WHERE due_at IS NOT NULL AND due_at <= $1 \
+             AND status IN ('Not Started', 'In Progress')",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
+        changed += sqlx::query(
+            "UPDATE campaigns SET status = 'Completed', updated_at = $1 \
+             WHERE status = 'In Progress' AND end_at IS NOT NULL AND end_at <= $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// The next instant [`Store::run_due_training`] has something to do, if any.
+    pub async fn next_due_training(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(at) FROM ( \
+             SELECT MIN(due_at) AS at FROM enrollments WHERE due_at IS NOT NULL \
+             AND status IN ('Not Started', 'In Progress') \
+             UNION ALL SELECT MIN(start_at) FROM campaigns WHERE status = 'Created' \
+             UNION ALL SELECT MIN(end_at) FROM campaigns WHERE status = 'In Progress')",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+}
+
+async fn fill_campaign(conn: &mut SqliteConnection, campaign: &mut Campaign) -> Result<()> {
+    campaign.content = sqlx::query_scalar(
+        "SELECT content_id FROM campaign_content WHERE campaign_id = $1 ORDER BY position",
+    )
+    .bind(campaign.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    campaign.groups = sqlx::query_as(
+        "SELECT g.id, g.name FROM campaign_groups cg JOIN groups g ON g.id = cg.group_id \
+         WHERE cg.campaign_id = $1 ORDER BY g.id",
+    )
+    .bind(campaign.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Training content: the library shipped in the binary, copied into every account (and
+//! refreshed at start-up, so an upgrade brings new lessons), and admins' own modules and
+//! policies. Ids are per account: they are the Reporting API's `store_purchase_id` and
+//! `policy_id`.
+
+use crate::{Page, Result, Store, StoreError, is_unique_violation};
+use coachloop_core::content::{Content, ContentKind, QuizQuestion, library};
+use coachloop_core::ids::AccountId;
+use coachloop_core::time::{date_of_ms, date_start_ms};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct ContentRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub kind: String,
+    pub slug: String,
+    pub builtin: bool,
+    pub title: String,
+    pub summary: String,
+    pub minutes: i64,
+    pub pass_mark: Option<i64>,
+    pub quiz: String,
+    pub version: Option<String>,
+    pub body: String,
+    pub published_at: i64,
+    pub retired_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ContentRow {
+    /// The content as the core crate knows it (for rendering and grading).
+    pub fn content(&self) -> Content {
+        Content {
+            slug: self.slug.clone(),
+            kind: if self.kind == "policy" {
+                ContentKind::Policy
+            } else {
+                ContentKind::Module
+            },
+            title: self.title.clone(),
+            summary: self.summary.clone(),
+            minutes: u32::try_from(self.minutes).unwrap_or(0),
+            pass_mark: self.pass_mark.and_then(|m| u8::try_from(m).ok()),
+            quiz: serde_json::from_str::<Vec<QuizQuestion>>(&self.quiz).unwrap_or_default(),
+            version: self.version.clone(),
+            published: date_of_ms(self.published_at),
+            body: self.body.clone(),
+        }
+    }
+
+    pub fn is_policy(&self) -> bool {
+        self.kind == "policy"
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContentFilter {
+    /// `module` or `policy`.
+    pub kind: Option<String>,
+    pub include_retired: bool,
+}
+
+const COLUMNS: &str = "id, account_id, kind, slug, builtin, title, summary, minutes, pass_mark, \
+    quiz, version, body, published_at, retired_at, created_at, updated_at";
+
+fn kind_name(kind: ContentKind) -> &'static str {
+    match kind {
+        ContentKind::Module => "module",
+        ContentKind::Policy => "policy",
+    }
+}
+
+/// Inserts or (for `builtin`) refreshes one piece of content; returns its id.
+async fn upsert(
+    conn: &mut SqliteConnection,
+    account: i64,
+    content: &Content,
+    builtin: bool,
+    now: i64,
+) -> Result<i64> {
+    let quiz = serde_json::to_string(&content.quiz).unwrap_or_else(|_| "[]".into());
+    let sql = if builtin {
+        // The binary's text wins for built-in rows; an admin's row of the same slug stays.
+        "INSERT INTO content (account_id, kind, slug, builtin, title, summary, minutes, \
+         pass_mark, quiz, version, body, published_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+         ON CONFLICT (account_id, slug) DO UPDATE SET kind = excluded.kind, \
+         title = excluded.title, summary = excluded.summary, minutes = excluded.minutes, \
+         pass_mark = excluded.pass_mark, quiz = excluded.quiz, version = excluded.version, \
+         body = excluded.body, published_at = excluded.published_at, \
+         updated_at = excluded.updated_at \
+         WHERE content.builtin = 1 AND (content.body <> excluded.body \
+         OR content.quiz <> excluded.quiz OR content.title <> excluded.title \
+         OR content.summary <> excluded.summary OR content.minutes <> excluded.minutes \
+         OR content.pass_mark IS NOT excluded.pass_mark) \
+         RETURNING id"
+    } else {
+        "INSERT INTO content (account_id, kind, slug, builtin, title, summary, minutes, \
+         pass_mark, quiz, version, body, published_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id"
+    };
+    let id: Option<i64> = sqlx::query_scalar(sql)
+        .bind(account)
+        .bind(kind_name(content.kind))
+        .bind(&content.slug)
+        .bind(&content.title)
+        .bind(&content.summary)
+        .bind(i64::from(content.minutes))
+        .bind(content.pass_mark.map(i64::from))
+        .bind(quiz)
+        .bind(content.version.as_deref())
+        .bind(&content.body)
+        .bind(date_start_ms(content.published))
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::conflict(
+                    "slug",
+                    format!("content with the slug `{}` exists already", content.slug),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(id.unwrap_or_default())
+}
+
+/// Copies the built-in library into an account, refreshing changed lessons.
+pub(crate) async fn sync_library(
+    conn: &mut SqliteConnection,
+    account: i64,
+    now: i64,
+) -> Result<()> {
+    for content in library() {
+        upsert(conn, account, content, true, now).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Brings every account's copy of the built-in library up to date (at start-up).
+    pub async fn sync_content_library(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let now = self.now_ms();
+        let accounts: Vec<i64> = sqlx::query_scalar("SELECT id FROM accounts")
+            .fetch_all(&mut *tx)
+            .await?;
+        for account in accounts {
+            sync_library(&mut tx, account, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_content(
+        &self,
+        account: AccountId,
+        filter: &ContentFilter,
+        page: Page,
+    ) -> Result<(Vec<ContentRow>, i64)> {
+        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+            query.push(" WHERE account_id = ").push_bind(account.0);
+            if let Some(kind) = &filter.kind {
+                query.push(" AND kind = ").push_bind(kind.clone());
+            }
+            if !filter.include_retired {
+                query.push(" AND retired_at IS NULL");
+            }
+        };
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM content");
+        push_filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+        let mut select = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM content"));
+        push_filter(&mut select);
+        select
+            .push(" ORDER BY id LIMIT ")
+            .push_bind(page.limit())
+            .push(" OFFSET ")
+            .push_bind(page.offset());
+        Ok((select.build_query_as().fetch_all(&self.read).await?, total))
+    }
+
+    pub async fn content(&self, account: AccountId, id: i64) -> Result<ContentRow> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM content WHERE account_id = $1 AND id = $2"
+        ))
+        .bind(account.0)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound("content"))
+    }
+
+    /// Adds an admin's module or policy (validated by the caller).
+    pub async fn create_content(
+        &self,
+        account: AccountId,
+        content: &Content,
+    ) -> Result<ContentRow> {
+        let mut tx = self.begin_write().await?;
+        let id = upsert(&mut tx, account.0, content, false, self.now_ms()).await?;
+        tx.commit().await?;
+        self.content(account, id).await
+    }
+
+    /// Replaces an admin's module or policy; built-in content is read-only.
+    pub async fn update_content(
+        &self,
+        account: AccountId,
+        id: i64,
+        content: &Content,
+    ) -> Result<ContentRow> {
+        let current = self.content(account, id).await?;
+        if current.builtin {
+            return Err(StoreError::conflict(
+                "id",
+                "built-in content cannot be edited; create your own copy under a new slug",
+            ));
+        }
+        let quiz = serde_json::to_string(&content.quiz).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE content SET kind = $1, slug = $2, title = $3, summary = $4, minutes = $5, \
+             pass_mark = $6, quiz = $7, version = $8, body = $9, updated_at = $10 \
+             WHERE account_id = $11 AND id = $12",
+        )
+        .bind(kind_name(content.kind))
+        .bind(&content.slug)
+        .bind(&content.title)
+        .bind(&content.summary)
+        .bind(i64::from(content.minutes))
+        .bind(content.pass_mark.map(i64::from))
+        .bind(quiz)
+        .bind(content.version.as_deref())
+        .bind(&content.body)
+        .bind(self.now_ms())
+        .bind(account.0)
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::conflict(
+                    "slug",
+                    format!("content with the slug `{}` exists already", content.slug),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        self.content(account, id).await
+    }
+
+    /// Retires content: campaigns can no longer add it; enrolments in it stay.
+    pub async fn retire_content(&self, account: AccountId, id: i64) -> Result<ContentRow> {
+        self.content(account, id).await?;
+        sqlx::query(
+            "UPDATE content SET retired_at = COALESCE(retired_at, $1), updated_at = $1 \
+             WHERE account_id = $2 AND id = $3",
+        )
+        .bind(self.now_ms())
+        .bind(account.0)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        self.content(account, id).await
+    }
+}

@@ -1,0 +1,203 @@
+//! What a learner does with an enrolment: open it, spend time, answer the quiz, complete
+//! a module without a quiz, acknowledge a policy. Every step is checked by the core
+//! state machine (`coachloop_core::enrolment`) and scoped to the learner's own
+//! enrolments: another person's id is simply not found.
+
+use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment};
+use crate::content::ContentRow;
+use crate::{Result, Store, StoreError};
+use coachloop_core::content::Grade;
+use coachloop_core::enrolment::{Enrolment, EnrolmentStatus};
+use coachloop_core::ids::{AccountId, UserId};
+use rand::RngCore;
+
+/// One step of a learner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The lesson or policy was opened.
+    Open,
+    /// Quiz answers (one per question, `None` unanswered) after `seconds` on the page.
+    Quiz {
+        answers: Vec<Option<usize>>,
+        seconds: i64,
+    },
+    /// A module without a quiz, read for `seconds`.
+    Complete { seconds: i64 },
+    /// A policy acknowledged after `seconds` of reading.
+    Acknowledge { seconds: i64 },
+}
+
+/// What a step did.
+#[derive(Debug, Clone)]
+pub struct Stepped {
+    pub enrollment: Enrollment,
+    /// The quiz grade, for a quiz step.
+    pub grade: Option<Grade>,
+    /// The step finished the enrolment.
+    pub finished: bool,
+}
+
+fn state(e: &Enrollment) -> Enrolment {
+    Enrolment {
+        status: EnrolmentStatus::parse(&e.status).unwrap_or(EnrolmentStatus::NotStarted),
+        enrolled_at: e.enrolled_at,
+        due_at: e.due_at,
+        started_at: e.started_at,
+        completed_at: e.completed_at,
+        past_due_at: e.past_due_at,
+        time_spent_s: e.time_spent,
+        score: e.score.and_then(|s| u8::try_from(s).ok()),
+        attempts: u32::try_from(e.attempts).unwrap_or(0),
+        policy_acknowledged: e.policy_acknowledged,
+    }
+}
+
+impl Store {
+    /// A secret of this installation (created on first use): 32 random bytes.
+    pub async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        let mut fresh = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        sqlx::query(
+            "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(&fresh)
+        .bind(self.now_ms())
+        .execute(&self.write)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.write)
+                .await?,
+        )
+    }
+
+    /// One of the learner's own enrolments, with its content.
+    pub async fn learner_enrollment(
+        &self,
+        account: AccountId,
+        user: UserId,
+        id: i64,
+    ) -> Result<(Enrollment, ContentRow)> {
+        let enrollment: Enrollment = sqlx::query_as(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
+             WHERE e.account_id = $1 AND e.user_id = $2 AND e.id = $3"
+        ))
+        .bind(account.0)
+        .bind(user.0)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound("enrollment"))?;
+        let content = self.content(account, enrollment.content_id).await?;
+        Ok((enrollment, content))
+    }
+
+    /// The learner's enrolments, open ones first, then newest first.
+    pub async fn learner_enrollments(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Vec<Enrollment>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
+             WHERE e.account_id = $1 AND e.user_id = $2 \
+             ORDER BY e.completed_at IS NOT NULL, e.id DESC LIMIT 500"
+        ))
+        .bind(account.0)
+        .bind(user.0)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Applies a learner's step to one of their enrolments.
+    pub async fn learn(
+        &self,
+        account: AccountId,
+        user: UserId,
+        id: i64,
+        step: &Step,
+    ) -> Result<Stepped> {
+        let (current, content) = self.learner_enrollment(account, user, id).await?;
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        // Re-read inside the write transaction: another tab may have moved it on.
+        let current: Enrollment = sqlx::query_as(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} WHERE e.id = $1"
+        ))
+        .bind(current.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut enrolment = state(&current);
+        let refuse = |e: coachloop_core::enrolment::EnrolmentError| {
+            StoreError::conflict("status", e.to_string())
+        };
+        let mut grade = None;
+        let change = match step {
+            Step::Open => enrolment.open(now).map_err(refuse)?,
+            Step::Quiz { answers, seconds } => {
+                let core = content.content();
+                if core.quiz.is_empty() {
+                    return Err(StoreError::conflict(
+                        "quiz",
+                        "this content has no quiz; complete it instead",
+                    ));
+                }
+                enrolment.open(now).map_err(refuse)?;
+                enrolment.spend(*seconds).map_err(refuse)?;
+                let g = core.grade(answers);
+                let change = enrolment.submit_quiz(now, &g).map_err(refuse)?;
+                grade = Some(g);
+                change
+            }
+            Step::Complete { seconds } => {
+                if !content.content().quiz.is_empty() || content.is_policy() {
+                    return Err(StoreError::conflict(
+                        "status",
+                        "this content is finished by its quiz or acknowledgement",
+                    ));
+                }
+                enrolment.open(now).map_err(refuse)?;
+                enrolment.spend(*seconds).map_err(refuse)?;
+                enrolment.complete(now).map_err(refuse)?
+            }
+            Step::Acknowledge { seconds } => {
+                if !content.is_policy() {
+                    return Err(StoreError::conflict(
+                        "status",
+                        "only a policy is acknowledged; a module is finished by its quiz",
+                    ));
+                }
+                enrolment.open(now).map_err(refuse)?;
+                enrolment.spend(*seconds).map_err(refuse)?;
+                enrolment
+                    .acknowledge(now, content.minutes * 60)
+                    .map_err(refuse)?
+            }
+        };
+        sqlx::query(
+            "UPDATE enrollments SET status = $1, started_at = $2, completed_at = $3, \
+             past_due_at = $4, time_spent = $5, score = $6, attempts = $7, \
+             policy_acknowledged = $8 WHERE id = $9",
+        )
+        .bind(enrolment.status.as_str())
+        .bind(enrolment.started_at)
+        .bind(enrolment.completed_at)
+        .bind(enrolment.past_due_at)
+        .bind(enrolment.time_spent_s)
+        .bind(enrolment.score.map(i64::from))
+        .bind(i64::from(enrolment.attempts))
+        .bind(enrolment.policy_acknowledged)
+        .bind(current.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Stepped {
+            enrollment: self.enrollment(account, id).await?,
+            grade,
+            finished: change.finished(),
+        })
+    }
+}
