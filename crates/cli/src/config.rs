@@ -23,6 +23,17 @@ pub struct Config {
     /// The address people reach the server at, for links in emails (e.g.
     /// `https://training.example.com`); default: the `Host` of the request at hand.
     pub public_url: Option<String>,
+    /// The SMTP server email goes through; none: no email is sent.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `none` (plain, for a local relay), `starttls` or `tls`.
+    pub smtp_tls: String,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    /// A file holding the SMTP password (instead of `smtp_password`).
+    pub smtp_password_file: Option<PathBuf>,
+    /// The From address of emails.
+    pub smtp_from: String,
 }
 
 impl Default for Config {
@@ -35,6 +46,13 @@ impl Default for Config {
             max_bulk_events: 1_000,
             log: "info".to_owned(),
             public_url: None,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_tls: "starttls".to_owned(),
+            smtp_username: None,
+            smtp_password: None,
+            smtp_password_file: None,
+            smtp_from: "coachloop <coachloop@localhost>".to_owned(),
         }
     }
 }
@@ -48,6 +66,13 @@ const KEYS: &[&str] = &[
     "max_bulk_events",
     "log",
     "public_url",
+    "smtp_host",
+    "smtp_port",
+    "smtp_tls",
+    "smtp_username",
+    "smtp_password",
+    "smtp_password_file",
+    "smtp_from",
 ];
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -93,12 +118,35 @@ impl Config {
         }
     }
 
-    pub fn server(&self) -> coachloop_server::ServerConfig {
-        coachloop_server::ServerConfig {
+    pub fn server(&self) -> anyhow::Result<coachloop_server::ServerConfig> {
+        let password = match (&self.smtp_password, &self.smtp_password_file) {
+            (_, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot read smtp_password_file {}: {e}", file.display())
+                    })?
+                    .trim_end()
+                    .to_owned(),
+            ),
+            (password, None) => password.clone(),
+        };
+        let smtp = self
+            .smtp_host
+            .as_ref()
+            .map(|host| coachloop_server::notices::SmtpConfig {
+                host: host.clone(),
+                port: self.smtp_port,
+                tls: self.smtp_tls.clone(),
+                username: self.smtp_username.clone(),
+                password,
+                from: self.smtp_from.clone(),
+            });
+        Ok(coachloop_server::ServerConfig {
             max_body_bytes: self.max_body_bytes,
             max_bulk_events: self.max_bulk_events,
             public_url: self.public_url.clone(),
-        }
+            smtp,
+        })
     }
 }
 

@@ -146,7 +146,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(coachloop_server::serve(
         store.clone(),
-        config.server(),
+        config.server()?,
         listener,
         async move {
             let _ = server_stopped.await;

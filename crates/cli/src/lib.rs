@@ -376,7 +376,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             data_flag(&config)
         );
     }
-    coachloop_server::serve(store, config.server(), listener, shutdown_signal()).await
+    coachloop_server::serve(store, config.server()?, listener, shutdown_signal()).await
 }
 
 /// The flag that points a later command at the same data, for printed hints.

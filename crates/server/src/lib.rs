@@ -9,10 +9,12 @@ pub mod docs;
 pub mod error;
 pub mod learn;
 pub mod metrics;
+pub mod notices;
 pub mod ops;
 pub mod paging;
 pub mod schedule;
 pub mod user_events;
+pub mod xapi;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -40,6 +42,8 @@ pub struct ServerConfig {
     /// The address people reach this server at, for links in emails (e.g.
     /// `https://training.example.com`); default: the `Host` of the request at hand.
     pub public_url: Option<String>,
+    /// Where email goes out; none: emails are skipped (and say so in their log).
+    pub smtp: Option<notices::SmtpConfig>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +52,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_bulk_events: 1_000,
             public_url: None,
+            smtp: None,
         }
     }
 }
@@ -70,6 +75,13 @@ impl AppState {
         let executor = tokio::spawn(schedule::run(store.clone(), schedule::Work::Groups));
         let training = tokio::spawn(schedule::run(store.clone(), schedule::Work::Training));
         let daily = tokio::spawn(schedule::daily_risk(store.clone()));
+        let base_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| "http://localhost".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let notices = tokio::spawn(notices::run(store.clone(), config.smtp.clone(), base_url));
         let state = Self(Arc::new(Shared {
             store,
             ingest,
@@ -80,6 +92,7 @@ impl AppState {
                 executor.abort_handle(),
                 training.abort_handle(),
                 daily.abort_handle(),
+                notices.abort_handle(),
             ],
         }));
         Ok((state, writer))
@@ -119,6 +132,7 @@ fn surfaces() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::ApiDoc::base())
         .merge(user_events::router())
         .merge(api::router())
+        .merge(xapi::router())
         .merge(ops::router())
 }
 
@@ -179,6 +193,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let mut config = config;
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    }
     let (state, writer) = AppState::start(store.clone(), config).await?;
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)

@@ -649,3 +649,113 @@ async fn campaigns_are_scoped_validated_and_closable() {
             .is_empty()
     );
 }
+
+fn statement(email: &str, verb: &str, slug: &str, scaled: Option<f64>) -> Value {
+    let mut s = json!({
+        "id": format!("{email}-{verb}"),
+        "actor": {"mbox": format!("mailto:{email}")},
+        "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}")},
+        "object": {"id": format!("https://lms.example.com/activities/{slug}")},
+        "timestamp": "2026-11-01T13:00:00Z",
+    });
+    if let Some(scaled) = scaled {
+        s["result"] = json!({"score": {"scaled": scaled}});
+    }
+    s
+}
+
+#[tokio::test]
+async fn xapi_statements_from_another_lms_update_enrolments() {
+    let app = TestApp::spawn().await;
+    user(&app, "ana@acme.example").await;
+    user(&app, "bob@acme.example").await;
+    let module = password_module(&app).await;
+    let policy = content_id(&app, "Acceptable Use").await;
+    campaign(
+        &app,
+        json!({"name": "Both", "content": [module, policy], "groups": [0]}),
+    )
+    .await;
+    app.clock.advance(Duration::hours(2));
+    let lms = app.token("lms", "events:write").await;
+
+    // One bad statement rejects the batch, naming it; nothing is applied.
+    let bad = app
+        .post_json(
+            &lms,
+            "/xapi/statements",
+            &json!([
+                statement(
+                    "ana@acme.example",
+                    "passed",
+                    "password-management",
+                    Some(0.9)
+                ),
+                statement("nobody@acme.example", "passed", "password-management", None),
+                statement("bob@acme.example", "attempted", "password-management", None),
+            ]),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.detail_fields(), ["[1]", "[2].verb.id"]);
+    let open = enrollments(&app, "status=Not%20Started").await;
+    assert_eq!(open.len(), 4);
+
+    let applied = app
+        .post_json(
+            &lms,
+            "/xapi/statements",
+            &json!([
+                statement(
+                    "ana@acme.example",
+                    "passed",
+                    "password-management",
+                    Some(0.9)
+                ),
+                statement(
+                    "bob@acme.example",
+                    "failed",
+                    "password-management",
+                    Some(0.4)
+                ),
+                statement("Bob@Acme.example", "completed", "acceptable-use", None),
+            ]),
+        )
+        .await
+        .expect(200);
+    let statuses: Vec<&str> = applied
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["Passed", "In Progress", "Completed"]);
+    let ana = enrollments(&app, "status=Passed").await;
+    assert_eq!(ana.len(), 1);
+    assert_eq!(ana[0]["score"], 90);
+    // Completed when the statement says, not when it arrived.
+    assert_eq!(ana[0]["completion_date"], "2026-11-01T13:00:00.000Z");
+    // A late fail does not undo a pass.
+    app.post_json(
+        &lms,
+        "/xapi/statements",
+        &statement(
+            "ana@acme.example",
+            "failed",
+            "password-management",
+            Some(0.1),
+        ),
+    )
+    .await
+    .expect(200);
+    assert_eq!(enrollments(&app, "status=Passed").await.len(), 1);
+
+    let reader = app.token("reader", "enrollments:read").await;
+    app.post_json(
+        &reader,
+        "/xapi/statements",
+        &statement("ana@acme.example", "passed", "password-management", None),
+    )
+    .await
+    .expect_error(403, "forbidden");
+}

@@ -5,6 +5,7 @@
 //! instants in [`Store::run_due_training`].
 
 use crate::engine::Change;
+use crate::notices;
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::duration::IsoDuration;
 use coachloop_core::enrolment::{Previous, may_enrol};
@@ -276,7 +277,10 @@ async fn enrol(
                     .push_bind(due_at)
                     .push_bind(*cause);
             });
-            insert.build().execute(&mut *conn).await?;
+            insert.push(" RETURNING id, user_id, content_id, cause");
+            let created: Vec<(i64, i64, i64, String)> =
+                insert.build_query_as().fetch_all(&mut *conn).await?;
+            announce(conn, target, &created, due_at, now).await?;
         }
         made += new.len();
     }
@@ -284,6 +288,58 @@ async fn enrol(
         made,
         earliest_due: target.due_at(now).filter(|_| made > 0),
     })
+}
+
+/// Queues the notices of new enrolments: the email with the learner's link, a reminder
+/// before the due time, and `enrollment.created` webhooks.
+async fn announce(
+    conn: &mut SqliteConnection,
+    target: &Target,
+    created: &[(i64, i64, i64, String)],
+    due_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    let mut facts = Vec::with_capacity(created.len());
+    for (id, user, content, cause) in created {
+        notices::queue_email(conn, target.account, notices::EMAIL_ENROLLED, *id, now, now).await?;
+        if let Some(due) = due_at {
+            // A day ahead, or half-way for a shorter course.
+            let lead = ((due - now) / 2).min(86_400_000);
+            if lead > 0 {
+                notices::queue_email(
+                    conn,
+                    target.account,
+                    notices::EMAIL_REMINDER,
+                    *id,
+                    due - lead,
+                    now,
+                )
+                .await?;
+            }
+        }
+        facts.push((
+            format!("enrollment:{id}"),
+            json!({
+                "enrollment_id": id,
+                "campaign_id": target.campaign,
+                "content_id": content,
+                "user_id": user,
+                "status": "Not Started",
+                "enrollment_date": format_ms(now),
+                "due_date": due_at.map(format_ms),
+                "cause": serde_json::from_str::<Value>(cause).unwrap_or(Value::Null),
+            }),
+        ));
+    }
+    notices::queue_events(
+        conn,
+        target.account,
+        notices::ENROLLMENT_CREATED,
+        &facts,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Enrols people who just joined groups in the active auto-enrolling campaigns that
@@ -500,7 +556,8 @@ impl Store {
             Enrolled::default()
         };
         tx.commit().await?;
-        self.training_wake.kick();
+        self.wakes.training.kick();
+        self.wakes.jobs.kick();
         Ok((self.campaign(account, id).await?, enrolled.made))
     }
 
@@ -652,15 +709,37 @@ impl Store {
         for campaign in &starting {
             changed += start(&mut tx, *campaign, now).await?.made + 1;
         }
-        changed += sqlx::query(
+        let past_due: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
             "UPDATE enrollments SET status = 'Past Due', past_due_at = due_at \
              WHERE due_at IS NOT NULL AND due_at <= $1 \
-             AND status IN ('Not Started', 'In Progress')",
+             AND status IN ('Not Started', 'In Progress') \
+             RETURNING id, account_id, campaign_id, user_id, due_at",
         )
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as usize;
+        .fetch_all(&mut *tx)
+        .await?;
+        changed += past_due.len();
+        let mut by_account: HashMap<i64, Vec<(String, Value)>> = HashMap::new();
+        for (id, account, campaign, user, due) in &past_due {
+            notices::queue_email(
+                &mut tx,
+                *account,
+                notices::EMAIL_PAST_DUE_MANAGER,
+                *id,
+                now,
+                now,
+            )
+            .await?;
+            by_account.entry(*account).or_default().push((
+                format!("enrollment:{id}"),
+                json!({"enrollment_id": id, "campaign_id": campaign, "user_id": user,
+                       "status": "Past Due", "due_date": format_ms(*due)}),
+            ));
+        }
+        for (account, facts) in by_account {
+            notices::queue_events(&mut tx, account, notices::ENROLLMENT_PAST_DUE, &facts, now)
+                .await?;
+        }
         changed += sqlx::query(
             "UPDATE campaigns SET status = 'Completed', updated_at = $1 \
              WHERE status = 'In Progress' AND end_at IS NOT NULL AND end_at <= $1",
@@ -670,6 +749,9 @@ impl Store {
         .await?
         .rows_affected() as usize;
         tx.commit().await?;
+        if changed > 0 {
+            self.wakes.jobs.kick();
+        }
         Ok(changed)
     }
 

@@ -107,10 +107,13 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// Wakes the executors after the commit of this outcome, if it scheduled something
-    /// earlier than they sleep towards.
-    pub(crate) fn committed(&self, groups: &Wake, training: &Wake) {
-        groups.due(self.dues.iter().filter_map(|d| d.3).min());
-        training.due(self.enrolled.earliest_due);
+    /// earlier than they sleep towards, and the notice runner if it may have queued.
+    pub(crate) fn committed(&self, wakes: &Wakes) {
+        wakes.groups.due(self.dues.iter().filter_map(|d| d.3).min());
+        wakes.training.due(self.enrolled.earliest_due);
+        if !self.changes.is_empty() {
+            wakes.jobs.kick();
+        }
     }
 
     pub fn joined(&self) -> usize {
@@ -160,6 +163,7 @@ impl Outcome {
         }
         let joined: Vec<&Change> = self.changes.iter().filter(|c| c.joined).collect();
         self.enrolled = crate::campaigns::enrol_joins(conn, &joined, now).await?;
+        queue_membership_events(conn, &self.changes, now).await?;
         let (set, unset): (Vec<_>, Vec<_>) = self.dues.iter().partition(|d| d.3.is_some());
         for chunk in set.chunks(WRITE_CHUNK) {
             let mut upsert = QueryBuilder::<Sqlite>::new(
@@ -178,6 +182,37 @@ impl Outcome {
         delete_pairs(conn, "group_schedule", &unset).await?;
         Ok(())
     }
+}
+
+/// `group.member_joined` and `group.member_left` webhooks for membership changes.
+pub(crate) async fn queue_membership_events(
+    conn: &mut SqliteConnection,
+    changes: &[Change],
+    now: i64,
+) -> Result<()> {
+    let mut by_account: HashMap<(i64, bool), Vec<(String, serde_json::Value)>> = HashMap::new();
+    for c in changes {
+        by_account.entry((c.account, c.joined)).or_default().push((
+            format!("group:{}:user:{}:at:{}", c.group, c.user, c.at),
+            json!({
+                "group_id": c.group,
+                "user_id": c.user,
+                "at": coachloop_core::time::format_ms(c.at),
+                "version": c.version,
+                "reason": serde_json::from_str::<serde_json::Value>(&c.reason)
+                    .unwrap_or(serde_json::Value::Null),
+            }),
+        ));
+    }
+    for ((account, joined), facts) in by_account {
+        let event = if joined {
+            crate::notices::MEMBER_JOINED
+        } else {
+            crate::notices::MEMBER_LEFT
+        };
+        crate::notices::queue_events(conn, account, event, &facts, now).await?;
+    }
+    Ok(())
 }
 
 /// Deletes rows of a table keyed by (group_id, user_id), one statement per group and
@@ -799,6 +834,14 @@ async fn load_rules(conn: &mut SqliteConnection, account: i64) -> Result<Vec<Rul
         }
     }
     Ok(rules)
+}
+
+/// The wake-ups of the background tasks a commit may give work to.
+#[derive(Debug, Clone, Default)]
+pub struct Wakes {
+    pub groups: Arc<Wake>,
+    pub training: Arc<Wake>,
+    pub jobs: Arc<Wake>,
 }
 
 /// Wakes the executor when an entry earlier than the one it sleeps towards is written.

@@ -5,7 +5,7 @@
 
 use crate::engine::{
     AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
-    creates_cycle, load_attributes,
+    creates_cycle, load_attributes, queue_membership_events,
 };
 use crate::users::require_user;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
@@ -176,7 +176,7 @@ impl Store {
         tx.commit().await?;
         engine.reload(account.0);
         drop(engine);
-        self.wake.kick();
+        self.wakes.groups.kick();
         Ok((self.group(account, GroupId(id)).await?, backfill))
     }
 
@@ -233,7 +233,7 @@ impl Store {
         tx.commit().await?;
         engine.reload(account.0);
         drop(engine);
-        self.wake.kick();
+        self.wakes.groups.kick();
         Ok((self.group(account, id).await?, backfill))
     }
 
@@ -339,7 +339,7 @@ impl Store {
         tx.commit().await?;
         engine.reload(account.0);
         drop(engine);
-        self.wake.kick();
+        self.wakes.groups.kick();
         Ok((self.group(account, id).await?, backfill))
     }
 
@@ -599,18 +599,21 @@ impl Store {
         .bind(json!([{ "kind": kind }]).to_string())
         .execute(&mut *tx)
         .await?;
-        if join {
-            let change = Change {
-                account: account.0,
-                group: id.0,
-                user: user.0,
-                joined: true,
-                at: now,
-                version: 0,
-                reason: json!([{ "kind": kind }]).to_string(),
-            };
-            crate::campaigns::enrol_joins(&mut tx, &[&change], now).await?;
-        }
+        let change = Change {
+            account: account.0,
+            group: id.0,
+            user: user.0,
+            joined: join,
+            at: now,
+            version: 0,
+            reason: json!([{ "kind": kind }]).to_string(),
+        };
+        let enrolled = if join {
+            crate::campaigns::enrol_joins(&mut tx, &[&change], now).await?
+        } else {
+            Default::default()
+        };
+        queue_membership_events(&mut tx, std::slice::from_ref(&change), now).await?;
         let rules = engine.account(&mut tx, account.0).await?;
         let mut outcome = Outcome::default();
         let dependents = rules.group_changed(user.0, id.0, join);
@@ -624,7 +627,10 @@ impl Store {
             return Err(e.into());
         }
         drop(engine);
-        outcome.committed(&self.wake, &self.training_wake);
+        outcome.committed(&self.wakes);
+        self.wakes.training.due(enrolled.earliest_due);
+        // A hand-made change may have queued webhooks and enrolment emails.
+        self.wakes.jobs.kick();
         Ok(true)
     }
 
@@ -841,7 +847,7 @@ impl Store {
         };
         match committed {
             Ok(outcome) => {
-                outcome.committed(&self.wake, &self.training_wake);
+                outcome.committed(&self.wakes);
                 Ok(())
             }
             Err(e) => {

@@ -7,7 +7,7 @@
 //! connection copies the WAL into the database file in the background, so no commit
 //! waits behind a large checkpoint.
 
-use crate::engine::{Engine, Outcome, Wake, When};
+use crate::engine::{Engine, Outcome, Wakes, When};
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
 use coachloop_core::criteria::EventFact;
@@ -131,8 +131,7 @@ impl Ingestor {
             observer,
             restart_wal: Arc::default(),
             engine: store.engine.clone(),
-            wake: store.wake.clone(),
-            training_wake: store.training_wake.clone(),
+            wakes: store.wakes.clone(),
         };
         let task = tokio::spawn(writer.run(rx, checkpointer));
         Ok((Self { queue }, task))
@@ -167,8 +166,7 @@ struct Writer {
     /// the writer then copies the rest between two batches, so the WAL starts over.
     restart_wal: Arc<AtomicBool>,
     engine: Arc<Mutex<Engine>>,
-    wake: Arc<Wake>,
-    training_wake: Arc<Wake>,
+    wakes: Wakes,
 }
 
 impl Writer {
@@ -341,7 +339,7 @@ impl Writer {
             )
             .await;
             match &result {
-                Ok(outcome) => outcome.committed(&self.wake, &self.training_wake),
+                Ok(outcome) => outcome.committed(&self.wakes),
                 Err(_) => {
                     for (account, user) in touched {
                         engine.forget(account, user);

@@ -5,11 +5,14 @@
 
 use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment};
 use crate::content::ContentRow;
+use crate::notices;
 use crate::{Result, Store, StoreError};
 use coachloop_core::content::Grade;
-use coachloop_core::enrolment::{Enrolment, EnrolmentStatus};
+use coachloop_core::enrolment::{Enrolment, EnrolmentStatus, External};
 use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::time::format_ms;
 use rand::RngCore;
+use serde_json::json;
 
 /// One step of a learner.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +28,8 @@ pub enum Step {
     Complete { seconds: i64 },
     /// A policy acknowledged after `seconds` of reading.
     Acknowledge { seconds: i64 },
+    /// A result reported by another LMS (xAPI), dated `at`.
+    External { at: i64, outcome: External },
 }
 
 /// What a step did.
@@ -72,6 +77,40 @@ impl Store {
                 .fetch_one(&self.write)
                 .await?,
         )
+    }
+
+    /// The enrolment an outside completion of `content` (a slug) by the person with this
+    /// `email` applies to: their open one, else their latest.
+    pub async fn enrollment_for(
+        &self,
+        account: AccountId,
+        email: &str,
+        content: &str,
+    ) -> Result<(UserId, i64)> {
+        let user: i64 =
+            sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND email_norm = $2")
+                .bind(account.0)
+                .bind(email.trim().to_lowercase())
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or(StoreError::NotFound("user"))?;
+        let content: i64 =
+            sqlx::query_scalar("SELECT id FROM content WHERE account_id = $1 AND slug = $2")
+                .bind(account.0)
+                .bind(content)
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or(StoreError::NotFound("content"))?;
+        let enrollment: i64 = sqlx::query_scalar(
+            "SELECT id FROM enrollments WHERE user_id = $1 AND content_id = $2 \
+             ORDER BY completed_at IS NOT NULL, enrolled_at DESC, id DESC LIMIT 1",
+        )
+        .bind(user)
+        .bind(content)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound("enrollment"))?;
+        Ok((UserId(user), enrollment))
     }
 
     /// One of the learner's own enrolments, with its content.
@@ -176,6 +215,9 @@ impl Store {
                     .acknowledge(now, content.minutes * 60)
                     .map_err(refuse)?
             }
+            Step::External { at, outcome } => enrolment
+                .record_external((*at).min(now), *outcome)
+                .map_err(refuse)?,
         };
         sqlx::query(
             "UPDATE enrollments SET status = $1, started_at = $2, completed_at = $3, \
@@ -193,7 +235,34 @@ impl Store {
         .bind(current.id)
         .execute(&mut *tx)
         .await?;
+        if change.finished() {
+            let fact = (
+                format!("enrollment:{}", current.id),
+                json!({
+                    "enrollment_id": current.id,
+                    "campaign_id": current.campaign_id,
+                    "content_id": current.content_id,
+                    "user_id": current.user_id,
+                    "email": current.email,
+                    "status": enrolment.status.as_str(),
+                    "completion_date": enrolment.completed_at.map(format_ms),
+                    "score": enrolment.score,
+                    "time_spent": enrolment.time_spent_s,
+                }),
+            );
+            notices::queue_events(
+                &mut tx,
+                account.0,
+                notices::ENROLLMENT_COMPLETED,
+                &[fact],
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
+        if change.finished() {
+            self.wakes.jobs.kick();
+        }
         Ok(Stepped {
             enrollment: self.enrollment(account, id).await?,
             grade,

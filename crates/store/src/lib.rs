@@ -11,6 +11,7 @@ pub mod events;
 pub mod groups;
 pub mod ingest;
 pub mod learning;
+pub mod notices;
 pub mod page;
 pub mod risk;
 pub mod statuses;
@@ -110,9 +111,8 @@ pub struct Store {
     /// transaction begins (see `engine`).
     engine: Arc<tokio::sync::Mutex<engine::Engine>>,
     /// Wakes the group executor when something is due earlier than it thought.
-    wake: Arc<engine::Wake>,
-    /// Wakes the training executor (campaign starts and ends, past-due enrolments).
-    training_wake: Arc<engine::Wake>,
+    /// Wake the smart-group and training executors and the notice runner.
+    wakes: engine::Wakes,
 }
 
 impl Store {
@@ -165,8 +165,7 @@ impl Store {
             clock,
             type_generation: Arc::default(),
             engine: Arc::default(),
-            wake: Arc::new(engine::Wake::new()),
-            training_wake: Arc::new(engine::Wake::new()),
+            wakes: engine::Wakes::default(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;
@@ -179,12 +178,12 @@ impl Store {
 
     /// What the group executor sleeps on.
     pub fn group_wake(&self) -> &Arc<engine::Wake> {
-        &self.wake
+        &self.wakes.groups
     }
 
     /// What the training executor sleeps on.
     pub fn training_wake(&self) -> &Arc<engine::Wake> {
-        &self.training_wake
+        &self.wakes.training
     }
 
     fn now_ms(&self) -> i64 {

@@ -84,7 +84,10 @@ impl Store {
         let enrolled = crate::campaigns::enrol_new_people(&mut tx, account.0, &[id.0], now).await?;
         self.commit_people(&mut engine, tx, account, &[id], now)
             .await?;
-        self.training_wake.due(enrolled.earliest_due);
+        self.wakes.training.due(enrolled.earliest_due);
+        if enrolled.made > 0 {
+            self.wakes.jobs.kick();
+        }
         self.user(account, id).await
     }
 
@@ -153,7 +156,10 @@ impl Store {
             crate::campaigns::enrol_new_people(&mut tx, account.0, &created, now).await?;
         self.commit_people(&mut engine, tx, account, &changed, now)
             .await?;
-        self.training_wake.due(enrolled.earliest_due);
+        self.wakes.training.due(enrolled.earliest_due);
+        if enrolled.made > 0 {
+            self.wakes.jobs.kick();
+        }
         Ok(outcomes)
     }
 

@@ -5,6 +5,7 @@ mod risk;
 mod tokens;
 mod training;
 mod users;
+mod webhooks;
 
 use crate::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,4 +19,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(risk::router())
         .merge(tokens::router())
         .merge(training::router())
+        .merge(webhooks::router())
 }

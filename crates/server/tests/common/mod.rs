@@ -108,6 +108,11 @@ impl TestResponse {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(ServerConfig::default()).await
+    }
+
+    /// With other settings (SMTP, a public URL).
+    pub async fn spawn_with(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = Arc::new(ManualClock::new(start_time()));
         let store = Store::open(&DatabaseUrl::in_data_dir(dir.path()), clock.clone())
@@ -124,14 +129,9 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(serve(
-            store.clone(),
-            ServerConfig::default(),
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        tokio::spawn(serve(store.clone(), config, listener, async move {
+            let _ = stopped.await;
+        }));
         let mut app = Self {
             base,
             client: reqwest::Client::new(),

@@ -99,3 +99,52 @@ CREATE TABLE secrets (
     value       BLOB NOT NULL,
     created_at  INTEGER NOT NULL
 );
+
+-- Outbound webhooks: each receives the kinds of fact it names, signed with its secret.
+CREATE TABLE webhooks (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL REFERENCES accounts (id),
+    url         TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    -- JSON array of event names, e.g. ["enrollment.created"].
+    events      TEXT NOT NULL,
+    active      INTEGER NOT NULL DEFAULT 1,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX webhooks_account ON webhooks (account_id, id);
+
+-- The durable notice queue. A job is written in the transaction of the fact it tells,
+-- keyed by that fact (`dedupe`), so the same fact is never queued twice.
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL,
+    -- email or webhook.
+    kind        TEXT NOT NULL,
+    dedupe      TEXT NOT NULL UNIQUE,
+    -- JSON: what to send.
+    payload     TEXT NOT NULL,
+    run_at      INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    -- pending, done, failed (gave up after the last retry), skipped (nothing to send).
+    status      TEXT NOT NULL DEFAULT 'pending',
+    last_error  TEXT,
+    created_at  INTEGER NOT NULL,
+    done_at     INTEGER
+);
+CREATE INDEX jobs_due ON jobs (run_at) WHERE status = 'pending';
+CREATE INDEX jobs_account ON jobs (account_id, id);
+
+-- Every attempt to deliver a job.
+CREATE TABLE deliveries (
+    id           INTEGER PRIMARY KEY,
+    job_id       INTEGER NOT NULL REFERENCES jobs (id),
+    account_id   INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL,
+    at           INTEGER NOT NULL,
+    ok           INTEGER NOT NULL,
+    -- The HTTP status of a webhook or the SMTP reply code, when there was one.
+    status_code  INTEGER,
+    error        TEXT,
+    took_ms      INTEGER NOT NULL
+);
+CREATE INDEX deliveries_job ON deliveries (job_id, id);

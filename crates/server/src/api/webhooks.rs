@@ -1,0 +1,239 @@
+//! Outbound webhooks: `/api/webhooks` — register a URL for some of coachloop's events,
+//! read its delivery log, stop it.
+
+use crate::AppState;
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
+use crate::paging::DataOf;
+use axum::extract::State;
+use axum::http::StatusCode;
+use coachloop_core::FieldError;
+use coachloop_core::time::format_ms;
+use coachloop_store::notices::{Delivery as DeliveryRow, Job, WEBHOOK_EVENTS, Webhook as Row};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_webhook, stop_webhook))
+        .routes(routes!(webhook_log))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    /// Signs every delivery: `X-Coachloop-Signature: sha256=HMAC(secret, "<timestamp>.<body>")`.
+    pub secret: String,
+    pub events: Vec<String>,
+    pub active: bool,
+    pub created_at: String,
+}
+
+impl From<Row> for Webhook {
+    fn from(w: Row) -> Self {
+        Self {
+            events: w.event_names(),
+            id: w.id,
+            url: w.url,
+            secret: w.secret,
+            active: w.active,
+            created_at: format_ms(w.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// `http://` or `https://`.
+    pub url: String,
+    /// Any of `enrollment.created`, `enrollment.completed`, `enrollment.past_due`,
+    /// `group.member_joined`, `group.member_left`.
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub at: String,
+    pub ok: bool,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub took_ms: i64,
+}
+
+impl From<DeliveryRow> for Attempt {
+    fn from(d: DeliveryRow) -> Self {
+        Self {
+            attempt: d.attempt,
+            at: format_ms(d.at),
+            ok: d.ok,
+            status_code: d.status_code,
+            error: d.error,
+            took_ms: d.took_ms,
+        }
+    }
+}
+
+/// One fact sent (or being sent) to a webhook, with every attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoggedDelivery {
+    /// The fact's id, sent as `X-Coachloop-Delivery`.
+    pub id: String,
+    /// `pending` (waiting for its next try), `done` or `failed` (gave up).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    pub log: Vec<Attempt>,
+}
+
+impl LoggedDelivery {
+    fn new(job: Job, log: Vec<DeliveryRow>) -> Self {
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
+        Self {
+            next_attempt_at: (job.status == "pending").then(|| format_ms(job.run_at)),
+            id: job.dedupe,
+            status: job.status,
+            attempts: job.attempts,
+            last_error: job.last_error,
+            body: payload["body"].clone(),
+            log: log.into_iter().map(Attempt::from).collect(),
+        }
+    }
+}
+
+fn validate(input: &WebhookInput) -> ApiResult<()> {
+    let url = input.url.trim();
+    let parsed = reqwest::Url::parse(url).ok();
+    if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "url",
+            "must be an absolute http:// or https:// URL",
+        )]));
+    }
+    if input.events.is_empty() {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "events",
+            format!("name at least one of: {}", WEBHOOK_EVENTS.join(", ")),
+        )]));
+    }
+    for (i, event) in input.events.iter().enumerate() {
+        if !WEBHOOK_EVENTS.contains(&event.as_str()) {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                format!("events[{i}]"),
+                format!(
+                    "unknown event; expected one of: {}",
+                    WEBHOOK_EVENTS.join(", ")
+                ),
+            )]));
+        }
+    }
+    Ok(())
+}
+
+/// List webhooks.
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks",
+    responses(
+        (status = 200, description = "every webhook of the account", body = DataOf<Vec<Webhook>>),
+        (status = 401, description = "bad token", body = ErrorBody),
+        (status = 403, description = "the token lacks `admin`", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn list_webhooks(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+) -> ApiResult<Json<DataOf<Vec<Webhook>>>> {
+    let rows = state.store.list_webhooks(auth.account()).await?;
+    Ok(Json(DataOf {
+        data: rows.into_iter().map(Webhook::from).collect(),
+    }))
+}
+
+/// Register a webhook for some events. Deliveries are signed with its `secret`.
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = WebhookInput,
+    responses(
+        (status = 201, description = "registered", body = DataOf<Webhook>),
+        (status = 401, description = "bad token", body = ErrorBody),
+        (status = 403, description = "the token lacks `admin`", body = ErrorBody),
+        (status = 422, description = "a bad URL or event name", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn create_webhook(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Json(input): Json<WebhookInput>,
+) -> ApiResult<(StatusCode, Json<DataOf<Webhook>>)> {
+    validate(&input)?;
+    let mut events = input.events.clone();
+    events.sort();
+    events.dedup();
+    let row = state
+        .store
+        .create_webhook(auth.account(), input.url.trim(), &events)
+        .await?;
+    Ok((StatusCode::CREATED, Json(DataOf { data: row.into() })))
+}
+
+/// Read one webhook.
+#[utoipa::path(get, path = "/api/webhooks/{id}", tag = "webhooks",
+    params(("id" = i64, Path, description = "webhook id")),
+    responses(
+        (status = 200, description = "the webhook", body = DataOf<Webhook>),
+        (status = 401, description = "bad token", body = ErrorBody),
+        (status = 403, description = "the token lacks `admin`", body = ErrorBody),
+        (status = 404, description = "no such webhook in this account", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_webhook(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<DataOf<Webhook>>> {
+    let row = state.store.webhook(auth.account(), id).await?;
+    Ok(Json(DataOf { data: row.into() }))
+}
+
+/// Stop a webhook: nothing new is queued for it (what is queued is still tried).
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks",
+    params(("id" = i64, Path, description = "webhook id")),
+    responses(
+        (status = 200, description = "stopped", body = DataOf<Webhook>),
+        (status = 401, description = "bad token", body = ErrorBody),
+        (status = 403, description = "the token lacks `admin`", body = ErrorBody),
+        (status = 404, description = "no such webhook in this account", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn stop_webhook(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<DataOf<Webhook>>> {
+    let row = state.store.deactivate_webhook(auth.account(), id).await?;
+    Ok(Json(DataOf { data: row.into() }))
+}
+
+/// A webhook's delivery log: its latest 100 facts, newest first, with every attempt.
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = i64, Path, description = "webhook id")),
+    responses(
+        (status = 200, description = "the log", body = DataOf<Vec<LoggedDelivery>>),
+        (status = 401, description = "bad token", body = ErrorBody),
+        (status = 403, description = "the token lacks `admin`", body = ErrorBody),
+        (status = 404, description = "no such webhook in this account", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn webhook_log(
+    State(state): State<AppState>,
+    Admin(auth): Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<DataOf<Vec<LoggedDelivery>>>> {
+    let log = state.store.webhook_log(auth.account(), id, 100).await?;
+    Ok(Json(DataOf {
+        data: log
+            .into_iter()
+            .map(|(job, attempts)| LoggedDelivery::new(job, attempts))
+            .collect(),
+    }))
+}

@@ -1,0 +1,382 @@
+//! Notices through real peers on loopback: a webhook receiver (an HTTP server) that fails
+//! once and then recovers gets the delivery exactly once in the end, signed; an SMTP
+//! server (aiosmtpd, a separate process) that is down at first gets the enrolment email
+//! with a working link once it is up; past due tells the manager; a fact is never
+//! queued twice.
+
+mod common;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::Duration;
+use coachloop_server::ServerConfig;
+use coachloop_server::notices::SmtpConfig;
+use common::{TestApp, event, start_time};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const TYPED: &str = "typed_compromised_password";
+
+/// What the receiver saw: (headers, body) per request.
+type Seen = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// An HTTP receiver on loopback that answers 500 to the first `failures` requests.
+async fn receiver(failures: usize) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    async fn take(
+        State((seen, failures)): State<(Seen, usize)>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let mut seen = seen.lock().unwrap();
+        seen.push((headers, String::from_utf8_lossy(&body).into_owned()));
+        if seen.len() <= failures {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::NO_CONTENT
+        }
+    }
+    let app = Router::new()
+        .route("/hook", post(take))
+        .with_state((seen.clone(), failures));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// Waits (up to 10 s) for `check` to hold, nudging the notice runner.
+async fn eventually(app: &TestApp, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        app.store.jobs_wake().kick();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A group of people with a `TYPED` event in the last hour, and an auto-enrolling
+/// campaign on it; returns the campaign id.
+async fn playbook(app: &TestApp) -> i64 {
+    let group = app
+        .post_json(
+            &app.admin,
+            "/api/groups",
+            &json!({"name": "typed", "criteria": {"event": {"type": TYPED, "within": "PT1H"}}}),
+        )
+        .await
+        .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let content = app.get(&app.admin, "/api/content").await.expect(200);
+    let module = content["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["title"] == "Cyber Hygiene: Password Management")
+        .unwrap()["id"]
+        .clone();
+    app.post_json(
+        &app.admin,
+        "/api/campaigns",
+        &json!({"name": "Coaching", "content": [module], "groups": [group],
+               "relative_duration": "P7D"}),
+    )
+    .await
+    .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn signature_ok(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    let timestamp = headers["x-coachloop-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    headers["x-coachloop-signature"].to_str().unwrap() == expected
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_webhook_once_it_recovers_signed_and_once() {
+    let app = TestApp::spawn().await;
+    let (url, seen) = receiver(1).await;
+    let hook = app
+        .post_json(
+            &app.admin,
+            "/api/webhooks",
+            &json!({"url": url, "events": ["enrollment.created", "group.member_joined"]}),
+        )
+        .await
+        .expect(201);
+    let secret = hook["data"]["secret"].as_str().unwrap().to_owned();
+    let hook_id = hook["data"]["id"].as_i64().unwrap();
+    playbook(&app).await;
+    app.create_user(&json!({"email": "ana@acme.example"})).await;
+    app.submit_one(&event("ana@acme.example", TYPED)).await;
+
+    // Two facts (the join and the enrolment); one of the first two requests fails.
+    eventually(&app, "two requests", async || {
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    app.clock.advance(Duration::seconds(2));
+    eventually(&app, "the retry", async || seen.lock().unwrap().len() >= 3).await;
+    // Nothing more comes, however often the runner wakes.
+    for _ in 0..5 {
+        app.clock.advance(Duration::seconds(5));
+        app.store.jobs_wake().kick();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let mut deliveries: Vec<&str> = seen
+        .iter()
+        .map(|(h, _)| h["x-coachloop-delivery"].to_str().unwrap())
+        .collect();
+    for (headers, body) in &seen {
+        assert!(
+            signature_ok(&secret, headers, body),
+            "bad signature on {body}"
+        );
+    }
+    let failed = deliveries.remove(0);
+    assert!(deliveries.contains(&failed), "the failed one was retried");
+    let bodies: Vec<Value> = seen
+        .iter()
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .collect();
+    let created = bodies
+        .iter()
+        .find(|b| b["event"] == "enrollment.created")
+        .unwrap();
+    assert_eq!(created["data"]["cause"]["kind"], "group_joined");
+    assert!(bodies.iter().any(|b| b["event"] == "group.member_joined"));
+
+    let log = app
+        .get(&app.admin, &format!("/api/webhooks/{hook_id}/deliveries"))
+        .await
+        .expect(200);
+    let log = log["data"].as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log.iter().all(|d| d["status"] == "done"));
+    let retried = log.iter().find(|d| d["attempts"] == 2).unwrap();
+    assert_eq!(retried["log"][0]["ok"], false);
+    assert_eq!(retried["log"][0]["status_code"], 500);
+    assert_eq!(retried["log"][1]["ok"], true);
+}
+
+#[tokio::test]
+async fn facts_are_queued_once_and_bad_webhooks_are_refused() {
+    let app = TestApp::spawn().await;
+    let bad = app
+        .post_json(
+            &app.admin,
+            "/api/webhooks",
+            &json!({"url": "ftp://x", "events": ["enrollment.created"]}),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.detail_fields(), ["url"]);
+    let bad = app
+        .post_json(
+            &app.admin,
+            "/api/webhooks",
+            &json!({"url": "http://127.0.0.1:9/x", "events": ["enrollment.made"]}),
+        )
+        .await;
+    assert_eq!(bad.detail_fields(), ["events[0]"]);
+    let reader = app.token("reader", "enrollments:read").await;
+    app.get(&reader, "/api/webhooks")
+        .await
+        .expect_error(403, "forbidden");
+
+    app.post_json(
+        &app.admin,
+        "/api/webhooks",
+        &json!({"url": "http://127.0.0.1:9/x", "events": ["enrollment.created"]}),
+    )
+    .await
+    .expect(201);
+    playbook(&app).await;
+    app.create_user(&json!({"email": "ana@acme.example"})).await;
+    for _ in 0..3 {
+        app.submit_one(&event("ana@acme.example", TYPED)).await;
+    }
+    // Out of the group and back: the enrolment exists, so nothing new is queued.
+    app.clock.set(start_time() + Duration::hours(2));
+    app.store.run_due_groups().await.unwrap();
+    app.submit_one(&event("ana@acme.example", TYPED)).await;
+    let jobs = app.store.jobs(app.account, Some("webhook")).await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    // Email jobs: the enrolment notice and its reminder, once each (no SMTP: skipped).
+    let emails = app.store.jobs(app.account, Some("email")).await.unwrap();
+    let mut kinds: Vec<&str> = emails.iter().map(|j| j.dedupe.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(kinds[0].starts_with("email:enrolled:"));
+    assert!(kinds[1].starts_with("email:reminder:"));
+}
+
+/// The aiosmtpd sink, a separate process; killed when dropped.
+struct SmtpSink {
+    child: Child,
+    out: PathBuf,
+}
+
+impl SmtpSink {
+    fn start(port: u16, dir: &std::path::Path) -> Self {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let out = dir.join("mail.jsonl");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs tests/support/smtp_sink.py (pip install aiosmtpd)");
+        let mut ready = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(
+            ready.trim(),
+            "ready",
+            "the SMTP sink did not start; is aiosmtpd installed (pip install aiosmtpd)?"
+        );
+        Self { child, out }
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Decodes a quoted-printable body as a mail client would (soft breaks, `=XX`).
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::new();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'=', Some(hex)) if hex.iter().all(u8::is_ascii_hexdigit) => {
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn email_waits_out_a_down_smtp_server_and_tells_the_manager_when_past_due() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        smtp: Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: "none".into(),
+            username: None,
+            password: None,
+            from: "Training <training@acme.example>".into(),
+        }),
+        ..ServerConfig::default()
+    };
+    let app = TestApp::spawn_with(config).await;
+    app.create_user(&json!({"email": "ana@acme.example", "first_name": "Ana",
+                            "manager_email": "boss@acme.example"}))
+        .await;
+    playbook(&app).await;
+    app.submit_one(&event("ana@acme.example", TYPED)).await;
+
+    // The server is down: the first attempt fails and is retried later.
+    eventually(&app, "a failed attempt", async || {
+        let jobs = app.store.jobs(app.account, Some("email")).await.unwrap();
+        jobs.iter().any(|j| {
+            j.dedupe.starts_with("email:enrolled:") && j.attempts == 1 && j.last_error.is_some()
+        })
+    })
+    .await;
+    let sink = SmtpSink::start(port, dir.path());
+    app.clock.advance(Duration::seconds(2));
+    eventually(&app, "the email", async || !sink.messages().is_empty()).await;
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["to"], json!(["ana@acme.example"]));
+    let data = quoted_printable(messages[0]["data"].as_str().unwrap());
+    assert!(data.contains("Subject: Training for you: Cyber Hygiene: Password Management"));
+    let link = data
+        .split_whitespace()
+        .find(|w| w.contains("/learn/"))
+        .expect("a learner link");
+    let opened = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(link)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER, "{data}");
+
+    // Seven days on: the reminder went a day ahead, then past due tells the manager.
+    app.clock
+        .set(start_time() + Duration::days(7) + Duration::minutes(1));
+    app.store.run_due_groups().await.unwrap();
+    app.store.run_due_training().await.unwrap();
+    eventually(&app, "the reminder and the manager's notice", async || {
+        sink.messages().len() >= 3
+    })
+    .await;
+    let messages = sink.messages();
+    let to: Vec<&Value> = messages.iter().map(|m| &m["to"][0]).collect();
+    assert!(to.contains(&&json!("boss@acme.example")), "{to:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["data"].as_str().unwrap().contains("Subject: Reminder:"))
+    );
+    // And never twice.
+    app.store.run_due_training().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sink.messages().len(), 3);
+}

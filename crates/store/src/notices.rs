@@ -1,0 +1,358 @@
+//! The durable notice queue: emails and signed webhooks, written as jobs in the
+//! transaction of the fact they tell and keyed by that fact (`dedupe`), so a fact is
+//! queued once however often the code that records it runs. The server's runner claims
+//! due jobs under a lease (a crash leaves them to be claimed again), delivers them, and
+//! records every attempt; failures are retried with backoff.
+
+use crate::{Result, Store, StoreError};
+use coachloop_core::ids::AccountId;
+use rand::RngCore;
+use serde_json::{Value, json};
+use sqlx::{FromRow, SqliteConnection};
+
+pub const ENROLLMENT_CREATED: &str = "enrollment.created";
+pub const ENROLLMENT_COMPLETED: &str = "enrollment.completed";
+pub const ENROLLMENT_PAST_DUE: &str = "enrollment.past_due";
+pub const MEMBER_JOINED: &str = "group.member_joined";
+pub const MEMBER_LEFT: &str = "group.member_left";
+/// Every event a webhook may subscribe to.
+pub const WEBHOOK_EVENTS: [&str; 5] = [
+    ENROLLMENT_CREATED,
+    ENROLLMENT_COMPLETED,
+    ENROLLMENT_PAST_DUE,
+    MEMBER_JOINED,
+    MEMBER_LEFT,
+];
+
+/// Email templates.
+pub const EMAIL_ENROLLED: &str = "enrolled";
+pub const EMAIL_REMINDER: &str = "reminder";
+pub const EMAIL_PAST_DUE_MANAGER: &str = "past_due_manager";
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Webhook {
+    pub id: i64,
+    pub account_id: i64,
+    pub url: String,
+    pub secret: String,
+    /// JSON array of event names.
+    pub events: String,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+impl Webhook {
+    pub fn event_names(&self) -> Vec<String> {
+        serde_json::from_str(&self.events).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub account_id: i64,
+    pub kind: String,
+    pub dedupe: String,
+    pub payload: String,
+    pub run_at: i64,
+    pub attempts: i64,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub job_id: i64,
+    pub attempt: i64,
+    pub at: i64,
+    pub ok: bool,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub took_ms: i64,
+}
+
+/// How one attempt at a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    Delivered {
+        status_code: Option<i64>,
+    },
+    /// Try again at `retry_at`, or give up when `None`.
+    Failed {
+        status_code: Option<i64>,
+        error: String,
+        retry_at: Option<i64>,
+    },
+    /// Nothing to send (no address, no SMTP server, already finished); said why.
+    Skipped {
+        reason: String,
+    },
+}
+
+const JOB_COLUMNS: &str = "id, account_id, kind, dedupe, payload, run_at, attempts, status, \
+    last_error, created_at, done_at";
+
+/// Queues, for each fact (`key` naming it, e.g. `enrollment:42`, and its data), a
+/// webhook job per active webhook of the account that subscribes to `event`. Returns
+/// how many were queued.
+pub(crate) async fn queue_events(
+    conn: &mut SqliteConnection,
+    account: i64,
+    event: &str,
+    facts: &[(String, Value)],
+    now: i64,
+) -> Result<usize> {
+    if facts.is_empty() {
+        return Ok(0);
+    }
+    let hooks: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, events FROM webhooks WHERE account_id = $1 AND active = 1")
+            .bind(account)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut queued = 0;
+    for (hook, events) in hooks {
+        let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
+        if !events.iter().any(|e| e == event) {
+            continue;
+        }
+        for (key, data) in facts {
+            let dedupe = format!("webhook:{hook}:{event}:{key}");
+            let payload = json!({
+                "webhook_id": hook,
+                "body": {
+                    "id": dedupe,
+                    "event": event,
+                    "occurred_at": coachloop_core::time::format_ms(now),
+                    "data": data,
+                },
+            });
+            queued += queue(conn, account, "webhook", &dedupe, &payload, now, now).await?;
+        }
+    }
+    Ok(queued)
+}
+
+/// Queues an email; `run_at` may be later (a reminder). Returns 1, or 0 for a repeat.
+pub(crate) async fn queue_email(
+    conn: &mut SqliteConnection,
+    account: i64,
+    template: &str,
+    enrollment: i64,
+    run_at: i64,
+    now: i64,
+) -> Result<usize> {
+    let dedupe = format!("email:{template}:{enrollment}");
+    let payload = json!({"template": template, "enrollment_id": enrollment});
+    queue(conn, account, "email", &dedupe, &payload, run_at, now).await
+}
+
+async fn queue(
+    conn: &mut SqliteConnection,
+    account: i64,
+    kind: &str,
+    dedupe: &str,
+    payload: &Value,
+    run_at: i64,
+    now: i64,
+) -> Result<usize> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (account_id, kind, dedupe, payload, run_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe) DO NOTHING",
+    )
+    .bind(account)
+    .bind(kind)
+    .bind(dedupe)
+    .bind(payload.to_string())
+    .bind(run_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() as usize)
+}
+
+impl Store {
+    /// Registers a webhook; its signing secret is made here and returned with it.
+    pub async fn create_webhook(
+        &self,
+        account: AccountId,
+        url: &str,
+        events: &[String],
+    ) -> Result<Webhook> {
+        let mut secret = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO webhooks (account_id, url, secret, events, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(account.0)
+        .bind(url)
+        .bind(format!("whsec_{}", hex::encode(secret)))
+        .bind(serde_json::to_string(events).unwrap_or_else(|_| "[]".into()))
+        .bind(self.now_ms())
+        .fetch_one(&self.write)
+        .await?;
+        self.webhook(account, id).await
+    }
+
+    pub async fn webhook(&self, account: AccountId, id: i64) -> Result<Webhook> {
+        sqlx::query_as(
+            "SELECT id, account_id, url, secret, events, active, created_at FROM webhooks \
+             WHERE account_id = $1 AND id = $2",
+        )
+        .bind(account.0)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound("webhook"))
+    }
+
+    pub async fn list_webhooks(&self, account: AccountId) -> Result<Vec<Webhook>> {
+        Ok(sqlx::query_as(
+            "SELECT id, account_id, url, secret, events, active, created_at FROM webhooks \
+             WHERE account_id = $1 ORDER BY id",
+        )
+        .bind(account.0)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Stops a webhook: nothing new is queued for it; what is queued is still tried.
+    pub async fn deactivate_webhook(&self, account: AccountId, id: i64) -> Result<Webhook> {
+        self.webhook(account, id).await?;
+        sqlx::query("UPDATE webhooks SET active = 0 WHERE account_id = $1 AND id = $2")
+            .bind(account.0)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        self.webhook(account, id).await
+    }
+
+    /// A webhook's jobs, newest first, with their attempts (the delivery log).
+    pub async fn webhook_log(
+        &self,
+        account: AccountId,
+        id: i64,
+        limit: i64,
+    ) -> Result<Vec<(Job, Vec<Delivery>)>> {
+        self.webhook(account, id).await?;
+        let jobs: Vec<Job> = sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE account_id = $1 AND kind = 'webhook' \
+             AND dedupe LIKE $2 ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(account.0)
+        .bind(format!("webhook:{id}:%"))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let deliveries = self.deliveries(job.id).await?;
+            out.push((job, deliveries));
+        }
+        Ok(out)
+    }
+
+    pub async fn deliveries(&self, job: i64) -> Result<Vec<Delivery>> {
+        Ok(sqlx::query_as(
+            "SELECT id, job_id, attempt, at, ok, status_code, error, took_ms FROM deliveries \
+             WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(job)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Jobs of an account, newest first (for tests and the console).
+    pub async fn jobs(&self, account: AccountId, kind: Option<&str>) -> Result<Vec<Job>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE account_id = $1 AND ($2 IS NULL OR kind = $2) \
+             ORDER BY id DESC LIMIT 1000"
+        ))
+        .bind(account.0)
+        .bind(kind)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Claims up to `limit` due jobs: each is leased until `now + lease_ms` (claimed again
+    /// then if the process died meanwhile) and its attempt counted.
+    pub async fn claim_jobs(&self, lease_ms: i64, limit: i64) -> Result<Vec<Job>> {
+        let now = self.now_ms();
+        Ok(sqlx::query_as(&format!(
+            "UPDATE jobs SET run_at = $1, attempts = attempts + 1 WHERE id IN ( \
+             SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2 \
+             ORDER BY run_at LIMIT $3) RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.write)
+        .await?)
+    }
+
+    /// Records an attempt at a claimed job and what becomes of the job.
+    pub async fn finish_job(&self, job: &Job, attempt: &Attempt, took_ms: i64) -> Result<()> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let (ok, status_code, error) = match attempt {
+            Attempt::Delivered { status_code } => (true, *status_code, None),
+            Attempt::Failed {
+                status_code, error, ..
+            } => (false, *status_code, Some(error.as_str())),
+            Attempt::Skipped { reason } => (true, None, Some(reason.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, error, \
+             took_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(job.id)
+        .bind(job.account_id)
+        .bind(job.attempts)
+        .bind(now)
+        .bind(ok)
+        .bind(status_code)
+        .bind(error)
+        .bind(took_ms)
+        .execute(&mut *tx)
+        .await?;
+        let (status, run_at, done_at) = match attempt {
+            Attempt::Delivered { .. } => ("done", job.run_at, Some(now)),
+            Attempt::Skipped { .. } => ("skipped", job.run_at, Some(now)),
+            Attempt::Failed {
+                retry_at: Some(at), ..
+            } => ("pending", *at, None),
+            Attempt::Failed { retry_at: None, .. } => ("failed", job.run_at, Some(now)),
+        };
+        sqlx::query(
+            "UPDATE jobs SET status = $1, run_at = $2, done_at = $3, last_error = $4 \
+             WHERE id = $5",
+        )
+        .bind(status)
+        .bind(run_at)
+        .bind(done_at)
+        .bind(error)
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// When the next pending job is due.
+    pub async fn next_job_at(&self) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE status = 'pending'")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
+    /// What the notice runner sleeps on.
+    pub fn jobs_wake(&self) -> &std::sync::Arc<crate::engine::Wake> {
+        &self.wakes.jobs
+    }
+}
