@@ -7,9 +7,12 @@ use anyhow::Context;
 use clap::Args;
 use coachloop_core::catalog::{self, CatalogEntry, STARTER_PLAYS};
 use coachloop_core::criteria::Criteria;
+use coachloop_core::duration::IsoDuration;
 use coachloop_core::ids::AccountId;
 use coachloop_core::scope::Scopes;
 use coachloop_core::user::UserChanges;
+use coachloop_store::campaigns::{Due, NewCampaign};
+use coachloop_store::content::ContentFilter;
 use coachloop_store::groups::{GroupFilter, NewGroup};
 use coachloop_store::tokens::NewToken;
 use coachloop_store::{Page, Store};
@@ -131,6 +134,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let people = seed_people(&store, account, args.people, &mut rng).await?;
     let groups = ensure_starter_groups(&store, account).await?;
+    ensure_starter_campaigns(&store, account, &groups).await?;
     let admin = fresh_token(&store, account, "demo-admin", "admin").await?;
     let events = fresh_token(&store, account, "demo-events", "events:write,events:read").await?;
 
@@ -301,6 +305,44 @@ async fn ensure_starter_groups(
     Ok(groups)
 }
 
+/// A campaign per starter play: its training for whoever joins its smart group, due a
+/// week after enrolment.
+async fn ensure_starter_campaigns(
+    store: &Store,
+    account: AccountId,
+    groups: &[(i64, &'static str)],
+) -> anyhow::Result<()> {
+    let (existing, _) = store
+        .list_campaigns(account, None, Page::new(1, 500))
+        .await?;
+    let (content, _) = store
+        .list_content(account, &ContentFilter::default(), Page::new(1, 500))
+        .await?;
+    for (play, (group, _)) in STARTER_PLAYS.iter().zip(groups) {
+        let name = format!("Coaching: {}", play.group);
+        if existing.iter().any(|c| c.name == name) {
+            continue;
+        }
+        let module = content
+            .iter()
+            .find(|c| c.title == play.training)
+            .with_context(|| format!("the library has no module titled {}", play.training))?;
+        let new = NewCampaign {
+            name,
+            content: vec![module.id],
+            groups: vec![*group],
+            all_users: false,
+            start_at: None,
+            due: Due::After(IsoDuration::parse("P7D").map_err(|e| anyhow::anyhow!(e.0))?),
+            auto_enroll: true,
+            allow_multiple: false,
+            cooldown: None,
+        };
+        store.create_campaign(account, &new).await?;
+    }
+    Ok(())
+}
+
 async fn fresh_token(
     store: &Store,
     account: AccountId,
@@ -349,6 +391,10 @@ fn print_intro(
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/groups/{first}/history?per_page=5'\
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/groups/{first}/members/<user_id>/why'\
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/account/risk'\
+         \n\nEach play has a campaign: joining enrols the person in its module at once, and a\
+         \nfew simulated learners finish theirs every 10 s (reported over xAPI):\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/campaigns'\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/enrollments?per_page=5'\
          \n\nCLI on the same data: coachloop tokens list{flag}\
          \n\nSending credential-risk events to {base}/events — Ctrl-C stops.\n",
         dir = config.data_dir.display(),
@@ -377,6 +423,7 @@ async fn stream_events(
     let mut ticker = tokio::time::interval(interval);
     let (mut sent, mut failed, mut unmatched) = (0u64, 0u64, 0u64);
     let mut last_report = tokio::time::Instant::now();
+    let mut shown_link = false;
     loop {
         ticker.tick().await;
         let index = weighted(&weights, &mut rng);
@@ -420,8 +467,97 @@ async fn stream_events(
             if let Some(sizes) = group_sizes(&client, &base, &tokens.admin).await {
                 println!("  smart groups: {sizes}");
             }
+            learners_finish_some(&client, &base, &tokens.admin, &mut rng, &mut shown_link).await;
         }
     }
+}
+
+/// Simulated learners: a few open enrolments are finished through the xAPI endpoint, as
+/// another LMS would report them (most pass, some fail); the first time there is an open
+/// one, prints its learner link to open in a browser.
+async fn learners_finish_some(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    rng: &mut StdRng,
+    shown_link: &mut bool,
+) {
+    let open: Value = match client
+        .get(format!(
+            "{base}/api/enrollments?status=Not%20Started&per_page=20"
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    let open = open["data"].as_array().cloned().unwrap_or_default();
+    let total = open.len();
+    let mut statements = Vec::new();
+    for (i, e) in open.iter().enumerate() {
+        if i == 0 && !*shown_link {
+            let link: Value = match client
+                .post(format!("{base}/api/enrollments/{}/link", e["id"]))
+                .bearer_auth(admin)
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => Value::Null,
+            };
+            if let Some(url) = link["data"]["url"].as_str() {
+                println!(
+                    "  training was assigned to {} — open their learner page: {url}",
+                    e["email"].as_str().unwrap_or_default()
+                );
+                *shown_link = true;
+            }
+            continue;
+        }
+        if i > total / 3 {
+            break;
+        }
+        let (verb, scaled) = if rng.gen_bool(0.8) {
+            ("passed", 0.8 + rng.gen_range(0.0..0.2))
+        } else {
+            ("failed", rng.gen_range(0.2..0.6))
+        };
+        let slug = e["content_title"].as_str().map(slug_of).unwrap_or_default();
+        statements.push(json!({
+            "actor": {"mbox": format!("mailto:{}", e["email"].as_str().unwrap_or_default())},
+            "verb": {"id": format!("http://adlnet.gov/expapi/verbs/{verb}")},
+            "object": {"id": format!("https://lms.example.com/activities/{slug}")},
+            "result": {"score": {"scaled": scaled}},
+        }));
+    }
+    if statements.is_empty() {
+        return;
+    }
+    let sent = client
+        .post(format!("{base}/xapi/statements"))
+        .bearer_auth(admin)
+        .json(&statements)
+        .send()
+        .await;
+    if let Ok(r) = sent
+        && r.status().is_success()
+    {
+        println!(
+            "  simulated learners reported {} results over xAPI",
+            statements.len()
+        );
+    }
+}
+
+/// The library slug of a starter play's module, from its title.
+fn slug_of(title: &str) -> String {
+    coachloop_core::content::library()
+        .iter()
+        .find(|c| c.title == title)
+        .map(|c| c.slug.clone())
+        .unwrap_or_default()
 }
 
 /// For a starter-play event, now and then the same behaviour from almost three months

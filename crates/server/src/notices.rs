@@ -11,6 +11,7 @@ use crate::learn;
 use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::time::format_ms;
 use coachloop_store::Store;
+use coachloop_store::engine::Wake;
 use coachloop_store::notices::{
     Attempt, EMAIL_ENROLLED, EMAIL_PAST_DUE_MANAGER, EMAIL_REMINDER, Job,
 };
@@ -21,15 +22,19 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{info, warn};
 
-/// Jobs claimed at once.
-const BATCH: i64 = 64;
-/// A claimed job is claimed again after this long if its process died meanwhile.
-const LEASE_MS: i64 = 5 * 60_000;
+/// Jobs of one kind being sent or waiting to be recorded, at most.
+const MAX_IN_FLIGHT: usize = 8192;
+/// Emails being sent at once: about the SMTP connection pool's size.
+const EMAIL_SENDERS: usize = 16;
+/// Attempts are recorded at most this often, so the recorder's transactions (which wait
+/// for the write lock behind the event writer) stay few and large.
+const RECORD_EVERY: Duration = Duration::from_millis(200);
 /// Attempts before a job is given up.
 pub const MAX_ATTEMPTS: i64 = 12;
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -104,47 +109,107 @@ pub async fn run(store: Store, smtp: Option<SmtpConfig>, base_url: String) {
         smtp,
         base_url,
     });
-    let wake = store.jobs_wake().clone();
-    loop {
-        let notified = wake.notified();
-        let jobs = match store.claim_jobs(LEASE_MS, BATCH).await {
-            Ok(jobs) => jobs,
-            Err(e) if e.is_closed() => return,
-            Err(e) => {
-                warn!(error = %e, "could not claim notice jobs; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+    // In this task, so aborting it stops both.
+    tokio::join!(lane(runner.clone(), "webhook"), lane(runner, "email"));
+}
+
+/// Sends the jobs of one kind, so slow email never holds up a webhook. What is being sent
+/// is kept in memory (`busy`) rather than leased with a write, and attempts are recorded
+/// in batches by a second loop: the way from a queued job to its delivery takes no write
+/// lock, which the event writer holds most of the time under load.
+async fn lane(runner: Arc<Runner>, kind: &'static str) {
+    let store = runner.store.clone();
+    let wake = store.jobs_wake(kind).clone();
+    let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let (finished, results) = mpsc::unbounded_channel();
+    // Webhooks all go at once; emails queue for a few SMTP connections.
+    let senders = Arc::new(Semaphore::new(if kind == "email" {
+        EMAIL_SENDERS
+    } else {
+        Semaphore::MAX_PERMITS
+    }));
+    let send = async {
+        loop {
+            let notified = wake.notified();
+            let snapshot = busy.lock().expect("not poisoned").clone();
+            let room = MAX_IN_FLIGHT.saturating_sub(snapshot.len());
+            let mut started = 0;
+            if room > 0 {
+                let jobs = match store.due_jobs(kind, room, &snapshot).await {
+                    Ok(jobs) => jobs,
+                    Err(e) if e.is_closed() => return,
+                    Err(e) => {
+                        warn!(error = %e, "could not read due {kind} jobs; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                started = jobs.len();
+                for mut job in jobs {
+                    busy.lock().expect("not poisoned").insert(job.id);
+                    job.attempts += 1;
+                    let (runner, finished) = (runner.clone(), finished.clone());
+                    let senders = senders.clone();
+                    tokio::spawn(async move {
+                        let _permit = senders.acquire().await;
+                        let _ = finished.send(runner.handle(job).await);
+                    });
+                }
+            }
+            if room > 0 && started == room {
                 continue;
             }
-        };
-        let claimed = jobs.len();
-        let mut running = JoinSet::new();
-        for job in jobs {
-            let runner = runner.clone();
-            running.spawn(async move { runner.handle(job).await });
+            let snapshot = busy.lock().expect("not poisoned").clone();
+            let next = match store.next_job_at(kind, &snapshot).await {
+                Ok(next) => next,
+                Err(e) if e.is_closed() => return,
+                Err(_) => None,
+            };
+            wake.set_target(next);
+            let sleep = next
+                .map(|at| Duration::from_millis((at - store.clock().now_ms()).max(0) as u64))
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = notified => {}
+            }
         }
-        while running.join_next().await.is_some() {}
-        if claimed as i64 == BATCH {
-            continue;
+    };
+    tokio::join!(send, record(&store, results, &busy, &wake, kind));
+}
+
+/// Writes finished attempts, as many as have come in, in one transaction each time, then
+/// frees their jobs (a retry may be due) and wakes the lane.
+async fn record(
+    store: &Store,
+    mut results: mpsc::UnboundedReceiver<(Job, Attempt, i64)>,
+    busy: &Mutex<HashSet<i64>>,
+    wake: &Wake,
+    kind: &str,
+) {
+    while let Some(first) = results.recv().await {
+        tokio::time::sleep(RECORD_EVERY).await;
+        let mut done = vec![first];
+        while let Ok(more) = results.try_recv() {
+            done.push(more);
         }
-        let next = match store.next_job_at().await {
-            Ok(next) => next,
-            Err(e) if e.is_closed() => return,
-            Err(_) => None,
-        };
-        wake.set_target(next);
-        let sleep = next
-            .map(|at| Duration::from_millis((at - store.clock().now_ms()).max(0) as u64))
-            .unwrap_or(MAX_SLEEP)
-            .min(MAX_SLEEP);
-        tokio::select! {
-            () = tokio::time::sleep(sleep) => {}
-            () = notified => {}
+        if let Err(e) = store.finish_jobs(&done).await {
+            // The jobs stay pending: they go out again (at least once, never lost).
+            warn!(error = %e, "could not record {kind} attempts; they will be tried again");
         }
+        let mut busy = busy.lock().expect("not poisoned");
+        for (job, _, _) in &done {
+            busy.remove(&job.id);
+        }
+        drop(busy);
+        wake.kick();
     }
 }
 
 impl Runner {
-    async fn handle(&self, job: Job) {
+    /// Tries a job once; returns it with the attempt and how long that took.
+    async fn handle(&self, job: Job) -> (Job, Attempt, i64) {
         let started = Instant::now();
         let attempt = match job.kind.as_str() {
             "webhook" => self.webhook(&job).await,
@@ -174,9 +239,7 @@ impl Runner {
             Attempt::Skipped { reason } => info!(job = job.id, %reason, "notice skipped"),
         }
         let took = started.elapsed().as_millis() as i64;
-        if let Err(e) = self.store.finish_job(&job, &attempt, took).await {
-            warn!(job = job.id, error = %e, "could not record a notice attempt");
-        }
+        (job, attempt, took)
     }
 
     async fn webhook(&self, job: &Job) -> Attempt {

@@ -64,7 +64,7 @@ async fn eventually(app: &TestApp, what: &str, mut check: impl AsyncFnMut() -> b
             started.elapsed() < std::time::Duration::from_secs(10),
             "timed out waiting for {what}"
         );
-        app.store.jobs_wake().kick();
+        app.store.kick_jobs();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -138,7 +138,7 @@ async fn a_failing_receiver_gets_the_webhook_once_it_recovers_signed_and_once() 
     // Nothing more comes, however often the runner wakes.
     for _ in 0..5 {
         app.clock.advance(Duration::seconds(5));
-        app.store.jobs_wake().kick();
+        app.store.kick_jobs();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let seen = seen.lock().unwrap().clone();
@@ -239,6 +239,28 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(port: u16, dir: &std::path::Path) -> Self {
+        // The harness installs what it needs: aiosmtpd from PyPI, once.
+        let present = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            let installed = Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "aiosmtpd",
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                installed,
+                "could not install aiosmtpd (python3 -m pip install aiosmtpd)"
+            );
+        }
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let out = dir.join("mail.jsonl");
         let mut child = Command::new("python3")

@@ -557,7 +557,7 @@ impl Store {
         };
         tx.commit().await?;
         self.wakes.training.kick();
-        self.wakes.jobs.kick();
+        self.wakes.jobs_queued();
         Ok((self.campaign(account, id).await?, enrolled.made))
     }
 
@@ -697,6 +697,10 @@ impl Store {
     /// how many rows it changed.
     #[instrument(skip_all)]
     pub async fn run_due_training(&self) -> Result<usize> {
+        // The engine's lock is the write gate the event writer takes per batch: waiting
+        // on it is a fair queue, where SQLite's busy handler would sleep and retry (and
+        // can lose, for seconds, to a writer that commits back to back).
+        let _gate = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         let now = self.now_ms();
         let starting: Vec<i64> = sqlx::query_scalar(
@@ -750,7 +754,7 @@ impl Store {
         .rows_affected() as usize;
         tx.commit().await?;
         if changed > 0 {
-            self.wakes.jobs.kick();
+            self.wakes.jobs_queued();
         }
         Ok(changed)
     }

@@ -112,7 +112,7 @@ impl Outcome {
         wakes.groups.due(self.dues.iter().filter_map(|d| d.3).min());
         wakes.training.due(self.enrolled.earliest_due);
         if !self.changes.is_empty() {
-            wakes.jobs.kick();
+            wakes.jobs_queued();
         }
     }
 
@@ -841,7 +841,17 @@ async fn load_rules(conn: &mut SqliteConnection, account: i64) -> Result<Vec<Rul
 pub struct Wakes {
     pub groups: Arc<Wake>,
     pub training: Arc<Wake>,
-    pub jobs: Arc<Wake>,
+    /// One per lane of the notice runner, so slow email never holds up a webhook.
+    pub webhooks: Arc<Wake>,
+    pub emails: Arc<Wake>,
+}
+
+impl Wakes {
+    /// After a commit that may have queued notices.
+    pub fn jobs_queued(&self) {
+        self.webhooks.kick();
+        self.emails.kick();
+    }
 }
 
 /// Wakes the executor when an entry earlier than the one it sleeps towards is written.

@@ -630,7 +630,7 @@ impl Store {
         outcome.committed(&self.wakes);
         self.wakes.training.due(enrolled.earliest_due);
         // A hand-made change may have queued webhooks and enrolment emails.
-        self.wakes.jobs.kick();
+        self.wakes.jobs_queued();
         Ok(true)
     }
 

@@ -161,6 +161,10 @@ impl Store {
     ) -> Result<Stepped> {
         let (current, content) = self.learner_enrollment(account, user, id).await?;
         let now = self.now_ms();
+        // The engine's lock is the write gate the event writer takes per batch: waiting
+        // on it is a fair queue, where SQLite's busy handler would sleep and retry (and
+        // can lose, for seconds, to a writer that commits back to back).
+        let _gate = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         // Re-read inside the write transaction: another tab may have moved it on.
         let current: Enrollment = sqlx::query_as(&format!(
@@ -261,7 +265,7 @@ impl Store {
         }
         tx.commit().await?;
         if change.finished() {
-            self.wakes.jobs.kick();
+            self.wakes.jobs_queued();
         }
         Ok(Stepped {
             enrollment: self.enrollment(account, id).await?,

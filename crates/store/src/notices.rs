@@ -278,81 +278,129 @@ impl Store {
         .await?)
     }
 
-    /// Claims up to `limit` due jobs: each is leased until `now + lease_ms` (claimed again
-    /// then if the process died meanwhile) and its attempt counted.
-    pub async fn claim_jobs(&self, lease_ms: i64, limit: i64) -> Result<Vec<Job>> {
-        let now = self.now_ms();
-        Ok(sqlx::query_as(&format!(
-            "UPDATE jobs SET run_at = $1, attempts = attempts + 1 WHERE id IN ( \
-             SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2 \
-             ORDER BY run_at LIMIT $3) RETURNING {JOB_COLUMNS}"
+    /// Up to `limit` due jobs of `kind`, leaving out those in `busy` (being sent). A read:
+    /// the runner keeps what it is sending in memory rather than leasing it with a write,
+    /// so the moment a job is queued it can go out without waiting for the write lock
+    /// (that the event writer holds most of the time under load). Should the process die
+    /// mid-send, the job is still pending and goes out again after a restart.
+    pub async fn due_jobs(
+        &self,
+        kind: &str,
+        limit: usize,
+        busy: &std::collections::HashSet<i64>,
+    ) -> Result<Vec<Job>> {
+        let jobs: Vec<Job> = sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND kind = $1 \
+             AND run_at <= $2 ORDER BY run_at LIMIT $3"
         ))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.write)
-        .await?)
+        .bind(kind)
+        .bind(self.now_ms())
+        .bind((limit + busy.len()) as i64)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(jobs
+            .into_iter()
+            .filter(|j| !busy.contains(&j.id))
+            .take(limit)
+            .collect())
     }
 
-    /// Records an attempt at a claimed job and what becomes of the job.
-    pub async fn finish_job(&self, job: &Job, attempt: &Attempt, took_ms: i64) -> Result<()> {
+    /// Records attempts at claimed jobs (job, attempt, milliseconds it took) and what
+    /// becomes of each job, in one transaction.
+    pub async fn finish_jobs(&self, done: &[(Job, Attempt, i64)]) -> Result<()> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let (ok, status_code, error) = match attempt {
-            Attempt::Delivered { status_code } => (true, *status_code, None),
-            Attempt::Failed {
-                status_code, error, ..
-            } => (false, *status_code, Some(error.as_str())),
-            Attempt::Skipped { reason } => (true, None, Some(reason.as_str())),
-        };
-        sqlx::query(
-            "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, error, \
-             took_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(job.id)
-        .bind(job.account_id)
-        .bind(job.attempts)
-        .bind(now)
-        .bind(ok)
-        .bind(status_code)
-        .bind(error)
-        .bind(took_ms)
-        .execute(&mut *tx)
-        .await?;
-        let (status, run_at, done_at) = match attempt {
-            Attempt::Delivered { .. } => ("done", job.run_at, Some(now)),
-            Attempt::Skipped { .. } => ("skipped", job.run_at, Some(now)),
-            Attempt::Failed {
-                retry_at: Some(at), ..
-            } => ("pending", *at, None),
-            Attempt::Failed { retry_at: None, .. } => ("failed", job.run_at, Some(now)),
-        };
-        sqlx::query(
-            "UPDATE jobs SET status = $1, run_at = $2, done_at = $3, last_error = $4 \
-             WHERE id = $5",
-        )
-        .bind(status)
-        .bind(run_at)
-        .bind(done_at)
-        .bind(error)
-        .bind(job.id)
-        .execute(&mut *tx)
-        .await?;
+        for (job, attempt, took_ms) in done {
+            finish(&mut tx, job, attempt, *took_ms, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    /// When the next pending job is due.
-    pub async fn next_job_at(&self) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE status = 'pending'")
-                .fetch_one(&self.read)
-                .await?,
+    /// When the next pending job of `kind` not in `busy` is due.
+    pub async fn next_job_at(
+        &self,
+        kind: &str,
+        busy: &std::collections::HashSet<i64>,
+    ) -> Result<Option<i64>> {
+        let next: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, run_at FROM jobs WHERE status = 'pending' AND kind = $1 \
+             ORDER BY run_at LIMIT $2",
         )
+        .bind(kind)
+        .bind(busy.len() as i64 + 1)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(next
+            .into_iter()
+            .find(|(id, _)| !busy.contains(id))
+            .map(|(_, at)| at))
+    }
+}
+
+async fn finish(
+    tx: &mut SqliteConnection,
+    job: &Job,
+    attempt: &Attempt,
+    took_ms: i64,
+    now: i64,
+) -> Result<()> {
+    let (ok, status_code, error) = match attempt {
+        Attempt::Delivered { status_code } => (true, *status_code, None),
+        Attempt::Failed {
+            status_code, error, ..
+        } => (false, *status_code, Some(error.as_str())),
+        Attempt::Skipped { reason } => (true, None, Some(reason.as_str())),
+    };
+    sqlx::query(
+        "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, error, \
+             took_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(job.id)
+    .bind(job.account_id)
+    .bind(job.attempts)
+    .bind(now)
+    .bind(ok)
+    .bind(status_code)
+    .bind(error)
+    .bind(took_ms)
+    .execute(&mut *tx)
+    .await?;
+    let (status, run_at, done_at) = match attempt {
+        Attempt::Delivered { .. } => ("done", job.run_at, Some(now)),
+        Attempt::Skipped { .. } => ("skipped", job.run_at, Some(now)),
+        Attempt::Failed {
+            retry_at: Some(at), ..
+        } => ("pending", *at, None),
+        Attempt::Failed { retry_at: None, .. } => ("failed", job.run_at, Some(now)),
+    };
+    sqlx::query(
+        "UPDATE jobs SET status = $1, run_at = $2, done_at = $3, last_error = $4, \
+         attempts = $5 WHERE id = $6",
+    )
+    .bind(status)
+    .bind(run_at)
+    .bind(done_at)
+    .bind(error)
+    .bind(job.attempts)
+    .bind(job.id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// What the notice runner's lane for `kind` (`webhook` or `email`) sleeps on.
+    pub fn jobs_wake(&self, kind: &str) -> &std::sync::Arc<crate::engine::Wake> {
+        if kind == "email" {
+            &self.wakes.emails
+        } else {
+            &self.wakes.webhooks
+        }
     }
 
-    /// What the notice runner sleeps on.
-    pub fn jobs_wake(&self) -> &std::sync::Arc<crate::engine::Wake> {
-        &self.wakes.jobs
+    /// Wakes the notice runner (e.g. after a test moved the clock).
+    pub fn kick_jobs(&self) {
+        self.wakes.jobs_queued();
     }
 }

@@ -86,7 +86,7 @@ impl Store {
             .await?;
         self.wakes.training.due(enrolled.earliest_due);
         if enrolled.made > 0 {
-            self.wakes.jobs.kick();
+            self.wakes.jobs_queued();
         }
         self.user(account, id).await
     }
@@ -158,7 +158,7 @@ impl Store {
             .await?;
         self.wakes.training.due(enrolled.earliest_due);
         if enrolled.made > 0 {
-            self.wakes.jobs.kick();
+            self.wakes.jobs_queued();
         }
         Ok(outcomes)
     }

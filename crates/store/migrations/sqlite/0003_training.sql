@@ -131,7 +131,7 @@ CREATE TABLE jobs (
     created_at  INTEGER NOT NULL,
     done_at     INTEGER
 );
-CREATE INDEX jobs_due ON jobs (run_at) WHERE status = 'pending';
+CREATE INDEX jobs_due ON jobs (kind, run_at) WHERE status = 'pending';
 CREATE INDEX jobs_account ON jobs (account_id, id);
 
 -- Every attempt to deliver a job.

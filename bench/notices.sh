@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Notice benchmark (issue 4), one server with a local SMTP server (aiosmtpd):
+#   1. event -> enrolment -> webhook: events at a fixed 1,000/s, each for a new person,
+#      each making them join a smart group an auto-enrolling campaign targets; prints
+#      p50/p99 of (enrollment.created webhook received - event POST sent);
+#   2. 10,000 enrolment emails (a campaign for 10,000 people) drained to the SMTP server.
+#
+#   bench/notices.sh           1,000 events/s for 10 s; 10,000 emails
+#   bench/notices.sh --quick   1,000 events/s for 3 s; 2,000 emails (well under a minute)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=10; emails=10000
+if [ "${1:-}" = "--quick" ]; then seconds=3; emails=2000; fi
+rate=${RATE:-1000}
+port=${BENCH_PORT:-18183}
+smtp_port=${BENCH_SMTP_PORT:-18125}
+
+python3 -c 'import aiosmtpd' 2>/dev/null || { echo "aiosmtpd is needed: python3 -m pip install aiosmtpd" >&2; exit 1; }
+cargo build --release -q -p coachloop
+cargo build --release -q -p coachloop-server --example notice_bench
+bin=target/release/coachloop
+driver=target/release/examples/notice_bench
+data=$(mktemp -d /tmp/coachloop-notice-bench-XXXXXX)
+trap 'kill $server $sink 2>/dev/null || true; wait $server $sink 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$data"' EXIT
+
+python3 crates/server/tests/support/smtp_sink.py "$smtp_port" "$data/mail.jsonl" > "$data/sink.log" &
+sink=$!
+
+phase_people() { # first last -> CSV rows
+  for ((i = $1; i <= $2; i++)); do echo "user$i@bench.example,User$i"; done
+}
+{ echo "email,first_name"; phase_people 1 "$(( rate * seconds ))"; } > "$data/latency.csv"
+$bin users import --data-dir "$data" "$data/latency.csv" >/dev/null
+export ADMIN=$($bin tokens create --data-dir "$data" --name bench-admin --scopes admin 2>/dev/null)
+export EVENTS=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
+export BASE="http://127.0.0.1:$port"
+
+COACHLOOP_SMTP_HOST=127.0.0.1 COACHLOOP_SMTP_PORT=$smtp_port COACHLOOP_SMTP_TLS=none \
+  $bin serve --data-dir "$data" --listen "127.0.0.1:$port" 2> "$data/server.log" &
+server=$!
+for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+
+echo "== event -> enrolment -> webhook, $rate events/s for $seconds s"
+$driver latency $rate $seconds
+
+echo "== $emails enrolment emails drained to a local SMTP server"
+# A second server on a fresh data directory with $emails people.
+kill $server; wait $server || true
+data2="$data/drain"; mkdir -p "$data2"
+{ echo "email,first_name"; phase_people 1 "$emails"; } > "$data2/people.csv"
+$bin users import --data-dir "$data2" "$data2/people.csv" >/dev/null
+export ADMIN=$($bin tokens create --data-dir "$data2" --name bench-admin --scopes admin 2>/dev/null)
+: > "$data/mail.jsonl"
+COACHLOOP_SMTP_HOST=127.0.0.1 COACHLOOP_SMTP_PORT=$smtp_port COACHLOOP_SMTP_TLS=none \
+  $bin serve --data-dir "$data2" --listen "127.0.0.1:$port" 2>> "$data/server.log" &
+server=$!
+for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+$driver drain "$data/mail.jsonl" $emails
+echo "== server memory: peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"

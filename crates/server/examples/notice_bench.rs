@@ -1,0 +1,258 @@
+//! Drives the notice benchmark (issue 4) against a running server; see bench/notices.sh.
+//!
+//! `latency RATE SECONDS`: registers a webhook on a receiver of its own, a smart group
+//! (any `bench_probe` event in the last hour) and an auto-enrolling campaign on it, then
+//! sends one event per person at a fixed RATE for SECONDS and prints p50/p99/max of
+//! (`enrollment.created` webhook received − event POST sent).
+//!
+//! `drain MAILFILE COUNT`: starts a campaign for all users and prints how long until the
+//! SMTP sink's MAILFILE holds COUNT messages.
+//!
+//! Environment: BASE (server URL), ADMIN (an admin token), EVENTS (an events:write token).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Arrivals = Arc<Mutex<HashMap<i64, Instant>>>;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("set {name}"))
+}
+
+async fn api(client: &reqwest::Client, method: &str, path: &str, body: Value) -> Value {
+    let url = format!("{}{path}", env("BASE"));
+    let request = match method {
+        "GET" => client.get(url),
+        _ => client.post(url).json(&body),
+    };
+    let response = request
+        .bearer_auth(env("ADMIN"))
+        .send()
+        .await
+        .expect("server up");
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    assert!(status.is_success(), "{method} {path}: {status} {body}");
+    body
+}
+
+async fn content_id(client: &reqwest::Client) -> Value {
+    let list = api(client, "GET", "/api/content?per_page=500", json!({})).await;
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["slug"] == "password-management")
+        .expect("the library's password module")["id"]
+        .clone()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn latency(rate: u64, seconds: u64) {
+    let client = reqwest::Client::new();
+    let arrivals: Arrivals = Arc::default();
+    async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> &'static str {
+        let at = Instant::now();
+        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if body["event"] == "enrollment.created"
+            && let Some(user) = body["data"]["user_id"].as_i64()
+        {
+            arrivals.lock().unwrap().entry(user).or_insert(at);
+        }
+        "ok"
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(arrivals.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    api(
+        &client,
+        "POST",
+        "/api/webhooks",
+        json!({"url": hook, "events": ["enrollment.created"]}),
+    )
+    .await;
+    let group = api(
+        &client,
+        "POST",
+        "/api/groups",
+        json!({"name": "bench probe", "criteria": {"event": {"type": "bench_probe", "within": "PT1H"}}}),
+    )
+    .await["data"]["id"]
+        .clone();
+    let module = content_id(&client).await;
+    api(
+        &client,
+        "POST",
+        "/api/campaigns",
+        json!({"name": "bench probe", "content": [module], "groups": [group]}),
+    )
+    .await;
+    // user emails -> ids, to match webhooks (which name the user id) to sends.
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    let mut page = 1;
+    loop {
+        let users = api(
+            &client,
+            "GET",
+            &format!("/api/users?per_page=500&page={page}"),
+            json!({}),
+        )
+        .await;
+        let data = users["data"].as_array().cloned().unwrap_or_default();
+        if data.is_empty() {
+            break;
+        }
+        for u in data {
+            ids.insert(
+                u["email"].as_str().unwrap().to_owned(),
+                u["id"].as_i64().unwrap(),
+            );
+        }
+        page += 1;
+    }
+    let total = (rate * seconds) as usize;
+    assert!(
+        ids.len() >= total,
+        "import at least {total} people (have {})",
+        ids.len()
+    );
+
+    let sent: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let events_url = format!("{}/events", env("BASE"));
+    let token = env("EVENTS");
+    for i in 0..total {
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let email = format!("user{}@bench.example", i + 1);
+        let user = ids[&email];
+        let (client, url, token, sent) = (
+            client.clone(),
+            events_url.clone(),
+            token.clone(),
+            sent.clone(),
+        );
+        tasks.spawn(async move {
+            let at = Instant::now();
+            sent.lock().unwrap().insert(user, at);
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"target_user": email, "event_type": "bench_probe"}))
+                .send()
+                .await;
+            assert!(
+                response.is_ok_and(|r| r.status().as_u16() == 201),
+                "event refused"
+            );
+            at.elapsed().as_secs_f64() * 1000.0
+        });
+    }
+    let mut posts: Vec<f64> = Vec::with_capacity(total);
+    while let Some(took) = tasks.join_next().await {
+        posts.extend(took.ok());
+    }
+    posts.sort_by(f64::total_cmp);
+    let send_secs = start.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while arrivals.lock().unwrap().len() < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = sent.lock().unwrap();
+    let arrivals = arrivals.lock().unwrap();
+    let mut lags: Vec<f64> = sent
+        .iter()
+        .filter_map(|(user, at)| {
+            arrivals
+                .get(user)
+                .map(|r| r.duration_since(*at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "   sent {total} events in {send_secs:.1} s ({:.0}/s); webhooks received {}",
+        total as f64 / send_secs,
+        lags.len()
+    );
+    println!(
+        "   event POST answered 201 after: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&posts, 50.0),
+        percentile(&posts, 99.0)
+    );
+    println!(
+        "   event POST sent -> enrollment.created webhook received: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&lags, 50.0),
+        percentile(&lags, 99.0),
+        lags.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+async fn drain(mailfile: &str, count: usize) {
+    let client = reqwest::Client::new();
+    let policy = {
+        let list = api(&client, "GET", "/api/content?kind=policy", json!({})).await;
+        list["data"][0]["id"].clone()
+    };
+    let lines = || {
+        std::fs::read_to_string(mailfile)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let before = lines();
+    let start = Instant::now();
+    let created = api(
+        &client,
+        "POST",
+        "/api/campaigns",
+        json!({"name": "bench drain", "content": [policy], "groups": [0]}),
+    )
+    .await;
+    let queued_ms = start.elapsed().as_millis();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = Instant::now();
+    while lines() - before < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if last.elapsed() > Duration::from_secs(5) {
+            eprintln!("   … {} of {count} delivered", lines() - before);
+            last = Instant::now();
+        }
+    }
+    println!(
+        "   {} enrolments queued {} emails in {queued_ms} ms; {} delivered to the SMTP server in {:.1} s",
+        created["enrolled"],
+        count,
+        lines() - before,
+        start.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("latency") => {
+            latency(args[1].parse().unwrap(), args[2].parse().unwrap()).await;
+        }
+        Some("drain") => drain(&args[1], args[2].parse().unwrap()).await,
+        _ => eprintln!("usage: notice_bench latency RATE SECONDS | drain MAILFILE COUNT"),
+    }
+}
