@@ -17,6 +17,7 @@ use coachloop_store::notices::{
 };
 use hmac::{Hmac, Mac};
 use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,7 @@ use tracing::{info, warn};
 /// Jobs of one kind being sent or waiting to be recorded, at most.
 const MAX_IN_FLIGHT: usize = 8192;
 /// Emails being sent at once: about the SMTP connection pool's size.
-const EMAIL_SENDERS: usize = 16;
+const EMAIL_SENDERS: usize = 32;
 /// Attempts are recorded at most this often, so the recorder's transactions (which wait
 /// for the write lock behind the event writer) stay few and large.
 const RECORD_EVERY: Duration = Duration::from_millis(200);
@@ -74,7 +75,8 @@ fn transport(config: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Exe
     };
     let mut builder = builder
         .port(config.port)
-        .timeout(Some(Duration::from_secs(15)));
+        .timeout(Some(Duration::from_secs(15)))
+        .pool_config(PoolConfig::new().max_size(EMAIL_SENDERS as u32));
     if let Some(user) = &config.username {
         builder = builder.credentials(Credentials::new(
             user.clone(),

@@ -58,8 +58,13 @@ fn state(e: &Enrollment) -> Enrolment {
 }
 
 impl Store {
-    /// A secret of this installation (created on first use): 32 random bytes.
+    /// A secret of this installation (created on first use): 32 random bytes. Cached:
+    /// every learner page and email link needs it, and a write each time would queue
+    /// behind the event writer.
     pub async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        if let Some(known) = self.secrets.lock().expect("not poisoned").get(name) {
+            return Ok(known.clone());
+        }
         let mut fresh = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut fresh);
         sqlx::query(
@@ -71,12 +76,15 @@ impl Store {
         .bind(self.now_ms())
         .execute(&self.write)
         .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
-                .bind(name)
-                .fetch_one(&self.write)
-                .await?,
-        )
+        let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await?;
+        self.secrets
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_owned(), value.clone());
+        Ok(value)
     }
 
     /// The enrolment an outside completion of `content` (a slug) by the person with this

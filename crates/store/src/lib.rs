@@ -113,6 +113,8 @@ pub struct Store {
     /// Wakes the group executor when something is due earlier than it thought.
     /// Wake the smart-group and training executors and the notice runner.
     wakes: engine::Wakes,
+    /// Signing keys read once (see [`Store::secret`]).
+    secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
 }
 
 impl Store {
@@ -166,6 +168,7 @@ impl Store {
             type_generation: Arc::default(),
             engine: Arc::default(),
             wakes: engine::Wakes::default(),
+            secrets: Arc::default(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;
