@@ -352,17 +352,23 @@ impl AccountRules {
         }
         let leaves = self.leaves();
         if !types.is_empty() {
-            // NOT INDEXED: one sequential pass beats a lookup per row through an index.
-            // The type ids are integers of ours, so listing them inline is safe.
+            // One sequential pass: over `events_type_time` alone when no criterion tests
+            // descriptions (it holds everything else needed), else over the table (NOT
+            // INDEXED: a pass beats a lookup per row through an index). The type ids are
+            // integers of ours, so listing them inline is safe; they are this account's
+            // types, which scopes the read to the account.
             let ids: Vec<String> = types.keys().map(i64::to_string).collect();
+            let (description, source) = if leaves.iter().any(|l| l.description.is_some()) {
+                ("description", "events NOT INDEXED")
+            } else {
+                ("NULL", "events INDEXED BY events_type_time")
+            };
             let sql = format!(
-                "SELECT user_id, id, id_low, event_type_id, description, occurred_at \
-                 FROM events NOT INDEXED WHERE account_id = $1 AND user_id IS NOT NULL \
-                 AND event_type_id IN ({})",
+                "SELECT user_id, id, id_low, event_type_id, {description}, occurred_at \
+                 FROM {source} WHERE user_id IS NOT NULL AND event_type_id IN ({})",
                 ids.join(", ")
             );
             let mut events = sqlx::query_as::<_, (i64, i64, i64, i64, Option<String>, i64)>(&sql)
-                .bind(account)
                 .fetch(&mut *conn);
             while let Some((user, hi, lo, type_id, description, occurred_ms)) =
                 events.try_next().await?

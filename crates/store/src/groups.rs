@@ -1060,14 +1060,21 @@ pub(crate) async fn population(
     if !leaves.is_empty() {
         let since = earliest_counting(criteria, from);
         let types = matching_types(conn, account, criteria).await?;
+        // Without a description test the read is covered by `events_type_time`.
+        let description = if leaves.iter().any(|l| l.description.is_some()) {
+            "description"
+        } else {
+            "NULL"
+        };
+        let sql = format!(
+            "SELECT user_id, id, id_low, {description}, occurred_at FROM events \
+             WHERE event_type_id = $1 AND occurred_at > $2 AND user_id IS NOT NULL"
+        );
         for (type_id, name) in &types {
-            let mut rows = sqlx::query_as::<_, (i64, i64, i64, Option<String>, i64)>(
-                "SELECT user_id, id, id_low, description, occurred_at FROM events \
-                 WHERE event_type_id = $1 AND occurred_at > $2 AND user_id IS NOT NULL",
-            )
-            .bind(type_id)
-            .bind(since)
-            .fetch(&mut *conn);
+            let mut rows = sqlx::query_as::<_, (i64, i64, i64, Option<String>, i64)>(&sql)
+                .bind(type_id)
+                .bind(since)
+                .fetch(&mut *conn);
             while let Some((user, hi, lo, description, occurred_ms)) = rows.try_next().await? {
                 let Some(person) = people.get_mut(&user) else {
                     continue;
