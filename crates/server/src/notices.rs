@@ -320,7 +320,7 @@ impl Runner {
                 };
             }
         };
-        let finished = matches!(enrollment.status.as_str(), "Passed" | "Completed");
+        let finished = enrollment.is_finished();
         let person = match self.store.user(account, UserId(enrollment.user_id)).await {
             Ok(p) => p,
             Err(e) => {

@@ -209,13 +209,16 @@ async fn facts_are_queued_once_and_bad_webhooks_are_refused() {
         .await
         .expect_error(403, "forbidden");
 
-    app.post_json(
-        &app.admin,
-        "/api/webhooks",
-        &json!({"url": "http://127.0.0.1:9/x", "events": ["enrollment.created"]}),
-    )
-    .await
-    .expect(201);
+    let hook = app
+        .post_json(
+            &app.admin,
+            "/api/webhooks",
+            &json!({"url": "http://127.0.0.1:9/x", "events": ["enrollment.created"]}),
+        )
+        .await
+        .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap();
     playbook(&app).await;
     app.create_user(&json!({"email": "ana@acme.example"})).await;
     for _ in 0..3 {
@@ -234,6 +237,24 @@ async fn facts_are_queued_once_and_bad_webhooks_are_refused() {
     assert_eq!(kinds.len(), 2, "{kinds:?}");
     assert!(kinds[0].starts_with("email:enrolled:"));
     assert!(kinds[1].starts_with("email:reminder:"));
+
+    // A stopped webhook is sent nothing new.
+    let stopped = app
+        .delete(&app.admin, &format!("/api/webhooks/{hook}"))
+        .await
+        .expect(200);
+    assert_eq!(stopped["data"]["active"], false);
+    app.create_user(&json!({"email": "bob@acme.example"})).await;
+    app.submit_one(&event("bob@acme.example", TYPED)).await;
+    assert_eq!(enrollments_of(&app).await, 2);
+    let jobs = app.store.jobs(app.account, Some("webhook")).await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+}
+
+async fn enrollments_of(app: &TestApp) -> usize {
+    app.get(&app.admin, "/api/enrollments").await.expect(200)["meta"]["count"]
+        .as_u64()
+        .unwrap() as usize
 }
 
 /// The aiosmtpd sink, a separate process; killed when dropped.

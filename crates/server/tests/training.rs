@@ -612,6 +612,32 @@ async fn campaigns_are_scoped_validated_and_closable() {
         .await;
     bad.expect(422);
     assert_eq!(bad.detail_fields(), ["cooldown"]);
+    // Retired content cannot be used by a new campaign.
+    let vpn = app
+        .post_json(
+            &app.admin,
+            "/api/content",
+            &json!({"kind": "policy", "slug": "vpn", "title": "VPN", "minutes": 1,
+                    "version": "1", "body": "Use it."}),
+        )
+        .await
+        .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let retired = app
+        .delete(&app.admin, &format!("/api/content/{vpn}"))
+        .await
+        .expect(200);
+    assert!(retired["data"]["retired_at"].is_string());
+    let bad = app
+        .post_json(
+            &app.admin,
+            "/api/campaigns",
+            &json!({"name": "x", "content": [vpn], "groups": [0]}),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.detail_fields(), ["content[0]"]);
 
     let created = campaign(
         &app,

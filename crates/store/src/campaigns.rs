@@ -8,7 +8,7 @@ use crate::engine::Change;
 use crate::notices;
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::duration::IsoDuration;
-use coachloop_core::enrolment::{Previous, may_enrol};
+use coachloop_core::enrolment::{EnrolmentStatus, Previous, may_enrol};
 use coachloop_core::ids::AccountId;
 use coachloop_core::time::format_ms;
 use serde_json::{Value, json};
@@ -119,6 +119,13 @@ pub struct Enrollment {
     pub attempts: i64,
     pub policy_acknowledged: bool,
     pub cause: String,
+}
+
+impl Enrollment {
+    /// Passed or Completed.
+    pub fn is_finished(&self) -> bool {
+        EnrolmentStatus::parse(&self.status).is_some_and(EnrolmentStatus::is_finished)
+    }
 }
 
 #[derive(Debug, Clone, Default)]

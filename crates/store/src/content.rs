@@ -34,11 +34,7 @@ impl ContentRow {
     pub fn content(&self) -> Content {
         Content {
             slug: self.slug.clone(),
-            kind: if self.kind == "policy" {
-                ContentKind::Policy
-            } else {
-                ContentKind::Module
-            },
+            kind: ContentKind::parse(&self.kind).unwrap_or(ContentKind::Module),
             title: self.title.clone(),
             summary: self.summary.clone(),
             minutes: u32::try_from(self.minutes).unwrap_or(0),
@@ -65,10 +61,14 @@ pub struct ContentFilter {
 const COLUMNS: &str = "id, account_id, kind, slug, builtin, title, summary, minutes, pass_mark, \
     quiz, version, body, published_at, retired_at, created_at, updated_at";
 
-fn kind_name(kind: ContentKind) -> &'static str {
-    match kind {
-        ContentKind::Module => "module",
-        ContentKind::Policy => "policy",
+fn slug_conflict(err: sqlx::Error, slug: &str) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::conflict(
+            "slug",
+            format!("content with the slug `{slug}` exists already"),
+        )
+    } else {
+        err.into()
     }
 }
 
@@ -103,7 +103,7 @@ async fn upsert(
     };
     let id: Option<i64> = sqlx::query_scalar(sql)
         .bind(account)
-        .bind(kind_name(content.kind))
+        .bind(content.kind.as_str())
         .bind(&content.slug)
         .bind(&content.title)
         .bind(&content.summary)
@@ -116,16 +116,7 @@ async fn upsert(
         .bind(now)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::conflict(
-                    "slug",
-                    format!("content with the slug `{}` exists already", content.slug),
-                )
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| slug_conflict(e, &content.slug))?;
     Ok(id.unwrap_or_default())
 }
 
@@ -227,7 +218,7 @@ impl Store {
              pass_mark = $6, quiz = $7, version = $8, body = $9, updated_at = $10 \
              WHERE account_id = $11 AND id = $12",
         )
-        .bind(kind_name(content.kind))
+        .bind(content.kind.as_str())
         .bind(&content.slug)
         .bind(&content.title)
         .bind(&content.summary)
@@ -241,16 +232,7 @@ impl Store {
         .bind(id)
         .execute(&self.write)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::conflict(
-                    "slug",
-                    format!("content with the slug `{}` exists already", content.slug),
-                )
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| slug_conflict(e, &content.slug))?;
         self.content(account, id).await
     }
 

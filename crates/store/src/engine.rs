@@ -456,11 +456,6 @@ impl AccountRules {
         known
     }
 
-    /// The rules an event of this type can affect.
-    pub fn rules_for_type(&mut self, event_type: &str) -> Arc<[usize]> {
-        self.event_type(event_type).1
-    }
-
     pub fn forget(&mut self, user: i64) {
         self.people.remove(&user);
     }
@@ -525,18 +520,14 @@ impl AccountRules {
         Ok(person)
     }
 
-    /// Adds a newly stored event to a cached person (the caller loaded them first) and
-    /// returns the rules it can affect.
-    pub fn add_event(&mut self, user: i64, fact: EventFact, now: i64) -> Arc<[usize]> {
-        let rules = self.rules_for_type(&fact.event_type);
-        if rules.is_empty() {
-            return rules;
-        }
+    /// Adds a newly stored event to a cached person (the caller loaded them first);
+    /// `rules` are those its type can affect (from [`AccountRules::event_type`]).
+    pub fn add_event(&mut self, user: i64, fact: EventFact, rules: &[usize], now: i64) {
         let relevant = rules
             .iter()
             .any(|i| self.rules[*i].leaves.iter().any(|leaf| leaf.matches(&fact)));
         if !relevant {
-            return rules;
+            return;
         }
         let needs_prune = match self.people.get_mut(&user) {
             Some(person) => {
@@ -552,7 +543,6 @@ impl AccountRules {
                 person.pruned_len = person.events.len();
             }
         }
-        rules
     }
 
     /// Re-evaluates `rules` (indices) for a cached person at `now`, recording changes at

@@ -567,7 +567,7 @@ async fn commit_with_groups(
             description: row.event.description.clone(),
             occurred_ms: row.event.occurred_ms,
         };
-        let affected = rules.add_event(user, fact, now);
+        rules.add_event(user, fact, &affected, now);
         pending
             .entry((row.account, user))
             .or_default()

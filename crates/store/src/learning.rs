@@ -36,10 +36,9 @@ pub enum Step {
 #[derive(Debug, Clone)]
 pub struct Stepped {
     pub enrollment: Enrollment,
+    pub content: ContentRow,
     /// The quiz grade, for a quiz step.
     pub grade: Option<Grade>,
-    /// The step finished the enrolment.
-    pub finished: bool,
 }
 
 fn state(e: &Enrollment) -> Enrolment {
@@ -277,8 +276,8 @@ impl Store {
         }
         Ok(Stepped {
             enrollment: self.enrollment(account, id).await?,
+            content,
             grade,
-            finished: change.finished(),
         })
     }
 }

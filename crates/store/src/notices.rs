@@ -1,8 +1,9 @@
 //! The durable notice queue: emails and signed webhooks, written as jobs in the
 //! transaction of the fact they tell and keyed by that fact (`dedupe`), so a fact is
-//! queued once however often the code that records it runs. The server's runner claims
-//! due jobs under a lease (a crash leaves them to be claimed again), delivers them, and
-//! records every attempt; failures are retried with backoff.
+//! queued once however often the code that records it runs. The server's runner reads
+//! due jobs, keeps what it is sending in memory, and records every attempt in batches
+//! (a crash before the record leaves the job pending, to be sent again); failures are
+//! retried with backoff.
 
 use crate::{Result, Store, StoreError};
 use coachloop_core::ids::AccountId;
