@@ -354,6 +354,7 @@ async fn fresh_token(
         name: name.to_owned(),
         scopes: Scopes::parse_list(scopes)?,
         expires_at: None,
+        limits: Default::default(),
     };
     Ok(store.create_token(account, &new).await?.1)
 }

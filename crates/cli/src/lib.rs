@@ -10,7 +10,7 @@ use coachloop_core::clock::{Clock, SystemClock};
 use coachloop_core::scope::Scopes;
 use coachloop_core::time::{date_start_ms, format_ms, parse_date};
 use coachloop_store::Store;
-use coachloop_store::tokens::NewToken;
+use coachloop_store::tokens::{NewToken, RateLimits};
 use config::{Config, Overrides};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -107,6 +107,12 @@ pub enum TokensCommand {
         /// The day (YYYY-MM-DD, UTC) from which the token no longer works.
         #[arg(long)]
         expires: Option<String>,
+        /// At most this many requests a second (answered 429 beyond); default: no limit.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        rate_per_second: Option<u32>,
+        /// At most this many requests a UTC day; default: no limit.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        rate_per_day: Option<u32>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -280,6 +286,8 @@ async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
             name,
             scopes,
             expires,
+            rate_per_second,
+            rate_per_day,
             data,
         } => {
             let scopes = Scopes::parse_list(&scopes)?;
@@ -296,6 +304,10 @@ async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
                 name,
                 scopes,
                 expires_at,
+                limits: RateLimits {
+                    per_second: rate_per_second,
+                    per_day: rate_per_day,
+                },
             };
             let (token, secret) = store.create_token(account, &new).await?;
             eprintln!(

@@ -91,6 +91,40 @@ impl IsoDuration {
     }
 }
 
+impl IsoDuration {
+    /// Plain words, as the Reporting API's `relative_duration` shows it: `P1W` is
+    /// "1 week", `P14D` "2 weeks", `P1Y2M` "1 year 2 months", `PT12H` "12 hours".
+    pub fn in_words(&self) -> String {
+        let (years, months) = (self.months / 12, self.months % 12);
+        let (weeks, days) = if self.days.is_multiple_of(7) {
+            (self.days / 7, 0)
+        } else {
+            (0, self.days)
+        };
+        let (hours, rest) = (self.seconds / 3600, self.seconds % 3600);
+        let (minutes, seconds) = (rest / 60, rest % 60);
+        let parts = [
+            (u64::from(years), "year"),
+            (u64::from(months), "month"),
+            (u64::from(weeks), "week"),
+            (u64::from(days), "day"),
+            (hours, "hour"),
+            (minutes, "minute"),
+            (seconds, "second"),
+        ];
+        let words: Vec<String> = parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, unit)| format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }))
+            .collect();
+        if words.is_empty() {
+            "0 days".to_owned()
+        } else {
+            words.join(" ")
+        }
+    }
+}
+
 impl fmt::Display for IsoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("P")?;
@@ -220,5 +254,17 @@ mod tests {
             prop_assert!(period.before(instant(at)) <= period.before(instant(at + step)));
             prop_assert!(zero || period.before(instant(at)) < instant(at));
         }
+    }
+
+    #[test]
+    fn durations_in_words() {
+        let words = |text: &str| IsoDuration::parse(text).unwrap().in_words();
+        assert_eq!(words("P1W"), "1 week");
+        assert_eq!(words("P14D"), "2 weeks");
+        assert_eq!(words("P10D"), "10 days");
+        assert_eq!(words("P1M"), "1 month");
+        assert_eq!(words("P1Y2M"), "1 year 2 months");
+        assert_eq!(words("PT12H30M"), "12 hours 30 minutes");
+        assert_eq!(words("P0D"), "0 days");
     }
 }

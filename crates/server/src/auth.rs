@@ -68,9 +68,11 @@ impl FromRequestParts<AppState> for Auth {
             .lookup(state, secret)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-        if let Some(reason) = token.unusable_reason(state.store.clock().now_ms()) {
+        let now = state.store.clock().now_ms();
+        if let Some(reason) = token.unusable_reason(now) {
             return Err(ApiError::unauthorized(reason));
         }
+        state.limits.admit(token.id, token.limits, now)?;
         Ok(Auth { token })
     }
 }
@@ -112,6 +114,31 @@ scoped!(
     /// A caller with the `group:read` scope.
     GroupReader,
     Scope::GroupRead
+);
+scoped!(
+    /// A caller with the `account:read` scope.
+    AccountReader,
+    Scope::AccountRead
+);
+scoped!(
+    /// A caller with the `user:read` scope.
+    UserReader,
+    Scope::UserRead
+);
+scoped!(
+    /// A caller with the `program:read` scope (modules and policies).
+    ProgramReader,
+    Scope::ProgramRead
+);
+scoped!(
+    /// A caller with the `campaign:read` scope.
+    CampaignReader,
+    Scope::CampaignRead
+);
+scoped!(
+    /// A caller with the `enrollments:read` scope.
+    EnrollmentsReader,
+    Scope::EnrollmentsRead
 );
 
 /// A looked-up token and when it was read.

@@ -23,6 +23,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "user events", description = "The User Event API: senders push risky behaviour here."),
         (name = "people", description = "People and their event timelines."),
         (name = "tokens", description = "API tokens of the account."),
+        (name = "admins", description = "The account's administrators."),
+        (name = "reporting", description = "The Reporting API (read-only, `/v1`): what compliance tools read."),
         (name = "ops", description = "Liveness, readiness, metrics.")
     )
 )]

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<FieldError>,
+    /// Seconds to wait before trying again (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -42,6 +44,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -61,6 +64,7 @@ impl ApiError {
             code: "invalid",
             message,
             details,
+            retry_after: None,
         }
     }
 
@@ -82,6 +86,14 @@ impl ApiError {
 
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    /// 429: over the token's rate limit; try again after `seconds`.
+    pub fn rate_limited(seconds: u64, message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
     }
 
     /// A failure that is ours, not the caller's: logged in full, answered generically.
@@ -109,7 +121,13 @@ impl IntoResponse for ApiError {
                 })
                 .collect(),
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -122,6 +140,7 @@ impl From<StoreError> for ApiError {
                 code: "conflict",
                 message: field.to_string(),
                 details: vec![field],
+                retry_after: None,
             },
             StoreError::Invalid(details) => Self::invalid(details),
             other => Self::internal(other),

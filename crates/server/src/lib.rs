@@ -8,10 +8,12 @@ pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod learn;
+pub mod limits;
 pub mod metrics;
 pub mod notices;
 pub mod ops;
 pub mod paging;
+pub mod reporting;
 pub mod schedule;
 pub mod user_events;
 pub mod xapi;
@@ -86,6 +88,8 @@ impl AppState {
             store,
             ingest,
             tokens: Arc::default(),
+            limits: limits::RateLimiter::default(),
+            reporting: reporting::Caches::default(),
             metrics,
             config: Arc::new(config),
             background: vec![
@@ -111,6 +115,9 @@ pub struct Shared {
     pub store: Store,
     pub ingest: Ingestor,
     pub tokens: Arc<auth::TokenCache>,
+    pub limits: limits::RateLimiter,
+    /// Page anchors and current risk scores of the Reporting API.
+    pub reporting: reporting::Caches,
     pub metrics: Arc<metrics::Metrics>,
     pub config: Arc<ServerConfig>,
     /// Background tasks (the executors, daily risk), stopped with the state.
@@ -132,6 +139,7 @@ fn surfaces() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::ApiDoc::base())
         .merge(user_events::router())
         .merge(api::router())
+        .merge(reporting::router())
         .merge(xapi::router())
         .merge(ops::router())
 }

@@ -136,7 +136,7 @@ pub struct EnrollmentFilter {
     pub status: Option<String>,
 }
 
-const CAMPAIGN_COLUMNS: &str = "c.id, c.account_id, c.name, c.status, c.all_users, \
+pub(crate) const CAMPAIGN_COLUMNS: &str = "c.id, c.account_id, c.name, c.status, c.all_users, \
     c.auto_enroll, c.allow_multiple, c.cooldown, c.start_at, c.end_at, c.relative_duration, \
     c.created_at, c.updated_at, \
     (SELECT COUNT(*) FROM enrollments e WHERE e.campaign_id = c.id) AS enrolled, \
@@ -780,7 +780,10 @@ impl Store {
     }
 }
 
-async fn fill_campaign(conn: &mut SqliteConnection, campaign: &mut Campaign) -> Result<()> {
+pub(crate) async fn fill_campaign(
+    conn: &mut SqliteConnection,
+    campaign: &mut Campaign,
+) -> Result<()> {
     campaign.content = sqlx::query_scalar(
         "SELECT content_id FROM campaign_content WHERE campaign_id = $1 ORDER BY position",
     )

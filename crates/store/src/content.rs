@@ -58,7 +58,7 @@ pub struct ContentFilter {
     pub include_retired: bool,
 }
 
-const COLUMNS: &str = "id, account_id, kind, slug, builtin, title, summary, minutes, pass_mark, \
+pub(crate) const COLUMNS: &str = "id, account_id, kind, slug, builtin, title, summary, minutes, pass_mark, \
     quiz, version, body, published_at, retired_at, created_at, updated_at";
 
 fn slug_conflict(err: sqlx::Error, slug: &str) -> StoreError {

@@ -132,11 +132,11 @@ pub struct Preview {
     pub took_ms: i64,
 }
 
-const GROUP_COLUMNS: &str = "g.id, g.account_id, g.name, g.description, g.group_type, \
+pub(crate) const GROUP_COLUMNS: &str = "g.id, g.account_id, g.name, g.description, g.group_type, \
     g.provisioning_guid, g.version, g.status, g.created_at, g.updated_at, g.archived_at, \
     (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS member_count, \
     v.criteria";
-const GROUP_FROM: &str =
+pub(crate) const GROUP_FROM: &str =
     "groups g LEFT JOIN group_versions v ON v.group_id = g.id AND v.version = g.version";
 
 impl Store {

@@ -3,6 +3,7 @@
 //! `ON CONFLICT`, `RETURNING`, epoch milliseconds) for the PostgreSQL back-end to come.
 
 pub mod accounts;
+pub mod admins;
 pub mod campaigns;
 pub mod content;
 pub mod engine;
@@ -13,6 +14,7 @@ pub mod ingest;
 pub mod learning;
 pub mod notices;
 pub mod page;
+pub mod reporting;
 pub mod risk;
 pub mod statuses;
 pub mod tokens;

@@ -75,12 +75,57 @@ async fn compute(conn: &mut SqliteConnection, account: i64, now: i64) -> Result<
     })
 }
 
+/// The score of each active group of an account: the mean of its active members' scores.
+async fn group_scores(
+    pool: &sqlx::SqlitePool,
+    account: i64,
+    scores: &Scores,
+) -> Result<Vec<(i64, f64)>> {
+    let members: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT m.group_id, m.user_id FROM group_members m JOIN groups g ON g.id = m.group_id \
+         WHERE g.account_id = $1 AND g.status = 'active' ORDER BY m.group_id",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await?;
+    let groups: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM groups WHERE account_id = $1 AND status = 'active'")
+            .bind(account)
+            .fetch_all(pool)
+            .await?;
+    let mut by_group: HashMap<i64, Vec<f64>> =
+        groups.into_iter().map(|g| (g, Vec::new())).collect();
+    for (group, user) in members {
+        if let (Some(list), Some(score)) = (by_group.get_mut(&group), scores.people.get(&user)) {
+            list.push(*score);
+        }
+    }
+    let mut out: Vec<(i64, f64)> = by_group
+        .into_iter()
+        .map(|(group, list)| (group, account_score(&list)))
+        .collect();
+    out.sort_by_key(|(group, _)| *group);
+    Ok(out)
+}
+
 impl Store {
     /// The current scores of an account and its active people.
     #[instrument(skip_all)]
     pub async fn risk_scores(&self, account: AccountId) -> Result<Scores> {
         let mut conn = self.read.acquire().await?;
         compute(&mut conn, account.0, self.now_ms()).await
+    }
+
+    /// The current score of each active group: the mean of its active members' scores.
+    pub async fn group_scores(
+        &self,
+        account: AccountId,
+        scores: &Scores,
+    ) -> Result<HashMap<i64, f64>> {
+        Ok(group_scores(&self.read, account.0, scores)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// One person's current score.
@@ -118,10 +163,27 @@ impl Store {
                 let mut conn = self.read.acquire().await?;
                 compute(&mut conn, account, now).await?
             };
+            let groups = group_scores(&self.read, account, &scores).await?;
             let mut tx = self.begin_write().await?;
             let rows: Vec<(i64, f64)> = std::iter::once((0, scores.account))
                 .chain(scores.people.into_iter())
                 .collect();
+            for chunk in groups.chunks(500) {
+                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO group_risk_scores (account_id, group_id, day, score) ",
+                );
+                insert.push_values(chunk, |mut row, (group, score)| {
+                    row.push_bind(account)
+                        .push_bind(*group)
+                        .push_bind(day.as_str())
+                        .push_bind(*score);
+                });
+                insert.push(
+                    " ON CONFLICT (account_id, group_id, day) DO UPDATE SET score = excluded.score",
+                );
+                insert.build().execute(&mut *tx).await?;
+            }
+            written += groups.len();
             for chunk in rows.chunks(500) {
                 let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                     "INSERT INTO risk_scores (account_id, user_id, day, score) ",

@@ -25,6 +25,8 @@ pub struct TokenRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub rate_per_second: Option<i64>,
+    pub rate_per_day: Option<i64>,
     pub secret_hash: String,
 }
 
@@ -40,6 +42,21 @@ pub struct Token {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The most requests a second and a UTC day the token may make (none: no limit).
+    pub limits: RateLimits,
+}
+
+/// A token's request quota; both are off unless set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    pub per_second: Option<u32>,
+    pub per_day: Option<u32>,
+}
+
+impl RateLimits {
+    pub fn is_none(&self) -> bool {
+        self.per_second.is_none() && self.per_day.is_none()
+    }
 }
 
 impl Token {
@@ -68,16 +85,21 @@ impl From<TokenRow> for Token {
             created_at: row.created_at,
             last_used_at: row.last_used_at,
             revoked_at: row.revoked_at,
+            limits: RateLimits {
+                per_second: row.rate_per_second.and_then(|r| u32::try_from(r).ok()),
+                per_day: row.rate_per_day.and_then(|r| u32::try_from(r).ok()),
+            },
         }
     }
 }
 
 /// What to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewToken {
     pub name: String,
     pub scopes: Scopes,
     pub expires_at: Option<i64>,
+    pub limits: RateLimits,
 }
 
 /// The stored form of a secret.
@@ -92,7 +114,8 @@ fn new_secret() -> String {
 }
 
 const SELECT: &str = "SELECT t.id, t.account_id, a.name AS account_name, t.name, t.scopes, \
-    t.expires_at, t.created_at, t.last_used_at, t.revoked_at, t.secret_hash \
+    t.expires_at, t.created_at, t.last_used_at, t.revoked_at, t.rate_per_second, \
+    t.rate_per_day, t.secret_hash \
     FROM tokens t JOIN accounts a ON a.id = t.account_id";
 
 fn parse_label(name: &str) -> Result<&str> {
@@ -124,8 +147,8 @@ impl Store {
         }
         let secret = new_secret();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tokens (account_id, name, secret_hash, scopes, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO tokens (account_id, name, secret_hash, scopes, expires_at, created_at, \
+             rate_per_second, rate_per_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(account.0)
         .bind(name)
@@ -133,6 +156,8 @@ impl Store {
         .bind(new.scopes.to_list())
         .bind(new.expires_at)
         .bind(now)
+        .bind(new.limits.per_second)
+        .bind(new.limits.per_day)
         .fetch_one(&self.write)
         .await
         .map_err(|e| {

@@ -68,7 +68,7 @@ pub enum Upserted {
     Updated(UserId),
 }
 
-const COLUMNS: &str = "id, account_id, email, employee_number, first_name, last_name, job_title, \
+pub(crate) const COLUMNS: &str = "id, account_id, email, employee_number, first_name, last_name, job_title, \
     phone_number, extension, mobile_phone_number, location, division, department, organization, \
     manager_name, manager_email, language, comment, employee_start_date, custom_field_1, \
     custom_field_2, custom_field_3, custom_field_4, custom_date_1, custom_date_2, \
@@ -206,7 +206,7 @@ impl Store {
         Ok((users, total))
     }
 
-    async fn load_aliases(&self, users: &mut [User]) -> Result<()> {
+    pub(crate) async fn load_aliases(&self, users: &mut [User]) -> Result<()> {
         if users.is_empty() {
             return Ok(());
         }

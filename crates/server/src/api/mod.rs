@@ -1,5 +1,6 @@
 //! coachloop's own admin API under `/api`: everything the console can do.
 
+mod admins;
 mod groups;
 mod risk;
 mod tokens;
@@ -14,6 +15,7 @@ pub use users::User;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(admins::router())
         .merge(users::router())
         .merge(groups::router())
         .merge(risk::router())

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use coachloop_core::FieldError;
 use coachloop_core::scope::{Scope, Scopes};
 use coachloop_core::time::{date_start_ms, format_ms, parse_date};
-use coachloop_store::tokens::{NewToken, Token as TokenRow};
+use coachloop_store::tokens::{NewToken, RateLimits, Token as TokenRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +31,8 @@ pub struct Token {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    pub rate_per_second: Option<u32>,
+    pub rate_per_day: Option<u32>,
 }
 
 impl From<TokenRow> for Token {
@@ -43,6 +45,8 @@ impl From<TokenRow> for Token {
             created_at: format_ms(t.created_at),
             last_used_at: t.last_used_at.map(format_ms),
             revoked_at: t.revoked_at.map(format_ms),
+            rate_per_second: t.limits.per_second,
+            rate_per_day: t.limits.per_day,
         }
     }
 }
@@ -55,6 +59,10 @@ pub struct TokenInput {
     pub scopes: Vec<String>,
     /// `YYYY-MM-DD`: the token stops working at the start of that day (UTC).
     pub expires: Option<String>,
+    /// At most this many requests a second; beyond, 429 with `Retry-After`. Default: no limit.
+    pub rate_per_second: Option<i64>,
+    /// At most this many requests a UTC day. Default: no limit.
+    pub rate_per_day: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,10 +117,23 @@ async fn create_token(
         })?)),
         None => None,
     };
+    let limit = |field: &str, value: Option<i64>| match value {
+        Some(n) if n < 1 || n > i64::from(u32::MAX) => {
+            Err(ApiError::invalid(vec![FieldError::new(
+                field,
+                "must be a whole number from 1 up; leave it out for no limit",
+            )]))
+        }
+        n => Ok(n.map(|n| n as u32)),
+    };
     let new = NewToken {
         name: input.name,
         scopes,
         expires_at,
+        limits: RateLimits {
+            per_second: limit("rate_per_second", input.rate_per_second)?,
+            per_day: limit("rate_per_day", input.rate_per_day)?,
+        },
     };
     let (token, secret) = state.store.create_token(auth.account(), &new).await?;
     Ok((

@@ -169,6 +169,7 @@ impl TestApp {
             name: name.to_owned(),
             scopes: Scopes::parse_list(scopes).expect("scopes"),
             expires_at: expires_at.map(|at| at.timestamp_millis()),
+            limits: Default::default(),
         };
         let (_, secret) = self
             .store
