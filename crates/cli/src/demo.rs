@@ -8,9 +8,11 @@ use clap::Args;
 use coachloop_core::catalog::{self, CatalogEntry, STARTER_PLAYS};
 use coachloop_core::criteria::Criteria;
 use coachloop_core::duration::IsoDuration;
+use coachloop_core::identity::Email;
 use coachloop_core::ids::AccountId;
 use coachloop_core::scope::Scopes;
 use coachloop_core::user::UserChanges;
+use coachloop_store::admins::NewAdmin;
 use coachloop_store::campaigns::{Due, NewCampaign};
 use coachloop_store::content::ContentFilter;
 use coachloop_store::groups::{GroupFilter, NewGroup};
@@ -137,6 +139,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ensure_starter_campaigns(&store, account, &groups).await?;
     let admin = fresh_token(&store, account, "demo-admin", "admin").await?;
     let events = fresh_token(&store, account, "demo-events", "events:write,events:read").await?;
+    let report = fresh_token(&store, account, "demo-reporting", REPORTING_SCOPES).await?;
+    ensure_admin(&store, account).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -157,7 +161,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
     ));
 
-    print_intro(&config, addr, &admin, &events, &people[0], &groups);
+    print_intro(
+        &config,
+        addr,
+        [&admin, &events, &report],
+        &people[0],
+        &groups,
+    );
     let sender = tokio::spawn(stream_events(
         format!("http://{addr}"),
         Tokens { events, admin },
@@ -359,11 +369,27 @@ async fn fresh_token(
     Ok(store.create_token(account, &new).await?.1)
 }
 
+/// What a compliance tool reading the Reporting API needs.
+const REPORTING_SCOPES: &str =
+    "account:read,user:read,group:read,program:read,campaign:read,enrollments:read";
+
+/// The account's administrator, as `/v1/account` lists it.
+async fn ensure_admin(store: &Store, account: AccountId) -> anyhow::Result<()> {
+    if store.list_admins(account).await?.is_empty() {
+        let new = NewAdmin {
+            email: Email::parse("ada.admin@acme.example")?,
+            first_name: Some("Ada".to_owned()),
+            last_name: Some("Admin".to_owned()),
+        };
+        store.create_admin(account, &new).await?;
+    }
+    Ok(())
+}
+
 fn print_intro(
     config: &Config,
     addr: SocketAddr,
-    admin: &str,
-    events: &str,
+    [admin, events, report]: [&str; 3],
     someone: &Person,
     groups: &[(i64, &str)],
 ) {
@@ -396,6 +422,11 @@ fn print_intro(
          \nfew simulated learners finish theirs every 10 s (reported over xAPI):\
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/campaigns'\
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/enrollments?per_page=5'\
+         \n\nWhat a compliance tool reads (the Reporting API; this token has its six read scopes):\
+         \n  export REPORT={report}\
+         \n  curl -s -H \"Authorization: Bearer $REPORT\" '{base}/v1/account'\
+         \n  curl -s -H \"Authorization: Bearer $REPORT\" '{base}/v1/training/campaigns'\
+         \n  curl -s -H \"Authorization: Bearer $REPORT\" '{base}/v1/training/enrollments?per_page=5'\
          \n\nCLI on the same data: coachloop tokens list{flag}\
          \n\nSending credential-risk events to {base}/events — Ctrl-C stops.\n",
         dir = config.data_dir.display(),

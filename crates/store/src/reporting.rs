@@ -13,6 +13,7 @@ use coachloop_core::ids::AccountId;
 use coachloop_core::user::UserStatus;
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::instrument;
 
 /// A list the Reporting API serves, with its filters.
@@ -102,9 +103,9 @@ impl Listing {
                     .push_bind(account.0);
             }
             Listing::Enrollments(filter) => {
-                query.push(" FROM enrollments e");
+                query.push(" FROM enrollments e JOIN users p ON p.id = e.user_id");
                 if filter.exclude_archived_users {
-                    query.push(" JOIN users u ON u.id = e.user_id AND u.status = 'active'");
+                    query.push(" AND p.status = 'active'");
                 }
                 query.push(" WHERE e.account_id = ").push_bind(account.0);
                 if let Some(user) = filter.user {
@@ -153,9 +154,9 @@ pub struct ReportEnrollment {
 #[derive(Debug, Clone, Default)]
 pub struct EnrollmentNames {
     /// Campaign id → name.
-    pub campaigns: HashMap<i64, String>,
-    /// Content id → (kind, title).
-    pub content: HashMap<i64, (String, String)>,
+    pub campaigns: HashMap<i64, Arc<str>>,
+    /// Content id → (is a policy, title).
+    pub content: HashMap<i64, (bool, Arc<str>)>,
 }
 
 impl Store {
@@ -335,15 +336,15 @@ impl Store {
         if !matches!(listing, Listing::Enrollments(_)) {
             return Err(StoreError::invalid("listing", "not an enrolment list"));
         }
+        // The planner walks the enrolments by id (or the filter's index) and reads each
+        // person by primary key; a LIMITed subquery would be materialized and sorted.
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT e.id, e.campaign_id, e.content_id, e.status, e.enrolled_at, e.started_at, \
              e.completed_at, e.time_spent, e.policy_acknowledged, e.user_id, p.email, \
-             p.first_name, p.last_name, p.employee_number FROM (SELECT e.*",
+             p.first_name, p.last_name, p.employee_number",
         );
         listing.push_from_where(&mut query, account);
         listing.push_after(&mut query, after, limit);
-        // Filter and page first, over the narrow index; then read each row's person.
-        query.push(") e JOIN users p ON p.id = e.user_id ORDER BY e.id");
         Ok(query.build_query_as().fetch_all(&self.read).await?)
     }
 
@@ -371,10 +372,13 @@ impl Store {
                 .fetch_all(&self.read)
                 .await?;
         Ok(EnrollmentNames {
-            campaigns: campaigns.into_iter().collect(),
+            campaigns: campaigns
+                .into_iter()
+                .map(|(id, name)| (id, name.into()))
+                .collect(),
             content: content
                 .into_iter()
-                .map(|(id, kind, title)| (id, (kind, title)))
+                .map(|(id, kind, title)| (id, (kind == "policy", title.into())))
                 .collect(),
         })
     }

@@ -256,21 +256,37 @@ impl ListRequest {
 /// client sees an incomplete response rather than a short list.
 fn stream<S: Source>(source: S) -> Response {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let source = std::sync::Arc::new(source);
     tokio::spawn(async move {
-        let mut after = 0;
+        let fetch = |after: i64| {
+            let source = source.clone();
+            tokio::spawn(async move { source.rows(after, STREAM_CHUNK).await })
+        };
+        let mut next = fetch(0);
         loop {
-            let rows = match source.rows(after, STREAM_CHUNK).await {
-                Ok(rows) => rows,
-                Err(e) => {
+            let rows = match next.await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => {
                     tracing::error!(error = %e.message, "NDJSON stream stopped");
                     let _ = sender.send(Err(std::io::Error::other(e.message))).await;
                     return;
                 }
+                Err(e) => {
+                    tracing::error!(error = %e, "NDJSON stream stopped");
+                    let _ = sender
+                        .send(Err(std::io::Error::other("a read failed")))
+                        .await;
+                    return;
+                }
             };
             let done = (rows.len() as i64) < STREAM_CHUNK;
+            // Read the next chunk while this one is written out.
+            next = match (done, rows.last()) {
+                (false, Some((last, _))) => fetch(*last),
+                _ => tokio::spawn(async { Ok(Vec::new()) }),
+            };
             let mut buffer = Vec::with_capacity(rows.len() * 256);
-            for (key, item) in rows {
-                after = key;
+            for (_, item) in rows {
                 if serde_json::to_writer(&mut buffer, &item).is_err() {
                     let _ = sender
                         .send(Err(std::io::Error::other("a row could not be written")))
@@ -280,6 +296,7 @@ fn stream<S: Source>(source: S) -> Response {
                 buffer.push(b'\n');
             }
             if !buffer.is_empty() && sender.send(Ok(Bytes::from(buffer))).await.is_err() {
+                next.abort();
                 return; // the client went away
             }
             if done {

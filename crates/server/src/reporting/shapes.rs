@@ -12,6 +12,7 @@ use coachloop_store::reporting::{EnrollmentNames, ReportEnrollment};
 use coachloop_store::users::User;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// The publisher of the library shipped in the binary.
@@ -350,9 +351,11 @@ pub struct V1Enrollment {
     pub enrollment_id: i64,
     /// `Store Purchase` or `Uploaded Policy`.
     pub content_type: &'static str,
-    pub module_name: String,
+    #[schema(value_type = String)]
+    pub module_name: Arc<str>,
     pub user: EnrolledUser,
-    pub campaign_name: String,
+    #[schema(value_type = String)]
+    pub campaign_name: Arc<str>,
     pub enrollment_date: String,
     pub start_date: Option<String>,
     pub completion_date: Option<String>,
@@ -391,20 +394,19 @@ pub struct Includes {
 
 impl V1Enrollment {
     pub fn new(row: ReportEnrollment, names: &EnrollmentNames, includes: Includes) -> Self {
-        let (kind, title) = names
+        let (policy, title) = names
             .content
             .get(&row.content_id)
-            .map_or(("module", ""), |(kind, title)| {
-                (kind.as_str(), title.as_str())
-            });
+            .cloned()
+            .unwrap_or((false, Arc::from("")));
         Self {
             enrollment_id: row.id,
-            content_type: if kind == "policy" {
+            content_type: if policy {
                 "Uploaded Policy"
             } else {
                 "Store Purchase"
             },
-            module_name: title.to_owned(),
+            module_name: title,
             user: EnrolledUser {
                 id: row.user_id,
                 first_name: row.first_name,
@@ -416,7 +418,7 @@ impl V1Enrollment {
                 .campaigns
                 .get(&row.campaign_id)
                 .cloned()
-                .unwrap_or_default(),
+                .unwrap_or_else(|| Arc::from("")),
             enrollment_date: format_ms(row.enrolled_at),
             start_date: row.started_at.map(format_ms),
             completion_date: row.completed_at.map(format_ms),
