@@ -17,6 +17,9 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use coachloop_core::ids::AccountId;
+use coachloop_store::Store;
+use coachloop_store::reporting::Listing;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -38,9 +41,6 @@ pub const NDJSON: &str = "application/x-ndjson";
 pub trait Source: Send + Sync + 'static {
     type Item: Serialize + Send + 'static;
 
-    /// Names the list and its filters: anchors and cursors are bound to it.
-    fn identity(&self) -> String;
-
     /// Up to `limit` rows whose key is above `after`, with their keys, in key order.
     fn rows(
         &self,
@@ -48,9 +48,31 @@ pub trait Source: Send + Sync + 'static {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<(i64, Self::Item)>, ApiError>> + Send;
 
+    /// The store list the rows come from, if they come from one; [`Source::identity`]
+    /// and [`Source::key_at`] follow from it.
+    fn stored(&self) -> Option<(&Store, AccountId, &Listing)> {
+        None
+    }
+
+    /// Names the list and its filters: anchors and cursors are bound to it.
+    fn identity(&self) -> String {
+        self.stored()
+            .map(|(_, _, listing)| format!("{listing:?}"))
+            .unwrap_or_default()
+    }
+
     /// The key of row `offset - 1` (0-based), i.e. where row `offset` starts; `Some(0)`
     /// for offset 0, `None` when the list is shorter.
-    fn key_at(&self, offset: i64) -> impl Future<Output = Result<Option<i64>, ApiError>> + Send;
+    fn key_at(&self, offset: i64) -> impl Future<Output = Result<Option<i64>, ApiError>> + Send {
+        async move {
+            match self.stored() {
+                Some((store, account, listing)) => {
+                    Ok(store.listing_key_at(account, listing, offset).await?)
+                }
+                None => Ok((offset == 0).then_some(0)),
+            }
+        }
+    }
 }
 
 /// What the client asked for.

@@ -83,8 +83,8 @@ impl Users {
 impl Source for Users {
     type Item = V1User;
 
-    fn identity(&self) -> String {
-        format!("{:?}", self.listing)
+    fn stored(&self) -> Option<(&Store, AccountId, &Listing)> {
+        Some((&self.store, self.account, &self.listing))
     }
 
     async fn rows(&self, after: i64, limit: i64) -> ApiResult<Vec<(i64, V1User)>> {
@@ -93,13 +93,6 @@ impl Source for Users {
             .report_users(self.account, &self.listing, after, limit)
             .await?;
         self.show(users).await
-    }
-
-    async fn key_at(&self, offset: i64) -> ApiResult<Option<i64>> {
-        Ok(self
-            .store
-            .listing_key_at(self.account, &self.listing, offset)
-            .await?)
     }
 }
 
@@ -125,8 +118,8 @@ impl Groups {
 impl Source for Groups {
     type Item = V1Group;
 
-    fn identity(&self) -> String {
-        format!("{:?}", self.listing)
+    fn stored(&self) -> Option<(&Store, AccountId, &Listing)> {
+        Some((&self.store, self.account, &self.listing))
     }
 
     async fn rows(&self, after: i64, limit: i64) -> ApiResult<Vec<(i64, V1Group)>> {
@@ -141,13 +134,6 @@ impl Source for Groups {
                 (g.id, V1Group::new(g, score))
             })
             .collect())
-    }
-
-    async fn key_at(&self, offset: i64) -> ApiResult<Option<i64>> {
-        Ok(self
-            .store
-            .listing_key_at(self.account, &self.listing, offset)
-            .await?)
     }
 }
 
@@ -198,8 +184,8 @@ impl Content {
 impl Source for Content {
     type Item = CampaignContent;
 
-    fn identity(&self) -> String {
-        format!("{:?}", self.listing)
+    fn stored(&self) -> Option<(&Store, AccountId, &Listing)> {
+        Some((&self.store, self.account, &self.listing))
     }
 
     async fn rows(&self, after: i64, limit: i64) -> ApiResult<Vec<(i64, CampaignContent)>> {
@@ -211,13 +197,6 @@ impl Source for Content {
             .into_iter()
             .map(|row| (row.id, CampaignContent::new(row, &self.account_name)))
             .collect())
-    }
-
-    async fn key_at(&self, offset: i64) -> ApiResult<Option<i64>> {
-        Ok(self
-            .store
-            .listing_key_at(self.account, &self.listing, offset)
-            .await?)
     }
 }
 
@@ -254,8 +233,8 @@ impl Campaigns {
 impl Source for Campaigns {
     type Item = TrainingCampaign;
 
-    fn identity(&self) -> String {
-        "campaigns".to_owned()
+    fn stored(&self) -> Option<(&Store, AccountId, &Listing)> {
+        Some((&self.store, self.account, &Listing::Campaigns))
     }
 
     async fn rows(&self, after: i64, limit: i64) -> ApiResult<Vec<(i64, TrainingCampaign)>> {
@@ -285,13 +264,6 @@ impl Source for Campaigns {
                 )
             })
             .collect())
-    }
-
-    async fn key_at(&self, offset: i64) -> ApiResult<Option<i64>> {
-        Ok(self
-            .store
-            .listing_key_at(self.account, &Listing::Campaigns, offset)
-            .await?)
     }
 }
 
@@ -350,8 +322,8 @@ impl Enrollments {
 impl Source for Enrollments {
     type Item = V1Enrollment;
 
-    fn identity(&self) -> String {
-        format!("{:?}", self.listing)
+    fn stored(&self) -> Option<(&Store, AccountId, &Listing)> {
+        Some((&self.store, self.account, &self.listing))
     }
 
     async fn rows(&self, after: i64, limit: i64) -> ApiResult<Vec<(i64, V1Enrollment)>> {
@@ -364,12 +336,5 @@ impl Source for Enrollments {
             .into_iter()
             .map(|row| (row.id, V1Enrollment::new(row, &names, self.includes)))
             .collect())
-    }
-
-    async fn key_at(&self, offset: i64) -> ApiResult<Option<i64>> {
-        Ok(self
-            .store
-            .listing_key_at(self.account, &self.listing, offset)
-            .await?)
     }
 }
