@@ -7,6 +7,7 @@
 #
 #   bench/notices.sh           1,000 events/s for 10 s; 10,000 emails
 #   bench/notices.sh --quick   1,000 events/s for 3 s; 2,000 emails (well under a minute)
+#   LATENCY_SMTP=0 bench/notices.sh   phase 1 without the local SMTP server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,8 +37,12 @@ export ADMIN=$($bin tokens create --data-dir "$data" --name bench-admin --scopes
 export EVENTS=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
 export BASE="http://127.0.0.1:$port"
 
-COACHLOOP_SMTP_HOST=127.0.0.1 COACHLOOP_SMTP_PORT=$smtp_port COACHLOOP_SMTP_TLS=none \
-  $bin serve --data-dir "$data" --listen "127.0.0.1:$port" 2> "$data/server.log" &
+# LATENCY_SMTP=0: phase 1 without an SMTP server (its email jobs are skipped), to see
+# what the local Python SMTP server's share of the two cores costs the webhook latency.
+if [ "${LATENCY_SMTP:-1}" = 1 ]; then
+  export COACHLOOP_SMTP_HOST=127.0.0.1 COACHLOOP_SMTP_PORT=$smtp_port COACHLOOP_SMTP_TLS=none
+fi
+$bin serve --data-dir "$data" --listen "127.0.0.1:$port" 2> "$data/server.log" &
 server=$!
 for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -47,6 +52,7 @@ $driver latency $rate $seconds
 echo "== $emails enrolment emails drained to a local SMTP server"
 # A second server on a fresh data directory with $emails people.
 kill $server; wait $server || true
+unset COACHLOOP_SMTP_HOST COACHLOOP_SMTP_PORT COACHLOOP_SMTP_TLS
 data2="$data/drain"; mkdir -p "$data2"
 { echo "email,first_name"; phase_people 1 "$emails"; } > "$data2/people.csv"
 $bin users import --data-dir "$data2" "$data2/people.csv" >/dev/null

@@ -310,6 +310,10 @@ impl Store {
     /// becomes of each job, in one transaction.
     pub async fn finish_jobs(&self, done: &[(Job, Attempt, i64)]) -> Result<()> {
         let now = self.now_ms();
+        // Queue for the write behind the event writer's batches (the engine's lock is
+        // their fair gate) instead of meeting them at SQLite's lock, whose busy handler
+        // sleeps in growing steps and stalled event POSTs for hundreds of milliseconds.
+        let _gate = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         for (job, attempt, took_ms) in done {
             finish(&mut tx, job, attempt, *took_ms, now).await?;
