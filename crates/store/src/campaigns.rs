@@ -307,21 +307,14 @@ async fn announce(
     now: i64,
 ) -> Result<()> {
     let mut facts = Vec::with_capacity(created.len());
+    let mut emails = Vec::with_capacity(created.len() * 2);
     for (id, user, content, cause) in created {
-        notices::queue_email(conn, target.account, notices::EMAIL_ENROLLED, *id, now, now).await?;
+        emails.push((notices::EMAIL_ENROLLED, *id, now));
         if let Some(due) = due_at {
             // A day ahead, or half-way for a shorter course.
             let lead = ((due - now) / 2).min(86_400_000);
             if lead > 0 {
-                notices::queue_email(
-                    conn,
-                    target.account,
-                    notices::EMAIL_REMINDER,
-                    *id,
-                    due - lead,
-                    now,
-                )
-                .await?;
+                emails.push((notices::EMAIL_REMINDER, *id, due - lead));
             }
         }
         facts.push((
@@ -338,6 +331,7 @@ async fn announce(
             }),
         ));
     }
+    notices::queue_emails(conn, target.account, &emails, now).await?;
     notices::queue_events(
         conn,
         target.account,
@@ -732,12 +726,10 @@ impl Store {
         changed += past_due.len();
         let mut by_account: HashMap<i64, Vec<(String, Value)>> = HashMap::new();
         for (id, account, campaign, user, due) in &past_due {
-            notices::queue_email(
+            notices::queue_emails(
                 &mut tx,
                 *account,
-                notices::EMAIL_PAST_DUE_MANAGER,
-                *id,
-                now,
+                &[(notices::EMAIL_PAST_DUE_MANAGER, *id, now)],
                 now,
             )
             .await?;

@@ -114,7 +114,7 @@ pub(crate) async fn queue_events(
             .bind(account)
             .fetch_all(&mut *conn)
             .await?;
-    let mut queued = 0;
+    let mut jobs = Vec::new();
     for (hook, events) in hooks {
         let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
         if !events.iter().any(|e| e == event) {
@@ -131,48 +131,72 @@ pub(crate) async fn queue_events(
                     "data": data,
                 },
             });
-            queued += queue(conn, account, "webhook", &dedupe, &payload, now, now).await?;
+            jobs.push(NewJob {
+                kind: "webhook",
+                dedupe,
+                payload: payload.to_string(),
+                run_at: now,
+            });
         }
     }
+    insert_jobs(conn, account, &jobs, now).await
+}
+
+/// Queues emails, each (template, enrolment, when to send); `run_at` may be later (a
+/// reminder). Returns how many were new (a repeat of a queued email is not).
+pub(crate) async fn queue_emails(
+    conn: &mut SqliteConnection,
+    account: i64,
+    emails: &[(&str, i64, i64)],
+    now: i64,
+) -> Result<usize> {
+    let jobs: Vec<NewJob> = emails
+        .iter()
+        .map(|(template, enrollment, run_at)| NewJob {
+            kind: "email",
+            dedupe: format!("email:{template}:{enrollment}"),
+            payload: json!({"template": template, "enrollment_id": enrollment}).to_string(),
+            run_at: *run_at,
+        })
+        .collect();
+    insert_jobs(conn, account, &jobs, now).await
+}
+
+struct NewJob {
+    kind: &'static str,
+    dedupe: String,
+    payload: String,
+    run_at: i64,
+}
+
+/// Rows per job insert (6 values each, well under SQLite's variable limit).
+const JOB_CHUNK: usize = 500;
+
+/// Inserts jobs, many a statement: a batch of joins queues its notices in a round trip
+/// or two rather than one per notice. Returns how many were new.
+async fn insert_jobs(
+    conn: &mut SqliteConnection,
+    account: i64,
+    jobs: &[NewJob],
+    now: i64,
+) -> Result<usize> {
+    let mut queued = 0;
+    for chunk in jobs.chunks(JOB_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO jobs (account_id, kind, dedupe, payload, run_at, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, job| {
+            row.push_bind(account)
+                .push_bind(job.kind)
+                .push_bind(job.dedupe.as_str())
+                .push_bind(job.payload.as_str())
+                .push_bind(job.run_at)
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (dedupe) DO NOTHING");
+        queued += insert.build().execute(&mut *conn).await?.rows_affected() as usize;
+    }
     Ok(queued)
-}
-
-/// Queues an email; `run_at` may be later (a reminder). Returns 1, or 0 for a repeat.
-pub(crate) async fn queue_email(
-    conn: &mut SqliteConnection,
-    account: i64,
-    template: &str,
-    enrollment: i64,
-    run_at: i64,
-    now: i64,
-) -> Result<usize> {
-    let dedupe = format!("email:{template}:{enrollment}");
-    let payload = json!({"template": template, "enrollment_id": enrollment});
-    queue(conn, account, "email", &dedupe, &payload, run_at, now).await
-}
-
-async fn queue(
-    conn: &mut SqliteConnection,
-    account: i64,
-    kind: &str,
-    dedupe: &str,
-    payload: &Value,
-    run_at: i64,
-    now: i64,
-) -> Result<usize> {
-    let done = sqlx::query(
-        "INSERT INTO jobs (account_id, kind, dedupe, payload, run_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe) DO NOTHING",
-    )
-    .bind(account)
-    .bind(kind)
-    .bind(dedupe)
-    .bind(payload.to_string())
-    .bind(run_at)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() as usize)
 }
 
 impl Store {
@@ -307,16 +331,51 @@ impl Store {
     }
 
     /// Records attempts at claimed jobs (job, attempt, milliseconds it took) and what
-    /// becomes of each job, in one transaction.
+    /// becomes of each job, in one transaction of a few statements: the event writer
+    /// waits for it, so it must be short.
     pub async fn finish_jobs(&self, done: &[(Job, Attempt, i64)]) -> Result<()> {
         let now = self.now_ms();
+        let outcomes: Vec<Outcome<'_>> = done
+            .iter()
+            .map(|(job, attempt, took_ms)| Outcome::of(job, attempt, *took_ms, now))
+            .collect();
         // Queue for the write behind the event writer's batches (the engine's lock is
         // their fair gate) instead of meeting them at SQLite's lock, whose busy handler
         // sleeps in growing steps and stalled event POSTs for hundreds of milliseconds.
         let _gate = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
-        for (job, attempt, took_ms) in done {
-            finish(&mut tx, job, attempt, *took_ms, now).await?;
+        for chunk in outcomes.chunks(JOB_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, \
+                 error, took_ms) ",
+            );
+            insert.push_values(chunk, |mut row, o| {
+                row.push_bind(o.job.id)
+                    .push_bind(o.job.account_id)
+                    .push_bind(o.job.attempts)
+                    .push_bind(now)
+                    .push_bind(o.ok)
+                    .push_bind(o.status_code)
+                    .push_bind(o.error)
+                    .push_bind(o.took_ms);
+            });
+            insert.build().execute(&mut *tx).await?;
+            let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "WITH v (id, status, run_at, done_at, last_error, attempts) AS (",
+            );
+            update.push_values(chunk, |mut row, o| {
+                row.push_bind(o.job.id)
+                    .push_bind(o.status)
+                    .push_bind(o.run_at)
+                    .push_bind(o.done_at)
+                    .push_bind(o.error)
+                    .push_bind(o.job.attempts);
+            });
+            update.push(
+                ") UPDATE jobs SET status = v.status, run_at = v.run_at, done_at = v.done_at, \
+                 last_error = v.last_error, attempts = v.attempts FROM v WHERE jobs.id = v.id",
+            );
+            update.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -343,55 +402,47 @@ impl Store {
     }
 }
 
-async fn finish(
-    tx: &mut SqliteConnection,
-    job: &Job,
-    attempt: &Attempt,
+/// An attempt and what becomes of its job.
+struct Outcome<'a> {
+    job: &'a Job,
+    ok: bool,
+    status_code: Option<i64>,
+    error: Option<&'a str>,
     took_ms: i64,
-    now: i64,
-) -> Result<()> {
-    let (ok, status_code, error) = match attempt {
-        Attempt::Delivered { status_code } => (true, *status_code, None),
-        Attempt::Failed {
-            status_code, error, ..
-        } => (false, *status_code, Some(error.as_str())),
-        Attempt::Skipped { reason } => (true, None, Some(reason.as_str())),
-    };
-    sqlx::query(
-        "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, error, \
-             took_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(job.id)
-    .bind(job.account_id)
-    .bind(job.attempts)
-    .bind(now)
-    .bind(ok)
-    .bind(status_code)
-    .bind(error)
-    .bind(took_ms)
-    .execute(&mut *tx)
-    .await?;
-    let (status, run_at, done_at) = match attempt {
-        Attempt::Delivered { .. } => ("done", job.run_at, Some(now)),
-        Attempt::Skipped { .. } => ("skipped", job.run_at, Some(now)),
-        Attempt::Failed {
-            retry_at: Some(at), ..
-        } => ("pending", *at, None),
-        Attempt::Failed { retry_at: None, .. } => ("failed", job.run_at, Some(now)),
-    };
-    sqlx::query(
-        "UPDATE jobs SET status = $1, run_at = $2, done_at = $3, last_error = $4, \
-         attempts = $5 WHERE id = $6",
-    )
-    .bind(status)
-    .bind(run_at)
-    .bind(done_at)
-    .bind(error)
-    .bind(job.attempts)
-    .bind(job.id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    /// The job's new status, when it runs next and when it ended.
+    status: &'static str,
+    run_at: i64,
+    done_at: Option<i64>,
+}
+
+impl<'a> Outcome<'a> {
+    fn of(job: &'a Job, attempt: &'a Attempt, took_ms: i64, now: i64) -> Self {
+        let (ok, status_code, error) = match attempt {
+            Attempt::Delivered { status_code } => (true, *status_code, None),
+            Attempt::Failed {
+                status_code, error, ..
+            } => (false, *status_code, Some(error.as_str())),
+            Attempt::Skipped { reason } => (true, None, Some(reason.as_str())),
+        };
+        let (status, run_at, done_at) = match attempt {
+            Attempt::Delivered { .. } => ("done", job.run_at, Some(now)),
+            Attempt::Skipped { .. } => ("skipped", job.run_at, Some(now)),
+            Attempt::Failed {
+                retry_at: Some(at), ..
+            } => ("pending", *at, None),
+            Attempt::Failed { retry_at: None, .. } => ("failed", job.run_at, Some(now)),
+        };
+        Self {
+            job,
+            ok,
+            status_code,
+            error,
+            took_ms,
+            status,
+            run_at,
+            done_at,
+        }
+    }
 }
 
 impl Store {
