@@ -118,7 +118,8 @@ pub struct EventFact {
     pub id: EventId,
     /// Shared: an engine interns type names, so a cached fact costs no copy of its name.
     pub event_type: Arc<str>,
-    pub description: Option<String>,
+    /// Shared too: descriptions repeat, and an engine keeps one copy of each.
+    pub description: Option<Arc<str>>,
     pub occurred_ms: i64,
 }
 
@@ -962,7 +963,7 @@ mod tests {
         EventFact {
             id: EventId { hi: at, lo: 0 },
             event_type: kind.into(),
-            description: description.map(str::to_owned),
+            description: description.map(Arc::from),
             occurred_ms: at,
         }
     }

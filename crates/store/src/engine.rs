@@ -285,6 +285,8 @@ pub(crate) struct AccountRules {
     /// of the rules an event of that type can affect.
     by_type: HashMap<Box<str>, TypeRules>,
     people: HashMap<i64, Person>,
+    /// One copy of each event description the cached facts hold.
+    descriptions: HashSet<Arc<str>>,
     /// Whether everyone was loaded at once (see [`AccountRules::preload`]).
     preloaded: bool,
 }
@@ -296,6 +298,7 @@ impl AccountRules {
             rules,
             by_type: HashMap::new(),
             people: HashMap::new(),
+            descriptions: HashSet::new(),
             preloaded: false,
         }
     }
@@ -350,6 +353,7 @@ impl AccountRules {
                 types.insert(id, name);
             }
         }
+        let mut descriptions = std::mem::take(&mut self.descriptions);
         let leaves = self.leaves();
         if !types.is_empty() {
             // One sequential pass: over `events_type_time` alone when no criterion tests
@@ -380,7 +384,7 @@ impl AccountRules {
                 let fact = EventFact {
                     id: EventId { hi, lo },
                     event_type: event_type.clone(),
-                    description,
+                    description: intern(&mut descriptions, description.as_deref()),
                     occurred_ms,
                 };
                 if leaves.iter().any(|leaf| leaf.matches(&fact)) {
@@ -416,7 +420,10 @@ impl AccountRules {
         for person in people.values_mut() {
             prune(&leaves, &mut person.events, now);
             person.pruned_len = person.events.len();
+            // Loading grew each list by doubling: give the slack back.
+            person.events.shrink_to_fit();
         }
+        self.descriptions = descriptions;
         tracing::info!(
             account,
             people = people.len(),
@@ -454,6 +461,11 @@ impl AccountRules {
         let known = (Arc::<str>::from(event_type), rules);
         self.by_type.insert(event_type.into(), known.clone());
         known
+    }
+
+    /// The shared copy of an event description (10 M cached facts hold a handful).
+    pub fn description(&mut self, text: Option<&str>) -> Option<Arc<str>> {
+        intern(&mut self.descriptions, text)
     }
 
     pub fn forget(&mut self, user: i64) {
@@ -497,7 +509,7 @@ impl AccountRules {
             .map(|(hi, lo, event_type, description, occurred_ms)| EventFact {
                 id: EventId { hi, lo },
                 event_type: event_type.into(),
-                description,
+                description: description.map(Arc::from),
                 occurred_ms,
             })
             .filter(|fact| leaves.iter().any(|leaf| leaf.matches(fact)))
@@ -736,6 +748,17 @@ pub(crate) fn attribute_names() -> impl Iterator<Item = &'static str> {
 
 fn attribute_columns() -> String {
     attribute_names().collect::<Vec<_>>().join(", ")
+}
+
+/// The one shared copy of `text` in `set`.
+fn intern(set: &mut HashSet<Arc<str>>, text: Option<&str>) -> Option<Arc<str>> {
+    let text = text?;
+    if let Some(known) = set.get(text) {
+        return Some(known.clone());
+    }
+    let shared: Arc<str> = text.into();
+    set.insert(shared.clone());
+    Some(shared)
 }
 
 /// A person's status and attributes, without events or memberships.

@@ -668,7 +668,7 @@ impl Store {
                     .map(|(hi, lo, type_id, description, occurred_ms)| EventFact {
                         id: EventId { hi, lo },
                         event_type: types[&type_id].clone(),
-                        description,
+                        description: description.map(Arc::from),
                         occurred_ms,
                     })
                     .collect();
@@ -1082,7 +1082,7 @@ pub(crate) async fn population(
                 let fact = EventFact {
                     id: EventId { hi, lo },
                     event_type: name.clone(),
-                    description,
+                    description: description.map(Arc::from),
                     occurred_ms,
                 };
                 if leaves.iter().any(|leaf| leaf.matches(&fact)) {

@@ -564,7 +564,7 @@ async fn commit_with_groups(
         let fact = EventFact {
             id: row.id,
             event_type,
-            description: row.event.description.clone(),
+            description: rules.description(row.event.description.as_deref()),
             occurred_ms: row.event.occurred_ms,
         };
         rules.add_event(user, fact, &affected, now);
