@@ -112,14 +112,23 @@ pub struct CriteriaError {
     pub message: String,
 }
 
+/// A string shared by many facts, one pointer wide (an engine caches millions of facts,
+/// and `Arc<str>` would take two).
+pub type SharedText = Arc<String>;
+
+/// Shares `text`.
+pub fn shared(text: &str) -> SharedText {
+    Arc::new(text.to_owned())
+}
+
 /// One event of the person, as the criteria see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFact {
     pub id: EventId,
     /// Shared: an engine interns type names, so a cached fact costs no copy of its name.
-    pub event_type: Arc<str>,
+    pub event_type: SharedText,
     /// Shared too: descriptions repeat, and an engine keeps one copy of each.
-    pub description: Option<Arc<str>>,
+    pub description: Option<SharedText>,
     pub occurred_ms: i64,
 }
 
@@ -758,7 +767,7 @@ impl EventLeaf {
             && match &self.description {
                 None => true,
                 Some(test) => {
-                    let text = event.description.as_deref().unwrap_or_default();
+                    let text = event.description.as_ref().map_or("", |d| d.as_str());
                     match test {
                         TextMatch::Contains(part) => contains_folded(text, part),
                         TextMatch::Equals(whole) => equals_folded(text, whole),
@@ -962,8 +971,8 @@ mod tests {
     fn event(kind: &str, description: Option<&str>, at: i64) -> EventFact {
         EventFact {
             id: EventId { hi: at, lo: 0 },
-            event_type: kind.into(),
-            description: description.map(Arc::from),
+            event_type: shared(kind),
+            description: description.map(shared),
             occurred_ms: at,
         }
     }
@@ -1052,7 +1061,7 @@ mod tests {
         person.attributes.insert("department", "it".into());
         assert!(!criteria.evaluate(&person, DAY));
         person.attributes.insert("department", "Sales".into());
-        person.events[0].description = Some("logged in to Dashlane".into());
+        person.events[0].description = Some(shared("logged in to Dashlane"));
         assert!(!criteria.evaluate(&person, DAY));
     }
 
@@ -1268,7 +1277,7 @@ mod tests {
         prune(&criteria.event_leaves(), &mut pruned, now);
         let kept: Vec<(&str, i64, i64)> = pruned
             .iter()
-            .map(|e| (&*e.event_type, e.occurred_ms / DAY, e.id.hi))
+            .map(|e| (e.event_type.as_str(), e.occurred_ms / DAY, e.id.hi))
             .collect();
         assert_eq!(
             kept,

@@ -15,7 +15,7 @@
 //! forgotten and reloaded on next use.
 
 use crate::Result;
-use coachloop_core::criteria::{Criteria, EventFact, EventLeaf, Facts, prune};
+use coachloop_core::criteria::{Criteria, EventFact, EventLeaf, Facts, SharedText, prune, shared};
 use coachloop_core::event_id::EventId;
 use coachloop_core::user::{DATE_FIELDS, TEXT_FIELDS};
 use serde_json::json;
@@ -274,7 +274,7 @@ pub(crate) enum Schedule {
 }
 
 /// An interned event type name and the indices of the rules an event of it can affect.
-type TypeRules = (Arc<str>, Arc<[usize]>);
+type TypeRules = (SharedText, Arc<[usize]>);
 
 /// The rules and cached people of one account.
 #[derive(Debug, Default)]
@@ -286,7 +286,7 @@ pub(crate) struct AccountRules {
     by_type: HashMap<Box<str>, TypeRules>,
     people: HashMap<i64, Person>,
     /// One copy of each event description the cached facts hold.
-    descriptions: HashSet<Arc<str>>,
+    descriptions: HashMap<Box<str>, SharedText>,
     /// Whether everyone was loaded at once (see [`AccountRules::preload`]).
     preloaded: bool,
 }
@@ -298,7 +298,7 @@ impl AccountRules {
             rules,
             by_type: HashMap::new(),
             people: HashMap::new(),
-            descriptions: HashSet::new(),
+            descriptions: HashMap::new(),
             preloaded: false,
         }
     }
@@ -346,7 +346,7 @@ impl AccountRules {
                 .fetch_all(&mut *conn)
                 .await?;
         // Only the types some rule names, interned.
-        let mut types: HashMap<i64, Arc<str>> = HashMap::new();
+        let mut types: HashMap<i64, SharedText> = HashMap::new();
         for (id, name) in names {
             let (name, rules) = self.event_type(&name);
             if !rules.is_empty() {
@@ -458,13 +458,13 @@ impl AccountRules {
             .filter(|(_, r)| r.leaves.iter().any(|l| l.matches_type(event_type)))
             .map(|(i, _)| i)
             .collect();
-        let known = (Arc::<str>::from(event_type), rules);
+        let known = (shared(event_type), rules);
         self.by_type.insert(event_type.into(), known.clone());
         known
     }
 
     /// The shared copy of an event description (10 M cached facts hold a handful).
-    pub fn description(&mut self, text: Option<&str>) -> Option<Arc<str>> {
+    pub fn description(&mut self, text: Option<&str>) -> Option<SharedText> {
         intern(&mut self.descriptions, text)
     }
 
@@ -751,14 +751,17 @@ fn attribute_columns() -> String {
 }
 
 /// The one shared copy of `text` in `set`.
-fn intern(set: &mut HashSet<Arc<str>>, text: Option<&str>) -> Option<Arc<str>> {
+pub(crate) fn intern(
+    set: &mut HashMap<Box<str>, SharedText>,
+    text: Option<&str>,
+) -> Option<SharedText> {
     let text = text?;
     if let Some(known) = set.get(text) {
         return Some(known.clone());
     }
-    let shared: Arc<str> = text.into();
-    set.insert(shared.clone());
-    Some(shared)
+    let one = shared(text);
+    set.insert(text.into(), one.clone());
+    Some(one)
 }
 
 /// A person's status and attributes, without events or memberships.

@@ -5,11 +5,13 @@
 
 use crate::engine::{
     AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
-    creates_cycle, load_attributes, queue_membership_events,
+    creates_cycle, intern, load_attributes, queue_membership_events,
 };
 use crate::users::require_user;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
-use coachloop_core::criteria::{Criteria, EventFact, Evidence, Window, matches_at, prune};
+use coachloop_core::criteria::{
+    Criteria, EventFact, Evidence, SharedText, Window, matches_at, prune, shared,
+};
 use coachloop_core::event_id::EventId;
 use coachloop_core::ids::{AccountId, GroupId, UserId};
 use coachloop_core::time::{date_of_ms, date_start_ms, format_date};
@@ -668,7 +670,7 @@ impl Store {
                     .map(|(hi, lo, type_id, description, occurred_ms)| EventFact {
                         id: EventId { hi, lo },
                         event_type: types[&type_id].clone(),
-                        description: description.map(Arc::from),
+                        description: description.as_deref().map(shared),
                         occurred_ms,
                     })
                     .collect();
@@ -983,7 +985,7 @@ async fn matching_types(
     conn: &mut SqliteConnection,
     account: i64,
     criteria: &Criteria,
-) -> Result<HashMap<i64, Arc<str>>> {
+) -> Result<HashMap<i64, SharedText>> {
     let types: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, name FROM event_types WHERE account_id = $1")
             .bind(account)
@@ -992,7 +994,7 @@ async fn matching_types(
     Ok(types
         .into_iter()
         .filter(|(_, name)| criteria.mentions_type(name))
-        .map(|(id, name)| (id, name.into()))
+        .map(|(id, name)| (id, Arc::new(name)))
         .collect())
 }
 
@@ -1070,6 +1072,8 @@ pub(crate) async fn population(
             "SELECT user_id, id, id_low, {description}, occurred_at FROM events \
              WHERE event_type_id = $1 AND occurred_at > $2 AND user_id IS NOT NULL"
         );
+        // One copy of each description, as in the engine.
+        let mut descriptions = HashMap::new();
         for (type_id, name) in &types {
             let mut rows = sqlx::query_as::<_, (i64, i64, i64, Option<String>, i64)>(&sql)
                 .bind(type_id)
@@ -1082,7 +1086,7 @@ pub(crate) async fn population(
                 let fact = EventFact {
                     id: EventId { hi, lo },
                     event_type: name.clone(),
-                    description: description.map(Arc::from),
+                    description: intern(&mut descriptions, description.as_deref()),
                     occurred_ms,
                 };
                 if leaves.iter().any(|leaf| leaf.matches(&fact)) {

@@ -269,7 +269,7 @@ impl Oracle {
                 .filter(|e| e.email == user.email)
                 .map(|e| EventFact {
                     id: e.id,
-                    event_type: e.event_type.into(),
+                    event_type: coachloop_core::criteria::shared(e.event_type),
                     description: None,
                     occurred_ms: e.occurred,
                 })
