@@ -25,9 +25,14 @@ const MAX_SCORE: f64 = 99.999;
 pub fn person_score<'a>(events: impl IntoIterator<Item = (i64, &'a Risk)>, now_ms: i64) -> f64 {
     let sum = events
         .into_iter()
-        .map(|(occurred_ms, risk)| risk.level as f64 * risk.factor(occurred_ms, now_ms))
+        .map(|(occurred_ms, risk)| contribution(occurred_ms, risk, now_ms))
         .sum();
     score_from_sum(sum)
+}
+
+/// What one event adds to its person's sum at `now_ms`.
+pub fn contribution(occurred_ms: i64, risk: &Risk, now_ms: i64) -> f64 {
+    risk.level as f64 * risk.factor(occurred_ms, now_ms)
 }
 
 /// The score of a person whose contributions sum to `sum`.

@@ -5,7 +5,7 @@ use crate::users::require_user;
 use crate::{Result, Store};
 use coachloop_core::event::{DecayMode, Risk};
 use coachloop_core::ids::{AccountId, UserId};
-use coachloop_core::risk::{account_score, person_score};
+use coachloop_core::risk::{account_score, contribution, person_score, score_from_sum};
 use coachloop_core::time::{date_of_ms, format_date};
 use futures_util::TryStreamExt;
 use sqlx::SqliteConnection;
@@ -44,7 +44,9 @@ async fn compute(conn: &mut SqliteConnection, account: i64, now: i64) -> Result<
             .bind(account)
             .fetch_all(&mut *conn)
             .await?;
-    let mut weights: HashMap<i64, Vec<(i64, Risk)>> = HashMap::new();
+    // A person's score depends only on the sum of their events' contributions: keep one
+    // sum a person, not every event (10 M events would be hundreds of MiB).
+    let mut sums: HashMap<i64, f64> = HashMap::new();
     let mut rows = sqlx::query_as::<_, RiskRow>(
         "SELECT user_id, occurred_at, risk_level, risk_decay_mode, risk_expire_date \
          FROM events WHERE account_id = $1 AND risk_level IS NOT NULL \
@@ -54,18 +56,17 @@ async fn compute(conn: &mut SqliteConnection, account: i64, now: i64) -> Result<
     .bind(now)
     .fetch(&mut *conn);
     while let Some((user, occurred, level, decay, expire)) = rows.try_next().await? {
-        weights
-            .entry(user)
-            .or_default()
-            .push((occurred, risk_of(level, decay, expire)));
+        *sums.entry(user).or_default() +=
+            contribution(occurred, &risk_of(level, decay, expire), now);
     }
     drop(rows);
     let people: HashMap<i64, f64> = active
         .into_iter()
         .map(|user| {
-            let events = weights.get(&user).map(Vec::as_slice).unwrap_or_default();
-            let score = person_score(events.iter().map(|(at, risk)| (*at, risk)), now);
-            (user, score)
+            (
+                user,
+                score_from_sum(sums.get(&user).copied().unwrap_or(0.0)),
+            )
         })
         .collect();
     let all: Vec<f64> = people.values().copied().collect();
