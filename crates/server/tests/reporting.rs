@@ -729,6 +729,44 @@ async fn the_account_lists_active_domains_seats_admins_and_risk() {
 }
 
 #[tokio::test]
+async fn administrators_refuse_repeats_bad_emails_and_other_accounts_ids() {
+    let app = TestApp::spawn().await;
+    let ada = json!({"email": "ada@acme.example", "first_name": "Ada"});
+    let added = app
+        .post_json(&app.admin, "/api/admins", &ada)
+        .await
+        .expect(201);
+    let ada_id = id(&added["data"], "id");
+    // The same address in another case is the same administrator.
+    let again = json!({"email": "ADA@acme.example"});
+    app.post_json(&app.admin, "/api/admins", &again)
+        .await
+        .expect_error(409, "conflict");
+    let bad = app
+        .post_json(&app.admin, "/api/admins", &json!({"email": "not an email"}))
+        .await;
+    bad.expect_error(422, "invalid");
+    assert_eq!(bad.detail_fields(), ["email"]);
+    // Another account neither sees nor removes ours.
+    let (_, other) = app.other_account("elsewhere").await;
+    let theirs = app.get(&other, "/api/admins").await.expect(200);
+    assert_eq!(theirs["data"], json!([]));
+    app.delete(&other, &format!("/api/admins/{ada_id}"))
+        .await
+        .expect_error(404, "not_found");
+    // Only `admin` tokens manage administrators.
+    let reader = app.token("reader", "account:read").await;
+    app.get(&reader, "/api/admins")
+        .await
+        .expect_error(403, "forbidden");
+    app.delete(&app.admin, &format!("/api/admins/{ada_id}"))
+        .await;
+    app.delete(&app.admin, &format!("/api/admins/{ada_id}"))
+        .await
+        .expect_error(404, "not_found");
+}
+
+#[tokio::test]
 async fn risk_histories_are_oldest_first_and_six_months_unless_full() {
     let app = TestApp::spawn().await;
     let fx = populate(&app).await;

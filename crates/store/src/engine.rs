@@ -388,7 +388,7 @@ impl AccountRules {
                     occurred_ms,
                 };
                 if leaves.iter().any(|leaf| leaf.matches(&fact)) {
-                    push_snug(&mut person.events, fact);
+                    person.events.push(fact);
                     if person.events.len() > 2 * person.pruned_len + 8 {
                         prune(&leaves, &mut person.events, now);
                         person.pruned_len = person.events.len();
@@ -748,15 +748,6 @@ pub(crate) fn attribute_names() -> impl Iterator<Item = &'static str> {
 
 fn attribute_columns() -> String {
     attribute_names().collect::<Vec<_>>().join(", ")
-}
-
-/// Pushes onto a list that grows by a quarter at a time, not double: loading 10 M facts
-/// must not hold up to twice their memory while lists are still growing.
-pub(crate) fn push_snug(events: &mut Vec<EventFact>, fact: EventFact) {
-    if events.len() == events.capacity() {
-        events.reserve_exact((events.len() / 4).max(4));
-    }
-    events.push(fact);
 }
 
 /// The one shared copy of `text` in `set`.

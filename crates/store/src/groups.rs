@@ -5,7 +5,7 @@
 
 use crate::engine::{
     AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
-    creates_cycle, intern, load_attributes, push_snug, queue_membership_events,
+    creates_cycle, intern, load_attributes, queue_membership_events,
 };
 use crate::users::require_user;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
@@ -1090,7 +1090,7 @@ pub(crate) async fn population(
                     occurred_ms,
                 };
                 if leaves.iter().any(|leaf| leaf.matches(&fact)) {
-                    push_snug(&mut person.events, fact);
+                    person.events.push(fact);
                     if person.events.len() >= 64 && person.events.len().is_power_of_two() {
                         prune(&leaves, &mut person.events, from);
                     }

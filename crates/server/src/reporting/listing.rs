@@ -157,6 +157,22 @@ fn page_mode(page: Option<String>) -> Result<Mode, ApiError> {
     }
 }
 
+/// The paging parameters as the API description lists them ([`ListRequest`] reads them).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(
+    dead_code,
+    reason = "read by ListRequest from the raw query; this is its description"
+)]
+pub struct Paging {
+    /// 1-based page number; default 1.
+    page: Option<u32>,
+    /// Rows per page: default 100, at most 500 (larger is read as 500).
+    per_page: Option<u32>,
+    /// `true` for the first cursor page, then the `next_cursor` the last answer gave.
+    cursor: Option<String>,
+}
+
 /// The decoded `name=value` pairs of a query string.
 pub fn form_pairs(query: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
@@ -284,9 +300,9 @@ fn stream<S: Source>(source: S) -> Response {
             let source = source.clone();
             tokio::spawn(async move { source.rows(after, STREAM_CHUNK).await })
         };
-        let mut next = fetch(0);
-        loop {
-            let rows = match next.await {
+        let mut next = Some(fetch(0));
+        while let Some(reading) = next.take() {
+            let rows = match reading.await {
                 Ok(Ok(rows)) => rows,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e.message, "NDJSON stream stopped");
@@ -301,12 +317,12 @@ fn stream<S: Source>(source: S) -> Response {
                     return;
                 }
             };
-            let done = (rows.len() as i64) < STREAM_CHUNK;
-            // Read the next chunk while this one is written out.
-            next = match (done, rows.last()) {
-                (false, Some((last, _))) => fetch(*last),
-                _ => tokio::spawn(async { Ok(Vec::new()) }),
-            };
+            // A full chunk may have more after it: read that while this one is written.
+            if rows.len() as i64 == STREAM_CHUNK
+                && let Some((last, _)) = rows.last()
+            {
+                next = Some(fetch(*last));
+            }
             let mut buffer = Vec::with_capacity(rows.len() * 256);
             for (_, item) in rows {
                 if serde_json::to_writer(&mut buffer, &item).is_err() {
@@ -318,11 +334,10 @@ fn stream<S: Source>(source: S) -> Response {
                 buffer.push(b'\n');
             }
             if !buffer.is_empty() && sender.send(Ok(Bytes::from(buffer))).await.is_err() {
-                next.abort();
+                if let Some(reading) = next {
+                    reading.abort();
+                }
                 return; // the client went away
-            }
-            if done {
-                return;
             }
         }
     });

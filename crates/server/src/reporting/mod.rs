@@ -19,7 +19,7 @@ use coachloop_core::time::{date_of_ms, format_date};
 use coachloop_core::user::UserStatus;
 use coachloop_store::reporting::{EnrollmentQuery, Listing};
 use coachloop_store::risk::{DailyScore, Scores};
-use listing::{InMemory, ListRequest};
+use listing::{InMemory, ListRequest, Paging};
 use serde::Deserialize;
 use shapes::{Account, Admin, Includes, RiskScore, V1Enrollment};
 use sources::{Campaigns, Content, Enrollments, Groups, Users};
@@ -221,7 +221,7 @@ async fn account(
 
 /// The account's daily risk score, oldest first.
 #[utoipa::path(get, path = "/v1/account/risk_score_history", tag = "reporting",
-    params(HistoryQuery, ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),
+    params(HistoryQuery, Paging),
     responses(
         (status = 200, description = "one score a day", body = Vec<RiskScore>),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -266,8 +266,7 @@ fn expand_groups(expand: &Option<String>) -> ApiResult<bool> {
 
 /// People, in id order.
 #[utoipa::path(get, path = "/v1/users", tag = "reporting",
-    params(UsersQuery, ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query)),
+    params(UsersQuery, Paging),
     responses(
         (status = 200, description = "a page of people (a bare array)", body = Vec<shapes::V1User>),
         (status = 400, description = "a bad parameter", body = ErrorBody),
@@ -323,17 +322,12 @@ async fn user(
     Path(id): Path<i64>,
     Query(query): Query<ExpandQuery>,
 ) -> ApiResult<Response> {
-    let source = Users::new(
-        &state,
-        &auth,
-        Listing::Users {
-            status: None,
-            group: None,
-        },
-        expand_groups(&query.expand)?,
-    )
-    .await?;
     let user = state.store.user(auth.account(), UserId(id)).await?;
+    let everyone = Listing::Users {
+        status: None,
+        group: None,
+    };
+    let source = Users::new(&state, &auth, everyone, expand_groups(&query.expand)?).await?;
     let mut shown = source.show(vec![user]).await?;
     let (_, user) = shown.pop().ok_or_else(|| ApiError::not_found("user"))?;
     Ok(axum::Json(user).into_response())
@@ -379,8 +373,7 @@ pub struct GroupsQuery {
 
 /// Groups, in id order.
 #[utoipa::path(get, path = "/v1/groups", tag = "reporting",
-    params(GroupsQuery, ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query)),
+    params(GroupsQuery, Paging),
     responses(
         (status = 200, description = "a page of groups (a bare array)", body = Vec<shapes::V1Group>),
         (status = 400, description = "a bad parameter", body = ErrorBody),
@@ -429,8 +422,7 @@ async fn group(
 
 /// A group's current members, as people, in id order.
 #[utoipa::path(get, path = "/v1/groups/{id}/members", tag = "reporting",
-    params(("id" = i64, Path), ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query)),
+    params(("id" = i64, Path), Paging),
     responses(
         (status = 200, description = "a page of members (a bare array)", body = Vec<shapes::V1User>),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -482,8 +474,7 @@ async fn group_risk_history(
 
 /// Training modules (the built-in library and the account's own), in id order.
 #[utoipa::path(get, path = "/v1/training/store_purchases", tag = "reporting",
-    params(("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query)),
+    params(Paging),
     responses(
         (status = 200, description = "a page of modules (a bare array)", body = Vec<shapes::StorePurchase>),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -519,8 +510,7 @@ async fn store_purchase(
 
 /// Policies, in id order.
 #[utoipa::path(get, path = "/v1/training/policies", tag = "reporting",
-    params(("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query)),
+    params(Paging),
     responses(
         (status = 200, description = "a page of policies (a bare array)", body = Vec<shapes::Policy>),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -565,8 +555,7 @@ pub struct CampaignQuery {
 
 /// Training campaigns, in id order.
 #[utoipa::path(get, path = "/v1/training/campaigns", tag = "reporting",
-    params(CampaignQuery, ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query)),
+    params(CampaignQuery, Paging),
     responses(
         (status = 200, description = "a page of campaigns (a bare array)", body = Vec<shapes::TrainingCampaign>),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -633,8 +622,7 @@ impl EnrollmentsQuery {
 
 /// Enrolments, in id order.
 #[utoipa::path(get, path = "/v1/training/enrollments", tag = "reporting",
-    params(EnrollmentsQuery, ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
-        ("cursor" = Option<String>, Query)),
+    params(EnrollmentsQuery, Paging),
     responses(
         (status = 200, description = "a page of enrolments (a bare array)", body = Vec<V1Enrollment>),
         (status = 400, description = "a bad parameter", body = ErrorBody),
