@@ -5,7 +5,7 @@
 //! instants in [`Store::run_due_training`].
 
 use crate::engine::Change;
-use crate::notices;
+use crate::notices::{self, Notices};
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::duration::IsoDuration;
 use coachloop_core::enrolment::{EnrolmentStatus, Previous, may_enrol};
@@ -175,39 +175,59 @@ impl Target {
     }
 }
 
+/// A campaign's [`Target`], its content in order from one subquery.
+const TARGET_COLUMNS: &str = "c.id AS campaign, c.account_id AS account, c.allow_multiple, \
+    c.cooldown, c.end_at, c.relative_duration, (SELECT json_group_array(content_id ORDER BY \
+    position) FROM campaign_content WHERE campaign_id = c.id) AS content";
+
+#[derive(FromRow)]
+struct TargetRow {
+    campaign: i64,
+    account: i64,
+    allow_multiple: bool,
+    cooldown: Option<String>,
+    end_at: Option<i64>,
+    relative_duration: Option<String>,
+    /// JSON array of content ids.
+    content: String,
+}
+
+impl From<TargetRow> for Target {
+    fn from(row: TargetRow) -> Self {
+        let relative = row.relative_duration.as_deref().map(IsoDuration::parse);
+        let due = match (row.end_at, relative) {
+            (Some(at), _) => Some(Due::At(at)),
+            (None, Some(Ok(period))) => Some(Due::After(period)),
+            _ => None,
+        };
+        Self {
+            campaign: row.campaign,
+            account: row.account,
+            content: serde_json::from_str(&row.content).unwrap_or_default(),
+            allow_multiple: row.allow_multiple,
+            cooldown: (row.cooldown.as_deref()).and_then(|c| IsoDuration::parse(c).ok()),
+            due,
+        }
+    }
+}
+
+/// A campaign that auto-enrols joiners of some groups, with those of its groups that a
+/// batch of joins named (a JSON array).
+#[derive(FromRow)]
+struct AutoTarget {
+    #[sqlx(flatten)]
+    target: TargetRow,
+    groups: String,
+}
+
 async fn load_target(conn: &mut SqliteConnection, campaign: i64) -> Result<Target> {
-    let (account, allow_multiple, cooldown, end_at, relative): (
-        i64,
-        bool,
-        Option<String>,
-        Option<i64>,
-        Option<String>,
-    ) = sqlx::query_as(
-        "SELECT account_id, allow_multiple, cooldown, end_at, relative_duration \
-         FROM campaigns WHERE id = $1",
-    )
+    let row: TargetRow = sqlx::query_as(&format!(
+        "SELECT {TARGET_COLUMNS} FROM campaigns c WHERE c.id = $1"
+    ))
     .bind(campaign)
     .fetch_one(&mut *conn)
     .await?;
-    let content = sqlx::query_scalar(
-        "SELECT content_id FROM campaign_content WHERE campaign_id = $1 ORDER BY position",
-    )
-    .bind(campaign)
-    .fetch_all(&mut *conn)
-    .await?;
-    let due = match (end_at, relative.as_deref().map(IsoDuration::parse)) {
-        (Some(at), _) => Some(Due::At(at)),
-        (None, Some(Ok(period))) => Some(Due::After(period)),
-        _ => None,
-    };
-    Ok(Target {
-        campaign,
-        account,
-        content,
-        allow_multiple,
-        cooldown: cooldown.as_deref().and_then(|c| IsoDuration::parse(c).ok()),
-        due,
-    })
+    Ok(row.into())
 }
 
 /// What enrolling did: how many enrolments, and the earliest due instant among them
@@ -235,6 +255,7 @@ async fn enrol(
     target: &Target,
     people: &[(i64, String)],
     now: i64,
+    outbox: &mut Notices,
 ) -> Result<Enrolled> {
     let mut made = 0;
     for chunk in people.chunks(CHUNK) {
@@ -287,7 +308,7 @@ async fn enrol(
             insert.push(" RETURNING id, user_id, content_id, cause");
             let created: Vec<(i64, i64, i64, String)> =
                 insert.build_query_as().fetch_all(&mut *conn).await?;
-            announce(conn, target, &created, due_at, now).await?;
+            announce(conn, target, &created, due_at, now, outbox).await?;
         }
         made += new.len();
     }
@@ -305,6 +326,7 @@ async fn announce(
     created: &[(i64, i64, i64, String)],
     due_at: Option<i64>,
     now: i64,
+    outbox: &mut Notices,
 ) -> Result<()> {
     let mut facts = Vec::with_capacity(created.len());
     let mut emails = Vec::with_capacity(created.len() * 2);
@@ -331,16 +353,16 @@ async fn announce(
             }),
         ));
     }
-    notices::queue_emails(conn, target.account, &emails, now).await?;
-    notices::queue_events(
-        conn,
-        target.account,
-        notices::ENROLLMENT_CREATED,
-        &facts,
-        now,
-    )
-    .await?;
-    Ok(())
+    outbox.emails(target.account, &emails);
+    outbox
+        .event(
+            conn,
+            target.account,
+            notices::ENROLLMENT_CREATED,
+            &facts,
+            now,
+        )
+        .await
 }
 
 /// Enrols people who just joined groups in the active auto-enrolling campaigns that
@@ -349,16 +371,17 @@ pub(crate) async fn enrol_joins(
     conn: &mut SqliteConnection,
     joins: &[&Change],
     now: i64,
+    outbox: &mut Notices,
 ) -> Result<Enrolled> {
     let mut enrolled = Enrolled::default();
     if joins.is_empty() {
         return Ok(enrolled);
     }
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT cg.campaign_id, cg.group_id FROM campaign_groups cg \
+    let mut query = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {TARGET_COLUMNS}, json_group_array(cg.group_id) AS groups FROM campaign_groups cg \
          JOIN campaigns c ON c.id = cg.campaign_id \
-         WHERE c.status = 'In Progress' AND c.auto_enroll = 1 AND cg.group_id IN (",
-    );
+         WHERE c.status = 'In Progress' AND c.auto_enroll = 1 AND cg.group_id IN ("
+    ));
     let mut groups: Vec<i64> = joins.iter().map(|j| j.group).collect();
     groups.sort_unstable();
     groups.dedup();
@@ -366,17 +389,11 @@ pub(crate) async fn enrol_joins(
     for group in &groups {
         ids.push_bind(*group);
     }
-    query.push(") ORDER BY cg.campaign_id");
-    let targets: Vec<(i64, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
-    let mut by_campaign: Vec<(i64, Vec<i64>)> = Vec::new();
-    for (campaign, group) in targets {
-        match by_campaign.last_mut() {
-            Some((c, groups)) if *c == campaign => groups.push(group),
-            _ => by_campaign.push((campaign, vec![group])),
-        }
-    }
-    for (campaign, groups) in by_campaign {
-        let target = load_target(conn, campaign).await?;
+    query.push(") GROUP BY c.id ORDER BY c.id");
+    let targets: Vec<AutoTarget> = query.build_query_as().fetch_all(&mut *conn).await?;
+    for AutoTarget { target, groups } in targets {
+        let target = Target::from(target);
+        let groups: Vec<i64> = serde_json::from_str(&groups).unwrap_or_default();
         // One enrolment per person even if they joined two of the campaign's groups.
         let mut people: Vec<(i64, String)> = Vec::new();
         for join in joins.iter().filter(|j| groups.contains(&j.group)) {
@@ -393,7 +410,7 @@ pub(crate) async fn enrol_joins(
             });
             people.push((join.user, cause.to_string()));
         }
-        enrolled.add(enrol(conn, &target, &people, now).await?);
+        enrolled.add(enrol(conn, &target, &people, now, outbox).await?);
     }
     Ok(enrolled)
 }
@@ -419,10 +436,12 @@ pub(crate) async fn enrol_new_people(
     .await?;
     let cause = json!({"kind": "user_created", "at": format_ms(now)}).to_string();
     let people: Vec<(i64, String)> = users.iter().map(|u| (*u, cause.clone())).collect();
+    let mut outbox = Notices::default();
     for campaign in campaigns {
         let target = load_target(conn, campaign).await?;
-        enrolled.add(enrol(conn, &target, &people, now).await?);
+        enrolled.add(enrol(conn, &target, &people, now, &mut outbox).await?);
     }
+    outbox.send(conn, now).await?;
     Ok(enrolled)
 }
 
@@ -456,7 +475,10 @@ async fn start(conn: &mut SqliteConnection, campaign: i64, now: i64) -> Result<E
     };
     let cause = json!({"kind": "campaign_started", "at": format_ms(now)}).to_string();
     let people: Vec<(i64, String)> = people.into_iter().map(|u| (u, cause.clone())).collect();
-    enrol(conn, &target, &people, now).await
+    let mut outbox = Notices::default();
+    let enrolled = enrol(conn, &target, &people, now, &mut outbox).await?;
+    outbox.send(conn, now).await?;
+    Ok(enrolled)
 }
 
 impl Store {
@@ -725,14 +747,9 @@ impl Store {
         .await?;
         changed += past_due.len();
         let mut by_account: HashMap<i64, Vec<(String, Value)>> = HashMap::new();
+        let mut outbox = Notices::default();
         for (id, account, campaign, user, due) in &past_due {
-            notices::queue_emails(
-                &mut tx,
-                *account,
-                &[(notices::EMAIL_PAST_DUE_MANAGER, *id, now)],
-                now,
-            )
-            .await?;
+            outbox.emails(*account, &[(notices::EMAIL_PAST_DUE_MANAGER, *id, now)]);
             by_account.entry(*account).or_default().push((
                 format!("enrollment:{id}"),
                 json!({"enrollment_id": id, "campaign_id": campaign, "user_id": user,
@@ -740,9 +757,11 @@ impl Store {
             ));
         }
         for (account, facts) in by_account {
-            notices::queue_events(&mut tx, account, notices::ENROLLMENT_PAST_DUE, &facts, now)
+            outbox
+                .event(&mut tx, account, notices::ENROLLMENT_PAST_DUE, &facts, now)
                 .await?;
         }
+        outbox.send(&mut tx, now).await?;
         changed += sqlx::query(
             "UPDATE campaigns SET status = 'Completed', updated_at = $1 \
              WHERE status = 'In Progress' AND end_at IS NOT NULL AND end_at <= $1",

@@ -15,11 +15,13 @@
 //! forgotten and reloaded on next use.
 
 use crate::Result;
+use crate::notices::Notices;
+use crate::script::Script;
 use coachloop_core::criteria::{Criteria, EventFact, EventLeaf, Facts, SharedText, prune, shared};
 use coachloop_core::event_id::EventId;
 use coachloop_core::user::{DATE_FIELDS, TEXT_FIELDS};
 use serde_json::json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -124,12 +126,30 @@ impl Outcome {
         self.changes.iter().filter(|c| !c.joined).count()
     }
 
-    /// Writes the changes and schedule entries. `now` is when they are recorded.
+    /// Writes the changes, the enrolments the joins make and the schedule entries, and
+    /// queues their notices, in the caller's transaction. `now` is when they are recorded.
     pub async fn write(&mut self, conn: &mut SqliteConnection, now: i64) -> Result<()> {
-        let (joins, leaves): (Vec<&Change>, Vec<&Change>) =
-            self.changes.iter().partition(|c| c.joined);
-        for chunk in joins.chunks(WRITE_CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
+        let mut script = Script::new();
+        self.write_into(conn, now, &mut script).await?;
+        script.run(conn).await
+    }
+
+    /// [`Outcome::write`], but only the reads and the enrolments (whose ids the notices
+    /// need) go now: the rest is added to `script`, for the caller to send with its other
+    /// writes and its `COMMIT` in one round trip.
+    pub async fn write_into(
+        &mut self,
+        conn: &mut SqliteConnection,
+        now: i64,
+        script: &mut Script<'_>,
+    ) -> Result<()> {
+        let mut outbox = Notices::default();
+        let joined: Vec<&Change> = self.changes.iter().filter(|c| c.joined).collect();
+        self.enrolled = crate::campaigns::enrol_joins(conn, &joined, now, &mut outbox).await?;
+        queue_membership_events(conn, &self.changes, now, &mut outbox).await?;
+        for chunk in joined.chunks(WRITE_CHUNK) {
+            let insert = script.reserve(conn, chunk.len() * 5).await?;
+            insert.push(
                 "INSERT INTO group_members (group_id, user_id, account_id, joined_at, version) ",
             );
             insert.push_values(chunk, |mut row, c| {
@@ -140,12 +160,15 @@ impl Outcome {
                     .push_bind(c.version);
             });
             insert.push(" ON CONFLICT (group_id, user_id) DO NOTHING");
-            insert.build().execute(&mut *conn).await?;
         }
-        let leaves: Vec<(i64, i64)> = leaves.iter().map(|c| (c.group, c.user)).collect();
-        delete_pairs(conn, "group_members", &leaves).await?;
+        let leaves: Vec<(i64, i64)> = (self.changes.iter())
+            .filter(|c| !c.joined)
+            .map(|c| (c.group, c.user))
+            .collect();
+        delete_pairs(conn, script, "group_members", &leaves).await?;
         for chunk in self.changes.chunks(WRITE_CHUNK) {
-            let mut history = QueryBuilder::<Sqlite>::new(
+            let history = script.reserve(conn, chunk.len() * 8).await?;
+            history.push(
                 "INSERT INTO group_history (account_id, group_id, user_id, change, at, version, \
                  reason, recorded_at) ",
             );
@@ -156,19 +179,15 @@ impl Outcome {
                     .push_bind(if c.joined { "joined" } else { "left" })
                     .push_bind(c.at)
                     .push_bind(c.version)
-                    .push_bind(c.reason.as_str())
+                    .push_bind(c.reason.clone())
                     .push_bind(now);
             });
-            history.build().execute(&mut *conn).await?;
         }
-        let joined: Vec<&Change> = self.changes.iter().filter(|c| c.joined).collect();
-        self.enrolled = crate::campaigns::enrol_joins(conn, &joined, now).await?;
-        queue_membership_events(conn, &self.changes, now).await?;
+        outbox.write(conn, script, now).await?;
         let (set, unset): (Vec<_>, Vec<_>) = self.dues.iter().partition(|d| d.3.is_some());
         for chunk in set.chunks(WRITE_CHUNK) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO group_schedule (account_id, group_id, user_id, due_at) ",
-            );
+            let upsert = script.reserve(conn, chunk.len() * 4).await?;
+            upsert.push("INSERT INTO group_schedule (account_id, group_id, user_id, due_at) ");
             upsert.push_values(chunk, |mut row, (account, group, user, due)| {
                 row.push_bind(*account)
                     .push_bind(*group)
@@ -176,19 +195,18 @@ impl Outcome {
                     .push_bind(*due);
             });
             upsert.push(" ON CONFLICT (group_id, user_id) DO UPDATE SET due_at = excluded.due_at");
-            upsert.build().execute(&mut *conn).await?;
         }
         let unset: Vec<(i64, i64)> = unset.iter().map(|d| (d.1, d.2)).collect();
-        delete_pairs(conn, "group_schedule", &unset).await?;
-        Ok(())
+        delete_pairs(conn, script, "group_schedule", &unset).await
     }
 }
 
-/// `group.member_joined` and `group.member_left` webhooks for membership changes.
+/// Queues `group.member_joined` and `group.member_left` webhooks for membership changes.
 pub(crate) async fn queue_membership_events(
     conn: &mut SqliteConnection,
     changes: &[Change],
     now: i64,
+    outbox: &mut Notices,
 ) -> Result<()> {
     let mut by_account: HashMap<(i64, bool), Vec<(String, serde_json::Value)>> = HashMap::new();
     for c in changes {
@@ -210,15 +228,17 @@ pub(crate) async fn queue_membership_events(
         } else {
             crate::notices::MEMBER_LEFT
         };
-        crate::notices::queue_events(conn, account, event, &facts, now).await?;
+        outbox.event(conn, account, event, &facts, now).await?;
     }
     Ok(())
 }
 
-/// Deletes rows of a table keyed by (group_id, user_id), one statement per group and
-/// chunk, so each is a search of the primary key (a row-value `IN` would scan).
+/// Adds deletes of rows of a table keyed by (group_id, user_id) to `script`, one
+/// statement per group and chunk, so each is a search of the primary key (a row-value
+/// `IN` would scan).
 async fn delete_pairs(
     conn: &mut SqliteConnection,
+    script: &mut Script<'_>,
     table: &str,
     pairs: &[(i64, i64)],
 ) -> Result<()> {
@@ -228,15 +248,14 @@ async fn delete_pairs(
     }
     for (group, users) in by_group {
         for chunk in users.chunks(WRITE_CHUNK) {
-            let mut delete =
-                QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE group_id = "));
+            let delete = script.reserve(conn, chunk.len() + 1).await?;
+            delete.push(format!("DELETE FROM {table} WHERE group_id = "));
             delete.push_bind(group).push(" AND user_id IN (");
             let mut ids = delete.separated(", ");
             for user in chunk {
                 ids.push_bind(*user);
             }
-            delete.push(")");
-            delete.build().execute(&mut *conn).await?;
+            ids.push_unseparated(")");
         }
     }
     Ok(())

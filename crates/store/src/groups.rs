@@ -610,12 +610,14 @@ impl Store {
             version: 0,
             reason: json!([{ "kind": kind }]).to_string(),
         };
+        let mut outbox = crate::notices::Notices::default();
         let enrolled = if join {
-            crate::campaigns::enrol_joins(&mut tx, &[&change], now).await?
+            crate::campaigns::enrol_joins(&mut tx, &[&change], now, &mut outbox).await?
         } else {
             Default::default()
         };
-        queue_membership_events(&mut tx, std::slice::from_ref(&change), now).await?;
+        queue_membership_events(&mut tx, std::slice::from_ref(&change), now, &mut outbox).await?;
+        outbox.send(&mut tx, now).await?;
         let rules = engine.account(&mut tx, account.0).await?;
         let mut outcome = Outcome::default();
         let dependents = rules.group_changed(user.0, id.0, join);

@@ -8,6 +8,7 @@
 //! waits behind a large checkpoint.
 
 use crate::engine::{Engine, Outcome, Wakes, When};
+use crate::script::Script;
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
 use coachloop_core::criteria::EventFact;
@@ -133,7 +134,24 @@ impl Ingestor {
             engine: store.engine.clone(),
             wakes: store.wakes.clone(),
         };
-        let task = tokio::spawn(writer.run(rx, checkpointer));
+        // The writer gets a thread and a runtime of its own: each of its statements is an
+        // await, and on the server's runtime every wake-up queued behind the request
+        // handlers it was answering, which made a batch's dozen round trips slow.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(sqlx::Error::Io)?;
+        let (finished, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("event-writer".into())
+            .spawn(move || {
+                runtime.block_on(writer.run(rx, checkpointer));
+                let _ = finished.send(());
+            })
+            .map_err(sqlx::Error::Io)?;
+        let task = tokio::spawn(async move {
+            let _ = done.await;
+        });
         Ok((Self { queue }, task))
     }
 
@@ -543,8 +561,7 @@ async fn commit_with_groups(
     now: i64,
     touched: &mut Vec<(i64, i64)>,
 ) -> Result<Outcome> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let people = match_people(conn, ruled, rows).await?;
+    let people = begin_and_match_people(conn, ruled, rows).await?;
     let mut pending: HashMap<(i64, i64), BTreeSet<usize>> = HashMap::new();
     for row in rows {
         let user = people
@@ -573,29 +590,47 @@ async fn commit_with_groups(
             .or_default()
             .extend(affected.iter().copied());
     }
-    // SQLite runs on its own thread: evaluate the rules while it stores the rows,
-    // yielding now and then so the insert's next statement is sent as the last is done.
     let mut outcome = Outcome::default();
-    let evaluate = async {
+    let evaluate = async |engine: &mut Engine, outcome: &mut Outcome| {
         for (i, ((account, user), indices)) in pending.into_iter().enumerate() {
             if i % 64 == 63 {
                 tokio::task::yield_now().await;
             }
             if let Some(rules) = engine.loaded(account) {
-                rules.evaluate(account, user, indices, When::fact(now), &mut outcome);
+                rules.evaluate(account, user, indices, When::fact(now), outcome);
             }
         }
     };
-    let (inserted, ()) = tokio::join!(insert(conn, rows, pairs, now), evaluate);
-    inserted?;
-    outcome.write(conn, now).await?;
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    // The rows' inserts and the outcome's writes go with the COMMIT in one round trip
+    // (the enrolments, whose ids notices name, and the reads go before).
+    let mut script = Script::new();
+    if is_small(rows, pairs) {
+        evaluate(engine, &mut outcome).await;
+        let query = script.statement(rows.len() * 15 + pairs.len() * 7);
+        if !rows.is_empty() {
+            push_events(query, rows, now);
+            query.push("; ");
+        }
+        push_requests(query, pairs, now);
+    } else {
+        // SQLite runs on its own thread: evaluate the rules while it stores the rows,
+        // yielding now and then so the insert's next statement is sent as the last is done.
+        let (inserted, ()) = tokio::join!(
+            insert(conn, rows, pairs, now),
+            evaluate(engine, &mut outcome)
+        );
+        inserted?;
+    }
+    outcome.write_into(conn, now, &mut script).await?;
+    script.statement(0).push("COMMIT");
+    script.run(conn).await?;
     Ok(outcome)
 }
 
-/// The person each row's target names, for rows of accounts with smart groups; read in
-/// the write transaction, so it is what the insert's join finds.
-async fn match_people(
+/// Begins the write transaction and reads the person each row's target names, for rows
+/// of accounts with smart groups, in one round trip: read in the write transaction, it
+/// is what the insert's join finds.
+async fn begin_and_match_people(
     conn: &mut SqliteConnection,
     ruled: &HashSet<i64>,
     rows: &[Row<'_>],
@@ -607,16 +642,26 @@ async fn match_people(
             .or_default()
             .push(row.event.target_norm.as_str());
     }
+    const MATCH: &str = "SELECT identity, user_id FROM user_identities \
+        WHERE account_id = $1 AND identity IN (SELECT value FROM json_each($2))";
     let mut found: HashMap<i64, HashMap<String, i64>> = HashMap::new();
+    let mut begun = false;
     for (account, names) in wanted {
-        let matched: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT identity, user_id FROM user_identities              WHERE account_id = $1 AND identity IN (SELECT value FROM json_each($2))",
-        )
-        .bind(account)
-        .bind(serde_json::to_string(&names).unwrap_or_default())
-        .fetch_all(&mut *conn)
-        .await?;
+        let sql = if begun {
+            MATCH.to_owned()
+        } else {
+            format!("BEGIN IMMEDIATE; {MATCH}")
+        };
+        let matched: Vec<(String, i64)> = sqlx::query_as(&sql)
+            .bind(account)
+            .bind(serde_json::to_string(&names).unwrap_or_default())
+            .fetch_all(&mut *conn)
+            .await?;
+        begun = true;
         found.entry(account).or_default().extend(matched);
+    }
+    if !begun {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     }
     Ok(found)
 }

@@ -261,14 +261,17 @@ impl Store {
                     "time_spent": enrolment.time_spent_s,
                 }),
             );
-            notices::queue_events(
-                &mut tx,
-                account.0,
-                notices::ENROLLMENT_COMPLETED,
-                &[fact],
-                now,
-            )
-            .await?;
+            let mut outbox = notices::Notices::default();
+            outbox
+                .event(
+                    &mut tx,
+                    account.0,
+                    notices::ENROLLMENT_COMPLETED,
+                    &[fact],
+                    now,
+                )
+                .await?;
+            outbox.send(&mut tx, now).await?;
         }
         tx.commit().await?;
         if change.finished() {

@@ -5,11 +5,14 @@
 //! (a crash before the record leaves the job pending, to be sent again); failures are
 //! retried with backoff.
 
+use crate::script::Script;
 use crate::{Result, Store, StoreError};
 use coachloop_core::ids::AccountId;
 use rand::RngCore;
 use serde_json::{Value, json};
 use sqlx::{FromRow, SqliteConnection};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 pub const ENROLLMENT_CREATED: &str = "enrollment.created";
 pub const ENROLLMENT_COMPLETED: &str = "enrollment.completed";
@@ -96,107 +99,126 @@ pub enum Attempt {
 const JOB_COLUMNS: &str = "id, account_id, kind, dedupe, payload, run_at, attempts, status, \
     last_error, created_at, done_at";
 
-/// Queues, for each fact (`key` naming it, e.g. `enrollment:42`, and its data), a
-/// webhook job per active webhook of the account that subscribes to `event`. Returns
-/// how many were queued.
-pub(crate) async fn queue_events(
-    conn: &mut SqliteConnection,
-    account: i64,
-    event: &str,
-    facts: &[(String, Value)],
-    now: i64,
-) -> Result<usize> {
-    if facts.is_empty() {
-        return Ok(0);
-    }
-    let hooks: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, events FROM webhooks WHERE account_id = $1 AND active = 1")
-            .bind(account)
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut jobs = Vec::new();
-    for (hook, events) in hooks {
-        let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
-        if !events.iter().any(|e| e == event) {
-            continue;
-        }
-        for (key, data) in facts {
-            let dedupe = format!("webhook:{hook}:{event}:{key}");
-            let payload = json!({
-                "webhook_id": hook,
-                "body": {
-                    "id": dedupe,
-                    "event": event,
-                    "occurred_at": coachloop_core::time::format_ms(now),
-                    "data": data,
-                },
-            });
-            jobs.push(NewJob {
-                kind: "webhook",
-                dedupe,
-                payload: payload.to_string(),
-                run_at: now,
-            });
-        }
-    }
-    insert_jobs(conn, account, &jobs, now).await
-}
-
-/// Queues emails, each (template, enrolment, when to send); `run_at` may be later (a
-/// reminder). Returns how many were new (a repeat of a queued email is not).
-pub(crate) async fn queue_emails(
-    conn: &mut SqliteConnection,
-    account: i64,
-    emails: &[(&str, i64, i64)],
-    now: i64,
-) -> Result<usize> {
-    let jobs: Vec<NewJob> = emails
-        .iter()
-        .map(|(template, enrollment, run_at)| NewJob {
-            kind: "email",
-            dedupe: format!("email:{template}:{enrollment}"),
-            payload: json!({"template": template, "enrollment_id": enrollment}).to_string(),
-            run_at: *run_at,
-        })
-        .collect();
-    insert_jobs(conn, account, &jobs, now).await
+/// The notices a transaction queues, written with its other writes (see [`Script`]).
+/// An account's active webhooks are read once, however many facts it tells.
+#[derive(Default)]
+pub(crate) struct Notices {
+    /// Active webhooks per account: (id, the events it subscribes to).
+    hooks: HashMap<i64, Vec<(i64, Vec<String>)>>,
+    jobs: Vec<NewJob>,
 }
 
 struct NewJob {
+    account: i64,
     kind: &'static str,
     dedupe: String,
     payload: String,
     run_at: i64,
 }
 
-/// Rows per job insert (6 values each, well under SQLite's variable limit).
+/// Rows per job insert (6 values each).
 const JOB_CHUNK: usize = 500;
 
-/// Inserts jobs, many a statement: a batch of joins queues its notices in a round trip
-/// or two rather than one per notice. Returns how many were new.
-async fn insert_jobs(
-    conn: &mut SqliteConnection,
-    account: i64,
-    jobs: &[NewJob],
-    now: i64,
-) -> Result<usize> {
-    let mut queued = 0;
-    for chunk in jobs.chunks(JOB_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO jobs (account_id, kind, dedupe, payload, run_at, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, job| {
-            row.push_bind(account)
-                .push_bind(job.kind)
-                .push_bind(job.dedupe.as_str())
-                .push_bind(job.payload.as_str())
-                .push_bind(job.run_at)
-                .push_bind(now);
-        });
-        insert.push(" ON CONFLICT (dedupe) DO NOTHING");
-        queued += insert.build().execute(&mut *conn).await?.rows_affected() as usize;
+impl Notices {
+    /// Queues, for each fact (`key` naming it, e.g. `enrollment:42`, and its data), a
+    /// webhook job per active webhook of the account that subscribes to `event`.
+    pub async fn event(
+        &mut self,
+        conn: &mut SqliteConnection,
+        account: i64,
+        event: &str,
+        facts: &[(String, Value)],
+        now: i64,
+    ) -> Result<()> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let hooks = match self.hooks.entry(account) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => {
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT id, events FROM webhooks WHERE account_id = $1 AND active = 1",
+                )
+                .bind(account)
+                .fetch_all(&mut *conn)
+                .await?;
+                slot.insert(
+                    (rows.into_iter())
+                        .map(|(id, events)| (id, serde_json::from_str(&events).unwrap_or_default()))
+                        .collect(),
+                )
+            }
+        };
+        for (hook, events) in hooks.iter() {
+            if !events.iter().any(|e| e == event) {
+                continue;
+            }
+            for (key, data) in facts {
+                let dedupe = format!("webhook:{hook}:{event}:{key}");
+                let payload = json!({
+                    "webhook_id": hook,
+                    "body": {
+                        "id": dedupe,
+                        "event": event,
+                        "occurred_at": coachloop_core::time::format_ms(now),
+                        "data": data,
+                    },
+                });
+                self.jobs.push(NewJob {
+                    account,
+                    kind: "webhook",
+                    dedupe,
+                    payload: payload.to_string(),
+                    run_at: now,
+                });
+            }
+        }
+        Ok(())
     }
-    Ok(queued)
+
+    /// Queues emails, each (template, enrolment, when to send); `run_at` may be later (a
+    /// reminder). A repeat of a queued email is dropped when written.
+    pub fn emails(&mut self, account: i64, emails: &[(&str, i64, i64)]) {
+        self.jobs
+            .extend(emails.iter().map(|(template, enrollment, run_at)| NewJob {
+                account,
+                kind: "email",
+                dedupe: format!("email:{template}:{enrollment}"),
+                payload: json!({"template": template, "enrollment_id": enrollment}).to_string(),
+                run_at: *run_at,
+            }));
+    }
+
+    /// Adds the jobs' inserts to `script`, many rows a statement.
+    pub async fn write(
+        &self,
+        conn: &mut SqliteConnection,
+        script: &mut Script<'_>,
+        now: i64,
+    ) -> Result<()> {
+        for chunk in self.jobs.chunks(JOB_CHUNK) {
+            let insert = script.reserve(conn, chunk.len() * 6).await?;
+            insert
+                .push("INSERT INTO jobs (account_id, kind, dedupe, payload, run_at, created_at) ");
+            insert.push_values(chunk, |mut row, job| {
+                row.push_bind(job.account)
+                    .push_bind(job.kind)
+                    .push_bind(job.dedupe.clone())
+                    .push_bind(job.payload.clone())
+                    .push_bind(job.run_at)
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (dedupe) DO NOTHING");
+        }
+        Ok(())
+    }
+
+    /// Writes the jobs now, in the caller's transaction.
+    pub async fn send(&self, conn: &mut SqliteConnection, now: i64) -> Result<()> {
+        let mut script = Script::new();
+        self.write(conn, &mut script, now).await?;
+        script.run(conn).await
+    }
 }
 
 impl Store {

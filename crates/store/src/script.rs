@@ -1,0 +1,63 @@
+//! Writes sent to SQLite together. Each statement is a round trip to the connection's
+//! own thread, and on a busy machine every round trip waits for that thread to be
+//! scheduled: a transaction that queues its writes here and sends them as one
+//! multi-statement query (with its `COMMIT`, when the caller adds it) pays that once.
+
+use crate::Result;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+/// Bound values past which [`Script::reserve`] sends what has queued, well under
+/// SQLite's limit of 32,766 a query.
+const MAX_BINDS: usize = 16_000;
+
+pub(crate) struct Script<'a> {
+    query: QueryBuilder<'a, Sqlite>,
+    binds: usize,
+}
+
+impl<'a> Script<'a> {
+    pub fn new() -> Self {
+        Self {
+            query: QueryBuilder::new(""),
+            binds: 0,
+        }
+    }
+
+    /// Makes room for a statement of about `binds` bound values (sending what has
+    /// queued if it would not fit) and returns the builder to write it into.
+    pub async fn reserve(
+        &mut self,
+        conn: &mut SqliteConnection,
+        binds: usize,
+    ) -> Result<&mut QueryBuilder<'a, Sqlite>> {
+        if self.binds > 0 && self.binds + binds > MAX_BINDS {
+            self.run(conn).await?;
+        }
+        Ok(self.statement(binds))
+    }
+
+    /// The builder for one more statement of `binds` bound values, with no check of the
+    /// total: for statements the caller knows are small.
+    pub fn statement(&mut self, binds: usize) -> &mut QueryBuilder<'a, Sqlite> {
+        if !self.is_empty() {
+            self.query.push("; ");
+        }
+        self.binds += binds;
+        &mut self.query
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.query.sql().is_empty()
+    }
+
+    /// Sends what has queued, in one round trip. The text changes from one batch to the
+    /// next, so it is not kept in the connection's cache of prepared statements.
+    pub async fn run(&mut self, conn: &mut SqliteConnection) -> Result<()> {
+        if !self.is_empty() {
+            self.query.build().persistent(false).execute(conn).await?;
+            self.query.reset();
+            self.binds = 0;
+        }
+        Ok(())
+    }
+}
