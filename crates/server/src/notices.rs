@@ -29,10 +29,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{info, warn};
 
-/// Jobs of one kind being sent or waiting to be recorded, at most.
+/// Webhooks being sent or waiting to be recorded, at most.
 const MAX_IN_FLIGHT: usize = 8192;
 /// Emails being sent at once: about the SMTP connection pool's size.
 const EMAIL_SENDERS: usize = 32;
+/// Emails taken from the queue ahead of the senders, at most. Each wake-up reads the
+/// due jobs past those in flight, so a backlog of emails held in memory would be read
+/// again on every commit; a few rounds of the senders' work keeps the pipe full.
+const EMAILS_AHEAD: usize = EMAIL_SENDERS * 16;
 /// Attempts are recorded at most this often, so the recorder's transactions (which wait
 /// for the write lock behind the event writer) stay few and large.
 const RECORD_EVERY: Duration = Duration::from_millis(200);
@@ -125,16 +129,17 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
     let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let (finished, results) = mpsc::unbounded_channel();
     // Webhooks all go at once; emails queue for a few SMTP connections.
-    let senders = Arc::new(Semaphore::new(if kind == "email" {
-        EMAIL_SENDERS
+    let (senders, in_flight) = if kind == "email" {
+        (EMAIL_SENDERS, EMAILS_AHEAD)
     } else {
-        Semaphore::MAX_PERMITS
-    }));
+        (Semaphore::MAX_PERMITS, MAX_IN_FLIGHT)
+    };
+    let senders = Arc::new(Semaphore::new(senders));
     let send = async {
         loop {
             let notified = wake.notified();
             let snapshot = busy.lock().expect("not poisoned").clone();
-            let room = MAX_IN_FLIGHT.saturating_sub(snapshot.len());
+            let room = in_flight.saturating_sub(snapshot.len());
             let mut started = 0;
             if room > 0 {
                 let jobs = match store.due_jobs(kind, room, &snapshot).await {
