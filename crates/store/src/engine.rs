@@ -386,6 +386,25 @@ impl AccountRules {
             } else {
                 ("NULL", "events INDEXED BY events_type_time")
             };
+            // First each person's count, so each list is allocated once at its size:
+            // grown by doubling, the lists held up to twice their facts while loading,
+            // and left the allocator every smaller size they passed through.
+            let count = format!(
+                "SELECT user_id FROM events INDEXED BY events_type_time \
+                 WHERE user_id IS NOT NULL AND event_type_id IN ({})",
+                ids.join(", ")
+            );
+            let mut counts: HashMap<i64, usize> = HashMap::with_capacity(people.len());
+            let mut users = sqlx::query_scalar::<_, i64>(&count).fetch(&mut *conn);
+            while let Some(user) = users.try_next().await? {
+                *counts.entry(user).or_default() += 1;
+            }
+            drop(users);
+            for (user, count) in counts {
+                if let Some(person) = people.get_mut(&user) {
+                    person.events.reserve_exact(count);
+                }
+            }
             let sql = format!(
                 "SELECT user_id, id, id_low, event_type_id, {description}, occurred_at \
                  FROM {source} WHERE user_id IS NOT NULL AND event_type_id IN ({})",
@@ -439,8 +458,10 @@ impl AccountRules {
         for person in people.values_mut() {
             prune(&leaves, &mut person.events, now);
             person.pruned_len = person.events.len();
-            // Loading grew each list by doubling: give the slack back.
-            person.events.shrink_to_fit();
+            // Give back what the events no rule counts (any longer) were reserved.
+            if person.events.capacity() > person.events.len() + person.events.len() / 8 {
+                person.events.shrink_to_fit();
+            }
         }
         self.descriptions = descriptions;
         tracing::info!(
@@ -562,8 +583,15 @@ impl AccountRules {
         }
         let needs_prune = match self.people.get_mut(&user) {
             Some(person) => {
-                person.events.push(fact);
-                person.events.len() > 2 * person.pruned_len + 8
+                // Lists are loaded at their exact size: growing one by doubling on its
+                // next event would, across everyone, double the cache. An eighth more
+                // (at least 4) keeps the copying amortized and the slack small.
+                let events = &mut person.events;
+                if events.len() == events.capacity() {
+                    events.reserve_exact((events.len() / 8).max(4));
+                }
+                events.push(fact);
+                events.len() > 2 * person.pruned_len + 8
             }
             None => false,
         };
