@@ -6,8 +6,9 @@
 use crate::Result;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-/// Bound values past which [`Script::reserve`] sends what has queued, well under
-/// SQLite's limit of 32,766 a query.
+/// Bound values past which [`Script::reserve`] sends what has queued, so one query's
+/// text and values stay a few hundred KiB. (SQLite's limit of 32,766 values applies to
+/// each statement of it.)
 const MAX_BINDS: usize = 16_000;
 
 pub(crate) struct Script<'a> {
@@ -59,5 +60,50 @@ impl<'a> Script<'a> {
             self.binds = 0;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn sends_everything_queued_across_flushes() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (a INTEGER, b TEXT)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut script = Script::new();
+        script.statement(0).push("BEGIN");
+        // 3 × 6,000 rows of 2 values: `reserve` sends the first two inserts before the
+        // third would take the script past its limit.
+        for chunk in 0..3 {
+            let insert = script.reserve(&mut conn, 12_000).await.unwrap();
+            insert.push("INSERT INTO t (a, b) ");
+            insert.push_values(0..6_000, |mut row, i| {
+                row.push_bind(chunk * 6_000 + i)
+                    .push_bind(format!("row {i}"));
+            });
+        }
+        let count = "SELECT COUNT(*) FROM t";
+        let sent: i64 = sqlx::query_scalar(count)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(sent, 12_000);
+        script.statement(0).push("COMMIT");
+        assert!(!script.is_empty());
+        script.run(&mut conn).await.unwrap();
+        assert!(script.is_empty());
+        let (rows, distinct): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT a) FROM t")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!((rows, distinct), (18_000, 18_000));
+        // Running an empty script sends nothing and fails nothing.
+        script.run(&mut conn).await.unwrap();
     }
 }
