@@ -23,7 +23,7 @@ for tool in wrk jq curl; do
   command -v $tool >/dev/null || { echo "$tool is needed: apt-get install -y $tool" >&2; exit 1; }
 done
 cargo build --release -q -p coachloop
-bin=${COACHLOOP_BIN:-target/release/coachloop}
+bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-groups-bench-XXXXXX)
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
 base="http://127.0.0.1:$port"

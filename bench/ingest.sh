@@ -16,7 +16,7 @@ port=${BENCH_PORT:-18181}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 cargo build --release -q -p coachloop
-bin=${COACHLOOP_BIN:-target/release/coachloop}
+bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-bench-XXXXXX)
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
 

@@ -22,7 +22,7 @@ smtp_port=${BENCH_SMTP_PORT:-18125}
 python3 -c 'import aiosmtpd' 2>/dev/null || { echo "aiosmtpd is needed: python3 -m pip install aiosmtpd" >&2; exit 1; }
 cargo build --release -q -p coachloop
 cargo build --release -q -p coachloop-server --example notice_bench
-bin=${COACHLOOP_BIN:-target/release/coachloop}
+bin=${BENCH_BIN:-target/release/coachloop}
 driver=target/release/examples/notice_bench
 data=$(mktemp -d /tmp/coachloop-notice-bench-XXXXXX)
 trap 'kill $server $sink 2>/dev/null || true; wait $server $sink 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$data"' EXIT

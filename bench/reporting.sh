@@ -15,7 +15,7 @@ port=${BENCH_PORT:-18184}
 
 cargo build --release -q -p coachloop
 cargo build --release -q -p coachloop-server --example reporting_bench
-bin=${COACHLOOP_BIN:-target/release/coachloop}
+bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-reporting-bench-XXXXXX)
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
 
