@@ -338,14 +338,15 @@ impl AccountRules {
         }
         let started = std::time::Instant::now();
         let mut people: HashMap<i64, Person> = HashMap::new();
-        let rows = sqlx::query(&format!(
+        // Streamed, as are the memberships and schedule below: a whole read row holds a
+        // copy of every column, and 100,000 of them at once were a large share of the
+        // memory the load needed only while it ran.
+        let sql = format!(
             "SELECT id, status, {} FROM users WHERE account_id = $1",
             attribute_columns()
-        ))
-        .bind(account)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
+        );
+        let mut rows = sqlx::query(&sql).bind(account).fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
             let mut person = Person {
                 active: row.try_get::<String, _>(1)? == "active",
                 ..Person::default()
@@ -359,6 +360,7 @@ impl AccountRules {
             }
             people.insert(row.try_get(0)?, person);
         }
+        drop(rows);
         let names: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, name FROM event_types WHERE account_id = $1")
                 .bind(account)
@@ -434,27 +436,28 @@ impl AccountRules {
                 }
             }
         }
-        let members: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT user_id, group_id FROM group_members WHERE account_id = $1")
-                .bind(account)
-                .fetch_all(&mut *conn)
-                .await?;
-        for (user, group) in members {
+        let mut members = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT user_id, group_id FROM group_members WHERE account_id = $1",
+        )
+        .bind(account)
+        .fetch(&mut *conn);
+        while let Some((user, group)) = members.try_next().await? {
             if let Some(person) = people.get_mut(&user) {
                 person.groups.insert(group);
             }
         }
-        let dues: Vec<(i64, i64, i64)> = sqlx::query_as(
+        drop(members);
+        let mut dues = sqlx::query_as::<_, (i64, i64, i64)>(
             "SELECT user_id, group_id, due_at FROM group_schedule WHERE account_id = $1",
         )
         .bind(account)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (user, group, due) in dues {
+        .fetch(&mut *conn);
+        while let Some((user, group, due)) = dues.try_next().await? {
             if let Some(person) = people.get_mut(&user) {
                 person.dues.insert(group, due);
             }
         }
+        drop(dues);
         for person in people.values_mut() {
             prune(&leaves, &mut person.events, now);
             person.pruned_len = person.events.len();
