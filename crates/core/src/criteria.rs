@@ -714,32 +714,58 @@ pub fn matches_at(criteria: &Criteria, facts: &dyn Facts, instants: &[i64]) -> V
 /// facts among those that may still count (a rolling frame never takes back an event it
 /// has let go, a fixed range never counts an event outside it).
 pub fn prune(leaves: &[&EventLeaf], facts: &mut Vec<EventFact>, now_ms: i64) {
-    let mut needed = vec![false; facts.len()];
-    for leaf in leaves {
-        let mut past: Vec<usize> = Vec::new();
-        let after = leaf.frame(now_ms).0;
-        for (i, fact) in facts.iter().enumerate() {
-            // In the frame at `now`, or later (future-dated); never again once out.
-            let may_count = match leaf.window {
-                Window::Between(from, to) => (from..=to).contains(&fact.occurred_ms),
-                _ => fact.occurred_ms > after,
-            };
-            if !may_count || !leaf.matches(fact) {
-                continue;
-            }
-            if fact.occurred_ms > now_ms {
-                needed[i] = true;
-            } else {
-                past.push(i);
-            }
-        }
-        past.sort_unstable_by_key(|&i| Reverse(recency(&facts[i])));
-        for &i in past.iter().take(leaf.keep()) {
-            needed[i] = true;
+    Pruner::new(leaves, now_ms).prune(facts);
+}
+
+/// [`prune`] for many lists at one instant, as when an engine loads: each leaf's frame
+/// is computed once (a calendar step is not free) and the scratch space is reused.
+pub struct Pruner<'a> {
+    /// Each leaf, with the start of its frame at `now_ms`.
+    leaves: Vec<(&'a EventLeaf, i64)>,
+    now_ms: i64,
+    needed: Vec<bool>,
+    past: Vec<usize>,
+}
+
+impl<'a> Pruner<'a> {
+    pub fn new(leaves: &[&'a EventLeaf], now_ms: i64) -> Self {
+        Self {
+            leaves: leaves.iter().map(|l| (*l, l.frame(now_ms).0)).collect(),
+            now_ms,
+            needed: Vec::new(),
+            past: Vec::new(),
         }
     }
-    let mut needed = needed.into_iter();
-    facts.retain(|_| needed.next().unwrap_or(false));
+
+    pub fn prune(&mut self, facts: &mut Vec<EventFact>) {
+        self.needed.clear();
+        self.needed.resize(facts.len(), false);
+        for &(leaf, after) in &self.leaves {
+            self.past.clear();
+            for (i, fact) in facts.iter().enumerate() {
+                // In the frame at `now`, or later (future-dated); never again once out.
+                let may_count = match leaf.window {
+                    Window::Between(from, to) => (from..=to).contains(&fact.occurred_ms),
+                    _ => fact.occurred_ms > after,
+                };
+                if !may_count || !leaf.matches(fact) {
+                    continue;
+                }
+                if fact.occurred_ms > self.now_ms {
+                    self.needed[i] = true;
+                } else {
+                    self.past.push(i);
+                }
+            }
+            self.past
+                .sort_unstable_by_key(|&i| Reverse(recency(&facts[i])));
+            for &i in self.past.iter().take(leaf.keep()) {
+                self.needed[i] = true;
+            }
+        }
+        let mut needed = self.needed.iter();
+        facts.retain(|_| needed.next().copied().unwrap_or(false));
+    }
 }
 
 impl std::fmt::Display for TypeMatch {

@@ -17,7 +17,9 @@
 use crate::Result;
 use crate::notices::Notices;
 use crate::script::Script;
-use coachloop_core::criteria::{Criteria, EventFact, EventLeaf, Facts, SharedText, prune, shared};
+use coachloop_core::criteria::{
+    Criteria, EventFact, EventLeaf, Facts, Pruner, SharedText, prune, shared,
+};
 use coachloop_core::event_id::EventId;
 use coachloop_core::user::{DATE_FIELDS, TEXT_FIELDS};
 use serde_json::json;
@@ -82,6 +84,27 @@ impl Facts for Person {
     }
     fn member_of(&self, group: i64) -> bool {
         self.groups.contains(&group)
+    }
+}
+
+impl Person {
+    /// Adds a fact while the engine loads, keeping the list near the size of what the
+    /// rules still need. A person's whole history passes through here, most of it to be
+    /// pruned: reserved up front, or grown by doubling, the lists held at once far more
+    /// than they keep. So a full list is pruned first (when a quarter of it is new since
+    /// the last prune), and grows by a quarter only if that freed too little.
+    fn push_loading(&mut self, fact: EventFact, pruner: &mut Pruner) {
+        let events = &mut self.events;
+        if events.len() == events.capacity() {
+            if events.len() >= 8 && events.len() - self.pruned_len >= events.len() / 4 {
+                pruner.prune(events);
+                self.pruned_len = events.len();
+            }
+            if events.capacity() - events.len() <= events.len() / 8 {
+                events.reserve_exact((events.len() / 4).max(4));
+            }
+        }
+        events.push(fact);
     }
 }
 
@@ -376,6 +399,7 @@ impl AccountRules {
         }
         let mut descriptions = std::mem::take(&mut self.descriptions);
         let leaves = self.leaves();
+        let mut pruner = Pruner::new(&leaves, now);
         if !types.is_empty() {
             // One sequential pass: over `events_type_time` alone when no criterion tests
             // descriptions (it holds everything else needed), else over the table (NOT
@@ -388,25 +412,6 @@ impl AccountRules {
             } else {
                 ("NULL", "events INDEXED BY events_type_time")
             };
-            // First each person's count, so each list is allocated once at its size:
-            // grown by doubling, the lists held up to twice their facts while loading,
-            // and left the allocator every smaller size they passed through.
-            let count = format!(
-                "SELECT user_id FROM events INDEXED BY events_type_time \
-                 WHERE user_id IS NOT NULL AND event_type_id IN ({})",
-                ids.join(", ")
-            );
-            let mut counts: HashMap<i64, usize> = HashMap::with_capacity(people.len());
-            let mut users = sqlx::query_scalar::<_, i64>(&count).fetch(&mut *conn);
-            while let Some(user) = users.try_next().await? {
-                *counts.entry(user).or_default() += 1;
-            }
-            drop(users);
-            for (user, count) in counts {
-                if let Some(person) = people.get_mut(&user) {
-                    person.events.reserve_exact(count);
-                }
-            }
             let sql = format!(
                 "SELECT user_id, id, id_low, event_type_id, {description}, occurred_at \
                  FROM {source} WHERE user_id IS NOT NULL AND event_type_id IN ({})",
@@ -428,11 +433,7 @@ impl AccountRules {
                     occurred_ms,
                 };
                 if leaves.iter().any(|leaf| leaf.matches(&fact)) {
-                    person.events.push(fact);
-                    if person.events.len() > 2 * person.pruned_len + 8 {
-                        prune(&leaves, &mut person.events, now);
-                        person.pruned_len = person.events.len();
-                    }
+                    person.push_loading(fact, &mut pruner);
                 }
             }
         }
@@ -459,9 +460,9 @@ impl AccountRules {
         }
         drop(dues);
         for person in people.values_mut() {
-            prune(&leaves, &mut person.events, now);
+            pruner.prune(&mut person.events);
             person.pruned_len = person.events.len();
-            // Give back what the events no rule counts (any longer) were reserved.
+            // Give back the room left from loading.
             if person.events.capacity() > person.events.len() + person.events.len() / 8 {
                 person.events.shrink_to_fit();
             }
@@ -470,6 +471,7 @@ impl AccountRules {
         tracing::info!(
             account,
             people = people.len(),
+            facts = people.values().map(|p| p.events.len()).sum::<usize>(),
             took_ms = started.elapsed().as_millis() as u64,
             "smart-group engine loaded"
         );
