@@ -180,6 +180,7 @@ async fn latency(rate: u64, seconds: u64) {
         tasks.spawn(async move {
             let at = Instant::now();
             sent.lock().unwrap().insert(user, at);
+            let post_start = at;
             let response = client
                 .post(url)
                 .bearer_auth(token)
@@ -190,12 +191,16 @@ async fn latency(rate: u64, seconds: u64) {
                 response.is_ok_and(|r| r.status().as_u16() == 201),
                 "event refused"
             );
-            at.elapsed().as_secs_f64() * 1000.0
+            (user, post_start.elapsed().as_secs_f64() * 1000.0)
         });
     }
     let mut posts: Vec<f64> = Vec::with_capacity(total);
+    let mut post_of: HashMap<i64, f64> = HashMap::with_capacity(total);
     while let Some(took) = tasks.join_next().await {
-        posts.extend(took.ok());
+        if let Ok((user, ms)) = took {
+            posts.push(ms);
+            post_of.insert(user, ms);
+        }
     }
     posts.sort_by(f64::total_cmp);
     let send_secs = start.elapsed().as_secs_f64();
@@ -214,6 +219,28 @@ async fn latency(rate: u64, seconds: u64) {
         })
         .collect();
     lags.sort_by(f64::total_cmp);
+    // TIMELINE=file: one line per event (sent at, ms since the first; POST took; webhook
+    // after), to see when slow ones happen and line them up with the server's log.
+    if let Ok(path) = std::env::var("TIMELINE") {
+        let mut rows: Vec<(f64, f64, f64)> = sent
+            .iter()
+            .map(|(user, at)| {
+                (
+                    at.duration_since(start).as_secs_f64() * 1000.0,
+                    post_of.get(user).copied().unwrap_or(f64::NAN),
+                    arrivals
+                        .get(user)
+                        .map_or(f64::NAN, |r| r.duration_since(*at).as_secs_f64() * 1000.0),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let text: String = rows
+            .iter()
+            .map(|(at, post, lag)| format!("{at:.1}\t{post:.1}\t{lag:.1}\n"))
+            .collect();
+        std::fs::write(&path, text).expect("TIMELINE is writable");
+    }
     println!(
         "   sent {total} events in {send_secs:.1} s ({:.0}/s); webhooks received {}",
         total as f64 / send_secs,

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
@@ -123,10 +124,17 @@ pub async fn run(store: Store, smtp: Option<SmtpConfig>, base_url: String) {
 /// is kept in memory (`busy`) rather than leased with a write, and attempts are recorded
 /// in batches by a second loop: the way from a queued job to its delivery takes no write
 /// lock, which the event writer holds most of the time under load.
+///
+/// A commit's wake-up reads only the jobs queued since the last read (`cursor`, a range
+/// of the primary key): under load that is a handful of rows, where reading every due
+/// job would read again the hundreds in flight on each commit. Every due job is read
+/// (`scan`) at start, when the next known due instant comes (a retry, a reminder) and
+/// after a read that filled the room.
 async fn lane(runner: Arc<Runner>, kind: &'static str) {
     let store = runner.store.clone();
     let wake = store.jobs_wake(kind).clone();
     let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let rescan = Arc::new(AtomicBool::new(true));
     let (finished, results) = mpsc::unbounded_channel();
     // Webhooks all go at once; emails queue for a few SMTP connections.
     let (senders, in_flight) = if kind == "email" {
@@ -136,54 +144,95 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
     };
     let senders = Arc::new(Semaphore::new(senders));
     let send = async {
+        let mut cursor = 0;
+        // The earliest run_at of a pending job not in hand, as far as the lane knows.
+        let mut next_at: Option<i64> = None;
         loop {
             let notified = wake.notified();
-            let snapshot = busy.lock().expect("not poisoned").clone();
-            let room = in_flight.saturating_sub(snapshot.len());
-            let mut started = 0;
-            if room > 0 {
-                let jobs = match store.due_jobs(kind, room, &snapshot).await {
-                    Ok(jobs) => jobs,
-                    Err(e) if e.is_closed() => return,
-                    Err(e) => {
-                        warn!(error = %e, "could not read due {kind} jobs; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                started = jobs.len();
-                for mut job in jobs {
-                    busy.lock().expect("not poisoned").insert(job.id);
-                    job.attempts += 1;
-                    let (runner, finished) = (runner.clone(), finished.clone());
-                    let senders = senders.clone();
-                    tokio::spawn(async move {
-                        let _permit = senders.acquire().await;
-                        let _ = finished.send(runner.handle(job).await);
-                    });
+            let now = store.clock().now_ms();
+            let scan = rescan.swap(false, Ordering::SeqCst) || next_at.is_some_and(|t| t <= now);
+            let room = in_flight.saturating_sub(busy.lock().expect("not poisoned").len());
+            let read = async {
+                if scan {
+                    // Jobs queued after this are the next reads' (read before the scan,
+                    // so none falls between the two).
+                    let last = store.last_job_id().await?;
+                    let snapshot = busy.lock().expect("not poisoned").clone();
+                    let jobs = store.due_jobs(kind, room, &snapshot).await?;
+                    Ok::<_, coachloop_store::StoreError>((jobs, Some(last)))
+                } else {
+                    Ok((store.new_jobs(kind, cursor, room).await?, None))
                 }
-            }
-            if room > 0 && started == room {
+            };
+            if room == 0 {
+                // Full: the recorder wakes the lane when it frees room.
+                if scan {
+                    rescan.store(true, Ordering::SeqCst);
+                }
+                notified.await;
                 continue;
             }
-            let snapshot = busy.lock().expect("not poisoned").clone();
-            let next = match store.next_job_at(kind, &snapshot).await {
-                Ok(next) => next,
+            let (jobs, last) = match read.await {
+                Ok(read) => read,
                 Err(e) if e.is_closed() => return,
-                Err(_) => None,
+                Err(e) => {
+                    warn!(error = %e, "could not read {kind} jobs; retrying");
+                    rescan.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             };
-            wake.set_target(next);
-            let sleep = next
+            let filled = jobs.len() == room;
+            if scan {
+                cursor = cursor.max(last.unwrap_or(0));
+            } else if let Some(job) = jobs.last() {
+                cursor = job.id;
+            }
+            for mut job in jobs {
+                if job.run_at > now {
+                    // Queued for later (only a read of new jobs returns these).
+                    next_at = Some(next_at.map_or(job.run_at, |t| t.min(job.run_at)));
+                    continue;
+                }
+                if !busy.lock().expect("not poisoned").insert(job.id) {
+                    continue;
+                }
+                job.attempts += 1;
+                let (runner, finished) = (runner.clone(), finished.clone());
+                let senders = senders.clone();
+                tokio::spawn(async move {
+                    let _permit = senders.acquire().await;
+                    let _ = finished.send(runner.handle(job).await);
+                });
+            }
+            if filled {
+                // More may be due than there was room for.
+                rescan.store(scan, Ordering::SeqCst);
+                continue;
+            }
+            if scan {
+                let snapshot = busy.lock().expect("not poisoned").clone();
+                next_at = match store.next_job_at(kind, &snapshot).await {
+                    Ok(next) => next,
+                    Err(e) if e.is_closed() => return,
+                    Err(_) => {
+                        rescan.store(true, Ordering::SeqCst);
+                        None
+                    }
+                };
+            }
+            wake.set_target(next_at);
+            let sleep = next_at
                 .map(|at| Duration::from_millis((at - store.clock().now_ms()).max(0) as u64))
                 .unwrap_or(MAX_SLEEP)
                 .min(MAX_SLEEP);
             tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
+                () = tokio::time::sleep(sleep) => rescan.store(true, Ordering::SeqCst),
                 () = notified => {}
             }
         }
     };
-    tokio::join!(send, record(&store, results, &busy, &wake, kind));
+    tokio::join!(send, record(&store, results, &busy, &rescan, &wake, kind));
 }
 
 /// Writes finished attempts, as many as have come in, in one transaction each time, then
@@ -192,6 +241,7 @@ async fn record(
     store: &Store,
     mut results: mpsc::UnboundedReceiver<(Job, Attempt, i64)>,
     busy: &Mutex<HashSet<i64>>,
+    rescan: &AtomicBool,
     wake: &Wake,
     kind: &str,
 ) {
@@ -201,7 +251,8 @@ async fn record(
         while let Ok(more) = results.try_recv() {
             done.push(more);
         }
-        if let Err(e) = store.finish_jobs(&done).await {
+        let recorded = store.finish_jobs(&done).await;
+        if let Err(e) = &recorded {
             // The jobs stay pending: they go out again (at least once, never lost).
             warn!(error = %e, "could not record {kind} attempts; they will be tried again");
         }
@@ -210,6 +261,20 @@ async fn record(
             busy.remove(&job.id);
         }
         drop(busy);
+        // A retry is due later, or a job stayed pending: the lane reads every due job
+        // again. Otherwise it reads on from where it was (there may be room now).
+        let retried = done.iter().any(|(_, attempt, _)| {
+            matches!(
+                attempt,
+                Attempt::Failed {
+                    retry_at: Some(_),
+                    ..
+                }
+            )
+        });
+        if retried || recorded.is_err() {
+            rescan.store(true, Ordering::SeqCst);
+        }
         wake.kick();
     }
 }

@@ -270,7 +270,9 @@ impl Writer {
 
     async fn write(&mut self, batch: &[&Submission]) -> Result<Vec<Receipt>> {
         // Held until the commit is done, so the engine's cache equals what is committed.
+        let asked = std::time::Instant::now();
         let mut engine = self.engine.clone().lock_owned().await;
+        let locked = std::time::Instant::now();
         let generation = self.type_generation.load(Ordering::SeqCst);
         if generation != self.seen_generation {
             self.types.clear();
@@ -279,6 +281,12 @@ impl Writer {
             self.seen_generation = generation;
         }
         let result = self.write_once(batch, &mut engine).await;
+        tracing::debug!(
+            requests = batch.len(),
+            gate_ms = (locked - asked).as_secs_f64() * 1000.0,
+            write_ms = locked.elapsed().as_secs_f64() * 1000.0,
+            "event batch"
+        );
         match &result {
             Ok(_) => (self.observer)(Commit {
                 requests: batch.len(),

@@ -352,6 +352,30 @@ impl Store {
             .collect())
     }
 
+    /// The id of the newest job (0 when none): jobs queued later have larger ids, since
+    /// ids grow with each insert and jobs are never deleted.
+    pub async fn last_job_id(&self) -> Result<i64> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM jobs")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Pending jobs of `kind` queued after job `after`, in order, due or not: a range of
+    /// the primary key, so a runner told of a commit reads what it queued and nothing
+    /// it holds already.
+    pub async fn new_jobs(&self, kind: &str, after: i64, limit: usize) -> Result<Vec<Job>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 AND kind = $2 AND status = 'pending' \
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(after)
+        .bind(kind)
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     /// Records attempts at claimed jobs (job, attempt, milliseconds it took) and what
     /// becomes of each job, in one transaction of a few statements: the event writer
     /// waits for it, so it must be short.
@@ -364,7 +388,9 @@ impl Store {
         // Queue for the write behind the event writer's batches (the engine's lock is
         // their fair gate) instead of meeting them at SQLite's lock, whose busy handler
         // sleeps in growing steps and stalled event POSTs for hundreds of milliseconds.
+        let asked = std::time::Instant::now();
         let _gate = self.engine.clone().lock_owned().await;
+        let locked = std::time::Instant::now();
         let mut tx = self.begin_write().await?;
         for chunk in outcomes.chunks(JOB_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -400,6 +426,12 @@ impl Store {
             update.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        tracing::debug!(
+            attempts = done.len(),
+            gate_ms = (locked - asked).as_secs_f64() * 1000.0,
+            write_ms = locked.elapsed().as_secs_f64() * 1000.0,
+            "attempts recorded"
+        );
         Ok(())
     }
 
