@@ -163,6 +163,9 @@ async fn latency(rate: u64, seconds: u64) {
     let sent: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let mut tasks = tokio::task::JoinSet::new();
     let events_url = format!("{}/events", env("BASE"));
     let token = env("EVENTS");
@@ -235,9 +238,11 @@ async fn latency(rate: u64, seconds: u64) {
             })
             .collect();
         rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let text: String = rows
-            .iter()
-            .map(|(at, post, lag)| format!("{at:.1}\t{post:.1}\t{lag:.1}\n"))
+        let text: String = std::iter::once(format!("# started at unix ms {started_unix_ms}\n"))
+            .chain(
+                rows.iter()
+                    .map(|(at, post, lag)| format!("{at:.1}\t{post:.1}\t{lag:.1}\n")),
+            )
             .collect();
         std::fs::write(&path, text).expect("TIMELINE is writable");
     }

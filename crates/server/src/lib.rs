@@ -83,7 +83,12 @@ impl AppState {
             .unwrap_or_else(|| "http://localhost".to_owned())
             .trim_end_matches('/')
             .to_owned();
-        let notices = tokio::spawn(notices::run(store.clone(), config.smtp.clone(), base_url));
+        let notices = tokio::spawn(notices::run(
+            store.clone(),
+            ingest.clone(),
+            config.smtp.clone(),
+            base_url,
+        ));
         let state = Self(Arc::new(Shared {
             store,
             ingest,

@@ -12,6 +12,7 @@ use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::time::format_ms;
 use coachloop_store::Store;
 use coachloop_store::engine::Wake;
+use coachloop_store::ingest::Ingestor;
 use coachloop_store::notices::{
     Attempt, EMAIL_ENROLLED, EMAIL_PAST_DUE_MANAGER, EMAIL_REMINDER, Job,
 };
@@ -66,6 +67,8 @@ pub fn backoff_ms(attempt: i64) -> i64 {
 
 struct Runner {
     store: Store,
+    /// Attempts are recorded through the event writer, in its next commit.
+    ingest: Ingestor,
     http: reqwest::Client,
     smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox)>,
     base_url: String,
@@ -92,7 +95,7 @@ fn transport(config: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Exe
 }
 
 /// Runs until aborted. `base_url` is where learners' links point.
-pub async fn run(store: Store, smtp: Option<SmtpConfig>, base_url: String) {
+pub async fn run(store: Store, ingest: Ingestor, smtp: Option<SmtpConfig>, base_url: String) {
     let smtp = match smtp.as_ref().map(|c| {
         let from: Mailbox = c
             .from
@@ -113,6 +116,7 @@ pub async fn run(store: Store, smtp: Option<SmtpConfig>, base_url: String) {
             .build()
             .unwrap_or_default(),
         store: store.clone(),
+        ingest,
         smtp,
         base_url,
     });
@@ -232,13 +236,16 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
             }
         }
     };
-    tokio::join!(send, record(&store, results, &busy, &rescan, &wake, kind));
+    tokio::join!(
+        send,
+        record(&runner.ingest, results, &busy, &rescan, &wake, kind)
+    );
 }
 
-/// Writes finished attempts, as many as have come in, in one transaction each time, then
-/// frees their jobs (a retry may be due) and wakes the lane.
+/// Records finished attempts, as many as have come in, in the event writer's next
+/// commit each time, then frees their jobs (a retry may be due) and wakes the lane.
 async fn record(
-    store: &Store,
+    ingest: &Ingestor,
     mut results: mpsc::UnboundedReceiver<(Job, Attempt, i64)>,
     busy: &Mutex<HashSet<i64>>,
     rescan: &AtomicBool,
@@ -251,18 +258,7 @@ async fn record(
         while let Ok(more) = results.try_recv() {
             done.push(more);
         }
-        let recorded = store.finish_jobs(&done).await;
-        if let Err(e) = &recorded {
-            // The jobs stay pending: they go out again (at least once, never lost).
-            warn!(error = %e, "could not record {kind} attempts; they will be tried again");
-        }
-        let mut busy = busy.lock().expect("not poisoned");
-        for (job, _, _) in &done {
-            busy.remove(&job.id);
-        }
-        drop(busy);
-        // A retry is due later, or a job stayed pending: the lane reads every due job
-        // again. Otherwise it reads on from where it was (there may be room now).
+        let ids: Vec<i64> = done.iter().map(|(job, _, _)| job.id).collect();
         let retried = done.iter().any(|(_, attempt, _)| {
             matches!(
                 attempt,
@@ -272,6 +268,21 @@ async fn record(
                 }
             )
         });
+        let recorded = ingest.record_attempts(done).await;
+        if let Err(e) = &recorded {
+            if e.is_closed() {
+                return;
+            }
+            // The jobs stay pending: they go out again (at least once, never lost).
+            warn!(error = %e, "could not record {kind} attempts; they will be tried again");
+        }
+        let mut busy = busy.lock().expect("not poisoned");
+        for id in ids {
+            busy.remove(&id);
+        }
+        drop(busy);
+        // A retry is due later, or a job stayed pending: the lane reads every due job
+        // again. Otherwise it reads on from where it was (there may be room now).
         if retried || recorded.is_err() {
             rescan.store(true, Ordering::SeqCst);
         }

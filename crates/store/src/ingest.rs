@@ -8,6 +8,7 @@
 //! waits behind a large checkpoint.
 
 use crate::engine::{Engine, Outcome, Wakes, When};
+use crate::notices::{Attempt, Job, JobRecord, push_records};
 use crate::script::Script;
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
@@ -84,6 +85,17 @@ pub struct Receipt {
 }
 
 type Reply = oneshot::Sender<Result<Receipt, String>>;
+type AttemptsReply = (
+    Vec<(Job, Attempt, i64)>,
+    oneshot::Sender<Result<(), String>>,
+);
+
+/// What the writer is given: events to store, or attempts at notice jobs to record
+/// (job, attempt, milliseconds it took), which go in the next commit with the events.
+enum Work {
+    Events(Submission, Reply),
+    Attempts(AttemptsReply),
+}
 
 /// One committed transaction of the writer, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +111,7 @@ pub type CommitObserver = Arc<dyn Fn(Commit) + Send + Sync>;
 /// handle is dropped, after finishing what was queued.
 #[derive(Clone)]
 pub struct Ingestor {
-    queue: mpsc::Sender<(Submission, Reply)>,
+    queue: mpsc::Sender<Work>,
 }
 
 impl Ingestor {
@@ -158,12 +170,24 @@ impl Ingestor {
     /// Stores a submission durably and returns its receipt.
     pub async fn submit(&self, submission: Submission) -> Result<Receipt> {
         let (reply, answer) = oneshot::channel();
+        self.ask(Work::Events(submission, reply), answer).await
+    }
+
+    /// Records attempts at notice jobs (job, attempt, milliseconds it took) and what
+    /// becomes of each job, in the writer's next commit: a transaction of their own
+    /// would take the write lock between two of the writer's, and hold up events.
+    pub async fn record_attempts(&self, done: Vec<(Job, Attempt, i64)>) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Work::Attempts((done, reply)), answer).await
+    }
+
+    async fn ask<T>(&self, work: Work, answer: oneshot::Receiver<Result<T, String>>) -> Result<T> {
         self.queue
-            .send((submission, reply))
+            .send(work)
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         match answer.await {
-            Ok(Ok(receipt)) => Ok(receipt),
+            Ok(Ok(done)) => Ok(done),
             Ok(Err(cause)) => Err(StoreError::Database(sqlx::Error::Protocol(cause))),
             Err(_) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
         }
@@ -188,26 +212,31 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<(Submission, Reply)>,
-        checkpointer: SqliteConnection,
-    ) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Work>, checkpointer: SqliteConnection) {
         let checkpoints = tokio::spawn(checkpoint_loop(checkpointer, self.restart_wal.clone()));
         let mut batch = Vec::new();
+        let mut attempts = Vec::new();
         while let Some(first) = rx.recv().await {
-            let mut size = first.0.events.len();
-            batch.push(first);
+            // Events taken, up to the batch's limit.
+            let mut take = |work| match work {
+                Work::Events(submission, reply) => {
+                    let size = submission.events.len();
+                    batch.push((submission, reply));
+                    size
+                }
+                Work::Attempts(attempt) => {
+                    attempts.push(attempt);
+                    0
+                }
+            };
+            let mut size = take(first);
             while size < MAX_BATCH_EVENTS {
                 match rx.try_recv() {
-                    Ok(next) => {
-                        size += next.0.events.len();
-                        batch.push(next);
-                    }
+                    Ok(next) => size += take(next),
                     Err(_) => break,
                 }
             }
-            self.commit_batch(&mut batch).await;
+            self.commit_batch(&mut batch, &mut attempts).await;
             if self.restart_wal.swap(false, Ordering::SeqCst) {
                 self.finish_checkpoint().await;
             }
@@ -239,20 +268,55 @@ impl Writer {
         }
     }
 
-    /// Commits the batch in one transaction; if that fails, each submission is tried
-    /// alone so one bad request cannot fail its neighbours.
-    async fn commit_batch(&mut self, batch: &mut Vec<(Submission, Reply)>) {
+    /// Commits the batch and the attempts in one transaction; if that fails, each
+    /// submission is tried alone so one bad request cannot fail its neighbours, and the
+    /// attempts alone after them.
+    async fn commit_batch(
+        &mut self,
+        batch: &mut Vec<(Submission, Reply)>,
+        attempts: &mut Vec<AttemptsReply>,
+    ) {
+        let records = JobRecord::all(
+            attempts.iter().flat_map(|(done, _)| done),
+            self.now.now_ms(),
+        );
+        let mut recorded = records.is_empty();
+        if !batch.is_empty() {
+            recorded |= self.commit_events(batch, &records).await;
+        }
+        if !recorded {
+            let result = self.record(&records).await;
+            if let Err(e) = &result {
+                error!(error = %e, "could not record notice attempts");
+            }
+            for (_, reply) in attempts.drain(..) {
+                let _ = reply.send(result.as_ref().map(drop).map_err(ToString::to_string));
+            }
+        }
+        for (_, reply) in attempts.drain(..) {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Commits the batch, with `records`, in one transaction; returns whether that
+    /// succeeded (else the submissions are answered one by one, without the records).
+    async fn commit_events(
+        &mut self,
+        batch: &mut Vec<(Submission, Reply)>,
+        records: &[JobRecord<'_>],
+    ) -> bool {
         let submissions: Vec<&Submission> = batch.iter().map(|(s, _)| s).collect();
-        match self.write(&submissions).await {
+        match self.write(&submissions, records).await {
             Ok(receipts) => {
                 for ((_, reply), receipt) in batch.drain(..).zip(receipts) {
                     let _ = reply.send(Ok(receipt));
                 }
+                return true;
             }
-            Err(e) if batch.len() > 1 => {
+            Err(e) if batch.len() > 1 || !records.is_empty() => {
                 warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
                 for (submission, reply) in batch.drain(..) {
-                    let result = self.write(&[&submission]).await;
+                    let result = self.write(&[&submission], &[]).await;
                     let _ = reply.send(result.map(|mut r| r.remove(0)).map_err(|e| {
                         error!(error = %e, "could not store events");
                         e.to_string()
@@ -266,9 +330,32 @@ impl Writer {
                 }
             }
         }
+        false
     }
 
-    async fn write(&mut self, batch: &[&Submission]) -> Result<Vec<Receipt>> {
+    /// Records attempts at notice jobs in a transaction of their own (no events came
+    /// with them, or the commit with the events failed).
+    async fn record(&mut self, records: &[JobRecord<'_>]) -> Result<()> {
+        let mut script = Script::new();
+        script.statement(0).push("BEGIN IMMEDIATE");
+        let result = async {
+            push_records(&mut self.conn, &mut script, records).await?;
+            script.statement(0).push("COMMIT");
+            script.run(&mut self.conn).await
+        }
+        .await;
+        if result.is_err() {
+            // Fails harmlessly when the transaction never began.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        result
+    }
+
+    async fn write(
+        &mut self,
+        batch: &[&Submission],
+        records: &[JobRecord<'_>],
+    ) -> Result<Vec<Receipt>> {
         // Held until the commit is done, so the engine's cache equals what is committed.
         let asked = std::time::Instant::now();
         let mut engine = self.engine.clone().lock_owned().await;
@@ -280,9 +367,10 @@ impl Writer {
             engine.clear();
             self.seen_generation = generation;
         }
-        let result = self.write_once(batch, &mut engine).await;
+        let result = self.write_once(batch, records, &mut engine).await;
         tracing::debug!(
             requests = batch.len(),
+            attempts = records.len(),
             gate_ms = (locked - asked).as_secs_f64() * 1000.0,
             write_ms = locked.elapsed().as_secs_f64() * 1000.0,
             "event batch"
@@ -304,6 +392,7 @@ impl Writer {
     async fn write_once(
         &mut self,
         batch: &[&Submission],
+        records: &[JobRecord<'_>],
         engine: &mut Engine,
     ) -> Result<Vec<Receipt>> {
         let now = self.now.now_ms();
@@ -351,7 +440,7 @@ impl Writer {
             }
         }
         let result = if ruled.is_empty() {
-            commit(&mut self.conn, &rows, &pairs, now).await
+            commit(&mut self.conn, &rows, &pairs, records, now).await
         } else {
             let mut touched = Vec::new();
             let result = commit_with_groups(
@@ -360,6 +449,7 @@ impl Writer {
                 &ruled,
                 &rows,
                 &pairs,
+                records,
                 now,
                 &mut touched,
             )
@@ -499,10 +589,11 @@ async fn commit(
     conn: &mut SqliteConnection,
     rows: &[Row<'_>],
     pairs: &[(&&Submission, &Receipt)],
+    records: &[JobRecord<'_>],
     now: i64,
 ) -> Result<()> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    insert_and_commit(conn, rows, pairs, now).await
+    insert_and_commit(conn, rows, pairs, records, now).await
 }
 
 fn is_small(rows: &[Row<'_>], pairs: &[(&&Submission, &Receipt)]) -> bool {
@@ -517,22 +608,23 @@ async fn insert_and_commit(
     conn: &mut SqliteConnection,
     rows: &[Row<'_>],
     pairs: &[(&&Submission, &Receipt)],
+    records: &[JobRecord<'_>],
     now: i64,
 ) -> Result<()> {
+    let mut script = Script::new();
     if is_small(rows, pairs) {
-        let mut query = QueryBuilder::<Sqlite>::new("");
+        let query = script.statement(rows.len() * 15 + pairs.len() * 7);
         if !rows.is_empty() {
-            push_events(&mut query, rows, now);
+            push_events(query, rows, now);
             query.push("; ");
         }
-        push_requests(&mut query, pairs, now);
-        query.push("; COMMIT");
-        query.build().execute(&mut *conn).await?;
-        return Ok(());
+        push_requests(query, pairs, now);
+    } else {
+        insert(conn, rows, pairs, now).await?;
     }
-    insert(conn, rows, pairs, now).await?;
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok(())
+    push_records(conn, &mut script, records).await?;
+    script.statement(0).push("COMMIT");
+    script.run(conn).await
 }
 
 /// Stores the rows and statuses, statement by statement, in the open transaction.
@@ -566,6 +658,7 @@ async fn commit_with_groups(
     ruled: &HashSet<i64>,
     rows: &[Row<'_>],
     pairs: &[(&&Submission, &Receipt)],
+    records: &[JobRecord<'_>],
     now: i64,
     touched: &mut Vec<(i64, i64)>,
 ) -> Result<Outcome> {
@@ -630,6 +723,7 @@ async fn commit_with_groups(
         inserted?;
     }
     outcome.write_into(conn, now, &mut script).await?;
+    push_records(conn, &mut script, records).await?;
     script.statement(0).push("COMMIT");
     script.run(conn).await?;
     Ok(outcome)

@@ -376,65 +376,6 @@ impl Store {
         .await?)
     }
 
-    /// Records attempts at claimed jobs (job, attempt, milliseconds it took) and what
-    /// becomes of each job, in one transaction of a few statements: the event writer
-    /// waits for it, so it must be short.
-    pub async fn finish_jobs(&self, done: &[(Job, Attempt, i64)]) -> Result<()> {
-        let now = self.now_ms();
-        let outcomes: Vec<Outcome<'_>> = done
-            .iter()
-            .map(|(job, attempt, took_ms)| Outcome::of(job, attempt, *took_ms, now))
-            .collect();
-        // Queue for the write behind the event writer's batches (the engine's lock is
-        // their fair gate) instead of meeting them at SQLite's lock, whose busy handler
-        // sleeps in growing steps and stalled event POSTs for hundreds of milliseconds.
-        let asked = std::time::Instant::now();
-        let _gate = self.engine.clone().lock_owned().await;
-        let locked = std::time::Instant::now();
-        let mut tx = self.begin_write().await?;
-        for chunk in outcomes.chunks(JOB_CHUNK) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, \
-                 error, took_ms) ",
-            );
-            insert.push_values(chunk, |mut row, o| {
-                row.push_bind(o.job.id)
-                    .push_bind(o.job.account_id)
-                    .push_bind(o.job.attempts)
-                    .push_bind(now)
-                    .push_bind(o.ok)
-                    .push_bind(o.status_code)
-                    .push_bind(o.error)
-                    .push_bind(o.took_ms);
-            });
-            insert.build().execute(&mut *tx).await?;
-            let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "WITH v (id, status, run_at, done_at, last_error, attempts) AS (",
-            );
-            update.push_values(chunk, |mut row, o| {
-                row.push_bind(o.job.id)
-                    .push_bind(o.status)
-                    .push_bind(o.run_at)
-                    .push_bind(o.done_at)
-                    .push_bind(o.error)
-                    .push_bind(o.job.attempts);
-            });
-            update.push(
-                ") UPDATE jobs SET status = v.status, run_at = v.run_at, done_at = v.done_at, \
-                 last_error = v.last_error, attempts = v.attempts FROM v WHERE jobs.id = v.id",
-            );
-            update.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        tracing::debug!(
-            attempts = done.len(),
-            gate_ms = (locked - asked).as_secs_f64() * 1000.0,
-            write_ms = locked.elapsed().as_secs_f64() * 1000.0,
-            "attempts recorded"
-        );
-        Ok(())
-    }
-
     /// When the next pending job of `kind` not in `busy` is due.
     pub async fn next_job_at(
         &self,
@@ -456,9 +397,54 @@ impl Store {
     }
 }
 
+/// Queues the statements that record `records` (a few per [`JOB_CHUNK`]) in `script`,
+/// in the caller's transaction.
+pub(crate) async fn push_records<'a>(
+    conn: &mut SqliteConnection,
+    script: &mut Script<'a>,
+    records: &'a [JobRecord<'a>],
+) -> Result<()> {
+    for chunk in records.chunks(JOB_CHUNK) {
+        script
+            .reserve(conn, chunk.len() * 8)
+            .await?
+            .push(
+                "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, error, \
+             took_ms) ",
+            )
+            .push_values(chunk, |mut row, o| {
+                row.push_bind(o.job.id)
+                    .push_bind(o.job.account_id)
+                    .push_bind(o.job.attempts)
+                    .push_bind(o.at)
+                    .push_bind(o.ok)
+                    .push_bind(o.status_code)
+                    .push_bind(o.error)
+                    .push_bind(o.took_ms);
+            });
+        let update = script.reserve(conn, chunk.len() * 6).await?;
+        update.push("WITH v (id, status, run_at, done_at, last_error, attempts) AS (");
+        update.push_values(chunk, |mut row, o| {
+            row.push_bind(o.job.id)
+                .push_bind(o.status)
+                .push_bind(o.run_at)
+                .push_bind(o.done_at)
+                .push_bind(o.error)
+                .push_bind(o.job.attempts);
+        });
+        update.push(
+            ") UPDATE jobs SET status = v.status, run_at = v.run_at, done_at = v.done_at, \
+             last_error = v.last_error, attempts = v.attempts FROM v WHERE jobs.id = v.id",
+        );
+    }
+    Ok(())
+}
+
 /// An attempt and what becomes of its job.
-struct Outcome<'a> {
+pub(crate) struct JobRecord<'a> {
     job: &'a Job,
+    /// When the attempt was recorded.
+    at: i64,
     ok: bool,
     status_code: Option<i64>,
     error: Option<&'a str>,
@@ -469,7 +455,13 @@ struct Outcome<'a> {
     done_at: Option<i64>,
 }
 
-impl<'a> Outcome<'a> {
+impl<'a> JobRecord<'a> {
+    /// The records of attempts (job, attempt, milliseconds it took) made by `now`.
+    pub(crate) fn all(done: impl Iterator<Item = &'a (Job, Attempt, i64)>, now: i64) -> Vec<Self> {
+        done.map(|(job, attempt, took_ms)| Self::of(job, attempt, *took_ms, now))
+            .collect()
+    }
+
     fn of(job: &'a Job, attempt: &'a Attempt, took_ms: i64, now: i64) -> Self {
         let (ok, status_code, error) = match attempt {
             Attempt::Delivered { status_code } => (true, *status_code, None),
@@ -488,6 +480,7 @@ impl<'a> Outcome<'a> {
         };
         Self {
             job,
+            at: now,
             ok,
             status_code,
             error,

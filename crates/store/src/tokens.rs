@@ -230,7 +230,8 @@ impl Store {
     /// Records that a token was used at `at`.
     #[instrument(skip_all)]
     pub async fn touch_token(&self, id: TokenId, at: i64) -> Result<()> {
-        // Behind the event writer's fair gate, as every background write (see `finish_jobs`).
+        // Behind the event writer's fair gate (the engine's lock): met at SQLite's lock
+        // instead, its busy handler sleeps in growing steps and stalls event POSTs.
         let _gate = self.engine.clone().lock_owned().await;
         sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
             .bind(at)
