@@ -439,21 +439,18 @@ impl Writer {
                 ruled.insert(row.account);
             }
         }
+        let writes = Writes {
+            rows: &rows,
+            pairs: &pairs,
+            records,
+            now,
+        };
         let result = if ruled.is_empty() {
-            commit(&mut self.conn, &rows, &pairs, records, now).await
+            commit(&mut self.conn, writes).await
         } else {
             let mut touched = Vec::new();
-            let result = commit_with_groups(
-                &mut self.conn,
-                engine,
-                &ruled,
-                &rows,
-                &pairs,
-                records,
-                now,
-                &mut touched,
-            )
-            .await;
+            let result =
+                commit_with_groups(&mut self.conn, engine, &ruled, writes, &mut touched).await;
             match &result {
                 Ok(outcome) => outcome.committed(&self.wakes),
                 Err(_) => {
@@ -585,15 +582,20 @@ fn chunks<T>(items: &[T]) -> Vec<&[T]> {
 }
 
 /// Stores the rows and statuses in one `BEGIN IMMEDIATE … COMMIT`.
-async fn commit(
-    conn: &mut SqliteConnection,
-    rows: &[Row<'_>],
-    pairs: &[(&&Submission, &Receipt)],
-    records: &[JobRecord<'_>],
+/// What a batch's transaction writes besides the smart groups' outcome.
+#[derive(Clone, Copy)]
+struct Writes<'a> {
+    rows: &'a [Row<'a>],
+    /// Each submission with its receipt, for the request log.
+    pairs: &'a [(&'a &'a Submission, &'a Receipt)],
+    /// Notice attempts recorded in the same commit.
+    records: &'a [JobRecord<'a>],
     now: i64,
-) -> Result<()> {
+}
+
+async fn commit(conn: &mut SqliteConnection, writes: Writes<'_>) -> Result<()> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    insert_and_commit(conn, rows, pairs, records, now).await
+    insert_and_commit(conn, writes).await
 }
 
 fn is_small(rows: &[Row<'_>], pairs: &[(&&Submission, &Receipt)]) -> bool {
@@ -604,13 +606,13 @@ fn is_small(rows: &[Row<'_>], pairs: &[(&&Submission, &Receipt)]) -> bool {
 /// as one multi-statement query (one round trip to SQLite's thread); a large one
 /// statement by statement, so the prepared-statement cache holds a few shapes rather
 /// than every mix of chunk sizes.
-async fn insert_and_commit(
-    conn: &mut SqliteConnection,
-    rows: &[Row<'_>],
-    pairs: &[(&&Submission, &Receipt)],
-    records: &[JobRecord<'_>],
-    now: i64,
-) -> Result<()> {
+async fn insert_and_commit(conn: &mut SqliteConnection, writes: Writes<'_>) -> Result<()> {
+    let Writes {
+        rows,
+        pairs,
+        records,
+        now,
+    } = writes;
     let mut script = Script::new();
     if is_small(rows, pairs) {
         let query = script.statement(rows.len() * 15 + pairs.len() * 7);
@@ -656,12 +658,15 @@ async fn commit_with_groups(
     conn: &mut SqliteConnection,
     engine: &mut Engine,
     ruled: &HashSet<i64>,
-    rows: &[Row<'_>],
-    pairs: &[(&&Submission, &Receipt)],
-    records: &[JobRecord<'_>],
-    now: i64,
+    writes: Writes<'_>,
     touched: &mut Vec<(i64, i64)>,
 ) -> Result<Outcome> {
+    let Writes {
+        rows,
+        pairs,
+        records,
+        now,
+    } = writes;
     let people = begin_and_match_people(conn, ruled, rows).await?;
     let mut pending: HashMap<(i64, i64), BTreeSet<usize>> = HashMap::new();
     for row in rows {
