@@ -598,8 +598,20 @@ async fn commit(conn: &mut SqliteConnection, writes: Writes<'_>) -> Result<()> {
     insert_and_commit(conn, writes).await
 }
 
-fn is_small(rows: &[Row<'_>], pairs: &[(&&Submission, &Receipt)]) -> bool {
-    rows.len() <= WHOLE_UP_TO && pairs.len() <= WHOLE_UP_TO
+impl<'a> Writes<'a> {
+    fn is_small(&self) -> bool {
+        self.rows.len() <= WHOLE_UP_TO && self.pairs.len() <= WHOLE_UP_TO
+    }
+
+    /// Queues the rows' and statuses' inserts as one statement (for a small batch).
+    fn push_inserts(&self, script: &mut Script<'a>) {
+        let query = script.statement(self.rows.len() * 15 + self.pairs.len() * 7);
+        if !self.rows.is_empty() {
+            push_events(query, self.rows, self.now);
+            query.push("; ");
+        }
+        push_requests(query, self.pairs, self.now);
+    }
 }
 
 /// Stores the rows and statuses and commits the open transaction. A small batch goes
@@ -607,24 +619,13 @@ fn is_small(rows: &[Row<'_>], pairs: &[(&&Submission, &Receipt)]) -> bool {
 /// statement by statement, so the prepared-statement cache holds a few shapes rather
 /// than every mix of chunk sizes.
 async fn insert_and_commit(conn: &mut SqliteConnection, writes: Writes<'_>) -> Result<()> {
-    let Writes {
-        rows,
-        pairs,
-        records,
-        now,
-    } = writes;
     let mut script = Script::new();
-    if is_small(rows, pairs) {
-        let query = script.statement(rows.len() * 15 + pairs.len() * 7);
-        if !rows.is_empty() {
-            push_events(query, rows, now);
-            query.push("; ");
-        }
-        push_requests(query, pairs, now);
+    if writes.is_small() {
+        writes.push_inserts(&mut script);
     } else {
-        insert(conn, rows, pairs, now).await?;
+        insert(conn, writes.rows, writes.pairs, writes.now).await?;
     }
-    push_records(conn, &mut script, records).await?;
+    push_records(conn, &mut script, writes.records).await?;
     script.statement(0).push("COMMIT");
     script.run(conn).await
 }
@@ -661,12 +662,7 @@ async fn commit_with_groups(
     writes: Writes<'_>,
     touched: &mut Vec<(i64, i64)>,
 ) -> Result<Outcome> {
-    let Writes {
-        rows,
-        pairs,
-        records,
-        now,
-    } = writes;
+    let Writes { rows, now, .. } = writes;
     let people = begin_and_match_people(conn, ruled, rows).await?;
     let mut pending: HashMap<(i64, i64), BTreeSet<usize>> = HashMap::new();
     for row in rows {
@@ -710,25 +706,20 @@ async fn commit_with_groups(
     // The rows' inserts and the outcome's writes go with the COMMIT in one round trip
     // (the enrolments, whose ids notices name, and the reads go before).
     let mut script = Script::new();
-    if is_small(rows, pairs) {
+    if writes.is_small() {
         evaluate(engine, &mut outcome).await;
-        let query = script.statement(rows.len() * 15 + pairs.len() * 7);
-        if !rows.is_empty() {
-            push_events(query, rows, now);
-            query.push("; ");
-        }
-        push_requests(query, pairs, now);
+        writes.push_inserts(&mut script);
     } else {
         // SQLite runs on its own thread: evaluate the rules while it stores the rows,
         // yielding now and then so the insert's next statement is sent as the last is done.
         let (inserted, ()) = tokio::join!(
-            insert(conn, rows, pairs, now),
+            insert(conn, rows, writes.pairs, now),
             evaluate(engine, &mut outcome)
         );
         inserted?;
     }
     outcome.write_into(conn, now, &mut script).await?;
-    push_records(conn, &mut script, records).await?;
+    push_records(conn, &mut script, writes.records).await?;
     script.statement(0).push("COMMIT");
     script.run(conn).await?;
     Ok(outcome)
