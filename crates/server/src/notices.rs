@@ -156,6 +156,14 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
             let now = store.clock().now_ms();
             let scan = rescan.swap(false, Ordering::SeqCst) || next_at.is_some_and(|t| t <= now);
             let room = in_flight.saturating_sub(busy.lock().expect("not poisoned").len());
+            if room == 0 {
+                // Full: the recorder wakes the lane when it frees room.
+                if scan {
+                    rescan.store(true, Ordering::SeqCst);
+                }
+                notified.await;
+                continue;
+            }
             let read = async {
                 if scan {
                     // Jobs queued after this are the next reads' (read before the scan,
@@ -168,14 +176,6 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
                     Ok((store.new_jobs(kind, cursor, room).await?, None))
                 }
             };
-            if room == 0 {
-                // Full: the recorder wakes the lane when it frees room.
-                if scan {
-                    rescan.store(true, Ordering::SeqCst);
-                }
-                notified.await;
-                continue;
-            }
             let (jobs, last) = match read.await {
                 Ok(read) => read,
                 Err(e) if e.is_closed() => return,

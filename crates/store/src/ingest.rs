@@ -280,21 +280,17 @@ impl Writer {
             attempts.iter().flat_map(|(done, _)| done),
             self.now.now_ms(),
         );
-        let mut recorded = records.is_empty();
-        if !batch.is_empty() {
-            recorded |= self.commit_events(batch, &records).await;
-        }
-        if !recorded {
-            let result = self.record(&records).await;
-            if let Err(e) = &result {
+        let with_events = !batch.is_empty() && self.commit_events(batch, &records).await;
+        let recorded = if with_events || records.is_empty() {
+            Ok(())
+        } else {
+            self.record(&records).await.map_err(|e| {
                 error!(error = %e, "could not record notice attempts");
-            }
-            for (_, reply) in attempts.drain(..) {
-                let _ = reply.send(result.as_ref().map(drop).map_err(ToString::to_string));
-            }
-        }
+                e.to_string()
+            })
+        };
         for (_, reply) in attempts.drain(..) {
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(recorded.clone());
         }
     }
 
