@@ -29,12 +29,19 @@ trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf
 base="http://127.0.0.1:$port"
 ms() { date +%s%3N; }
 
-echo "== seeding $people people"
-{
+# SEED_DIR=dir: keep the seeded data directory there, or start from it if it exists (to
+# iterate on later phases; history is relative to the seeding day, so reported figures
+# come from fresh seeds).
+if [ -n "${SEED_DIR:-}" ] && [ -f "$SEED_DIR/people.csv" ]; then
+  echo "== copying the seeded data of $SEED_DIR"
+  cp -a "$SEED_DIR/." "$data/"
+  reuse=1
+fi
+[ -z "${reuse:-}" ] && echo "== seeding $people people" && {
   echo "email,first_name,department"
   for ((i = 1; i <= people; i++)); do echo "user$i@bench.example,User$i,Dept$((i % 10))"; done
-} > "$data/people.csv"
-$bin users import --data-dir "$data" "$data/people.csv" >/dev/null
+} > "$data/people.csv.part" && mv "$data/people.csv.part" "$data/people.csv" \
+  && $bin users import --data-dir "$data" "$data/people.csv" >/dev/null
 export EVENTS_TOKEN=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
 ADMIN=$($bin tokens create --data-dir "$data" --name bench-admin --scopes admin 2>/dev/null)
 
@@ -43,13 +50,23 @@ server=$!
 for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
 
 ingested() { curl -s "$base/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}'; }
-start=$(ms)
-# Each wrk thread stops after its share; wrk itself waits out -d, so stop it when done.
-wrk -t2 -c8 -d1h -s bench/groups_seed.lua "$base" >/dev/null 2>&1 &
-seeder=$!
-while [ "$(ingested)" -lt "$events" ] && kill -0 $seeder 2>/dev/null; do sleep 1; done
-kill -INT $seeder 2>/dev/null || true; wait $seeder 2>/dev/null || true
-echo "== seeded $(ingested) events over 12 months in $(( ($(ms) - start) / 1000 )) s"
+if [ -z "${reuse:-}" ]; then
+  start=$(ms)
+  # Each wrk thread stops after its share; wrk itself waits out -d, so stop it when done.
+  wrk -t2 -c8 -d1h -s bench/groups_seed.lua "$base" >/dev/null 2>&1 &
+  seeder=$!
+  while [ "$(ingested)" -lt "$events" ] && kill -0 $seeder 2>/dev/null; do sleep 1; done
+  kill -INT $seeder 2>/dev/null || true; wait $seeder 2>/dev/null || true
+  echo "== seeded $(ingested) events over 12 months in $(( ($(ms) - start) / 1000 )) s"
+  if [ -n "${SEED_DIR:-}" ]; then
+    # A consistent copy: stop the server, copy, start it again.
+    kill $server; wait $server 2>/dev/null || true
+    mkdir -p "$SEED_DIR" && cp -a "$data/." "$SEED_DIR/"
+    $bin serve --data-dir "$data" --listen "127.0.0.1:$port" &
+    server=$!
+    for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+  fi
+fi
 
 run() { wrk -t2 -c32 -d"$duration" --latency -s "bench/$1" "$base" 2>&1; }
 rate() { awk '/^Requests\/sec/ {print $2}'; }

@@ -18,7 +18,6 @@ use crate::duration::IsoDuration;
 use crate::event_id::EventId;
 use crate::time::{date_start_ms, parse_date, parse_date_or_timestamp};
 use crate::user::{DATE_FIELDS, TEXT_FIELDS};
-use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -623,10 +622,6 @@ impl Parser {
 
 // ---- evaluation -------------------------------------------------------------------------
 
-fn instant(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
 /// The first instant at which an event that occurred at `occurred_ms` is out of the
 /// rolling frame `P`: the least `t` with `t − P ≥ occurred`. With calendar months that
 /// is not always `occurred + P` (31 May − 3 months is the end of 28 February), so it is
@@ -637,8 +632,8 @@ pub fn exit_instant(period: &IsoDuration, occurred_ms: i64) -> i64 {
         // Days and seconds only: the frame is a fixed length.
         return occurred_ms + fixed_ms;
     }
-    let left = |t: i64| period.before(instant(t)).timestamp_millis();
-    let mut high = period.after(instant(occurred_ms)).timestamp_millis();
+    let left = |t: i64| period.before_ms(t);
+    let mut high = period.after_ms(occurred_ms);
     // Usually `occurred + P` is the answer; two evaluations confirm it.
     if left(high) >= occurred_ms && left(high - 1) < occurred_ms {
         return high;
@@ -790,17 +785,18 @@ impl EventLeaf {
     /// Whether an event matches by type and description, whenever it occurred.
     pub fn matches(&self, event: &EventFact) -> bool {
         self.matches_type(&event.event_type)
-            && match &self.description {
-                None => true,
-                Some(test) => {
-                    let text = event.description.as_ref().map_or("", |d| d.as_str());
-                    match test {
-                        TextMatch::Contains(part) => contains_folded(text, part),
-                        TextMatch::Equals(whole) => equals_folded(text, whole),
-                        TextMatch::Regex(regex) => regex.is_match(text),
-                    }
-                }
-            }
+            && self.matches_description(event.description.as_ref().map(|d| d.as_str()))
+    }
+
+    /// Whether an event's description passes this leaf's test (the type aside).
+    pub fn matches_description(&self, description: Option<&str>) -> bool {
+        let text = description.unwrap_or("");
+        match &self.description {
+            None => true,
+            Some(TextMatch::Contains(part)) => contains_folded(text, part),
+            Some(TextMatch::Equals(whole)) => equals_folded(text, whole),
+            Some(TextMatch::Regex(regex)) => regex.is_match(text),
+        }
     }
 
     /// Whether an event that occurred at `occurred` counts at `t`.
@@ -813,7 +809,7 @@ impl EventLeaf {
     fn may_count_from(&self, occurred: i64, now: i64) -> bool {
         match self.window {
             Window::Any => true,
-            Window::Rolling(period) => occurred > period.before(instant(now)).timestamp_millis(),
+            Window::Rolling(period) => occurred > period.before_ms(now),
             Window::Between(from, to) => (from..=to).contains(&occurred),
         }
     }
@@ -841,7 +837,7 @@ impl EventLeaf {
     fn frame(&self, t: i64) -> (i64, i64) {
         match self.window {
             Window::Any => (i64::MIN, t),
-            Window::Rolling(period) => (period.before(instant(t)).timestamp_millis(), t),
+            Window::Rolling(period) => (period.before_ms(t), t),
             Window::Between(from, to) => (from.saturating_sub(1), to.min(t)),
         }
     }
@@ -946,7 +942,7 @@ impl UserLeaf {
             UserTest::Before(day) => date().is_some_and(|d| d < *day),
             UserTest::After(day) => date().is_some_and(|d| d > *day),
             UserTest::WithinLast(period) => {
-                date().is_some_and(|d| d <= t && d > period.before(instant(t)).timestamp_millis())
+                date().is_some_and(|d| d <= t && d > period.before_ms(t))
             }
         }
     }
@@ -1495,7 +1491,10 @@ mod tests {
                     person.attributes.insert("department", d.to_owned());
                 }
                 if let Some(day) = start_day {
-                    let date = instant(day * DAY).date_naive().to_string();
+                    let date = chrono::DateTime::from_timestamp_millis(day * DAY)
+                        .unwrap_or_default()
+                        .date_naive()
+                        .to_string();
                     person.attributes.insert("employee_start_date", date);
                 }
                 person

@@ -2,7 +2,7 @@
 //! instant the calendar way: 3 months before 21 November is 21 August, and 3 months before
 //! 31 May is the end of 28/29 February, so "the last 3 months" on 31 May begin 1 March.
 
-use chrono::{DateTime, Datelike, Duration, Months, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +89,106 @@ impl IsoDuration {
             .checked_add_signed(Duration::days(i64::from(self.days)))?
             .checked_add_signed(seconds)
     }
+}
+
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
+/// Days from 1 January of year 1 (day 1) to 1 January 1970, as chrono counts them.
+const UNIX_EPOCH_CE_DAYS: i64 = 719_163;
+
+impl IsoDuration {
+    /// [`IsoDuration::before`] on Unix milliseconds, for the hot paths of rule
+    /// evaluation: the calendar step is taken on the day alone, without the conversions
+    /// of a full date-time. Saturates where `before` has no answer.
+    pub fn before_ms(&self, at_ms: i64) -> i64 {
+        let shifted = if self.months == 0 {
+            at_ms
+        } else {
+            let (day, time) = (at_ms.div_euclid(DAY_MS), at_ms.rem_euclid(DAY_MS));
+            match shift_day(day, self.months, false) {
+                // A day the month lacks: the last millisecond of the month.
+                Some((to, true)) => to * DAY_MS + DAY_MS - 1,
+                Some((to, false)) => to * DAY_MS + time,
+                None => return DateTime::<Utc>::MIN_UTC.timestamp_millis(),
+            }
+        };
+        shifted.saturating_sub(self.fixed_ms())
+    }
+
+    /// [`IsoDuration::after`] on Unix milliseconds; see [`IsoDuration::before_ms`].
+    pub fn after_ms(&self, at_ms: i64) -> i64 {
+        let max = DateTime::<Utc>::MAX_UTC.timestamp_millis();
+        let shifted = if self.months == 0 {
+            at_ms
+        } else {
+            let (day, time) = (at_ms.div_euclid(DAY_MS), at_ms.rem_euclid(DAY_MS));
+            match shift_day(day, self.months, true) {
+                Some((to, _)) => to * DAY_MS + time,
+                None => return max,
+            }
+        };
+        shifted.saturating_add(self.fixed_ms()).min(max)
+    }
+
+    /// The days and seconds, which are of fixed length.
+    fn fixed_ms(&self) -> i64 {
+        let seconds = i64::try_from(self.seconds).unwrap_or(i64::MAX);
+        (i64::from(self.days) * DAY_MS).saturating_add(seconds.saturating_mul(1000))
+    }
+}
+
+/// A calendar step taken: `months` from `day`, forward or back, and where it led.
+#[derive(Clone, Copy)]
+struct Step {
+    day: i64,
+    months: u32,
+    forward: bool,
+    to: Option<(i64, bool)>,
+}
+
+/// Slots of the per-thread cache of steps (a power of two). Rules ask about the same
+/// few hundred days (a year of history, a few frame lengths) over and over.
+const STEP_SLOTS: usize = 4096;
+
+thread_local! {
+    static STEPS: std::cell::RefCell<Vec<Step>> = std::cell::RefCell::new(vec![
+        Step { day: i64::MIN, months: 0, forward: false, to: None };
+        STEP_SLOTS
+    ]);
+}
+
+/// `day` (days since 1970-01-01) moved by `months` calendar months, and whether the
+/// month lacked its day of the month (so the result is the month's last day). Cached:
+/// chrono's step costs more than all the rest of evaluating a rule.
+fn shift_day(day: i64, months: u32, forward: bool) -> Option<(i64, bool)> {
+    let slot = (day as usize)
+        .wrapping_mul(31)
+        .wrapping_add(months as usize * 2 + usize::from(forward))
+        % STEP_SLOTS;
+    STEPS.with_borrow_mut(|steps| {
+        let step = &mut steps[slot];
+        if (step.day, step.months, step.forward) != (day, months, forward) {
+            *step = Step {
+                day,
+                months,
+                forward,
+                to: calendar_step(day, months, forward),
+            };
+        }
+        step.to
+    })
+}
+
+fn calendar_step(day: i64, months: u32, forward: bool) -> Option<(i64, bool)> {
+    let ce = i32::try_from(day + UNIX_EPOCH_CE_DAYS).ok()?;
+    let date = NaiveDate::from_num_days_from_ce_opt(ce)?;
+    let shifted = if forward {
+        date.checked_add_months(Months::new(months))?
+    } else {
+        date.checked_sub_months(Months::new(months))?
+    };
+    let to = i64::from(shifted.num_days_from_ce()) - UNIX_EPOCH_CE_DAYS;
+    Some((to, shifted.day() != date.day()))
 }
 
 impl IsoDuration {
@@ -254,6 +354,45 @@ mod tests {
             prop_assert!(period.before(instant(at)) <= period.before(instant(at + step)));
             prop_assert!(zero || period.before(instant(at)) < instant(at));
         }
+    }
+
+    proptest! {
+        /// The millisecond forms agree with the date-time forms.
+        #[test]
+        fn millisecond_forms_agree(
+            months in prop_oneof![Just(0u32), 1u32..40],
+            days in prop_oneof![Just(0u32), 1u32..40],
+            seconds in prop_oneof![Just(0u64), 1u64..200_000],
+            // 1900 to 2100, with month ends and midnights likely.
+            day in -25_567i64..47_482,
+            time in prop_oneof![Just(0i64), Just(86_399_999), 0i64..86_400_000],
+        ) {
+            let period = IsoDuration { months, days, seconds };
+            let at = day * DAY_MS + time;
+            let instant = Utc.timestamp_millis_opt(at).unwrap();
+            prop_assert_eq!(period.before_ms(at), period.before(instant).timestamp_millis());
+            prop_assert_eq!(period.after_ms(at), period.after(instant).timestamp_millis());
+        }
+    }
+
+    #[test]
+    fn millisecond_forms_at_month_ends() {
+        let three_months = IsoDuration::parse("P3M").unwrap();
+        let may_31 = at(2026, 5, 31).timestamp_millis();
+        let end_of_february = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            three_months.before_ms(may_31),
+            end_of_february.timestamp_millis() - 1
+        );
+        let month = IsoDuration::parse("P1M").unwrap();
+        let jan_31 = at(2026, 1, 31).timestamp_millis();
+        assert_eq!(month.after_ms(jan_31), at(2026, 2, 28).timestamp_millis());
+        assert_eq!(
+            IsoDuration::parse("PT4294967295H")
+                .unwrap()
+                .after_ms(jan_31),
+            DateTime::<Utc>::MAX_UTC.timestamp_millis()
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 use crate::Result;
 use crate::notices::Notices;
+use crate::scan::{EventRow, Walk, each_event};
 use crate::script::Script;
 use coachloop_core::criteria::{
     Criteria, EventFact, EventLeaf, Facts, Pruner, SharedText, prune, shared,
@@ -400,41 +401,48 @@ impl AccountRules {
         let mut descriptions = std::mem::take(&mut self.descriptions);
         let leaves = self.leaves();
         let mut pruner = Pruner::new(&leaves, now);
-        if !types.is_empty() {
-            // One sequential pass: over `events_type_time` alone when no criterion tests
-            // descriptions (it holds everything else needed), else over the table (NOT
-            // INDEXED: a pass beats a lookup per row through an index). The type ids are
-            // integers of ours, so listing them inline is safe; they are this account's
-            // types, which scopes the read to the account.
-            let ids: Vec<String> = types.keys().map(i64::to_string).collect();
-            let (description, source) = if leaves.iter().any(|l| l.description.is_some()) {
-                ("description", "events NOT INDEXED")
-            } else {
-                ("NULL", "events INDEXED BY events_type_time")
+        // Each type with the leaves it may match, so a row is tested against those only.
+        let by_type: HashMap<i64, (SharedText, Vec<&EventLeaf>)> = (types.iter())
+            .map(|(id, name)| {
+                let matching = leaves.iter().filter(|l| l.matches_type(name)).copied();
+                (*id, (name.clone(), matching.collect()))
+            })
+            .collect();
+        let mut add = |row: EventRow<'_>| {
+            let (Some(person), Some((event_type, type_leaves))) =
+                (people.get_mut(&row.user), by_type.get(&row.type_id))
+            else {
+                return;
             };
-            let sql = format!(
-                "SELECT user_id, id, id_low, event_type_id, {description}, occurred_at \
-                 FROM {source} WHERE user_id IS NOT NULL AND event_type_id IN ({})",
-                ids.join(", ")
-            );
-            let mut events = sqlx::query_as::<_, (i64, i64, i64, i64, Option<String>, i64)>(&sql)
-                .fetch(&mut *conn);
-            while let Some((user, hi, lo, type_id, description, occurred_ms)) =
-                events.try_next().await?
+            let description = row.description.as_deref();
+            if !type_leaves
+                .iter()
+                .any(|l| l.matches_description(description))
             {
-                let (Some(person), Some(event_type)) = (people.get_mut(&user), types.get(&type_id))
-                else {
-                    continue;
+                return;
+            }
+            let fact = EventFact {
+                id: EventId {
+                    hi: row.id,
+                    lo: row.id_low,
+                },
+                event_type: event_type.clone(),
+                description: intern(&mut descriptions, description),
+                occurred_ms: row.occurred_ms,
+            };
+            person.push_loading(fact, &mut pruner);
+        };
+        let ids: Vec<i64> = types.keys().copied().collect();
+        if leaves.iter().any(|l| l.description.is_some()) {
+            // Descriptions live only in the table: one pass over it.
+            each_event(conn, Walk::Table(&ids), true, &mut add).await?;
+        } else {
+            for type_id in ids {
+                let walk = Walk::Recent {
+                    type_id,
+                    since: i64::MIN,
                 };
-                let fact = EventFact {
-                    id: EventId { hi, lo },
-                    event_type: event_type.clone(),
-                    description: intern(&mut descriptions, description.as_deref()),
-                    occurred_ms,
-                };
-                if leaves.iter().any(|leaf| leaf.matches(&fact)) {
-                    person.push_loading(fact, &mut pruner);
-                }
+                each_event(conn, walk, false, &mut add).await?;
             }
         }
         let mut members = sqlx::query_as::<_, (i64, i64)>(

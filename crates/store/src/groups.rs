@@ -7,20 +7,20 @@ use crate::engine::{
     AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
     creates_cycle, intern, load_attributes, queue_membership_events,
 };
+use crate::scan::{Walk, each_event};
 use crate::users::require_user;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
 use coachloop_core::criteria::{
-    Criteria, EventFact, Evidence, SharedText, Window, matches_at, prune, shared,
+    Criteria, EventFact, EventLeaf, Evidence, Pruner, SharedText, Window, matches_at, shared,
 };
 use coachloop_core::event_id::EventId;
 use coachloop_core::ids::{AccountId, GroupId, UserId};
 use coachloop_core::time::{date_of_ms, date_start_ms, format_date};
-use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use tracing::instrument;
+use tracing::{debug, instrument};
 
 pub const MANUAL: &str = "console_group";
 pub const SMART: &str = "smart_group";
@@ -726,20 +726,32 @@ impl Store {
         instants.push(now);
         let mut conn = self.read.acquire().await?;
         let people = population(&mut conn, account.0, criteria, instants[0], None).await?;
+        let read_ms = started.elapsed().as_millis();
+        // Each person is evaluated on their own: spread them over the cores.
+        let active: Vec<(&i64, &Person)> = people.iter().filter(|(_, p)| p.active).collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let tallies: Vec<Tally> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (active.chunks(active.len().div_ceil(threads).max(1)))
+                .map(|part| scope.spawn(|| Tally::of(criteria, part, &instants)))
+                .collect();
+            (handles.into_iter())
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
         let mut daily = vec![0usize; instants.len()];
         let mut matching: Vec<i64> = Vec::new();
-        for (user, person) in &people {
-            if !person.active {
-                continue;
+        for tally in tallies {
+            for (count, part) in daily.iter_mut().zip(tally.daily) {
+                *count += part;
             }
-            let answers = matches_at(criteria, person, &instants);
-            for (count, holds) in daily.iter_mut().zip(&answers) {
-                *count += usize::from(*holds);
-            }
-            if answers.last() == Some(&true) {
-                matching.push(*user);
-            }
+            matching.extend(tally.matching);
         }
+        debug!(
+            people = people.len(),
+            read_ms,
+            evaluate_ms = started.elapsed().as_millis() - read_ms,
+            "preview"
+        );
         matching.sort_unstable();
         let named: Vec<i64> = matching.iter().take(PREVIEW_PEOPLE).copied().collect();
         let emails: Vec<(i64, String)> = sqlx::query_as(
@@ -1008,9 +1020,7 @@ fn earliest_counting(criteria: &Criteria, from: i64) -> i64 {
         .iter()
         .map(|leaf| match leaf.window {
             Window::Any => i64::MIN,
-            Window::Rolling(period) => period
-                .before(chrono::DateTime::from_timestamp_millis(from).unwrap_or_default())
-                .timestamp_millis(),
+            Window::Rolling(period) => period.before_ms(from),
             Window::Between(start, _) => start - 1,
         })
         .min()
@@ -1065,39 +1075,43 @@ pub(crate) async fn population(
         let since = earliest_counting(criteria, from);
         let types = matching_types(conn, account, criteria).await?;
         // Without a description test the read is covered by `events_type_time`.
-        let description = if leaves.iter().any(|l| l.description.is_some()) {
-            "description"
-        } else {
-            "NULL"
-        };
-        let sql = format!(
-            "SELECT user_id, id, id_low, {description}, occurred_at FROM events \
-             WHERE event_type_id = $1 AND occurred_at > $2 AND user_id IS NOT NULL"
-        );
+        let description = leaves.iter().any(|l| l.description.is_some());
         // One copy of each description, as in the engine.
         let mut descriptions = HashMap::new();
-        for (type_id, name) in &types {
-            let mut rows = sqlx::query_as::<_, (i64, i64, i64, Option<String>, i64)>(&sql)
-                .bind(type_id)
-                .bind(since)
-                .fetch(&mut *conn);
-            while let Some((user, hi, lo, description, occurred_ms)) = rows.try_next().await? {
-                let Some(person) = people.get_mut(&user) else {
-                    continue;
+        let mut pruner = Pruner::new(&leaves, from);
+        for (&type_id, name) in &types {
+            let walk = Walk::Recent { type_id, since };
+            let type_leaves: Vec<&EventLeaf> = leaves
+                .iter()
+                .filter(|l| l.matches_type(name))
+                .copied()
+                .collect();
+            each_event(conn, walk, description, |row| {
+                let Some(person) = people.get_mut(&row.user) else {
+                    return;
                 };
-                let fact = EventFact {
-                    id: EventId { hi, lo },
-                    event_type: name.clone(),
-                    description: intern(&mut descriptions, description.as_deref()),
-                    occurred_ms,
-                };
-                if leaves.iter().any(|leaf| leaf.matches(&fact)) {
-                    person.events.push(fact);
-                    if person.events.len() >= 64 && person.events.len().is_power_of_two() {
-                        prune(&leaves, &mut person.events, from);
-                    }
+                let description = row.description.as_deref();
+                if !type_leaves
+                    .iter()
+                    .any(|l| l.matches_description(description))
+                {
+                    return;
                 }
-            }
+                let fact = EventFact {
+                    id: EventId {
+                        hi: row.id,
+                        lo: row.id_low,
+                    },
+                    event_type: name.clone(),
+                    description: intern(&mut descriptions, description),
+                    occurred_ms: row.occurred_ms,
+                };
+                person.events.push(fact);
+                if person.events.len() >= 64 && person.events.len().is_power_of_two() {
+                    pruner.prune(&mut person.events);
+                }
+            })
+            .await?;
         }
     }
 
@@ -1130,6 +1144,33 @@ pub(crate) async fn population(
         }
     }
     Ok(people)
+}
+
+/// A preview's answers over some people.
+struct Tally {
+    /// How many match at each instant.
+    daily: Vec<usize>,
+    /// Who matches at the last instant.
+    matching: Vec<i64>,
+}
+
+impl Tally {
+    fn of(criteria: &Criteria, people: &[(&i64, &Person)], instants: &[i64]) -> Self {
+        let mut tally = Tally {
+            daily: vec![0; instants.len()],
+            matching: Vec::new(),
+        };
+        for (user, person) in people {
+            let answers = matches_at(criteria, *person, instants);
+            for (count, holds) in tally.daily.iter_mut().zip(&answers) {
+                *count += usize::from(*holds);
+            }
+            if answers.last() == Some(&true) {
+                tally.matching.push(**user);
+            }
+        }
+        tally
+    }
 }
 
 /// Evaluates a (new version of a) smart group over everyone and records joins, leaves

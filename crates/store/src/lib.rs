@@ -16,6 +16,7 @@ pub mod notices;
 pub mod page;
 pub mod reporting;
 pub mod risk;
+mod scan;
 mod script;
 pub mod statuses;
 pub mod tokens;

@@ -490,3 +490,53 @@ async fn a_second_event_then_downtime_records_the_leave_at_the_second_exit() {
     );
     h.stop().await;
 }
+
+// ---- bulk reads ---------------------------------------------------------------------
+
+/// Backfill, preview and the engine's load read events in chunks of 10,000: a person
+/// with more events than a chunk, several at the same instant across a chunk's edge, is
+/// read whole by each, through the type index and through the table.
+#[tokio::test]
+async fn every_read_sees_events_beyond_one_chunk() {
+    let mut h = Harness::start(t0()).await;
+    let account = h.account;
+    let ana = h.user(account, "ana@acme.example", None).await;
+    h.user(account, "bob@acme.example", None).await;
+    // 12,001 events, four at each instant but the oldest: the 10,000th is the second of
+    // its instant.
+    let history: Vec<(i64, &str)> = (0..12_001)
+        .map(|i| (t0() - DAY - (i / 4) * MINUTE, "x"))
+        .collect();
+    h.events(account, "ana@acme.example", "t_a", &history).await;
+    h.events(account, "bob@acme.example", "t_a", &history[..5])
+        .await;
+    let count = |n: u32, description: bool| {
+        let mut leaf = json!({"type": "t_a", "count": {"at_least": n}, "within": "P1Y"});
+        if description {
+            leaf["description"] = json!({"contains": "x"});
+        }
+        json!({ "event": leaf })
+    };
+
+    // Backfill and preview, over the type index.
+    let plain = h.smart_group(account, "12,002", count(12_002, false)).await;
+    assert!(h.members(account, plain).await.is_empty());
+    let criteria = coachloop_core::criteria::Criteria::parse(&count(12_001, false)).unwrap();
+    let preview = h.store.preview_group(account, &criteria).await.unwrap();
+    assert_eq!(preview.matching, 1);
+    assert_eq!(preview.daily.last().unwrap().1, 1);
+
+    // The engine's load over the index: the 12,002nd event makes ana a member.
+    h.restart_at(t0()).await;
+    h.events(account, "ana@acme.example", "t_a", &[(t0(), "x")])
+        .await;
+    assert_eq!(h.members(account, plain).await, vec![ana.0]);
+
+    // With a description test the engine reads the table.
+    let described = h.smart_group(account, "12,003", count(12_003, true)).await;
+    assert!(h.members(account, described).await.is_empty());
+    h.restart_at(t0() + MINUTE).await;
+    h.events(account, "ana@acme.example", "t_a", &[(t0() + MINUTE, "x")])
+        .await;
+    assert_eq!(h.members(account, described).await, vec![ana.0]);
+}

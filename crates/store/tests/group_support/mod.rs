@@ -156,6 +156,40 @@ impl Harness {
         receipt.events[0]
     }
 
+    /// Submits one event per `(occurred_ms, description)` for `email`, in one batch.
+    pub async fn events(
+        &self,
+        account: AccountId,
+        email: &str,
+        event_type: &str,
+        events: &[(i64, &str)],
+    ) {
+        let events: Vec<NewEvent> = (events.iter())
+            .map(|(occurred_ms, description)| {
+                let raw: RawEvent = serde_json::from_value(json!({
+                    "target_user": email,
+                    "event_type": event_type,
+                    "description": description,
+                    "occurred_date": format_ms(*occurred_ms),
+                }))
+                .unwrap();
+                NewEvent::parse(&raw, instant(self.now())).unwrap()
+            })
+            .collect();
+        let receipt = (self.ingestor.as_ref().expect("writer running"))
+            .submit(Submission {
+                account,
+                request_id: Uuid::new_v4(),
+                token_name: "test".into(),
+                integration: None,
+                events,
+                failures: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(receipt.failures.is_empty());
+    }
+
     pub async fn smart_group(&self, account: AccountId, name: &str, criteria: Value) -> GroupId {
         let parsed = Criteria::parse(&criteria).unwrap();
         let (group, _) = self

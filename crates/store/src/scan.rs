@@ -1,0 +1,119 @@
+//! Bulk reads of events, chunk by chunk. sqlx hands each row from its SQLite worker
+//! thread to the reader through a channel, a thread wake-up per row: at millions of rows
+//! that cost several times the scan itself. Here SQLite folds each chunk of rows into
+//! one JSON array, so the hand-over is paid once per chunk, and the reader parses the
+//! array without copying descriptions.
+
+use crate::Result;
+use futures_util::future::join;
+use serde::Deserialize;
+use sqlx::SqliteConnection;
+use std::borrow::Cow;
+
+/// Rows per chunk: large enough that the hand-over vanishes, small enough that a chunk
+/// (about 60 bytes a row) is no memory spike.
+const CHUNK: usize = 10_000;
+
+/// Which events a scan reads. Every walk reads only events matched to a person.
+pub(crate) enum Walk<'a> {
+    /// Events of these types, in one pass over the table in id order: the way to read
+    /// descriptions of most events (a pass beats a lookup per row through an index).
+    /// The ids are integers of ours, listed inline; being one account's types, they
+    /// scope the read to that account.
+    Table(&'a [i64]),
+    /// Events of one type that occurred after `since`, over `events_type_time` (which
+    /// holds everything but the description).
+    Recent { type_id: i64, since: i64 },
+}
+
+/// One event as a scan reads it; the description borrows from the chunk's text.
+#[derive(Deserialize)]
+pub(crate) struct EventRow<'a> {
+    pub user: i64,
+    pub id: i64,
+    pub id_low: i64,
+    pub type_id: i64,
+    #[serde(borrow)]
+    pub description: Option<Cow<'a, str>>,
+    pub occurred_ms: i64,
+}
+
+/// Calls `each` for every event of `walk`, with its description if `description`.
+pub(crate) async fn each_event(
+    conn: &mut SqliteConnection,
+    walk: Walk<'_>,
+    description: bool,
+    mut each: impl FnMut(EventRow<'_>),
+) -> Result<()> {
+    let description = if description { "description" } else { "NULL" };
+    let columns = format!("user_id, id, id_low, event_type_id, {description}, occurred_at");
+    // The subquery picks the next chunk after the last row seen (its key in the walk's
+    // order); the outer query folds it into one value.
+    let (from, order, mut key) = match walk {
+        Walk::Table(types) => {
+            let ids: Vec<String> = types.iter().map(i64::to_string).collect();
+            let from = format!(
+                "events NOT INDEXED WHERE event_type_id IN ({}) AND id > $1",
+                ids.join(", ")
+            );
+            (from, "id", Key::Id(i64::MIN))
+        }
+        Walk::Recent { type_id, since } => (
+            format!(
+                "events WHERE event_type_id = {type_id} \
+                 AND (occurred_at, user_id, id_low, id) > ($1, $2, $3, $4)"
+            ),
+            "occurred_at, user_id, id_low, id",
+            // Everything after `since`: no row has ids beyond the largest integer.
+            Key::Time([since, i64::MAX, i64::MAX, i64::MAX]),
+        ),
+    };
+    let sql = format!(
+        "SELECT json_group_array(json_array({columns})) FROM \
+         (SELECT {columns} FROM {from} AND user_id IS NOT NULL ORDER BY {order} LIMIT {CHUNK})"
+    );
+    let mut text = chunk(conn, &sql, key).await?;
+    loop {
+        let rows: Vec<EventRow<'_>> =
+            serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        if rows.len() < CHUNK {
+            rows.into_iter().for_each(&mut each);
+            return Ok(());
+        }
+        rows.iter().for_each(|row| key.advance(row));
+        // SQLite folds the next chunk while this one is handed out.
+        let (next, ()) = join(chunk(conn, &sql, key), async {
+            rows.into_iter().for_each(&mut each);
+        })
+        .await;
+        text = next?;
+    }
+}
+
+/// The chunk after `key`, as one JSON array.
+async fn chunk(conn: &mut SqliteConnection, sql: &str, key: Key) -> Result<String> {
+    let query = sqlx::query_scalar::<_, String>(sql);
+    let query = match key {
+        Key::Id(id) => query.bind(id),
+        Key::Time([occurred, user, low, id]) => query.bind(occurred).bind(user).bind(low).bind(id),
+    };
+    Ok(query.fetch_one(conn).await?)
+}
+
+/// Where a walk has got to: the largest key read so far, in the walk's order.
+#[derive(Clone, Copy)]
+enum Key {
+    Id(i64),
+    Time([i64; 4]),
+}
+
+impl Key {
+    fn advance(&mut self, row: &EventRow<'_>) {
+        match self {
+            Key::Id(id) => *id = (*id).max(row.id),
+            Key::Time(key) => {
+                *key = (*key).max([row.occurred_ms, row.user, row.id_low, row.id]);
+            }
+        }
+    }
+}
