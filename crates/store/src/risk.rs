@@ -1,13 +1,13 @@
 //! Risk scores: computed from the events that still weigh (see `coachloop_core::risk`
 //! for the formula), and a daily history per person and per account.
 
+use crate::scan::each_risk;
 use crate::users::require_user;
 use crate::{Result, Store};
 use coachloop_core::event::{DecayMode, Risk};
 use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::risk::{account_score, contribution, person_score, score_from_sum};
 use coachloop_core::time::{date_of_ms, format_date};
-use futures_util::TryStreamExt;
 use sqlx::SqliteConnection;
 use std::collections::HashMap;
 use tracing::instrument;
@@ -47,19 +47,11 @@ async fn compute(conn: &mut SqliteConnection, account: i64, now: i64) -> Result<
     // A person's score depends only on the sum of their events' contributions: keep one
     // sum a person, not every event (10 M events would be hundreds of MiB).
     let mut sums: HashMap<i64, f64> = HashMap::new();
-    let mut rows = sqlx::query_as::<_, RiskRow>(
-        "SELECT user_id, occurred_at, risk_level, risk_decay_mode, risk_expire_date \
-         FROM events WHERE account_id = $1 AND risk_level IS NOT NULL \
-         AND risk_expire_date > $2 AND user_id IS NOT NULL",
-    )
-    .bind(account)
-    .bind(now)
-    .fetch(&mut *conn);
-    while let Some((user, occurred, level, decay, expire)) = rows.try_next().await? {
-        *sums.entry(user).or_default() +=
-            contribution(occurred, &risk_of(level, decay, expire), now);
-    }
-    drop(rows);
+    each_risk(conn, account, now, |row| {
+        let risk = risk_of(row.level, row.decay_mode, row.expire_ms);
+        *sums.entry(row.user).or_default() += contribution(row.occurred_ms, &risk, now);
+    })
+    .await?;
     let people: HashMap<i64, f64> = active
         .into_iter()
         .map(|user| {

@@ -43,13 +43,11 @@ pub(crate) async fn each_event(
     conn: &mut SqliteConnection,
     walk: Walk<'_>,
     description: bool,
-    mut each: impl FnMut(EventRow<'_>),
+    each: impl FnMut(EventRow<'_>),
 ) -> Result<()> {
     let description = if description { "description" } else { "NULL" };
     let columns = format!("user_id, id, id_low, event_type_id, {description}, occurred_at");
-    // The subquery picks the next chunk after the last row seen (its key in the walk's
-    // order); the outer query folds it into one value.
-    let (from, order, mut key) = match walk {
+    let (from, order, key) = match walk {
         Walk::Table(types) => {
             let ids: Vec<String> = types.iter().map(i64::to_string).collect();
             let from = format!(
@@ -68,19 +66,91 @@ pub(crate) async fn each_event(
             Key::Time([since, i64::MAX, i64::MAX, i64::MAX]),
         ),
     };
+    each_row::<Events>(conn, &columns, &from, order, key, each).await
+}
+
+/// One event that still weighs on its person's risk score.
+#[derive(Deserialize)]
+pub(crate) struct RiskRow {
+    pub user: i64,
+    pub id: i64,
+    pub occurred_ms: i64,
+    pub level: i64,
+    pub decay_mode: Option<i64>,
+    pub expire_ms: i64,
+}
+
+/// Calls `each` for every event of an account whose risk has not expired at `now`, in
+/// one pass over the table (they are a few of all events, scattered through it: a pass
+/// beats a lookup per row through `events_risk`).
+pub(crate) async fn each_risk(
+    conn: &mut SqliteConnection,
+    account: i64,
+    now: i64,
+    each: impl FnMut(RiskRow),
+) -> Result<()> {
+    let columns = "user_id, id, occurred_at, risk_level, risk_decay_mode, risk_expire_date";
+    let from = format!(
+        "events NOT INDEXED WHERE account_id = {account} AND risk_level IS NOT NULL \
+         AND risk_expire_date > {now} AND id > $1"
+    );
+    each_row::<Risks>(conn, columns, &from, "id", Key::Id(i64::MIN), each).await
+}
+
+/// What a walk reads: its rows, and how a row moves the walk's key.
+trait Rows {
+    type Row<'a>: Deserialize<'a>;
+    fn advance(key: &mut Key, row: &Self::Row<'_>);
+}
+
+struct Events;
+
+impl Rows for Events {
+    type Row<'a> = EventRow<'a>;
+    fn advance(key: &mut Key, row: &EventRow<'_>) {
+        match key {
+            Key::Id(id) => *id = (*id).max(row.id),
+            Key::Time(key) => *key = (*key).max([row.occurred_ms, row.user, row.id_low, row.id]),
+        }
+    }
+}
+
+struct Risks;
+
+impl Rows for Risks {
+    type Row<'a> = RiskRow;
+    fn advance(key: &mut Key, row: &RiskRow) {
+        if let Key::Id(id) = key {
+            *id = (*id).max(row.id);
+        }
+    }
+}
+
+/// Calls `each` for every row of `columns` from `from` (a condition on the key, `$1`…,
+/// ending its WHERE clause) in `order`, chunk by chunk from `key`.
+async fn each_row<R: Rows>(
+    conn: &mut SqliteConnection,
+    columns: &str,
+    from: &str,
+    order: &str,
+    mut key: Key,
+    mut each: impl FnMut(R::Row<'_>),
+) -> Result<()> {
+    // The subquery picks the next chunk after the last row seen (its key in the walk's
+    // order); the outer query folds it into one value.
     let sql = format!(
         "SELECT json_group_array(json_array({columns})) FROM \
          (SELECT {columns} FROM {from} AND user_id IS NOT NULL ORDER BY {order} LIMIT {CHUNK})"
     );
     let mut text = chunk(conn, &sql, key).await?;
     loop {
-        let rows: Vec<EventRow<'_>> =
+        let rows: Vec<R::Row<'_>> =
             serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         if rows.len() < CHUNK {
             rows.into_iter().for_each(&mut each);
             return Ok(());
         }
-        rows.iter().for_each(|row| key.advance(row));
+        rows.iter().for_each(|row| R::advance(&mut key, row));
         // SQLite folds the next chunk while this one is handed out.
         let (next, ()) = join(chunk(conn, &sql, key), async {
             rows.into_iter().for_each(&mut each);
@@ -105,15 +175,4 @@ async fn chunk(conn: &mut SqliteConnection, sql: &str, key: Key) -> Result<Strin
 enum Key {
     Id(i64),
     Time([i64; 4]),
-}
-
-impl Key {
-    fn advance(&mut self, row: &EventRow<'_>) {
-        match self {
-            Key::Id(id) => *id = (*id).max(row.id),
-            Key::Time(key) => {
-                *key = (*key).max([row.occurred_ms, row.user, row.id_low, row.id]);
-            }
-        }
-    }
 }

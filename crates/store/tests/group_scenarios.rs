@@ -5,6 +5,7 @@
 mod group_support;
 
 use coachloop_core::ids::GroupId;
+use coachloop_core::time::format_ms;
 use group_support::{DAY, HOUR, Harness, MINUTE, changes, t0};
 use serde_json::{Value, json};
 
@@ -539,4 +540,32 @@ async fn every_read_sees_events_beyond_one_chunk() {
     h.events(account, "ana@acme.example", "t_a", &[(t0() + MINUTE, "x")])
         .await;
     assert_eq!(h.members(account, described).await, vec![ana.0]);
+}
+
+#[tokio::test]
+async fn risk_scores_read_beyond_one_chunk() {
+    let h = Harness::start(t0()).await;
+    let account = h.account;
+    let ana = h.user(account, "ana@acme.example", None).await;
+    // 12,000 events alternating +1 and −1, then one of +10: the sum is 10 only if every
+    // row of every chunk is read exactly once.
+    let levels = (0..12_000)
+        .map(|i| if i % 2 == 0 { 1 } else { -1 })
+        .chain([10]);
+    h.raw_events(
+        account,
+        levels.map(|level| {
+            json!({"target_user": "ana@acme.example", "event_type": "t_a",
+                "occurred_date": format_ms(t0() - DAY), "risk_level": level,
+                "risk_decay_mode": 1, "risk_expire_date": "2099-01-01"})
+        }),
+    )
+    .await;
+    let expected = coachloop_core::risk::score_from_sum(10.0);
+    let scores = h.store.risk_scores(account).await.unwrap();
+    assert_eq!(scores.people[&ana.0], expected);
+    assert_eq!(
+        h.store.user_risk_score(account, ana).await.unwrap(),
+        expected
+    );
 }

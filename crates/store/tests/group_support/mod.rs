@@ -164,15 +164,22 @@ impl Harness {
         event_type: &str,
         events: &[(i64, &str)],
     ) {
-        let events: Vec<NewEvent> = (events.iter())
-            .map(|(occurred_ms, description)| {
-                let raw: RawEvent = serde_json::from_value(json!({
-                    "target_user": email,
-                    "event_type": event_type,
-                    "description": description,
-                    "occurred_date": format_ms(*occurred_ms),
-                }))
-                .unwrap();
+        let events = (events.iter()).map(|(occurred_ms, description)| {
+            json!({
+                "target_user": email,
+                "event_type": event_type,
+                "description": description,
+                "occurred_date": format_ms(*occurred_ms),
+            })
+        });
+        self.raw_events(account, events).await;
+    }
+
+    /// Stores events given in the User Event API's JSON, all of which must be valid.
+    pub async fn raw_events(&self, account: AccountId, events: impl IntoIterator<Item = Value>) {
+        let events: Vec<NewEvent> = (events.into_iter())
+            .map(|event| {
+                let raw: RawEvent = serde_json::from_value(event).unwrap();
                 NewEvent::parse(&raw, instant(self.now())).unwrap()
             })
             .collect();
