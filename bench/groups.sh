@@ -33,8 +33,7 @@ base="http://127.0.0.1:$port"
 ms() { date +%s%3N; }
 
 # SEED_DIR=dir: keep the seeded data directory there, or start from it if it exists (to
-# iterate on later phases; history is relative to the seeding day, so reported figures
-# come from fresh seeds).
+# skip the seeding; history is relative to the seeding day, so reuse a seed the same day).
 if [ -n "${SEED_DIR:-}" ] && [ -f "$SEED_DIR/people.csv" ]; then
   echo "== copying the seeded data of $SEED_DIR"
   cp -a "$SEED_DIR/." "$data/"

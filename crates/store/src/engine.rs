@@ -414,23 +414,9 @@ impl AccountRules {
             else {
                 return;
             };
-            let description = row.description.as_deref();
-            if !type_leaves
-                .iter()
-                .any(|l| l.matches_description(description))
-            {
-                return;
+            if let Some(fact) = fact_of(&row, event_type, type_leaves, &mut descriptions) {
+                person.push_loading(fact, &mut pruner);
             }
-            let fact = EventFact {
-                id: EventId {
-                    hi: row.id,
-                    lo: row.id_low,
-                },
-                event_type: event_type.clone(),
-                description: intern(&mut descriptions, description),
-                occurred_ms: row.occurred_ms,
-            };
-            person.push_loading(fact, &mut pruner);
         };
         let ids: Vec<i64> = types.keys().copied().collect();
         if leaves.iter().any(|l| l.description.is_some()) {
@@ -808,6 +794,29 @@ pub(crate) fn attribute_names() -> impl Iterator<Item = &'static str> {
 
 fn attribute_columns() -> String {
     attribute_names().collect::<Vec<_>>().join(", ")
+}
+
+/// The fact a bulk-read event row makes, if it can match one of its type's `leaves`
+/// (the description sharing its one copy in `descriptions`).
+pub(crate) fn fact_of(
+    row: &EventRow<'_>,
+    event_type: &SharedText,
+    leaves: &[&EventLeaf],
+    descriptions: &mut HashMap<Box<str>, SharedText>,
+) -> Option<EventFact> {
+    let description = row.description.as_deref();
+    if !leaves.iter().any(|l| l.matches_description(description)) {
+        return None;
+    }
+    Some(EventFact {
+        id: EventId {
+            hi: row.id,
+            lo: row.id_low,
+        },
+        event_type: event_type.clone(),
+        description: intern(descriptions, description),
+        occurred_ms: row.occurred_ms,
+    })
 }
 
 /// The one shared copy of `text` in `set`.

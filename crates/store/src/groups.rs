@@ -5,7 +5,7 @@
 
 use crate::engine::{
     AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
-    creates_cycle, intern, load_attributes, queue_membership_events,
+    creates_cycle, fact_of, load_attributes, queue_membership_events,
 };
 use crate::scan::{Walk, each_event};
 use crate::users::require_user;
@@ -1090,21 +1090,8 @@ pub(crate) async fn population(
                 let Some(person) = people.get_mut(&row.user) else {
                     return;
                 };
-                let description = row.description.as_deref();
-                if !type_leaves
-                    .iter()
-                    .any(|l| l.matches_description(description))
-                {
+                let Some(fact) = fact_of(&row, name, &type_leaves, &mut descriptions) else {
                     return;
-                }
-                let fact = EventFact {
-                    id: EventId {
-                        hi: row.id,
-                        lo: row.id_low,
-                    },
-                    event_type: name.clone(),
-                    description: intern(&mut descriptions, description),
-                    occurred_ms: row.occurred_ms,
                 };
                 person.events.push(fact);
                 if person.events.len() >= 64 && person.events.len().is_power_of_two() {

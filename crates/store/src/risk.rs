@@ -27,7 +27,7 @@ pub struct DailyScore {
     pub score: f64,
 }
 
-type RiskRow = (i64, i64, i64, Option<i64>, i64);
+type EventRiskTuple = (i64, i64, i64, Option<i64>, i64);
 
 fn risk_of(level: i64, decay: Option<i64>, expire_ms: i64) -> Risk {
     Risk {
@@ -126,7 +126,7 @@ impl Store {
         let now = self.now_ms();
         let mut conn = self.read.acquire().await?;
         require_user(&mut conn, account, user).await?;
-        let rows: Vec<RiskRow> = sqlx::query_as(
+        let rows: Vec<EventRiskTuple> = sqlx::query_as(
             "SELECT user_id, occurred_at, risk_level, risk_decay_mode, risk_expire_date \
              FROM events WHERE user_id = $1 AND risk_level IS NOT NULL AND risk_expire_date > $2",
         )

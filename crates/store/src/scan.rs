@@ -47,26 +47,29 @@ pub(crate) async fn each_event(
 ) -> Result<()> {
     let description = if description { "description" } else { "NULL" };
     let columns = format!("user_id, id, id_low, event_type_id, {description}, occurred_at");
-    let (from, order, key) = match walk {
+    match walk {
         Walk::Table(types) => {
             let ids: Vec<String> = types.iter().map(i64::to_string).collect();
             let from = format!(
                 "events NOT INDEXED WHERE event_type_id IN ({}) AND id > $1",
                 ids.join(", ")
             );
-            (from, "id", Key::Id(i64::MIN))
+            let key = Key::new(&[i64::MIN]);
+            let key_of = |row: &EventRow<'_>| [row.id, 0, 0, 0];
+            each_row::<Events>(conn, &columns, &from, "id", key, key_of, each).await
         }
-        Walk::Recent { type_id, since } => (
-            format!(
+        Walk::Recent { type_id, since } => {
+            let from = format!(
                 "events WHERE event_type_id = {type_id} \
                  AND (occurred_at, user_id, id_low, id) > ($1, $2, $3, $4)"
-            ),
-            "occurred_at, user_id, id_low, id",
+            );
             // Everything after `since`: no row has ids beyond the largest integer.
-            Key::Time([since, i64::MAX, i64::MAX, i64::MAX]),
-        ),
-    };
-    each_row::<Events>(conn, &columns, &from, order, key, each).await
+            let key = Key::new(&[since, i64::MAX, i64::MAX, i64::MAX]);
+            let key_of = |row: &EventRow<'_>| [row.occurred_ms, row.user, row.id_low, row.id];
+            let order = "occurred_at, user_id, id_low, id";
+            each_row::<Events>(conn, &columns, &from, order, key, key_of, each).await
+        }
+    }
 }
 
 /// One event that still weighs on its person's risk score.
@@ -80,9 +83,9 @@ pub(crate) struct RiskRow {
     pub expire_ms: i64,
 }
 
-/// Calls `each` for every event of an account whose risk has not expired at `now`, in
-/// one pass over the table (they are a few of all events, scattered through it: a pass
-/// beats a lookup per row through `events_risk`).
+/// Calls `each` for every event of an account whose risk has not expired at `now`, over
+/// `events_risk` (it holds only events with a risk level), so the read is the size of
+/// the account's weighing events, not of the table.
 pub(crate) async fn each_risk(
     conn: &mut SqliteConnection,
     account: i64,
@@ -91,53 +94,47 @@ pub(crate) async fn each_risk(
 ) -> Result<()> {
     let columns = "user_id, id, occurred_at, risk_level, risk_decay_mode, risk_expire_date";
     let from = format!(
-        "events NOT INDEXED WHERE account_id = {account} AND risk_level IS NOT NULL \
-         AND risk_expire_date > {now} AND id > $1"
+        "events INDEXED BY events_risk WHERE account_id = {account} \
+         AND risk_level IS NOT NULL AND (risk_expire_date, id) > ($1, $2)"
     );
-    each_row::<Risks>(conn, columns, &from, "id", Key::Id(i64::MIN), each).await
+    // Everything that expires after `now`: no row has an id beyond the largest integer.
+    let key = Key::new(&[now, i64::MAX]);
+    let key_of = |row: &RiskRow| [row.expire_ms, row.id, 0, 0];
+    let order = "risk_expire_date, id";
+    each_row::<Risks>(conn, columns, &from, order, key, key_of, each).await
 }
 
-/// What a walk reads: its rows, and how a row moves the walk's key.
+/// The rows a walk reads (a type whose rows may borrow from the chunk's text).
 trait Rows {
     type Row<'a>: Deserialize<'a>;
-    fn advance(key: &mut Key, row: &Self::Row<'_>);
 }
 
 struct Events;
 
 impl Rows for Events {
     type Row<'a> = EventRow<'a>;
-    fn advance(key: &mut Key, row: &EventRow<'_>) {
-        match key {
-            Key::Id(id) => *id = (*id).max(row.id),
-            Key::Time(key) => *key = (*key).max([row.occurred_ms, row.user, row.id_low, row.id]),
-        }
-    }
 }
 
 struct Risks;
 
 impl Rows for Risks {
     type Row<'a> = RiskRow;
-    fn advance(key: &mut Key, row: &RiskRow) {
-        if let Key::Id(id) = key {
-            *id = (*id).max(row.id);
-        }
-    }
 }
 
-/// Calls `each` for every row of `columns` from `from` (a condition on the key, `$1`…,
-/// ending its WHERE clause) in `order`, chunk by chunk from `key`.
+/// Calls `each` for every row of `columns` from `from` (whose WHERE clause ends with a
+/// condition that the row's key in `order` is beyond `$1`…) in `order`, chunk by chunk
+/// from `key`; `key_of` gives a row's key, padded with zeros.
 async fn each_row<R: Rows>(
     conn: &mut SqliteConnection,
     columns: &str,
     from: &str,
     order: &str,
     mut key: Key,
+    key_of: impl Fn(&R::Row<'_>) -> [i64; 4],
     mut each: impl FnMut(R::Row<'_>),
 ) -> Result<()> {
-    // The subquery picks the next chunk after the last row seen (its key in the walk's
-    // order); the outer query folds it into one value.
+    // The subquery picks the next chunk after the last row seen; the outer query folds
+    // it into one value.
     let sql = format!(
         "SELECT json_group_array(json_array({columns})) FROM \
          (SELECT {columns} FROM {from} AND user_id IS NOT NULL ORDER BY {order} LIMIT {CHUNK})"
@@ -150,7 +147,9 @@ async fn each_row<R: Rows>(
             rows.into_iter().for_each(&mut each);
             return Ok(());
         }
-        rows.iter().for_each(|row| R::advance(&mut key, row));
+        for row in &rows {
+            key.at = key.at.max(key_of(row));
+        }
         // SQLite folds the next chunk while this one is handed out.
         let (next, ()) = join(chunk(conn, &sql, key), async {
             rows.into_iter().for_each(&mut each);
@@ -162,17 +161,28 @@ async fn each_row<R: Rows>(
 
 /// The chunk after `key`, as one JSON array.
 async fn chunk(conn: &mut SqliteConnection, sql: &str, key: Key) -> Result<String> {
-    let query = sqlx::query_scalar::<_, String>(sql);
-    let query = match key {
-        Key::Id(id) => query.bind(id),
-        Key::Time([occurred, user, low, id]) => query.bind(occurred).bind(user).bind(low).bind(id),
-    };
+    let mut query = sqlx::query_scalar::<_, String>(sql);
+    for value in &key.at[..key.len] {
+        query = query.bind(*value);
+    }
     Ok(query.fetch_one(conn).await?)
 }
 
-/// Where a walk has got to: the largest key read so far, in the walk's order.
+/// Where a walk has got to: the largest key read so far, in the walk's order (`len`
+/// values, then zeros).
 #[derive(Clone, Copy)]
-enum Key {
-    Id(i64),
-    Time([i64; 4]),
+struct Key {
+    at: [i64; 4],
+    len: usize,
+}
+
+impl Key {
+    fn new(start: &[i64]) -> Self {
+        let mut at = [0; 4];
+        at[..start.len()].copy_from_slice(start);
+        Key {
+            at,
+            len: start.len(),
+        }
+    }
 }
