@@ -1,5 +1,6 @@
 //! The wire forms of instants and dates: RFC 3339 UTC with milliseconds and `Z`, and
-//! `YYYY-MM-DD`. Instants are stored as epoch milliseconds.
+//! `YYYY-MM-DD`; and the form shown to people on pages. Instants are stored as epoch
+//! milliseconds.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
 
@@ -7,6 +8,14 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
 pub fn format_ms(ms: i64) -> String {
     match Utc.timestamp_millis_opt(ms).single() {
         Some(at) => at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => String::new(),
+    }
+}
+
+/// Formats epoch milliseconds as people read them: `Tuesday 8 December 2026, 13:37 UTC`.
+pub fn format_human_ms(ms: i64) -> String {
+    match Utc.timestamp_millis_opt(ms).single() {
+        Some(at) => at.format("%A %-d %B %Y, %H:%M UTC").to_string(),
         None => String::new(),
     }
 }
@@ -56,6 +65,21 @@ mod tests {
     fn formats_with_millis_and_z() {
         assert_eq!(format_ms(1_673_617_924_529), "2023-01-13T13:52:04.529Z");
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn formats_for_people() {
+        let at = parse_date_or_timestamp("2026-12-08T13:37:59.999Z").unwrap();
+        assert_eq!(
+            format_human_ms(at.timestamp_millis()),
+            "Tuesday 8 December 2026, 13:37 UTC"
+        );
+        let at = parse_date_or_timestamp("2027-01-01T09:05:00+02:00").unwrap();
+        assert_eq!(
+            format_human_ms(at.timestamp_millis()),
+            "Friday 1 January 2027, 07:05 UTC"
+        );
+        assert_eq!(format_human_ms(i64::MAX), "");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use coachloop_core::ids::{AccountId, UserId};
-use coachloop_core::time::format_ms;
+use coachloop_core::time::format_human_ms;
 use coachloop_store::StoreError;
 use coachloop_store::campaigns::Enrollment;
 use coachloop_store::content::ContentRow;
@@ -222,7 +222,7 @@ fn seconds_since(key: &[u8], enrollment: i64, opened: Option<&String>, now: i64)
 fn describe(e: &Enrollment) -> String {
     let due = e
         .due_at
-        .map(|d| format!(", due {}", format_ms(d)))
+        .map(|d| format!(", due {}", format_human_ms(d)))
         .unwrap_or_default();
     format!("{} ({}{due})", escape(&e.status), escape(&e.campaign_name))
 }
@@ -322,7 +322,10 @@ async fn lesson(
         let _ = write!(
             body,
             "<p class=\"note\">Finished on {}. <a href=\"/learn\">All your training</a></p>",
-            enrollment.completed_at.map(format_ms).unwrap_or_default()
+            enrollment
+                .completed_at
+                .map(format_human_ms)
+                .unwrap_or_default()
         );
     } else if content.is_policy() {
         let _ = write!(
@@ -504,7 +507,7 @@ async fn finish(
                 stepped
                     .enrollment
                     .completed_at
-                    .map(format_ms)
+                    .map(format_human_ms)
                     .unwrap_or_default()
             ),
         ),

@@ -1,7 +1,8 @@
 //! Training through the API and the learner pages: the content library, campaigns that
 //! enrol on a join (and only once), allow-multiple with a cooldown, past due at the
 //! exact instant, the quiz pass mark, magic links (tampered, expired, someone else's
-//! enrolment), policy acknowledgement after the minimum time.
+//! enrolment), policy acknowledgement after the minimum time, dates on the learner pages
+//! as people read them.
 
 mod common;
 
@@ -381,6 +382,12 @@ async fn past_due_at_the_exact_instant_and_completion_after_keeps_its_real_date(
         .get(&app.url(&format!("/learn/enrollments/{id}")))
         .await;
     assert_eq!(status, StatusCode::OK);
+    // Dates on the page read as people read them, not in the wire form.
+    assert!(
+        page.contains("due Sunday 1 November 2026, 14:00 UTC"),
+        "{page}"
+    );
+    assert!(!page.contains("2026-11-01T14:00:00.000Z"), "{page}");
     let stamp = opened(&page);
     let acknowledge = app.url(&format!("/learn/enrollments/{id}/acknowledge"));
     let form = vec![("opened".to_owned(), stamp.clone())];
@@ -393,6 +400,11 @@ async fn past_due_at_the_exact_instant_and_completion_after_keeps_its_real_date(
     app.clock.set(read_until);
     let (status, page) = learner.post(&acknowledge, &form).await;
     assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Recorded on Sunday 1 November 2026, 14:10 UTC"),
+        "{page}"
+    );
+    assert!(!page.contains("2026-11-01T14:10:00.000Z"), "{page}");
     let e = &enrollments(&app, "").await[0];
     assert_eq!(e["status"], "Completed");
     assert_eq!(e["policy_acknowledged"], true);
