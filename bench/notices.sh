@@ -38,6 +38,9 @@ $bin users import --data-dir "$data" "$data/latency.csv" >/dev/null
 export ADMIN=$($bin tokens create --data-dir "$data" --name bench-admin --scopes admin 2>/dev/null)
 export EVENTS=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
 export BASE="http://127.0.0.1:$port"
+# The driver's webhook receiver listens on loopback, which coachloop refuses to send to
+# unless allowed.
+export COACHLOOP_ALLOW_PRIVATE_DESTINATIONS=127.0.0.0/8
 
 # LATENCY_SMTP=0: phase 1 without an SMTP server (its email jobs are skipped), to see
 # what the local Python SMTP server's share of the two cores costs the webhook latency.

@@ -1,5 +1,6 @@
 //! Configuration: defaults → TOML file (`--config`) → `COACHLOOP_*` environment → flags.
 
+use coachloop_core::destination::PrivateDestinations;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,10 @@ pub struct Config {
     pub smtp_password_file: Option<PathBuf>,
     /// The From address of emails.
     pub smtp_from: String,
+    /// Which non-public addresses (loopback, private, link-local, …) webhooks may be
+    /// sent to: `false` (none), `true` (all) or a list of ranges (`["10.0.0.0/8"]`; in
+    /// the environment comma-separated: `10.0.0.0/8,192.168.1.5`).
+    pub allow_private_destinations: PrivateDestinations,
 }
 
 impl Default for Config {
@@ -53,6 +58,7 @@ impl Default for Config {
             smtp_password: None,
             smtp_password_file: None,
             smtp_from: "coachloop <coachloop@localhost>".to_owned(),
+            allow_private_destinations: PrivateDestinations::default(),
         }
     }
 }
@@ -73,6 +79,7 @@ const KEYS: &[&str] = &[
     "smtp_password",
     "smtp_password_file",
     "smtp_from",
+    "allow_private_destinations",
 ];
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -146,6 +153,8 @@ impl Config {
             max_bulk_events: self.max_bulk_events,
             public_url: self.public_url.clone(),
             smtp,
+            allow_private_destinations: self.allow_private_destinations.clone(),
+            ..coachloop_server::ServerConfig::default()
         })
     }
 }
@@ -202,6 +211,73 @@ mod tests {
             jail.set_env("COACHLOOP_LISTEN", "not-an-address");
             let err = Config::load(None, &Overrides::default()).unwrap_err();
             assert!(err.to_string().to_lowercase().contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn private_destinations_come_from_the_file_or_the_environment() {
+        Jail::expect_with(|jail| {
+            let load = || Config::load(Some(Path::new("coachloop.toml")), &Overrides::default());
+            let ranges = |items: &[&str]| PrivateDestinations::ranges(items.iter().copied());
+            jail.create_file("coachloop.toml", "log = \"info\"\n")?;
+            let config = load().map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.allow_private_destinations,
+                PrivateDestinations::Forbidden
+            );
+            assert_eq!(
+                config.server().unwrap().allow_private_destinations,
+                PrivateDestinations::Forbidden
+            );
+
+            jail.create_file(
+                "coachloop.toml",
+                "allow_private_destinations = [\"10.0.0.0/8\", \"192.168.1.5\"]\n",
+            )?;
+            let config = load().map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.allow_private_destinations,
+                ranges(&["10.0.0.0/8", "192.168.1.5/32"]).unwrap()
+            );
+            assert_eq!(
+                config.server().unwrap().allow_private_destinations,
+                config.allow_private_destinations
+            );
+
+            // The environment beats the file: a comma-separated list, true or false.
+            jail.set_env(
+                "COACHLOOP_ALLOW_PRIVATE_DESTINATIONS",
+                "127.0.0.0/8, fd00::/8",
+            );
+            let config = load().map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.allow_private_destinations,
+                ranges(&["127.0.0.0/8", "fd00::/8"]).unwrap()
+            );
+            jail.set_env("COACHLOOP_ALLOW_PRIVATE_DESTINATIONS", "true");
+            let config = load().map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.allow_private_destinations,
+                PrivateDestinations::Allowed
+            );
+            jail.set_env("COACHLOOP_ALLOW_PRIVATE_DESTINATIONS", "false");
+            let config = load().map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.allow_private_destinations,
+                PrivateDestinations::Forbidden
+            );
+            assert!(
+                unknown_env_vars(["COACHLOOP_ALLOW_PRIVATE_DESTINATIONS".to_owned()].into_iter())
+                    .is_empty()
+            );
+
+            // A bad range stops start-up, saying which and how to write one.
+            jail.set_env("COACHLOOP_ALLOW_PRIVATE_DESTINATIONS", "10.0.0/8");
+            let err = load().unwrap_err().to_string();
+            assert!(err.contains("allow_private_destinations"), "{err}");
+            assert!(err.contains("`10.0.0/8`"), "{err}");
+            assert!(err.contains("10.0.0.0/8"), "{err}");
             Ok(())
         });
     }

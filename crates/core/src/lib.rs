@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod content;
 pub mod criteria;
+pub mod destination;
 pub mod duration;
 pub mod enrolment;
 pub mod event;

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod metrics;
 pub mod notices;
 pub mod ops;
+pub mod outbound;
 pub mod paging;
 pub mod reporting;
 pub mod schedule;
@@ -22,10 +23,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
+use coachloop_core::destination::PrivateDestinations;
 use coachloop_store::Store;
 use coachloop_store::ingest::Ingestor;
 use error::ApiError;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -46,6 +50,13 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Where email goes out; none: emails are skipped (and say so in their log).
     pub smtp: Option<notices::SmtpConfig>,
+    /// Which non-public addresses webhooks (and every other URL a user gives) may reach;
+    /// default: none (see [`outbound`]).
+    pub allow_private_destinations: PrivateDestinations,
+    /// Names answered before the system resolver is asked, for user-given URLs. Empty in
+    /// production; tests make a name resolve to an internal address with it (CI machines
+    /// have no outside DNS).
+    pub static_hosts: HashMap<String, Vec<IpAddr>>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +66,8 @@ impl Default for ServerConfig {
             max_bulk_events: 1_000,
             public_url: None,
             smtp: None,
+            allow_private_destinations: PrivateDestinations::default(),
+            static_hosts: HashMap::new(),
         }
     }
 }
@@ -83,11 +96,19 @@ impl AppState {
             .unwrap_or_else(|| "http://localhost".to_owned())
             .trim_end_matches('/')
             .to_owned();
+        let outbound = outbound::Gate::new(
+            config.allow_private_destinations.clone(),
+            config.static_hosts.clone(),
+        );
+        let webhooks = outbound
+            .client(notices::WEBHOOK_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for webhooks: {e}"))?;
         let notices = tokio::spawn(notices::run(
             store.clone(),
             ingest.clone(),
             config.smtp.clone(),
             base_url,
+            webhooks,
         ));
         let state = Self(Arc::new(Shared {
             store,
@@ -96,6 +117,7 @@ impl AppState {
             limits: limits::RateLimiter::default(),
             reporting: reporting::Caches::default(),
             metrics,
+            outbound,
             config: Arc::new(config),
             background: vec![
                 executor.abort_handle(),
@@ -124,6 +146,8 @@ pub struct Shared {
     /// Page anchors and current risk scores of the Reporting API.
     pub reporting: reporting::Caches,
     pub metrics: Arc<metrics::Metrics>,
+    /// Where requests to user-given URLs may go.
+    pub outbound: outbound::Gate,
     pub config: Arc<ServerConfig>,
     /// Background tasks (the executors, daily risk), stopped with the state.
     background: Vec<tokio::task::AbortHandle>,

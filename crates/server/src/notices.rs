@@ -7,7 +7,7 @@
 //! origin and freshness; `X-Coachloop-Delivery` is the fact's id, the same on every
 //! retry, for receivers to drop a repeat after a crash between sending and recording.
 
-use crate::learn;
+use crate::{learn, outbound};
 use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::time::format_ms;
 use coachloop_store::Store;
@@ -45,7 +45,7 @@ const RECORD_EVERY: Duration = Duration::from_millis(200);
 /// Attempts before a job is given up.
 pub const MAX_ATTEMPTS: i64 = 12;
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How email leaves: the SMTP server and the sender.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,7 +69,8 @@ struct Runner {
     store: Store,
     /// Attempts are recorded through the event writer, in its next commit.
     ingest: Ingestor,
-    http: reqwest::Client,
+    /// Sends only where `allow_private_destinations` allows (see `outbound`).
+    http: outbound::Client,
     smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox)>,
     base_url: String,
 }
@@ -94,8 +95,15 @@ fn transport(config: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Exe
     Ok(builder.build())
 }
 
-/// Runs until aborted. `base_url` is where learners' links point.
-pub async fn run(store: Store, ingest: Ingestor, smtp: Option<SmtpConfig>, base_url: String) {
+/// Runs until aborted. `base_url` is where learners' links point; webhooks go out
+/// through `http`.
+pub async fn run(
+    store: Store,
+    ingest: Ingestor,
+    smtp: Option<SmtpConfig>,
+    base_url: String,
+    http: outbound::Client,
+) {
     let smtp = match smtp.as_ref().map(|c| {
         let from: Mailbox = c
             .from
@@ -111,10 +119,7 @@ pub async fn run(store: Store, ingest: Ingestor, smtp: Option<SmtpConfig>, base_
         }
     };
     let runner = Arc::new(Runner {
-        http: reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .build()
-            .unwrap_or_default(),
+        http,
         store: store.clone(),
         ingest,
         smtp,
@@ -348,9 +353,18 @@ impl Runner {
         mac.update(b".");
         mac.update(body.as_bytes());
         let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        let sent = self
-            .http
-            .post(&hook.url)
+        let request = match self.http.post(&hook.url) {
+            Ok(request) => request,
+            // Its host is an address the operator does not allow (any more).
+            Err(e) => {
+                return Attempt::Failed {
+                    status_code: None,
+                    error: format!("not sent to {}: {e}", hook.url),
+                    retry_at: None,
+                };
+            }
+        };
+        let sent = request
             .header("content-type", "application/json")
             .header(
                 "x-coachloop-event",
@@ -373,7 +387,7 @@ impl Runner {
             },
             Err(e) => Attempt::Failed {
                 status_code: None,
-                error: format!("could not reach {}: {e}", hook.url),
+                error: format!("could not reach {}: {}", hook.url, outbound::describe(&e)),
                 retry_at: None,
             },
         }

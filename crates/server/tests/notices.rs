@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::Duration;
+use coachloop_core::destination::PrivateDestinations;
 use coachloop_server::ServerConfig;
 use coachloop_server::notices::SmtpConfig;
 use common::{TestApp, event, start_time};
@@ -51,6 +52,15 @@ async fn receiver(failures: usize) -> (String, Seen) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
+}
+
+/// A server that may send webhooks to the receivers here, which listen on loopback.
+async fn spawn_allowing_loopback() -> TestApp {
+    TestApp::spawn_with(ServerConfig {
+        allow_private_destinations: PrivateDestinations::ranges(["127.0.0.0/8"]).unwrap(),
+        ..ServerConfig::default()
+    })
+    .await
 }
 
 /// Waits (up to 10 s) for `check` to hold, nudging the notice runner.
@@ -112,7 +122,7 @@ fn signature_ok(secret: &str, headers: &HeaderMap, body: &str) -> bool {
 
 #[tokio::test]
 async fn a_failing_receiver_gets_the_webhook_once_it_recovers_signed_and_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn_allowing_loopback().await;
     let (url, seen) = receiver(1).await;
     let hook = app
         .post_json(
@@ -186,7 +196,7 @@ async fn a_failing_receiver_gets_the_webhook_once_it_recovers_signed_and_once() 
 
 #[tokio::test]
 async fn facts_are_queued_once_and_bad_webhooks_are_refused() {
-    let app = TestApp::spawn().await;
+    let app = spawn_allowing_loopback().await;
     let bad = app
         .post_json(
             &app.admin,

@@ -109,15 +109,8 @@ impl LoggedDelivery {
     }
 }
 
+/// The events named; the URL is checked by [`create_webhook`], which may resolve it.
 fn validate(input: &WebhookInput) -> ApiResult<()> {
-    let url = input.url.trim();
-    let parsed = reqwest::Url::parse(url).ok();
-    if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "url",
-            "must be an absolute http:// or https:// URL",
-        )]));
-    }
     if input.events.is_empty() {
         return Err(ApiError::invalid(vec![FieldError::new(
             "events",
@@ -169,6 +162,13 @@ async fn create_webhook(
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<DataOf<Webhook>>)> {
     validate(&input)?;
+    // An http(s) URL whose host is public (or allowed by the operator); its address is
+    // checked again on every delivery.
+    state
+        .outbound
+        .check_new(&input.url)
+        .await
+        .map_err(|e| ApiError::invalid(vec![FieldError::new("url", e.to_string())]))?;
     let mut events = input.events.clone();
     events.sort();
     events.dedup();
