@@ -10,12 +10,12 @@
 use crate::{learn, outbound};
 use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::time::format_ms;
-use coachloop_store::Store;
 use coachloop_store::engine::Wake;
 use coachloop_store::ingest::Ingestor;
 use coachloop_store::notices::{
     Attempt, EMAIL_ENROLLED, EMAIL_PAST_DUE_MANAGER, EMAIL_REMINDER, Job,
 };
+use coachloop_store::{Store, StoreError};
 use hmac::{Hmac, Mac};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::PoolConfig;
@@ -63,6 +63,34 @@ pub struct SmtpConfig {
 /// The wait before retry `attempt` (1-based): 1 s, 2 s, 4 s … at most an hour.
 pub fn backoff_ms(attempt: i64) -> i64 {
     (1000i64 << (attempt - 1).clamp(0, 20)).min(3_600_000)
+}
+
+/// What an email job carries (written by the store's `Notices::emails`).
+#[derive(Deserialize)]
+struct EmailJob {
+    template: String,
+    enrollment_id: i64,
+}
+
+/// A failed attempt, tried again with backoff (see [`Runner::handle`]).
+fn failed(error: String) -> Attempt {
+    Attempt::Failed {
+        status_code: None,
+        error,
+        retry_at: None,
+    }
+}
+
+/// What becomes of a job when a row it needs (`what`) could not be read: a row that is
+/// gone ends it; any other failure (the database busy or failing) is a failed attempt,
+/// tried again with backoff, never the end of the notice.
+fn not_read(what: String, e: StoreError) -> Attempt {
+    match e {
+        StoreError::NotFound(_) => Attempt::Skipped {
+            reason: format!("{what}: {e}"),
+        },
+        e => failed(format!("{what}: {e}")),
+    }
 }
 
 struct Runner {
@@ -224,7 +252,8 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
                 next_at = match store.next_job_at(kind, &snapshot).await {
                     Ok(next) => next,
                     Err(e) if e.is_closed() => return,
-                    Err(_) => {
+                    Err(e) => {
+                        warn!(error = %e, "could not read when the next {kind} job is due");
                         rescan.store(true, Ordering::SeqCst);
                         None
                     }
@@ -331,19 +360,19 @@ impl Runner {
     }
 
     async fn webhook(&self, job: &Job) -> Attempt {
-        let payload: Value = serde_json::from_str(&job.payload).unwrap_or_default();
-        let Some(hook) = payload["webhook_id"].as_i64() else {
-            return Attempt::Skipped {
-                reason: "the job names no webhook".into(),
-            };
+        let payload: Value = match job.read_payload() {
+            Ok(payload) => payload,
+            Err(e) => return failed(e.to_string()),
+        };
+        let (Some(hook), Some(_)) = (payload["webhook_id"].as_i64(), payload.get("body")) else {
+            return failed(format!(
+                "job {}: its payload names no webhook or body",
+                job.id
+            ));
         };
         let hook = match self.store.webhook(AccountId(job.account_id), hook).await {
             Ok(hook) => hook,
-            Err(e) => {
-                return Attempt::Skipped {
-                    reason: format!("webhook {hook}: {e}"),
-                };
-            }
+            Err(e) => return not_read(format!("webhook {hook}"), e),
         };
         let body = payload["body"].to_string();
         let timestamp = (self.store.clock().now_ms() / 1000).to_string();
@@ -399,30 +428,20 @@ impl Runner {
                 reason: "no SMTP server is configured (smtp_host)".into(),
             };
         };
-        let payload: Value = serde_json::from_str(&job.payload).unwrap_or_default();
-        let template = payload["template"].as_str().unwrap_or_default();
-        let Some(id) = payload["enrollment_id"].as_i64() else {
-            return Attempt::Skipped {
-                reason: "the job names no enrolment".into(),
-            };
+        let payload: EmailJob = match job.read_payload() {
+            Ok(payload) => payload,
+            Err(e) => return failed(e.to_string()),
         };
+        let (template, id) = (payload.template.as_str(), payload.enrollment_id);
         let account = AccountId(job.account_id);
         let enrollment = match self.store.enrollment(account, id).await {
             Ok(e) => e,
-            Err(e) => {
-                return Attempt::Skipped {
-                    reason: format!("enrolment {id}: {e}"),
-                };
-            }
+            Err(e) => return not_read(format!("enrolment {id}"), e),
         };
         let finished = enrollment.is_finished();
         let person = match self.store.user(account, UserId(enrollment.user_id)).await {
             Ok(p) => p,
-            Err(e) => {
-                return Attempt::Skipped {
-                    reason: format!("user {}: {e}", enrollment.user_id),
-                };
-            }
+            Err(e) => return not_read(format!("user {}", enrollment.user_id), e),
         };
         let name = enrollment
             .first_name
@@ -441,13 +460,7 @@ impl Runner {
                 }
                 let link = match self.link(&enrollment).await {
                     Ok(link) => link,
-                    Err(e) => {
-                        return Attempt::Failed {
-                            status_code: None,
-                            error: e,
-                            retry_at: None,
-                        };
-                    }
+                    Err(e) => return failed(e),
                 };
                 let (subject, opening) = if template == EMAIL_ENROLLED {
                     (

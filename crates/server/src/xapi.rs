@@ -3,7 +3,8 @@
 //! `completed`, `passed` or `failed` (ADL verbs, or any IRI ending in those words), and
 //! its activity id ends in a content slug (`…/activities/password-management`); it then
 //! updates that person's enrolment in that content as a learner's own step would. The
-//! batch is checked whole first: one bad statement rejects all, with its index named.
+//! batch is checked whole first, then applied in one transaction: one bad statement
+//! rejects all, with its index named, and nothing is applied.
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -14,7 +15,7 @@ use coachloop_core::enrolment::External;
 use coachloop_core::scope::Scope;
 use coachloop_core::time::{format_ms, parse_date_or_timestamp};
 use coachloop_store::StoreError;
-use coachloop_store::learning::Step;
+use coachloop_store::learning::{BatchError, Step};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -168,33 +169,44 @@ async fn statements(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
+    // Validated whole above; applied whole here, in one transaction: a statement
+    // refused part-way (a date before the enrolment, say) leaves nothing applied.
     let now = state.store.clock().now_ms();
-    let mut applied = Vec::with_capacity(targets.len());
-    for (parsed, user, enrollment) in targets {
-        let step = Step::External {
-            at: parsed.at.unwrap_or(now),
-            outcome: parsed.outcome,
-        };
-        let stepped = state
-            .store
-            .learn(account, user, enrollment, &step)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(detail) => ApiError::invalid(vec![FieldError::new(
-                    "statement",
+    let steps: Vec<_> = targets
+        .iter()
+        .map(|(parsed, user, enrollment)| {
+            let step = Step::External {
+                at: parsed.at.unwrap_or(now),
+                outcome: parsed.outcome,
+            };
+            (*user, *enrollment, step)
+        })
+        .collect();
+    let stepped = state.store.learn_all(account, &steps).await.map_err(
+        |BatchError { index, error }| match (index, error) {
+            (Some(i), StoreError::Conflict(detail)) => {
+                let (path, _) = &list[i];
+                let (parsed, _, _) = &targets[i];
+                ApiError::invalid(vec![FieldError::new(
+                    path.clone(),
                     format!(
                         "{} (at {})",
                         detail.message,
                         format_ms(parsed.at.unwrap_or(now))
                     ),
-                )]),
-                other => other.into(),
-            })?;
-        applied.push(Applied {
+                )])
+            }
+            (_, other) => other.into(),
+        },
+    )?;
+    let applied = targets
+        .into_iter()
+        .zip(stepped)
+        .map(|((parsed, _, enrollment), stepped)| Applied {
             statement_id: parsed.id,
             enrollment_id: enrollment,
             status: stepped.enrollment.status,
-        });
-    }
+        })
+        .collect();
     Ok(Json(applied))
 }

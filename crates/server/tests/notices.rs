@@ -438,3 +438,75 @@ async fn email_waits_out_a_down_smtp_server_and_tells_the_manager_when_past_due(
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(sink.messages().len(), 3);
 }
+
+/// Runs `statement` on a connection of the test's own to the server's database file.
+async fn sql(app: &TestApp, statement: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(app.database_url().expose())
+        .await
+        .unwrap();
+    sqlx::query(statement).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_error_during_a_notice_is_retried() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(port, dir.path());
+    let config = ServerConfig {
+        smtp: Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: "none".into(),
+            username: None,
+            password: None,
+            from: "Training <training@acme.example>".into(),
+        }),
+        ..ServerConfig::default()
+    };
+    let app = TestApp::spawn_with(config).await;
+    app.create_user(&json!({"email": "ana@acme.example"})).await;
+    playbook(&app).await;
+    app.submit_one(&event("ana@acme.example", TYPED)).await;
+    eventually(&app, "the enrolment email", async || {
+        sink.messages().len() == 1
+    })
+    .await;
+    let reminder = async || {
+        let jobs = app.store.jobs(app.account, Some("email")).await.unwrap();
+        jobs.into_iter()
+            .find(|j| j.dedupe.starts_with("email:reminder:"))
+            .expect("a reminder is queued")
+    };
+
+    // The reminder falls due while the table its enrolment is read with is away: a
+    // database error while the email is prepared.
+    sql(&app, "ALTER TABLE content RENAME TO content_away").await;
+    app.clock.set(start_time() + Duration::days(6));
+    eventually(&app, "the reminder's first attempt", async || {
+        reminder().await.attempts == 1
+    })
+    .await;
+    let job = reminder().await;
+    assert_eq!(job.status, "pending", "retried, not given up: {job:#?}");
+    let error = job.last_error.clone().unwrap_or_default();
+    assert!(error.contains("no such table: content"), "{error}");
+
+    // Back again: the retry, a second after the failure, sends the reminder.
+    sql(&app, "ALTER TABLE content_away RENAME TO content").await;
+    app.clock.advance(Duration::seconds(2));
+    eventually(&app, "the reminder sent and recorded", async || {
+        reminder().await.status != "pending"
+    })
+    .await;
+    let job = reminder().await;
+    assert_eq!((job.status.as_str(), job.attempts), ("done", 2), "{job:#?}");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let data = quoted_printable(messages[1]["data"].as_str().unwrap());
+    assert!(data.contains("Subject: Reminder: "), "{data}");
+    let log = app.store.deliveries(job.id).await.unwrap();
+    let outcomes: Vec<bool> = log.iter().map(|d| d.ok).collect();
+    assert_eq!(outcomes, [false, true], "{log:#?}");
+}

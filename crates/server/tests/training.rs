@@ -797,3 +797,50 @@ async fn xapi_statements_from_another_lms_update_enrolments() {
     .await
     .expect_error(403, "forbidden");
 }
+
+#[tokio::test]
+async fn an_xapi_batch_refused_part_way_applies_nothing() {
+    let app = TestApp::spawn().await;
+    user(&app, "ana@acme.example").await;
+    user(&app, "bob@acme.example").await;
+    let module = password_module(&app).await;
+    campaign(
+        &app,
+        json!({"name": "Module", "content": [module], "groups": [0]}),
+    )
+    .await;
+    app.clock.advance(Duration::hours(2));
+    let lms = app.token("lms", "events:write").await;
+
+    // Both statements are well formed and name an enrolment; the second is dated before
+    // bob's enrolment, which only applying it finds out.
+    let mut early = statement("bob@acme.example", "passed", "password-management", None);
+    early["timestamp"] = json!("2026-01-01T00:00:00Z");
+    let refused = app
+        .post_json(
+            &lms,
+            "/xapi/statements",
+            &json!([
+                statement(
+                    "ana@acme.example",
+                    "passed",
+                    "password-management",
+                    Some(0.9)
+                ),
+                early,
+            ]),
+        )
+        .await;
+    refused.expect_error(422, "invalid");
+    assert_eq!(refused.detail_fields(), ["[1]"]);
+
+    // Ana's pass, first in the batch, was not applied either.
+    let open = enrollments(&app, "status=Not%20Started").await;
+    assert_eq!(open.len(), 2, "{open:#?}");
+    let ana = open
+        .iter()
+        .find(|e| e["email"] == "ana@acme.example")
+        .unwrap_or_else(|| panic!("ana's enrolment is still open: {open:#?}"));
+    assert_eq!(ana["score"], Value::Null);
+    assert_eq!(ana["attempts"], 0);
+}

@@ -192,22 +192,36 @@ struct TargetRow {
     content: String,
 }
 
-impl From<TargetRow> for Target {
-    fn from(row: TargetRow) -> Self {
-        let relative = row.relative_duration.as_deref().map(IsoDuration::parse);
-        let due = match (row.end_at, relative) {
-            (Some(at), _) => Some(Due::At(at)),
-            (None, Some(Ok(period))) => Some(Due::After(period)),
-            _ => None,
+impl TryFrom<TargetRow> for Target {
+    type Error = StoreError;
+
+    /// A stored value that cannot be read is an error naming the campaign, never a
+    /// campaign without content, due date or cooldown.
+    fn try_from(row: TargetRow) -> Result<Self> {
+        let campaign = row.campaign;
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("campaign {campaign}: {what} cannot be read: {e}"))
         };
-        Self {
-            campaign: row.campaign,
+        let duration = |what: &str, text: Option<&str>| {
+            text.map(|t| IsoDuration::parse(t).map_err(|e| corrupt(what, &e)))
+                .transpose()
+        };
+        let due = match (
+            row.end_at,
+            duration("relative_duration", row.relative_duration.as_deref())?,
+        ) {
+            (Some(at), _) => Some(Due::At(at)),
+            (None, Some(period)) => Some(Due::After(period)),
+            (None, None) => None,
+        };
+        Ok(Self {
+            campaign,
             account: row.account,
-            content: serde_json::from_str(&row.content).unwrap_or_default(),
+            content: serde_json::from_str(&row.content).map_err(|e| corrupt("content", &e))?,
             allow_multiple: row.allow_multiple,
-            cooldown: (row.cooldown.as_deref()).and_then(|c| IsoDuration::parse(c).ok()),
+            cooldown: duration("cooldown", row.cooldown.as_deref())?,
             due,
-        }
+        })
     }
 }
 
@@ -227,7 +241,7 @@ async fn load_target(conn: &mut SqliteConnection, campaign: i64) -> Result<Targe
     .bind(campaign)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// What enrolling did: how many enrolments, and the earliest due instant among them
@@ -392,8 +406,13 @@ pub(crate) async fn enrol_joins(
     query.push(") GROUP BY c.id ORDER BY c.id");
     let targets: Vec<AutoTarget> = query.build_query_as().fetch_all(&mut *conn).await?;
     for AutoTarget { target, groups } in targets {
-        let target = Target::from(target);
-        let groups: Vec<i64> = serde_json::from_str(&groups).unwrap_or_default();
+        let target = Target::try_from(target)?;
+        let groups: Vec<i64> = serde_json::from_str(&groups).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "campaign {}: its groups cannot be read: {e}",
+                target.campaign
+            ))
+        })?;
         // One enrolment per person even if they joined two of the campaign's groups.
         let mut people: Vec<(i64, String)> = Vec::new();
         for join in joins.iter().filter(|j| groups.contains(&j.group)) {

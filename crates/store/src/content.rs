@@ -9,18 +9,18 @@ use coachloop_core::ids::AccountId;
 use coachloop_core::time::{date_of_ms, date_start_ms};
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
-#[derive(Debug, Clone, FromRow, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContentRow {
     pub id: i64,
     pub account_id: i64,
-    pub kind: String,
+    pub kind: ContentKind,
     pub slug: String,
     pub builtin: bool,
     pub title: String,
     pub summary: String,
     pub minutes: i64,
     pub pass_mark: Option<i64>,
-    pub quiz: String,
+    pub quiz: Vec<QuizQuestion>,
     pub version: Option<String>,
     pub body: String,
     pub published_at: i64,
@@ -29,17 +29,80 @@ pub struct ContentRow {
     pub updated_at: i64,
 }
 
+/// A content row as stored: [`ContentRow`] once its kind and quiz are read.
+#[derive(FromRow)]
+pub(crate) struct StoredContent {
+    id: i64,
+    account_id: i64,
+    kind: String,
+    slug: String,
+    builtin: bool,
+    title: String,
+    summary: String,
+    minutes: i64,
+    pass_mark: Option<i64>,
+    /// JSON array of questions.
+    quiz: String,
+    version: Option<String>,
+    body: String,
+    published_at: i64,
+    retired_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<StoredContent> for ContentRow {
+    type Error = StoreError;
+
+    /// A kind or quiz that cannot be read is an error naming the row, never a module
+    /// without a quiz.
+    fn try_from(row: StoredContent) -> Result<Self> {
+        let kind = ContentKind::parse(&row.kind).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "content {}: kind `{}` is neither module nor policy",
+                row.id, row.kind
+            ))
+        })?;
+        let quiz = serde_json::from_str(&row.quiz).map_err(|e| {
+            StoreError::Corrupt(format!("content {}: the quiz cannot be read: {e}", row.id))
+        })?;
+        Ok(Self {
+            id: row.id,
+            account_id: row.account_id,
+            kind,
+            slug: row.slug,
+            builtin: row.builtin,
+            title: row.title,
+            summary: row.summary,
+            minutes: row.minutes,
+            pass_mark: row.pass_mark,
+            quiz,
+            version: row.version,
+            body: row.body,
+            published_at: row.published_at,
+            retired_at: row.retired_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// Reads stored rows, failing on the first that cannot be read.
+pub(crate) fn read_rows(rows: Vec<StoredContent>) -> Result<Vec<ContentRow>> {
+    rows.into_iter().map(ContentRow::try_from).collect()
+}
+
 impl ContentRow {
     /// The content as the core crate knows it (for rendering and grading).
     pub fn content(&self) -> Content {
         Content {
             slug: self.slug.clone(),
-            kind: ContentKind::parse(&self.kind).unwrap_or(ContentKind::Module),
+            kind: self.kind,
             title: self.title.clone(),
             summary: self.summary.clone(),
             minutes: u32::try_from(self.minutes).unwrap_or(0),
             pass_mark: self.pass_mark.and_then(|m| u8::try_from(m).ok()),
-            quiz: serde_json::from_str::<Vec<QuizQuestion>>(&self.quiz).unwrap_or_default(),
+            quiz: self.quiz.clone(),
             version: self.version.clone(),
             published: date_of_ms(self.published_at),
             body: self.body.clone(),
@@ -47,7 +110,7 @@ impl ContentRow {
     }
 
     pub fn is_policy(&self) -> bool {
-        self.kind == "policy"
+        self.kind == ContentKind::Policy
     }
 }
 
@@ -132,6 +195,23 @@ pub(crate) async fn sync_library(
     Ok(())
 }
 
+/// One piece of content of the account, read on `conn` (a transaction's, say).
+pub(crate) async fn content_in(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    id: i64,
+) -> Result<ContentRow> {
+    let row: StoredContent = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM content WHERE account_id = $1 AND id = $2"
+    ))
+    .bind(account.0)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound("content"))?;
+    row.try_into()
+}
+
 impl Store {
     /// Brings every account's copy of the built-in library up to date (at start-up).
     pub async fn sync_content_library(&self) -> Result<()> {
@@ -172,18 +252,13 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        Ok((select.build_query_as().fetch_all(&self.read).await?, total))
+        let rows = select.build_query_as().fetch_all(&self.read).await?;
+        Ok((read_rows(rows)?, total))
     }
 
     pub async fn content(&self, account: AccountId, id: i64) -> Result<ContentRow> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM content WHERE account_id = $1 AND id = $2"
-        ))
-        .bind(account.0)
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or(StoreError::NotFound("content"))
+        let mut conn = self.read.acquire().await?;
+        content_in(&mut conn, account, id).await
     }
 
     /// Adds an admin's module or policy (validated by the caller).

@@ -313,7 +313,7 @@ impl Store {
             .bind(id.0)
             .fetch_one(&mut *tx)
             .await?;
-            let value: Value = serde_json::from_str(&text).unwrap_or_default();
+            let value = stored_criteria(id, &text)?;
             let criteria = Criteria::parse(&value)
                 .map_err(|e| StoreError::invalid("criteria", e.to_string()))?;
             check_named_groups(&mut tx, &mut engine, account.0, id.0, &criteria)
@@ -655,7 +655,7 @@ impl Store {
         .await?;
         let (holds, evidence) = match group.criteria.as_deref() {
             Some(text) => {
-                let value: Value = serde_json::from_str(text).unwrap_or_default();
+                let value = stored_criteria(id, text)?;
                 let criteria = Criteria::parse(&value)
                     .map_err(|e| StoreError::invalid("criteria", e.to_string()))?;
                 let types = matching_types(&mut conn, account.0, &criteria).await?;
@@ -992,6 +992,17 @@ pub(crate) async fn group_counting_type(
         let criteria = Criteria::parse(&value).ok()?;
         criteria.mentions_type(name).then_some(group)
     }))
+}
+
+/// A group's stored criteria as JSON; text that does not parse is an error naming the
+/// group, not criteria of `null` (which would read as the caller's invalid input).
+fn stored_criteria(group: GroupId, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "group {}: its criteria cannot be read: {e}",
+            group.0
+        ))
+    })
 }
 
 /// Event type ids of the account whose names some event leaf matches, with the names.

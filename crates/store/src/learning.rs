@@ -13,6 +13,7 @@ use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::time::format_ms;
 use rand::RngCore;
 use serde_json::json;
+use sqlx::SqliteConnection;
 
 /// One step of a learner.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,19 +42,168 @@ pub struct Stepped {
     pub grade: Option<Grade>,
 }
 
-fn state(e: &Enrollment) -> Enrolment {
-    Enrolment {
-        status: EnrolmentStatus::parse(&e.status).unwrap_or(EnrolmentStatus::NotStarted),
+/// A batch of steps that was not applied, none of it: the step at `index` was refused,
+/// or (`None`) the transaction itself failed.
+#[derive(Debug)]
+pub struct BatchError {
+    pub index: Option<usize>,
+    pub error: StoreError,
+}
+
+impl From<StoreError> for BatchError {
+    fn from(error: StoreError) -> Self {
+        Self { index: None, error }
+    }
+}
+
+/// The enrolment as the core state machine knows it; a stored status or count that
+/// cannot be read is an error naming the enrolment, never a fresh start.
+fn state(e: &Enrollment) -> Result<Enrolment> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("enrollment {}: {what}", e.id));
+    Ok(Enrolment {
+        status: EnrolmentStatus::parse(&e.status)
+            .ok_or_else(|| corrupt(format!("status `{}` is not known", e.status)))?,
         enrolled_at: e.enrolled_at,
         due_at: e.due_at,
         started_at: e.started_at,
         completed_at: e.completed_at,
         past_due_at: e.past_due_at,
         time_spent_s: e.time_spent,
-        score: e.score.and_then(|s| u8::try_from(s).ok()),
-        attempts: u32::try_from(e.attempts).unwrap_or(0),
+        score: match e.score {
+            None => None,
+            Some(score) => Some(
+                u8::try_from(score)
+                    .map_err(|_| corrupt(format!("score {score} is out of range")))?,
+            ),
+        },
+        attempts: u32::try_from(e.attempts)
+            .map_err(|_| corrupt(format!("attempts {} is out of range", e.attempts)))?,
         policy_acknowledged: e.policy_acknowledged,
+    })
+}
+
+/// What [`apply`] did to one enrolment.
+struct Applied {
+    content: ContentRow,
+    grade: Option<Grade>,
+    finished: bool,
+}
+
+/// Applies a learner's step to one of their own enrolments in the caller's write
+/// transaction, queueing the notices it causes in `outbox`.
+async fn apply(
+    conn: &mut SqliteConnection,
+    outbox: &mut notices::Notices,
+    account: AccountId,
+    user: UserId,
+    id: i64,
+    step: &Step,
+    now: i64,
+) -> Result<Applied> {
+    // Read inside the write transaction: another tab (or an earlier step of the same
+    // batch) may have moved it on.
+    let current: Enrollment = sqlx::query_as(&format!(
+        "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
+         WHERE e.account_id = $1 AND e.user_id = $2 AND e.id = $3"
+    ))
+    .bind(account.0)
+    .bind(user.0)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound("enrollment"))?;
+    let content = crate::content::content_in(conn, account, current.content_id).await?;
+    let mut enrolment = state(&current)?;
+    let refuse = |e: coachloop_core::enrolment::EnrolmentError| {
+        StoreError::conflict("status", e.to_string())
+    };
+    let mut grade = None;
+    let change = match step {
+        Step::Open => enrolment.open(now).map_err(refuse)?,
+        Step::Quiz { answers, seconds } => {
+            let core = content.content();
+            if core.quiz.is_empty() {
+                return Err(StoreError::conflict(
+                    "quiz",
+                    "this content has no quiz; complete it instead",
+                ));
+            }
+            enrolment.open(now).map_err(refuse)?;
+            enrolment.spend(*seconds).map_err(refuse)?;
+            let g = core.grade(answers);
+            let change = enrolment.submit_quiz(now, &g).map_err(refuse)?;
+            grade = Some(g);
+            change
+        }
+        Step::Complete { seconds } => {
+            if !content.quiz.is_empty() || content.is_policy() {
+                return Err(StoreError::conflict(
+                    "status",
+                    "this content is finished by its quiz or acknowledgement",
+                ));
+            }
+            enrolment.open(now).map_err(refuse)?;
+            enrolment.spend(*seconds).map_err(refuse)?;
+            enrolment.complete(now).map_err(refuse)?
+        }
+        Step::Acknowledge { seconds } => {
+            if !content.is_policy() {
+                return Err(StoreError::conflict(
+                    "status",
+                    "only a policy is acknowledged; a module is finished by its quiz",
+                ));
+            }
+            enrolment.open(now).map_err(refuse)?;
+            enrolment.spend(*seconds).map_err(refuse)?;
+            enrolment
+                .acknowledge(now, content.minutes * 60)
+                .map_err(refuse)?
+        }
+        Step::External { at, outcome } => enrolment
+            .record_external((*at).min(now), *outcome)
+            .map_err(refuse)?,
+    };
+    sqlx::query(
+        "UPDATE enrollments SET status = $1, started_at = $2, completed_at = $3, \
+         past_due_at = $4, time_spent = $5, score = $6, attempts = $7, \
+         policy_acknowledged = $8 WHERE id = $9",
+    )
+    .bind(enrolment.status.as_str())
+    .bind(enrolment.started_at)
+    .bind(enrolment.completed_at)
+    .bind(enrolment.past_due_at)
+    .bind(enrolment.time_spent_s)
+    .bind(enrolment.score.map(i64::from))
+    .bind(i64::from(enrolment.attempts))
+    .bind(enrolment.policy_acknowledged)
+    .bind(current.id)
+    .execute(&mut *conn)
+    .await?;
+    let finished = change.finished();
+    if finished {
+        let fact = (
+            format!("enrollment:{}", current.id),
+            json!({
+                "enrollment_id": current.id,
+                "campaign_id": current.campaign_id,
+                "content_id": current.content_id,
+                "user_id": current.user_id,
+                "email": current.email,
+                "status": enrolment.status.as_str(),
+                "completion_date": enrolment.completed_at.map(format_ms),
+                "score": enrolment.score,
+                "time_spent": enrolment.time_spent_s,
+            }),
+        );
+        outbox
+            .event(conn, account.0, notices::ENROLLMENT_COMPLETED, &[fact], now)
+            .await?;
     }
+    Ok(Applied {
+        content,
+        grade,
+        finished,
+    })
 }
 
 impl Store {
@@ -166,121 +316,52 @@ impl Store {
         id: i64,
         step: &Step,
     ) -> Result<Stepped> {
-        let (current, content) = self.learner_enrollment(account, user, id).await?;
+        let mut stepped = self
+            .learn_all(account, &[(user, id, step.clone())])
+            .await
+            .map_err(|e| e.error)?;
+        Ok(stepped.remove(0))
+    }
+
+    /// Applies steps (whose enrolment, which, what), in order, in one transaction: all
+    /// of them or, when one is refused or anything fails, none.
+    pub async fn learn_all(
+        &self,
+        account: AccountId,
+        steps: &[(UserId, i64, Step)],
+    ) -> Result<Vec<Stepped>, BatchError> {
         let now = self.now_ms();
         // The engine's lock is the write gate the event writer takes per batch: waiting
         // on it is a fair queue, where SQLite's busy handler would sleep and retry (and
         // can lose, for seconds, to a writer that commits back to back).
-        let _gate = self.engine.clone().lock_owned().await;
+        let gate = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
-        // Re-read inside the write transaction: another tab may have moved it on.
-        let current: Enrollment = sqlx::query_as(&format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} WHERE e.id = $1"
-        ))
-        .bind(current.id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut enrolment = state(&current);
-        let refuse = |e: coachloop_core::enrolment::EnrolmentError| {
-            StoreError::conflict("status", e.to_string())
-        };
-        let mut grade = None;
-        let change = match step {
-            Step::Open => enrolment.open(now).map_err(refuse)?,
-            Step::Quiz { answers, seconds } => {
-                let core = content.content();
-                if core.quiz.is_empty() {
-                    return Err(StoreError::conflict(
-                        "quiz",
-                        "this content has no quiz; complete it instead",
-                    ));
-                }
-                enrolment.open(now).map_err(refuse)?;
-                enrolment.spend(*seconds).map_err(refuse)?;
-                let g = core.grade(answers);
-                let change = enrolment.submit_quiz(now, &g).map_err(refuse)?;
-                grade = Some(g);
-                change
-            }
-            Step::Complete { seconds } => {
-                if !content.content().quiz.is_empty() || content.is_policy() {
-                    return Err(StoreError::conflict(
-                        "status",
-                        "this content is finished by its quiz or acknowledgement",
-                    ));
-                }
-                enrolment.open(now).map_err(refuse)?;
-                enrolment.spend(*seconds).map_err(refuse)?;
-                enrolment.complete(now).map_err(refuse)?
-            }
-            Step::Acknowledge { seconds } => {
-                if !content.is_policy() {
-                    return Err(StoreError::conflict(
-                        "status",
-                        "only a policy is acknowledged; a module is finished by its quiz",
-                    ));
-                }
-                enrolment.open(now).map_err(refuse)?;
-                enrolment.spend(*seconds).map_err(refuse)?;
-                enrolment
-                    .acknowledge(now, content.minutes * 60)
-                    .map_err(refuse)?
-            }
-            Step::External { at, outcome } => enrolment
-                .record_external((*at).min(now), *outcome)
-                .map_err(refuse)?,
-        };
-        sqlx::query(
-            "UPDATE enrollments SET status = $1, started_at = $2, completed_at = $3, \
-             past_due_at = $4, time_spent = $5, score = $6, attempts = $7, \
-             policy_acknowledged = $8 WHERE id = $9",
-        )
-        .bind(enrolment.status.as_str())
-        .bind(enrolment.started_at)
-        .bind(enrolment.completed_at)
-        .bind(enrolment.past_due_at)
-        .bind(enrolment.time_spent_s)
-        .bind(enrolment.score.map(i64::from))
-        .bind(i64::from(enrolment.attempts))
-        .bind(enrolment.policy_acknowledged)
-        .bind(current.id)
-        .execute(&mut *tx)
-        .await?;
-        if change.finished() {
-            let fact = (
-                format!("enrollment:{}", current.id),
-                json!({
-                    "enrollment_id": current.id,
-                    "campaign_id": current.campaign_id,
-                    "content_id": current.content_id,
-                    "user_id": current.user_id,
-                    "email": current.email,
-                    "status": enrolment.status.as_str(),
-                    "completion_date": enrolment.completed_at.map(format_ms),
-                    "score": enrolment.score,
-                    "time_spent": enrolment.time_spent_s,
-                }),
-            );
-            let mut outbox = notices::Notices::default();
-            outbox
-                .event(
-                    &mut tx,
-                    account.0,
-                    notices::ENROLLMENT_COMPLETED,
-                    &[fact],
-                    now,
-                )
-                .await?;
-            outbox.send(&mut tx, now).await?;
+        let mut outbox = notices::Notices::default();
+        let mut applied = Vec::with_capacity(steps.len());
+        for (index, (user, id, step)) in steps.iter().enumerate() {
+            let done = apply(&mut tx, &mut outbox, account, *user, *id, step, now)
+                .await
+                .map_err(|error| BatchError {
+                    index: Some(index),
+                    error,
+                })?;
+            applied.push(done);
         }
-        tx.commit().await?;
-        if change.finished() {
+        // Dropped without a commit on any error above: SQLite rolls the whole batch back.
+        outbox.send(&mut tx, now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        drop(gate);
+        if applied.iter().any(|a| a.finished) {
             self.wakes.jobs_queued();
         }
-        Ok(Stepped {
-            enrollment: self.enrollment(account, id).await?,
-            content,
-            grade,
-        })
+        let mut stepped = Vec::with_capacity(applied.len());
+        for ((_, id, _), done) in steps.iter().zip(applied) {
+            stepped.push(Stepped {
+                enrollment: self.enrollment(account, *id).await?,
+                content: done.content,
+                grade: done.grade,
+            });
+        }
+        Ok(stepped)
     }
 }

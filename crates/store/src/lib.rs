@@ -49,6 +49,10 @@ pub enum StoreError {
     Invalid(Vec<FieldError>),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A stored value that cannot be read (JSON that does not parse, a name no longer
+    /// known); the message names the row.
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
     #[error("could not migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -46,9 +46,17 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn event_names(&self) -> Vec<String> {
-        serde_json::from_str(&self.events).unwrap_or_default()
+    pub fn event_names(&self) -> Result<Vec<String>> {
+        event_names(self.id, &self.events)
     }
+}
+
+/// A webhook's stored events; ones that cannot be read are an error naming the webhook,
+/// never a webhook that subscribes to nothing.
+fn event_names(webhook: i64, events: &str) -> Result<Vec<String>> {
+    serde_json::from_str(events).map_err(|e| {
+        StoreError::Corrupt(format!("webhook {webhook}: its events cannot be read: {e}"))
+    })
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
@@ -64,6 +72,16 @@ pub struct Job {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub done_at: Option<i64>,
+}
+
+impl Job {
+    /// The stored payload, read as `T`; one that cannot be read is an error naming the
+    /// job.
+    pub fn read_payload<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.payload).map_err(|e| {
+            StoreError::Corrupt(format!("job {}: its payload cannot be read: {e}", self.id))
+        })
+    }
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
@@ -144,8 +162,8 @@ impl Notices {
                 .await?;
                 slot.insert(
                     (rows.into_iter())
-                        .map(|(id, events)| (id, serde_json::from_str(&events).unwrap_or_default()))
-                        .collect(),
+                        .map(|(id, events)| Ok((id, event_names(id, &events)?)))
+                        .collect::<Result<_>>()?,
                 )
             }
         };

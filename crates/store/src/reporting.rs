@@ -4,7 +4,7 @@
 //! to it without having read the page before.
 
 use crate::campaigns::{CAMPAIGN_COLUMNS, Campaign, fill_campaign};
-use crate::content::{COLUMNS as CONTENT_COLUMNS, ContentRow};
+use crate::content::{COLUMNS as CONTENT_COLUMNS, ContentRow, read_rows as read_content_rows};
 use crate::groups::{GROUP_COLUMNS, GROUP_FROM, Group};
 use crate::risk::DailyScore;
 use crate::users::{COLUMNS as USER_COLUMNS, User};
@@ -274,7 +274,7 @@ impl Store {
         let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {CONTENT_COLUMNS}"));
         listing.push_from_where(&mut query, account);
         listing.push_after(&mut query, after, limit);
-        Ok(query.build_query_as().fetch_all(&self.read).await?)
+        read_content_rows(query.build_query_as().fetch_all(&self.read).await?)
     }
 
     /// Content by id, for the campaigns that list it.
@@ -291,7 +291,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(query.build_query_as().fetch_all(&self.read).await?)
+        read_content_rows(query.build_query_as().fetch_all(&self.read).await?)
     }
 
     /// Campaigns after `after` in id order; `counts` false skips counting enrolments
@@ -352,7 +352,7 @@ impl Store {
     pub async fn report_enrollment(&self, account: AccountId, id: i64) -> Result<ReportEnrollment> {
         let listing = Listing::Enrollments(EnrollmentQuery::default());
         let rows = self
-            .report_enrollments(account, &listing, id - 1, 1)
+            .report_enrollments(account, &listing, id.saturating_sub(1), 1)
             .await?;
         rows.into_iter()
             .find(|e| e.id == id)

@@ -53,7 +53,7 @@ pub struct Content {
     /// Percent of quiz answers needed to pass; `null` without a quiz.
     pub pass_mark: Option<i64>,
     #[schema(value_type = Vec<Object>)]
-    pub quiz: Value,
+    pub quiz: Vec<QuizQuestion>,
     pub version: Option<String>,
     /// Markdown.
     pub body: String,
@@ -69,8 +69,8 @@ impl From<ContentRow> for Content {
         Self {
             id: c.id,
             published: format_date(coachloop_core::time::date_of_ms(c.published_at)),
-            quiz: serde_json::from_str(&c.quiz).unwrap_or(Value::Array(Vec::new())),
-            kind: c.kind,
+            quiz: c.quiz,
+            kind: c.kind.as_str().to_owned(),
             slug: c.slug,
             builtin: c.builtin,
             title: c.title,

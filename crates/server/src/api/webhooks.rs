@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use coachloop_core::FieldError;
 use coachloop_core::time::format_ms;
+use coachloop_store::StoreError;
 use coachloop_store::notices::{Delivery as DeliveryRow, Job, WEBHOOK_EVENTS, Webhook as Row};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,16 +34,18 @@ pub struct Webhook {
     pub created_at: String,
 }
 
-impl From<Row> for Webhook {
-    fn from(w: Row) -> Self {
-        Self {
-            events: w.event_names(),
+impl TryFrom<Row> for Webhook {
+    type Error = StoreError;
+
+    fn try_from(w: Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            events: w.event_names()?,
             id: w.id,
             url: w.url,
             secret: w.secret,
             active: w.active,
             created_at: format_ms(w.created_at),
-        }
+        })
     }
 }
 
@@ -95,9 +98,9 @@ pub struct LoggedDelivery {
 }
 
 impl LoggedDelivery {
-    fn new(job: Job, log: Vec<DeliveryRow>) -> Self {
-        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
-        Self {
+    fn new(job: Job, log: Vec<DeliveryRow>) -> Result<Self, StoreError> {
+        let payload: serde_json::Value = job.read_payload()?;
+        Ok(Self {
             next_attempt_at: (job.status == "pending").then(|| format_ms(job.run_at)),
             id: job.dedupe,
             status: job.status,
@@ -105,7 +108,7 @@ impl LoggedDelivery {
             last_error: job.last_error,
             body: payload["body"].clone(),
             log: log.into_iter().map(Attempt::from).collect(),
-        }
+        })
     }
 }
 
@@ -144,7 +147,10 @@ async fn list_webhooks(
 ) -> ApiResult<Json<DataOf<Vec<Webhook>>>> {
     let rows = state.store.list_webhooks(auth.account()).await?;
     Ok(Json(DataOf {
-        data: rows.into_iter().map(Webhook::from).collect(),
+        data: rows
+            .into_iter()
+            .map(Webhook::try_from)
+            .collect::<Result<_, _>>()?,
     }))
 }
 
@@ -176,7 +182,12 @@ async fn create_webhook(
         .store
         .create_webhook(auth.account(), input.url.trim(), &events)
         .await?;
-    Ok((StatusCode::CREATED, Json(DataOf { data: row.into() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(DataOf {
+            data: row.try_into()?,
+        }),
+    ))
 }
 
 /// Read one webhook.
@@ -194,7 +205,9 @@ async fn get_webhook(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Webhook>>> {
     let row = state.store.webhook(auth.account(), id).await?;
-    Ok(Json(DataOf { data: row.into() }))
+    Ok(Json(DataOf {
+        data: row.try_into()?,
+    }))
 }
 
 /// Stop a webhook: nothing new is queued for it (what is queued is still tried).
@@ -212,7 +225,9 @@ async fn stop_webhook(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Webhook>>> {
     let row = state.store.deactivate_webhook(auth.account(), id).await?;
-    Ok(Json(DataOf { data: row.into() }))
+    Ok(Json(DataOf {
+        data: row.try_into()?,
+    }))
 }
 
 /// A webhook's delivery log: its latest 100 facts, newest first, with every attempt.
@@ -234,6 +249,6 @@ async fn webhook_log(
         data: log
             .into_iter()
             .map(|(job, attempts)| LoggedDelivery::new(job, attempts))
-            .collect(),
+            .collect::<Result<_, _>>()?,
     }))
 }

@@ -169,7 +169,7 @@ impl Content {
             .content_by_id(self.account, &[id])
             .await?
             .into_iter()
-            .find(|row| row.kind == self.kind())
+            .find(|row| row.kind.as_str() == self.kind())
             .ok_or_else(|| {
                 ApiError::not_found(if self.kind() == "policy" {
                     "policy"

@@ -150,6 +150,12 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The database file the server uses, for a test that reaches it with a connection
+    /// of its own.
+    pub fn database_url(&self) -> DatabaseUrl {
+        DatabaseUrl::in_data_dir(self._dir.path())
+    }
+
     // ---- tokens and accounts, straight through the store ------------------------------
 
     /// Creates a token named `name` in the default account with comma-separated `scopes`
