@@ -31,8 +31,8 @@ pub const TEXT_FIELDS: &[&str] = &[
 /// Date attributes, `YYYY-MM-DD`.
 pub const DATE_FIELDS: &[&str] = &["employee_start_date", "custom_date_1", "custom_date_2"];
 
-const MAX_TEXT: usize = 255;
-const MAX_COMMENT: usize = 2000;
+pub const MAX_TEXT: usize = 255;
+pub const MAX_COMMENT: usize = 2000;
 pub const MAX_ALIASES: usize = 50;
 
 /// A set of changes to a person: `Some(None)` clears an attribute, absence keeps it.

@@ -9,7 +9,9 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::sync::Arc;
 use utoipa::OpenApi;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,6 +44,82 @@ impl ApiDoc {
         );
         doc
     }
+}
+
+/// Adds to every operation the statuses that shared mechanisms answer, where the
+/// operation does not already list them: the bearer check (401, 403, and 429 for a token
+/// with a quota), the JSON body extractor (400 unreadable JSON, 413 over
+/// `max_body_bytes`, 415 without `Content-Type: application/json`), the query extractor
+/// (400) and the path extractor (404). Each comes in the error envelope.
+pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for item in doc.paths.paths.values_mut() {
+        for op in operations(item) {
+            let has = |place: ParameterIn| {
+                op.parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == place)
+            };
+            let mut shared: Vec<(&str, &str)> = Vec::new();
+            if op.security.is_some() {
+                shared.extend([
+                    ("401", "no token, or an unknown, revoked or expired one"),
+                    ("403", "the token lacks the scope this operation needs"),
+                    (
+                        "429",
+                        "over the token's rate limit; `Retry-After` says when to try again",
+                    ),
+                ]);
+            }
+            if op.request_body.is_some() {
+                shared.extend([
+                    ("400", "the body is not readable JSON"),
+                    ("413", "the body is over the size limit (`max_body_bytes`)"),
+                    (
+                        "415",
+                        "the body is not sent with `Content-Type: application/json`",
+                    ),
+                ]);
+            }
+            if has(ParameterIn::Query) {
+                shared.push(("400", "a query parameter has a bad value"));
+            }
+            if has(ParameterIn::Path) {
+                shared.push(("404", "no such resource in this account"));
+            }
+            for (status, description) in shared {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error_response(description).into());
+            }
+        }
+    }
+    doc
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }
 
 pub fn router(openapi: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {

@@ -2,11 +2,13 @@
 //! 5xx bodies are generic and the cause goes to the log with the request id.
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coachloop_core::FieldError;
 use coachloop_store::StoreError;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
 #[derive(Debug)]
@@ -191,10 +193,69 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejections come back in the envelope.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body (`axum::Json` rules: `Content-Type: application/json`, the body limit)
+/// whose rejections come back in the envelope. A number with no fraction (`2.0`) is read
+/// as the integer it is: JSON Schema counts it as one, and so do generated clients.
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(mut value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(ApiError::from)?;
+        integral_numbers_as_integers(&mut value);
+        serde_path_to_error::deserialize(value)
+            .map(Json)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let at = if path == "." { String::new() } else { path };
+                let message = e.into_inner().to_string();
+                // serde names a missing field in its message, at the object's path.
+                match missing_field(&message) {
+                    Some(name) if at.is_empty() => {
+                        Self::invalid_body(name.to_owned(), "is required".into())
+                    }
+                    Some(name) => Self::invalid_body(format!("{at}.{name}"), "is required".into()),
+                    None => Self::invalid_body(at, message),
+                }
+            })
+    }
+}
+
+impl<T> Json<T> {
+    fn invalid_body(field: String, message: String) -> ApiError {
+        ApiError::invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+/// The field of serde's "missing field `name`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split_once('`')
+        .map(|(name, _)| name)
+}
+
+/// Rewrites `2.0` as `2` throughout, so an integer field takes it.
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (i64::MIN as f64..=i64::MAX as f64).contains(&f)
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

@@ -16,6 +16,7 @@ pub mod outbound;
 pub mod paging;
 pub mod reporting;
 pub mod schedule;
+pub mod schemas;
 pub mod user_events;
 pub mod xapi;
 
@@ -175,7 +176,7 @@ fn surfaces() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every JSON endpoint, generated from the code.
 pub fn openapi() -> OpenApi {
-    surfaces().into_openapi()
+    docs::complete(surfaces().into_openapi())
 }
 
 /// The complete application.
@@ -183,7 +184,7 @@ pub fn app(state: AppState) -> Router {
     let (router, openapi) = surfaces().split_for_parts();
     let body_limit = state.config.max_body_bytes;
     router
-        .merge(docs::router(Arc::new(openapi)))
+        .merge(docs::router(Arc::new(docs::complete(openapi))))
         .merge(learn::router())
         .fallback(|| async {
             ApiError::new(

@@ -49,7 +49,7 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
 
 /// Prometheus text exposition: requests and latencies by route, events ingested.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

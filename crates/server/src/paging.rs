@@ -5,13 +5,41 @@ use coachloop_store::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// An integer query value. `2.0` reads as 2: JSON Schema (and so a generated client) counts
+/// a number with no fraction as an integer.
+pub fn parse_integer(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let whole = match text.split_once('.') {
+        Some((whole, fraction)) if !fraction.is_empty() && fraction.bytes().all(|b| b == b'0') => {
+            whole
+        }
+        Some(_) => return None,
+        None => text,
+    };
+    whole.parse().ok()
+}
+
+/// `Option<i64>` from a query string, through [`parse_integer`].
+pub fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| {
+            parse_integer(&text)
+                .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a whole number")))
+        })
+        .transpose()
+}
+
 /// `page` (1-based) and `per_page`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1-based page number; default 1.
+    #[param(minimum = 1, maximum = 4_294_967_295_i64)]
+    #[serde(default, deserialize_with = "integer")]
     pub page: Option<i64>,
     /// Rows per page; default 50, values above 500 are treated as 500.
+    #[param(minimum = 1)]
+    #[serde(default, deserialize_with = "integer")]
     pub per_page: Option<i64>,
 }
 

@@ -201,7 +201,7 @@ pub struct EventTypeList {
 /// The request is processed before the answer: when 201 arrives every listed event is
 /// durably stored. In a bulk request invalid items are listed in the status's `failures`.
 #[utoipa::path(post, path = "/events", tag = "user events",
-    request_body(content = Value, description = "an event object, or an array of them"),
+    request_body(content = crate::schemas::EventsInput, description = "an event object, or an array of them"),
     responses(
         (status = 201, description = "stored", body = DataOf<RequestId>),
         (status = 400, description = "not JSON, or not an object/array", body = crate::error::ErrorBody),
@@ -367,20 +367,20 @@ pub struct EventsQuery {
     pub external_id: Option<String>,
     pub source: Option<String>,
     /// `YYYY-MM-DD`: events that occurred on that UTC day.
+    #[param(format = Date)]
     pub occurred_date: Option<String>,
+    #[serde(default, deserialize_with = "crate::paging::integer")]
     pub risk_level: Option<i64>,
     /// `id`, `event_type` or `occurred_date` (default).
+    #[param(inline)]
     pub order_by: Option<OrderBy>,
     /// `asc` or `desc` (default: newest first).
+    #[param(inline)]
     pub order_direction: Option<OrderDirection>,
-    /// 1-based page number; default 1.
-    pub page: Option<i64>,
-    /// Rows per page; default 50, values above 500 are treated as 500.
-    pub per_page: Option<i64>,
 }
 
 /// List events, newest first, with filters.
-#[utoipa::path(get, path = "/events", tag = "user events", params(EventsQuery),
+#[utoipa::path(get, path = "/events", tag = "user events", params(EventsQuery, PageParams),
     responses(
         (status = 200, description = "a page of events", body = ListOf<Event>),
         (status = 400, description = "a bad filter or page", body = crate::error::ErrorBody),
@@ -391,13 +391,10 @@ async fn list_events(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<EventsQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<Event>>> {
     auth.require(Scope::EventsRead)?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let occurred_between = match &query.occurred_date {
         Some(text) => {
             let day = parse_date(text.trim()).ok_or_else(|| {
@@ -501,14 +498,10 @@ async fn delete_event(
 pub struct StatusesQuery {
     /// `true` or `false`; every stored request is processed before it is answered.
     pub processed: Option<bool>,
-    /// 1-based page number; default 1.
-    pub page: Option<i64>,
-    /// Rows per page; default 50, values above 500 are treated as 500.
-    pub per_page: Option<i64>,
 }
 
 /// List request statuses, newest first.
-#[utoipa::path(get, path = "/statuses", tag = "user events", params(StatusesQuery),
+#[utoipa::path(get, path = "/statuses", tag = "user events", params(StatusesQuery, PageParams),
     responses(
         (status = 200, description = "a page of statuses", body = ListOf<Status>),
         (status = 400, description = "a bad filter or page", body = crate::error::ErrorBody),
@@ -519,13 +512,10 @@ async fn list_statuses(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<StatusesQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<Status>>> {
     auth.require_any(&[Scope::EventsRead, Scope::EventsWrite])?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let (rows, count) = state
         .store
         .list_statuses(auth.account(), query.processed, page)
@@ -564,12 +554,23 @@ pub struct EventTypesQuery {
     pub name: Option<String>,
 }
 
-/// `{"name", "description"}`; on update, an absent field is kept.
+/// `{"name", "description"}` of a new event type.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewEventTypeInput {
+    #[schema(schema_with = crate::schemas::event_type_name)]
+    pub name: String,
+    /// At most 255 characters; empty or null: none.
+    #[schema(max_length = 255)]
+    pub description: Option<String>,
+}
+
+/// `{"name", "description"}`; an absent (or null) name is kept, a null description cleared.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EventTypeInput {
+    #[schema(schema_with = crate::schemas::event_type_name_or_null)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255)]
     pub description: Option<Option<String>>,
 }
 
@@ -623,7 +624,7 @@ async fn list_event_types(
 }
 
 /// Create an event type.
-#[utoipa::path(post, path = "/event_types", tag = "user events", request_body = EventTypeInput,
+#[utoipa::path(post, path = "/event_types", tag = "user events", request_body = NewEventTypeInput,
     responses(
         (status = 201, description = "created", body = DataOf<EventType>),
         (status = 401, description = "bad token", body = crate::error::ErrorBody),
@@ -634,10 +635,10 @@ async fn list_event_types(
 async fn create_event_type(
     State(state): State<AppState>,
     EventsWriter(auth): EventsWriter,
-    Json(input): Json<EventTypeInput>,
+    Json(input): Json<NewEventTypeInput>,
 ) -> ApiResult<(StatusCode, Json<DataOf<EventType>>)> {
-    let name = parse_name(input.name.as_deref().unwrap_or_default())?;
-    let description = parse_description(input.description)?.flatten();
+    let name = parse_name(&input.name)?;
+    let description = parse_description(Some(input.description))?.flatten();
     let row = state
         .store
         .create_event_type(auth.account(), &name, description.as_deref())

@@ -434,9 +434,10 @@ async fn people_are_added_to_and_removed_from_a_manual_group() {
     assert_eq!(member_ids(&app, group).await, [bob]);
 
     // Unknown people, and bad bodies.
+    // The path names the group; a person the body names who does not exist is a bad field.
     app.post_json(&app.admin, &path, &json!({"user_id": 999_999}))
         .await
-        .expect_error(404, "not_found");
+        .expect_error(422, "invalid");
     app.delete(&app.admin, &format!("{path}/999999"))
         .await
         .expect_error(404, "not_found");
@@ -1205,7 +1206,7 @@ async fn another_accounts_group_is_not_found_on_every_endpoint() {
         &json!({"user_id": their_bob}),
     )
     .await
-    .expect_error(404, "not_found");
+    .expect_error(422, "invalid");
     app.get(
         &app.admin,
         &format!("/api/groups/{ours}/members/{their_bob}/why"),

@@ -45,6 +45,7 @@ impl From<AdminRow> for Admin {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AdminInput {
+    #[schema(schema_with = crate::schemas::email)]
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,

@@ -208,25 +208,20 @@ pub struct Preview {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GroupsQuery {
-    /// `active` or `archived`.
+    /// `active` or `archived`; empty: both.
+    #[param(pattern = "^(active|archived)?$")]
     pub status: Option<String>,
-    /// `console_group`, `smart_group` or `adi_managed_group`.
+    /// `console_group`, `smart_group` or `adi_managed_group`; empty: every type.
+    #[param(pattern = "^(console_group|smart_group|adi_managed_group)?$")]
     pub group_type: Option<String>,
-    /// 1-based page number; default 1.
-    pub page: Option<i64>,
-    /// Rows per page; default 50, values above 500 are treated as 500.
-    pub per_page: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only this person's changes.
+    #[serde(default, deserialize_with = "crate::paging::integer")]
     pub user_id: Option<i64>,
-    /// 1-based page number; default 1.
-    pub page: Option<i64>,
-    /// Rows per page; default 50, values above 500 are treated as 500.
-    pub per_page: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -301,7 +296,7 @@ fn with_backfill(group: GroupRow, backfill: Option<BackfillRow>) -> GroupWithBac
 }
 
 /// List groups.
-#[utoipa::path(get, path = "/api/groups", tag = "groups", params(GroupsQuery),
+#[utoipa::path(get, path = "/api/groups", tag = "groups", params(GroupsQuery, PageParams),
     responses(
         (status = 200, description = "a page of groups", body = ListOf<Group>),
         (status = 400, description = "a bad filter or page", body = ErrorBody),
@@ -312,13 +307,10 @@ async fn list_groups(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<GroupsQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<Group>>> {
     auth.require(Scope::GroupRead)?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let status = query.status.filter(|s| !s.is_empty());
     if status
         .as_deref()
@@ -351,7 +343,7 @@ async fn list_groups(
 /// Create a group. With `criteria` it is a smart group: it is evaluated over the
 /// existing history at once, and the answer says how many joined.
 #[utoipa::path(post, path = "/api/groups", tag = "groups",
-    request_body(content = Value, description = "`name` (required), `description`, and `criteria` for a smart group (`group_type` may be given and must agree)"),
+    request_body(content = crate::schemas::NewGroupInput, description = "`name` (required), `description`, and `criteria` for a smart group (`group_type` may be given and must agree)"),
     responses(
         (status = 201, description = "created", body = GroupWithBackfill),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -377,7 +369,17 @@ async fn create_group(
         None => None,
     };
     let expected = if criteria.is_some() { SMART } else { MANUAL };
-    match body.get("group_type").and_then(Value::as_str) {
+    let group_type = match body.get("group_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(kind)) => Some(kind.as_str()),
+        Some(_) => {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "group_type",
+                "must be `console_group` or `smart_group`",
+            )]));
+        }
+    };
+    match group_type {
         None => {}
         Some(kind) if kind == expected => {}
         Some(SMART) => {
@@ -432,7 +434,7 @@ async fn get_group(
 /// leave at once, and the answer says how many.
 #[utoipa::path(patch, path = "/api/groups/{id}", tag = "groups",
     params(("id" = i64, Path, description = "group id")),
-    request_body(content = Value, description = "`name`, `description`, `criteria` (smart groups)"),
+    request_body(content = crate::schemas::GroupChangesInput, description = "`name`, `description`, `criteria` (smart groups)"),
     responses(
         (status = 200, description = "updated", body = GroupWithBackfill),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -555,9 +557,9 @@ async fn list_members(
         (status = 204, description = "was a member already"),
         (status = 401, description = "bad token", body = ErrorBody),
         (status = 403, description = "the token lacks `admin`", body = ErrorBody),
-        (status = 404, description = "no such group or person in this account", body = ErrorBody),
+        (status = 404, description = "no such group in this account", body = ErrorBody),
         (status = 409, description = "a smart or provisioned group, or archived", body = ErrorBody),
-        (status = 422, description = "a bad body", body = ErrorBody)),
+        (status = 422, description = "a bad body, or `user_id` names no person of the account", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn add_member(
     State(state): State<AppState>,
@@ -568,7 +570,17 @@ async fn add_member(
     let added = state
         .store
         .add_group_member(auth.account(), GroupId(id), UserId(body.user_id))
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The path names the group; a person the body names is a bad field.
+            coachloop_store::StoreError::NotFound("user") => {
+                ApiError::invalid(vec![FieldError::new(
+                    "user_id",
+                    "names no person in this account",
+                )])
+            }
+            other => other.into(),
+        })?;
     Ok(if added {
         StatusCode::CREATED
     } else {
@@ -638,7 +650,7 @@ async fn why(
 
 /// A group's joins and leaves, newest first.
 #[utoipa::path(get, path = "/api/groups/{id}/history", tag = "groups",
-    params(("id" = i64, Path, description = "group id"), HistoryQuery),
+    params(("id" = i64, Path, description = "group id"), HistoryQuery, PageParams),
     responses(
         (status = 200, description = "a page of changes", body = ListOf<Change>),
         (status = 400, description = "a bad page", body = ErrorBody),
@@ -651,13 +663,10 @@ async fn history(
     auth: Auth,
     Path(id): Path<i64>,
     Query(query): Query<HistoryQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<Change>>> {
     auth.require(Scope::GroupRead)?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let (rows, count) = state
         .store
         .group_history(auth.account(), GroupId(id), query.user_id.map(UserId), page)

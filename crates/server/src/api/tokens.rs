@@ -53,15 +53,18 @@ impl From<TokenRow> for Token {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenInput {
-    /// A label, unique among the account's live tokens.
+    #[schema(schema_with = crate::schemas::token_name)]
     pub name: String,
-    /// e.g. `["events:write"]`.
+    #[schema(schema_with = crate::schemas::scopes)]
     pub scopes: Vec<String>,
     /// `YYYY-MM-DD`: the token stops working at the start of that day (UTC).
+    #[schema(schema_with = crate::schemas::date_or_null)]
     pub expires: Option<String>,
     /// At most this many requests a second; beyond, 429 with `Retry-After`. Default: no limit.
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
     pub rate_per_second: Option<i64>,
     /// At most this many requests a UTC day. Default: no limit.
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
     pub rate_per_day: Option<i64>,
 }
 
@@ -106,8 +109,19 @@ async fn create_token(
     Admin(auth): Admin,
     Json(input): Json<TokenInput>,
 ) -> ApiResult<(StatusCode, Json<DataOf<CreatedToken>>)> {
-    let scopes = Scopes::parse_list(&input.scopes.join(","))
+    let scopes = input
+        .scopes
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::invalid(vec![FieldError::new("scopes", e.to_string())]))?;
+    if scopes.is_empty() {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "scopes",
+            "name at least one scope",
+        )]));
+    }
+    let scopes = Scopes::new(scopes);
     let expires_at = match input.expires.as_deref() {
         Some(text) => Some(date_start_ms(parse_date(text.trim()).ok_or_else(|| {
             ApiError::invalid(vec![FieldError::new(

@@ -91,14 +91,17 @@ impl From<ContentRow> for Content {
 #[serde(deny_unknown_fields)]
 pub struct ContentInput {
     /// `module` or `policy`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(module|policy)$")]
     pub kind: ContentKind,
     /// Lower-case letters, digits and `-`; unique in the account.
+    #[schema(pattern = "^[a-z0-9-]{1,80}$")]
     pub slug: String,
+    #[schema(schema_with = crate::schemas::content_title)]
     pub title: String,
     #[serde(default)]
     pub summary: String,
     /// A module's reading time, or a policy's minimum reading time, in minutes.
+    #[schema(minimum = 1, maximum = 240)]
     pub minutes: u32,
     /// Modules with a quiz: percent needed to pass.
     pub pass_mark: Option<u8>,
@@ -109,6 +112,7 @@ pub struct ContentInput {
     /// Policies: a version label.
     pub version: Option<String>,
     /// Markdown.
+    #[schema(pattern = "\\S")]
     pub body: String,
     /// `YYYY-MM-DD`; default today.
     pub published: Option<String>,
@@ -144,16 +148,15 @@ impl ContentInput {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContentQuery {
-    /// `module` or `policy`.
+    /// `module` or `policy`; empty: both.
+    #[param(pattern = "^(module|policy)?$")]
     pub kind: Option<String>,
     /// Include retired content; default false.
     pub include_retired: Option<bool>,
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
 }
 
 /// List content: the built-in library and the account's own.
-#[utoipa::path(get, path = "/api/content", tag = "training", params(ContentQuery),
+#[utoipa::path(get, path = "/api/content", tag = "training", params(ContentQuery, PageParams),
     responses(
         (status = 200, description = "a page of content", body = ListOf<Content>),
         (status = 400, description = "a bad filter or page", body = ErrorBody),
@@ -164,13 +167,10 @@ async fn list_content(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<ContentQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<Content>>> {
     auth.require(Scope::ProgramRead)?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let kind = query.kind.filter(|k| !k.is_empty());
     if kind
         .as_deref()
@@ -358,6 +358,7 @@ impl From<CampaignRow> for Campaign {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
+    #[schema(schema_with = crate::schemas::group_name)]
     pub name: String,
     /// Content ids, in the order learners see them.
     pub content: Vec<i64>,
@@ -499,14 +500,13 @@ pub struct CampaignCreated {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CampaignsQuery {
-    /// `Created`, `In Progress`, `Completed` or `Closed`.
+    /// `Created`, `In Progress`, `Completed` or `Closed`; empty: every status.
+    #[param(pattern = "^(Created|In Progress|Completed|Closed)?$")]
     pub status: Option<String>,
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
 }
 
 /// List campaigns.
-#[utoipa::path(get, path = "/api/campaigns", tag = "training", params(CampaignsQuery),
+#[utoipa::path(get, path = "/api/campaigns", tag = "training", params(CampaignsQuery, PageParams),
     responses(
         (status = 200, description = "a page of campaigns", body = ListOf<Campaign>),
         (status = 400, description = "a bad filter or page", body = ErrorBody),
@@ -517,13 +517,10 @@ async fn list_campaigns(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<CampaignsQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<Campaign>>> {
     auth.require(Scope::CampaignRead)?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let status = query.status.filter(|s| !s.is_empty());
     if status
         .as_deref()
@@ -697,17 +694,19 @@ impl From<EnrollmentRow> for Enrollment {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EnrollmentsQuery {
+    #[serde(default, deserialize_with = "crate::paging::integer")]
     pub campaign_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::paging::integer")]
     pub user_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::paging::integer")]
     pub content_id: Option<i64>,
-    /// `Not Started`, `In Progress`, `Passed`, `Completed` or `Past Due`.
+    /// `Not Started`, `In Progress`, `Passed`, `Completed` or `Past Due`; empty: every status.
+    #[param(pattern = "^(Not Started|In Progress|Passed|Completed|Past Due)?$")]
     pub status: Option<String>,
-    pub page: Option<i64>,
-    pub per_page: Option<i64>,
 }
 
 /// List enrolments.
-#[utoipa::path(get, path = "/api/enrollments", tag = "training", params(EnrollmentsQuery),
+#[utoipa::path(get, path = "/api/enrollments", tag = "training", params(EnrollmentsQuery, PageParams),
     responses(
         (status = 200, description = "a page of enrolments", body = ListOf<Enrollment>),
         (status = 400, description = "a bad filter or page", body = ErrorBody),
@@ -718,13 +717,10 @@ async fn list_enrollments(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<EnrollmentsQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<Enrollment>>> {
     auth.require(Scope::EnrollmentsRead)?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let status = query.status.filter(|s| !s.is_empty());
     if status
         .as_deref()

@@ -105,7 +105,8 @@ impl From<UserRow> for User {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
-    /// `active` or `archived`.
+    /// `active` or `archived`; empty: both.
+    #[param(pattern = r"^\s*(active|archived)?\s*$")]
     pub status: Option<String>,
     /// Part of an email, first or last name.
     pub q: Option<String>,
@@ -114,10 +115,6 @@ pub struct UsersQuery {
     pub location: Option<String>,
     pub job_title: Option<String>,
     pub manager_email: Option<String>,
-    /// 1-based page number; default 1.
-    pub page: Option<i64>,
-    /// Rows per page; default 50, values above 500 are treated as 500.
-    pub per_page: Option<i64>,
 }
 
 fn changes(body: &Value) -> ApiResult<UserChanges> {
@@ -129,7 +126,7 @@ fn nonempty(value: Option<String>) -> Option<String> {
 }
 
 /// List people, with filters.
-#[utoipa::path(get, path = "/api/users", tag = "people", params(UsersQuery),
+#[utoipa::path(get, path = "/api/users", tag = "people", params(UsersQuery, PageParams),
     responses(
         (status = 200, description = "a page of people", body = ListOf<User>),
         (status = 400, description = "a bad filter or page", body = ErrorBody),
@@ -140,13 +137,10 @@ async fn list_users(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<UsersQuery>,
+    Query(paging): Query<PageParams>,
 ) -> ApiResult<Json<ListOf<User>>> {
     auth.require(Scope::UserRead)?;
-    let page = PageParams {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .page()?;
+    let page = paging.page()?;
     let status = match nonempty(query.status) {
         Some(text) => Some(
             UserStatus::parse(&text)
@@ -175,7 +169,7 @@ async fn list_users(
 
 /// Add a person. Unmatched events that named their email or an alias become theirs.
 #[utoipa::path(post, path = "/api/users", tag = "people",
-    request_body(content = Value, description = "user fields as in the Reporting API's user record; `email` required; `aliases` an array"),
+    request_body(content = crate::schemas::NewUserInput, description = "user fields as in the Reporting API's user record; `email` required; `aliases` an array"),
     responses(
         (status = 201, description = "created", body = DataOf<User>),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -219,7 +213,7 @@ async fn get_user(
 /// replaces the list; `status` archives or restores.
 #[utoipa::path(patch, path = "/api/users/{id}", tag = "people",
     params(("id" = i64, Path, description = "user id")),
-    request_body(content = Value, description = "the fields to change"),
+    request_body(content = crate::schemas::UserChangesInput, description = "the fields to change"),
     responses(
         (status = 200, description = "updated", body = DataOf<User>),
         (status = 401, description = "bad token", body = ErrorBody),

@@ -52,10 +52,10 @@ impl TryFrom<Row> for Webhook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
-    /// `http://` or `https://`.
+    /// `http://` or `https://`, to a public address unless the operator allows others.
+    #[schema(pattern = "^https?://")]
     pub url: String,
-    /// Any of `enrollment.created`, `enrollment.completed`, `enrollment.past_due`,
-    /// `group.member_joined`, `group.member_left`.
+    #[schema(schema_with = crate::schemas::webhook_events)]
     pub events: Vec<String>,
 }
 

@@ -109,7 +109,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListRequest {
         }
         let per_page = match per_page {
             None => DEFAULT_PER_PAGE,
-            Some(text) => match text.trim().parse::<i64>() {
+            Some(text) => match crate::paging::parse_integer(&text).ok_or(()) {
                 Ok(n) if n >= 1 => n.min(i64::from(MAX_PER_PAGE)) as u32,
                 Ok(_) => {
                     return Err(ApiError::bad_request(format!(
@@ -146,7 +146,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListRequest {
 fn page_mode(page: Option<String>) -> Result<Mode, ApiError> {
     match page {
         None => Ok(Mode::Page(1)),
-        Some(text) => match text.trim().parse::<i64>() {
+        Some(text) => match crate::paging::parse_integer(&text).ok_or(()) {
             Ok(n) if n >= 1 => u32::try_from(n)
                 .map(Mode::Page)
                 .map_err(|_| ApiError::bad_request("`page` is too large")),
@@ -166,9 +166,11 @@ fn page_mode(page: Option<String>) -> Result<Mode, ApiError> {
 )]
 pub struct Paging {
     /// 1-based page number; default 1.
-    page: Option<u32>,
+    #[param(minimum = 1, maximum = 4_294_967_295_i64)]
+    page: Option<i64>,
     /// Rows per page: default 100, at most 500 (larger is read as 500).
-    per_page: Option<u32>,
+    #[param(minimum = 1)]
+    per_page: Option<i64>,
     /// `true` for the first cursor page, then the `next_cursor` the last answer gave.
     cursor: Option<String>,
 }

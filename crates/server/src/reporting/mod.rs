@@ -123,9 +123,7 @@ fn id_param(value: &Option<String>, name: &str) -> ApiResult<Option<i64>> {
     value
         .as_deref()
         .map(|text| {
-            text.trim()
-                .parse::<i64>()
-                .ok()
+            crate::paging::parse_integer(text)
                 .filter(|id| *id > 0)
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("`{name}` must be a positive id; got `{text}`"))
@@ -140,6 +138,7 @@ fn id_param(value: &Option<String>, name: &str) -> ApiResult<Option<i64>> {
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// `true`: the whole history; default: the last six months.
+    #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub full: Option<String>,
 }
 
@@ -247,10 +246,13 @@ async fn account_risk_history(
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     /// `active` or `archived`; default both.
+    #[param(pattern = r"^\s*(active|archived)\s*$")]
     pub status: Option<String>,
     /// Only members of this group.
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub group_id: Option<String>,
     /// `group`: whole groups in `groups` instead of ids.
+    #[param(pattern = r"^\s*(group|groups)?\s*$")]
     pub expand: Option<String>,
 }
 
@@ -270,6 +272,7 @@ fn expand_groups(expand: &Option<String>) -> ApiResult<bool> {
     responses(
         (status = 200, description = "a page of people (a bare array)", body = Vec<shapes::V1User>),
         (status = 400, description = "a bad parameter", body = ErrorBody),
+        (status = 404, description = "`group_id` names no group of this account", body = ErrorBody),
         (status = 401, description = "bad token", body = ErrorBody),
         (status = 403, description = "the token lacks `user:read`", body = ErrorBody),
         (status = 429, description = "over the token's rate limit (see `Retry-After`)", body = ErrorBody)),
@@ -304,6 +307,7 @@ async fn users(
 #[into_params(parameter_in = Query)]
 pub struct ExpandQuery {
     /// `group`: whole groups in `groups` instead of ids.
+    #[param(pattern = r"^\s*(group|groups)?\s*$")]
     pub expand: Option<String>,
 }
 
@@ -368,6 +372,7 @@ async fn user_risk_history(
 #[into_params(parameter_in = Query)]
 pub struct GroupsQuery {
     /// `active` or `archived`; default both.
+    #[param(pattern = r"^\s*(active|archived)\s*$")]
     pub status: Option<String>,
 }
 
@@ -550,6 +555,7 @@ async fn policy(
 #[into_params(parameter_in = Query)]
 pub struct CampaignQuery {
     /// `true`: leave `completion_percentage` out (it costs a pass over the enrolments).
+    #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub exclude_percentages: Option<String>,
 }
 
@@ -596,17 +602,24 @@ async fn campaign(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EnrollmentsQuery {
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub user_id: Option<String>,
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub campaign_id: Option<String>,
     /// A module's (or policy's) id.
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub store_purchase_id: Option<String>,
     /// `true`: leave out archived people's enrolments.
+    #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub exclude_archived_users: Option<String>,
     /// `true`: each enrolment shows `campaign_id`.
+    #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub include_campaign_id: Option<String>,
     /// `true`: each enrolment shows `store_purchase_id`.
+    #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub include_store_purchase_id: Option<String>,
     /// `true`: each enrolment's `user` shows `employee_number`.
+    #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub include_employee_number: Option<String>,
 }
 

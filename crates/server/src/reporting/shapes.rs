@@ -38,7 +38,9 @@ pub struct Account {
     pub risk_score_history: Vec<RiskScore>,
 }
 
+/// An administrator as `/v1/account` lists them.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AccountAdmin)]
 pub struct Admin {
     pub id: i64,
     pub first_name: Option<String>,
@@ -73,6 +75,7 @@ pub struct V1User {
     pub provisioning_managed: bool,
     pub provisioning_guid: Option<String>,
     /// Group ids, or whole groups with `expand=group`.
+    #[schema(schema_with = user_groups_schema)]
     pub groups: UserGroups,
     pub current_risk_score: f64,
     pub aliases: Vec<String>,
@@ -94,11 +97,33 @@ pub struct V1User {
     pub custom_date_2: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// A person's groups: their ids, or the groups themselves with `expand=groups`.
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum UserGroups {
     Ids(Vec<i64>),
     Expanded(Vec<V1Group>),
+}
+
+/// `groups` as one array whose items are ids or groups: an empty list is both forms, so
+/// the two forms cannot be told apart as a `oneOf` of two arrays.
+fn user_groups_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    use utoipa::openapi::{KnownFormat, Ref, SchemaFormat};
+    ArrayBuilder::new()
+        .items(
+            OneOfBuilder::new()
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+                )
+                .item(Ref::from_schema_name("V1Group")),
+        )
+        .description(Some(
+            "group ids, or the groups themselves with `expand=groups`",
+        ))
+        .build()
 }
 
 impl V1User {

@@ -221,7 +221,7 @@ impl Campaigns {
     /// One campaign; 404 for another account's.
     pub async fn one(&self, id: i64) -> ApiResult<Response> {
         let (_, campaign) = self
-            .rows(id - 1, 1)
+            .rows(id.saturating_sub(1), 1)
             .await?
             .into_iter()
             .find(|(key, _)| *key == id)
