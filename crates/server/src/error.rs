@@ -9,6 +9,7 @@ use coachloop_core::FieldError;
 use coachloop_store::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::any::TypeId;
 use utoipa::ToSchema;
 
 #[derive(Debug)]
@@ -199,13 +200,20 @@ impl From<PathRejection> for ApiError {
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned + 'static, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let axum::Json(mut value) = axum::Json::<serde_json::Value>::from_request(req, state)
             .await
             .map_err(ApiError::from)?;
+        // serde would fill a struct from an array's items; a typed body is an object.
+        if value.is_array() && TypeId::of::<T>() != TypeId::of::<serde_json::Value>() {
+            return Err(Self::invalid_body(
+                String::new(),
+                "must be a JSON object".into(),
+            ));
+        }
         integral_numbers_as_integers(&mut value);
         serde_path_to_error::deserialize(value)
             .map(Json)

@@ -49,6 +49,15 @@ pub fn email() -> Object {
     schema
 }
 
+/// An email address, or blank (which clears it).
+fn email_or_blank() -> Object {
+    let mut schema = email();
+    let pattern = schema.pattern.take().unwrap_or_default();
+    let address = pattern.trim_start_matches('^').trim_end_matches('$');
+    schema.pattern = Some(format!("^(?:[{WS}]*|{address})$"));
+    schema
+}
+
 /// A token's name: 1 to 100 printable characters (trimmed).
 pub fn token_name() -> Object {
     string(
@@ -97,7 +106,7 @@ pub fn user_changes(create: bool) -> Object {
     for field in TEXT_FIELDS {
         user = match *field {
             "comment" => user.property(*field, text(MAX_COMMENT)),
-            "manager_email" => user.property(*field, or_null(email())),
+            "manager_email" => user.property(*field, or_null(email_or_blank())),
             _ => user.property(*field, text(MAX_TEXT)),
         };
     }

@@ -612,6 +612,12 @@ pub struct EnrollmentsQuery {
     /// `true`: leave out archived people's enrolments.
     #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub exclude_archived_users: Option<String>,
+}
+
+/// What each enrolment shows besides its own fields.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IncludesQuery {
     /// `true`: each enrolment shows `campaign_id`.
     #[param(pattern = r"^\s*(true|false|1|0)?\s*$")]
     pub include_campaign_id: Option<String>,
@@ -623,7 +629,7 @@ pub struct EnrollmentsQuery {
     pub include_employee_number: Option<String>,
 }
 
-impl EnrollmentsQuery {
+impl IncludesQuery {
     fn includes(&self) -> ApiResult<Includes> {
         Ok(Includes {
             campaign_id: flag(&self.include_campaign_id, "include_campaign_id")?,
@@ -635,7 +641,7 @@ impl EnrollmentsQuery {
 
 /// Enrolments, in id order.
 #[utoipa::path(get, path = "/v1/training/enrollments", tag = "reporting",
-    params(EnrollmentsQuery, Paging),
+    params(EnrollmentsQuery, IncludesQuery, Paging),
     responses(
         (status = 200, description = "a page of enrolments (a bare array)", body = Vec<V1Enrollment>),
         (status = 400, description = "a bad parameter", body = ErrorBody),
@@ -648,6 +654,7 @@ async fn enrollments(
     EnrollmentsReader(auth): EnrollmentsReader,
     list: ListRequest,
     Query(query): Query<EnrollmentsQuery>,
+    Query(includes): Query<IncludesQuery>,
 ) -> ApiResult<Response> {
     let filter = EnrollmentQuery {
         user: id_param(&query.user_id, "user_id")?,
@@ -655,7 +662,7 @@ async fn enrollments(
         content: id_param(&query.store_purchase_id, "store_purchase_id")?,
         exclude_archived_users: flag(&query.exclude_archived_users, "exclude_archived_users")?,
     };
-    let source = Enrollments::new(&state, &auth, filter, query.includes()?).await?;
+    let source = Enrollments::new(&state, &auth, filter, includes.includes()?).await?;
     list.respond(&state, &auth, source).await
 }
 
@@ -663,7 +670,7 @@ async fn one_enrollment(
     state: &AppState,
     auth: &Auth,
     id: i64,
-    query: &EnrollmentsQuery,
+    query: &IncludesQuery,
 ) -> ApiResult<Response> {
     let source =
         Enrollments::new(state, auth, EnrollmentQuery::default(), query.includes()?).await?;
@@ -672,7 +679,7 @@ async fn one_enrollment(
 
 /// One enrolment.
 #[utoipa::path(get, path = "/v1/training/enrollments/{id}", tag = "reporting",
-    params(("id" = i64, Path), EnrollmentsQuery),
+    params(("id" = i64, Path), IncludesQuery),
     responses(
         (status = 200, description = "the enrolment", body = V1Enrollment),
         (status = 401, description = "bad token", body = ErrorBody),
@@ -684,14 +691,14 @@ async fn enrollment(
     State(state): State<AppState>,
     EnrollmentsReader(auth): EnrollmentsReader,
     Path(id): Path<i64>,
-    Query(query): Query<EnrollmentsQuery>,
+    Query(query): Query<IncludesQuery>,
 ) -> ApiResult<Response> {
     one_enrollment(&state, &auth, id, &query).await
 }
 
 /// One enrolment (the singular path some clients call).
 #[utoipa::path(get, path = "/v1/training/enrollment/{id}", tag = "reporting",
-    params(("id" = i64, Path), EnrollmentsQuery),
+    params(("id" = i64, Path), IncludesQuery),
     responses(
         (status = 200, description = "the enrolment", body = V1Enrollment),
         (status = 404, description = "no such enrolment in this account", body = ErrorBody),
@@ -703,7 +710,7 @@ async fn enrollment_alias(
     State(state): State<AppState>,
     EnrollmentsReader(auth): EnrollmentsReader,
     Path(id): Path<i64>,
-    Query(query): Query<EnrollmentsQuery>,
+    Query(query): Query<IncludesQuery>,
 ) -> ApiResult<Response> {
     one_enrollment(&state, &auth, id, &query).await
 }
