@@ -209,10 +209,7 @@ impl<T: DeserializeOwned + 'static, S: Send + Sync> FromRequest<S> for Json<T> {
             .map_err(ApiError::from)?;
         // serde would fill a struct from an array's items; a typed body is an object.
         if value.is_array() && TypeId::of::<T>() != TypeId::of::<serde_json::Value>() {
-            return Err(Self::invalid_body(
-                String::new(),
-                "must be a JSON object".into(),
-            ));
+            return Err(bad_field(String::new(), "must be a JSON object".into()));
         }
         integral_numbers_as_integers(&mut value);
         serde_path_to_error::deserialize(value)
@@ -221,22 +218,18 @@ impl<T: DeserializeOwned + 'static, S: Send + Sync> FromRequest<S> for Json<T> {
                 let path = e.path().to_string();
                 let at = if path == "." { String::new() } else { path };
                 let message = e.into_inner().to_string();
-                // serde names a missing field in its message, at the object's path.
+                // serde names a missing field in its message, at the enclosing object's path.
                 match missing_field(&message) {
-                    Some(name) if at.is_empty() => {
-                        Self::invalid_body(name.to_owned(), "is required".into())
-                    }
-                    Some(name) => Self::invalid_body(format!("{at}.{name}"), "is required".into()),
-                    None => Self::invalid_body(at, message),
+                    Some(name) if at.is_empty() => bad_field(name.to_owned(), "is required".into()),
+                    Some(name) => bad_field(format!("{at}.{name}"), "is required".into()),
+                    None => bad_field(at, message),
                 }
             })
     }
 }
 
-impl<T> Json<T> {
-    fn invalid_body(field: String, message: String) -> ApiError {
-        ApiError::invalid(vec![FieldError::new(field, message)])
-    }
+fn bad_field(field: String, message: String) -> ApiError {
+    ApiError::invalid(vec![FieldError::new(field, message)])
 }
 
 /// The field of serde's "missing field `name`" message.

@@ -9,7 +9,7 @@
 
 use crate::{learn, outbound};
 use coachloop_core::ids::{AccountId, UserId};
-use coachloop_core::time::format_ms;
+use coachloop_core::time::format_human_ms;
 use coachloop_store::engine::Wake;
 use coachloop_store::ingest::Ingestor;
 use coachloop_store::notices::{
@@ -449,7 +449,7 @@ impl Runner {
             .unwrap_or_else(|| enrollment.email.clone());
         let due = enrollment
             .due_at
-            .map(|d| format!("It is due by {}.\n\n", format_ms(d)))
+            .map(|d| format!("It is due by {}.\n\n", format_human_ms(d)))
             .unwrap_or_default();
         let (to, subject, text) = match template {
             EMAIL_ENROLLED | EMAIL_REMINDER => {
@@ -502,7 +502,7 @@ impl Runner {
                         enrollment.email,
                         enrollment.content_title,
                         enrollment.campaign_name,
-                        enrollment.due_at.map(format_ms).unwrap_or_default()
+                        enrollment.due_at.map(format_human_ms).unwrap_or_default()
                     ),
                 )
             }

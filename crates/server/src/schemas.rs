@@ -150,10 +150,10 @@ pub fn content_title() -> Object {
 }
 
 /// A group's (or campaign's) name: 1 to 255 characters, trimmed.
-pub fn group_name() -> Object {
+pub fn name() -> Object {
     string(
         nonblank_pattern(255),
-        "unique among the account's active groups",
+        "1 to 255 characters; a group's is unique among the account's active groups",
     )
 }
 
@@ -177,7 +177,7 @@ pub fn group_input(create: bool) -> Object {
     let mut group = ObjectBuilder::new()
         .schema_type(Type::Object)
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-        .property("name", group_name())
+        .property("name", name())
         .property("description", description)
         .property("criteria", criteria);
     if create {
@@ -198,29 +198,23 @@ pub fn group_input(create: bool) -> Object {
     group.build()
 }
 
+/// A list of one or more of `names`.
+fn one_or_more_of<'a>(names: impl IntoIterator<Item = &'a str>) -> ArrayBuilder {
+    ArrayBuilder::new().min_items(Some(1)).items(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names)),
+    )
+}
+
 /// A webhook's events: one or more of the names notices are sent for.
 pub fn webhook_events() -> Array {
-    ArrayBuilder::new()
-        .min_items(Some(1))
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(
-                    coachloop_store::notices::WEBHOOK_EVENTS.iter().copied(),
-                )),
-        )
-        .build()
+    one_or_more_of(coachloop_store::notices::WEBHOOK_EVENTS.iter().copied()).build()
 }
 
 /// A token's scopes: one or more of the known names.
 pub fn scopes() -> Array {
-    ArrayBuilder::new()
-        .min_items(Some(1))
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(Scope::ALL.iter().map(|s| s.as_str()))),
-        )
+    one_or_more_of(Scope::ALL.iter().map(|s| s.as_str()))
         .description(Some(
             "e.g. `[\"events:write\"]`; `admin` grants every other",
         ))

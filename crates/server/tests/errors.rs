@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestApp, event};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_a_bad_request() {
@@ -196,4 +196,106 @@ async fn a_token_without_the_scope_is_refused_before_its_body_is_read() {
             .await;
         answer.expect_error(403, "forbidden");
     }
+}
+
+#[tokio::test]
+async fn typed_bodies_read_whole_decimals_as_integers_and_name_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    let ana = app.create_user(&json!({"email": "ana@acme.example"})).await["id"]
+        .as_i64()
+        .expect("an id");
+    let group = app
+        .post_json(&app.admin, "/api/groups", &json!({"name": "VIPs"}))
+        .await
+        .expect(201)["data"]["id"]
+        .as_i64()
+        .expect("an id");
+    let members = format!("/api/groups/{group}/members");
+    // JSON Schema (and so a generated client) counts 2.0 as an integer.
+    app.post_json(&app.admin, &members, &json!({"user_id": ana as f64}))
+        .await
+        .expect(201);
+    let half = app
+        .post_json(&app.admin, &members, &json!({"user_id": 1.5}))
+        .await;
+    half.expect_error(422, "invalid");
+    assert_eq!(half.detail_fields(), ["user_id"]);
+    // serde would fill a struct from an array's items; a body is an object.
+    let array = app
+        .put_json(&app.admin, "/event_types/1", &json!([null, null]))
+        .await;
+    array.expect_error(422, "invalid");
+    assert_eq!(array.detail_fields(), [""]);
+    // A missing field is named, not reported at the body's root.
+    let missing = app
+        .post_json(&app.admin, "/api/tokens", &json!({"scopes": ["admin"]}))
+        .await;
+    missing.expect_error(422, "invalid");
+    assert_eq!(missing.detail_fields(), ["name"]);
+    // A scope is one name, not a comma-separated list in one item.
+    let listed = app
+        .post_json(
+            &app.admin,
+            "/api/tokens",
+            &json!({"name": "two", "scopes": ["events:write,admin"]}),
+        )
+        .await;
+    listed.expect_error(422, "invalid");
+    assert_eq!(listed.detail_fields(), ["scopes"]);
+    // `group_type` is a string when given.
+    let typed = app
+        .post_json(
+            &app.admin,
+            "/api/groups",
+            &json!({"name": "Odd", "group_type": {}}),
+        )
+        .await;
+    typed.expect_error(422, "invalid");
+    assert_eq!(typed.detail_fields(), ["group_type"]);
+}
+
+#[tokio::test]
+async fn query_integers_may_be_whole_decimals_and_ids_at_the_edges_are_not_found() {
+    let app = TestApp::spawn().await;
+    app.create_user(&json!({"email": "ana@acme.example"})).await;
+    let page = app
+        .get(&app.admin, "/api/users?page=1.0&per_page=10.00")
+        .await
+        .expect(200);
+    assert_eq!(page["meta"]["limit_value"], 10);
+    app.get(&app.admin, "/api/users?page=1.5")
+        .await
+        .expect_error(400, "bad_request");
+    let rows = app
+        .get(&app.admin, "/v1/users?per_page=1.0")
+        .await
+        .expect(200);
+    assert_eq!(rows.as_array().map(Vec::len), Some(1));
+    for path in [
+        "/v1/training/campaigns/-9223372036854775808",
+        "/v1/training/enrollments/-9223372036854775808",
+        "/v1/training/enrollment/-9223372036854775808",
+    ] {
+        app.get(&app.admin, path)
+            .await
+            .expect_error(404, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn a_blank_manager_email_clears_it() {
+    let app = TestApp::spawn().await;
+    let ana = app
+        .create_user(&json!({"email": "ana@acme.example", "manager_email": "bo@acme.example"}))
+        .await;
+    assert_eq!(ana["manager_email"], "bo@acme.example");
+    let cleared = app
+        .patch(
+            &app.admin,
+            &format!("/api/users/{}", ana["id"]),
+            &json!({"manager_email": "  "}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(cleared["data"]["manager_email"], Value::Null);
 }

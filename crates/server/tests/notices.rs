@@ -402,6 +402,13 @@ async fn email_waits_out_a_down_smtp_server_and_tells_the_manager_when_past_due(
     assert_eq!(messages[0]["to"], json!(["ana@acme.example"]));
     let data = quoted_printable(messages[0]["data"].as_str().unwrap());
     assert!(data.contains("Subject: Training for you: Cyber Hygiene: Password Management"));
+    // The due date as a person reads it, not as a machine stores it.
+    let enrolment = &app.get(&app.admin, "/api/enrollments").await.expect(200)["data"][0];
+    let due = chrono::DateTime::parse_from_rfc3339(enrolment["due_date"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let human = coachloop_core::time::format_human_ms(due);
+    assert!(data.contains(&format!("It is due by {human}.")), "{data}");
     let link = data
         .split_whitespace()
         .find(|w| w.contains("/learn/"))

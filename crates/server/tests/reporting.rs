@@ -643,6 +643,8 @@ async fn reporting_paths(app: &TestApp, fx: &Fixture) -> Vec<(String, &'static s
         ),
         ok("/v1/training/policies".into(), "program:read"),
         ok(format!("/v1/training/policies/{policy}"), "program:read"),
+        ok("/v1/policies".into(), "program:read"),
+        ok(format!("/v1/policies/{policy}"), "program:read"),
         ok("/v1/training/campaigns".into(), "campaign:read"),
         ok(
             format!("/v1/training/campaigns/{targeted}"),
@@ -989,9 +991,20 @@ async fn store_purchases_and_policies_list_the_library_and_own_modules() {
     assert_shape(&single, POLICY);
     assert_eq!(&single, policy);
 
+    // The paths older clients (kb4.py) call answer the same.
+    assert_eq!(list(&app, "/v1/policies").await, policies);
+    let alias = read(
+        &app,
+        &app.admin,
+        &format!("/v1/policies/{}", id(policy, "policy_id")),
+    )
+    .await;
+    assert_eq!(alias, single);
+
     for path in [
         "/v1/training/store_purchases/999999",
         "/v1/training/policies/999999",
+        "/v1/policies/999999",
     ] {
         app.get(&app.admin, path)
             .await

@@ -89,6 +89,25 @@ struct Applied {
     finished: bool,
 }
 
+/// One of `user`'s own enrolments; another person's (or account's) is not found.
+async fn own_enrollment<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    account: AccountId,
+    user: UserId,
+    id: i64,
+) -> Result<Enrollment> {
+    sqlx::query_as(&format!(
+        "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
+         WHERE e.account_id = $1 AND e.user_id = $2 AND e.id = $3"
+    ))
+    .bind(account.0)
+    .bind(user.0)
+    .bind(id)
+    .fetch_optional(executor)
+    .await?
+    .ok_or(StoreError::NotFound("enrollment"))
+}
+
 /// Applies a learner's step to one of their own enrolments in the caller's write
 /// transaction, queueing the notices it causes in `outbox`.
 async fn apply(
@@ -102,16 +121,7 @@ async fn apply(
 ) -> Result<Applied> {
     // Read inside the write transaction: another tab (or an earlier step of the same
     // batch) may have moved it on.
-    let current: Enrollment = sqlx::query_as(&format!(
-        "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
-         WHERE e.account_id = $1 AND e.user_id = $2 AND e.id = $3"
-    ))
-    .bind(account.0)
-    .bind(user.0)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound("enrollment"))?;
+    let current = own_enrollment(&mut *conn, account, user, id).await?;
     let content = crate::content::content_in(conn, account, current.content_id).await?;
     let mut enrolment = state(&current)?;
     let refuse = |e: coachloop_core::enrolment::EnrolmentError| {
@@ -277,16 +287,7 @@ impl Store {
         user: UserId,
         id: i64,
     ) -> Result<(Enrollment, ContentRow)> {
-        let enrollment: Enrollment = sqlx::query_as(&format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
-             WHERE e.account_id = $1 AND e.user_id = $2 AND e.id = $3"
-        ))
-        .bind(account.0)
-        .bind(user.0)
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or(StoreError::NotFound("enrollment"))?;
+        let enrollment = own_enrollment(&self.read, account, user, id).await?;
         let content = self.content(account, enrollment.content_id).await?;
         Ok((enrollment, content))
     }

@@ -2,47 +2,37 @@
 //! quiz that does not parse is not "no quiz", a campaign's cooldown or duration that does
 //! not parse is not "none", a webhook's events that do not parse are not "no events".
 
-use chrono::{TimeZone, Utc};
-use coachloop_core::clock::{Clock, ManualClock};
+mod group_support;
+
+use coachloop_core::clock::Clock;
 use coachloop_core::duration::IsoDuration;
-use coachloop_core::ids::AccountId;
 use coachloop_store::campaigns::{Due, NewCampaign};
 use coachloop_store::content::ContentFilter;
-use coachloop_store::{DEFAULT_ACCOUNT, DatabaseUrl, Page, Store, StoreError};
+use coachloop_store::{DatabaseUrl, Page, StoreError};
+use group_support::{Harness, t0};
 use sqlx::{Connection, SqliteConnection};
-use std::sync::Arc;
 
-/// A store on a file of its own, a manual clock, and a second connection to the same
-/// file for writing what the store never would.
+/// The shared store harness (a file of its own, a manual clock), and a second connection
+/// to the same file for writing what the store never would.
 struct Corruptible {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    store: Store,
-    account: AccountId,
+    harness: Harness,
     sql: SqliteConnection,
+}
+
+impl std::ops::Deref for Corruptible {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
 }
 
 impl Corruptible {
     async fn open() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let start = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-        let clock = Arc::new(ManualClock::new(start));
-        let url = DatabaseUrl::in_data_dir(dir.path());
-        let store = Store::open(&url, clock.clone()).await.unwrap();
-        let account = store
-            .account_by_name(DEFAULT_ACCOUNT)
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+        let harness = Harness::start(t0()).await;
+        let url = DatabaseUrl::in_data_dir(harness.dir.path());
         let sql = SqliteConnection::connect(url.expose()).await.unwrap();
-        Self {
-            _dir: dir,
-            clock,
-            store,
-            account,
-            sql,
-        }
+        Self { harness, sql }
     }
 
     async fn execute(&mut self, statement: &str, id: i64) {

@@ -358,7 +358,7 @@ impl From<CampaignRow> for Campaign {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
-    #[schema(schema_with = crate::schemas::group_name)]
+    #[schema(schema_with = crate::schemas::name)]
     pub name: String,
     /// Content ids, in the order learners see them.
     pub content: Vec<i64>,

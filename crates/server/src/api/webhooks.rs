@@ -160,7 +160,7 @@ async fn list_webhooks(
         (status = 201, description = "registered", body = DataOf<Webhook>),
         (status = 401, description = "bad token", body = ErrorBody),
         (status = 403, description = "the token lacks `admin`", body = ErrorBody),
-        (status = 422, description = "a bad URL or event name", body = ErrorBody)),
+        (status = 422, description = "a bad URL or event name, or a destination that is not a public address (unless `allow_private_destinations` opens it)", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create_webhook(
     State(state): State<AppState>,

@@ -45,6 +45,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(store_purchase))
         .routes(routes!(policies))
         .routes(routes!(policy))
+        .routes(routes!(policies_alias))
+        .routes(routes!(policy_alias))
         .routes(routes!(campaigns))
         .routes(routes!(campaign))
         .routes(routes!(enrollments))
@@ -547,6 +549,34 @@ async fn policy(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     Content::new(&state, &auth, "policy").one(id).await
+}
+
+/// Policies (the path older clients such as kb4.py call; the same as
+/// `/v1/training/policies`).
+#[utoipa::path(get, path = "/v1/policies", tag = "reporting",
+    params(Paging),
+    responses(
+        (status = 200, description = "a page of policies (a bare array)", body = Vec<shapes::Policy>)),
+    security(("bearer" = [])))]
+async fn policies_alias(
+    state: State<AppState>,
+    auth: ProgramReader,
+    list: ListRequest,
+) -> ApiResult<Response> {
+    policies(state, auth, list).await
+}
+
+/// One policy (the path older clients call; the same as `/v1/training/policies/{id}`).
+#[utoipa::path(get, path = "/v1/policies/{id}", tag = "reporting",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "the policy", body = shapes::Policy)),
+    security(("bearer" = [])))]
+async fn policy_alias(
+    state: State<AppState>,
+    auth: ProgramReader,
+    id: Path<i64>,
+) -> ApiResult<Response> {
+    policy(state, auth, id).await
 }
 
 // ---- campaigns and enrolments -----------------------------------------------------------
