@@ -436,17 +436,24 @@ async fn answers(app: &TestApp, module: i64, right: usize) -> Vec<(String, Strin
         .collect()
 }
 
-#[tokio::test]
-async fn the_quiz_passes_at_the_mark_and_not_below() {
-    let app = TestApp::spawn().await;
-    user(&app, "ana@acme.example").await;
-    user(&app, "bob@acme.example").await;
-    let module = password_module(&app).await;
+/// Ana and Bob, each enrolled in the library's password module by a campaign for
+/// everyone; the module's id.
+async fn ana_and_bob_on_the_password_module(app: &TestApp) -> i64 {
+    user(app, "ana@acme.example").await;
+    user(app, "bob@acme.example").await;
+    let module = password_module(app).await;
     campaign(
-        &app,
+        app,
         json!({"name": "Passwords", "content": [module], "groups": [0]}),
     )
     .await;
+    module
+}
+
+#[tokio::test]
+async fn the_quiz_passes_at_the_mark_and_not_below() {
+    let app = TestApp::spawn().await;
+    let module = ana_and_bob_on_the_password_module(&app).await;
     let list = enrollments(&app, "").await;
     // Five questions, pass mark 80: four right passes, three right does not.
     for (e, right, status) in [(&list[0], 4, "Passed"), (&list[1], 3, "In Progress")] {
@@ -482,14 +489,7 @@ async fn the_quiz_passes_at_the_mark_and_not_below() {
 #[tokio::test]
 async fn tampered_expired_and_foreign_links_change_nothing() {
     let app = TestApp::spawn().await;
-    user(&app, "ana@acme.example").await;
-    user(&app, "bob@acme.example").await;
-    let module = password_module(&app).await;
-    campaign(
-        &app,
-        json!({"name": "Passwords", "content": [module], "groups": [0]}),
-    )
-    .await;
+    let module = ana_and_bob_on_the_password_module(&app).await;
     let list = enrollments(&app, "").await;
     let (ana_e, bob_e) = (
         list[0]["id"].as_i64().unwrap(),
@@ -801,14 +801,7 @@ async fn xapi_statements_from_another_lms_update_enrolments() {
 #[tokio::test]
 async fn an_xapi_batch_refused_part_way_applies_nothing() {
     let app = TestApp::spawn().await;
-    user(&app, "ana@acme.example").await;
-    user(&app, "bob@acme.example").await;
-    let module = password_module(&app).await;
-    campaign(
-        &app,
-        json!({"name": "Module", "content": [module], "groups": [0]}),
-    )
-    .await;
+    ana_and_bob_on_the_password_module(&app).await;
     app.clock.advance(Duration::hours(2));
     let lms = app.token("lms", "events:write").await;
 
