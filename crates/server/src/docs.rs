@@ -8,7 +8,7 @@ use axum::routing::get;
 use serde_json::Value;
 use std::fmt::Write;
 use std::sync::Arc;
-use utoipa::OpenApi;
+use utoipa::{OpenApi, PartialSchema};
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -93,9 +93,58 @@ pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                     .entry(status.to_owned())
                     .or_insert_with(|| error_response(description).into());
             }
+            let pages = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == ParameterIn::Query && p.name == "cursor");
+            if pages {
+                add_list_answers(op);
+            }
         }
     }
+    let components = doc.components.get_or_insert_with(Default::default);
+    components
+        .schemas
+        .entry("Pagination".to_owned())
+        .or_insert_with(|| crate::reporting::listing::Pagination::schema());
     doc
+}
+
+/// A Reporting API list answers a bare array by default, `{"data", "pagination"}` with
+/// `cursor`, and NDJSON rows with `Accept: application/x-ndjson`: the 200 lists all three.
+fn add_list_answers(op: &mut Operation) {
+    use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, OneOfBuilder, Schema};
+    use utoipa::openapi::{RefOr, Response};
+    let Some(RefOr::T(Response { content, .. })) = op.responses.responses.get_mut("200") else {
+        return;
+    };
+    let Some(array) = content.get("application/json").and_then(|c| c.schema.clone()) else {
+        return;
+    };
+    let item = match &array {
+        RefOr::T(Schema::Array(a)) => match &a.items {
+            ArrayItems::RefOrSchema(item) => Some((**item).clone()),
+            ArrayItems::False => None,
+        },
+        _ => None,
+    };
+    let page = ObjectBuilder::new()
+        .property("data", array.clone())
+        .required("data")
+        .property("pagination", Ref::from_schema_name("Pagination"))
+        .required("pagination");
+    let either = Schema::OneOf(OneOfBuilder::new().item(array).item(page).build());
+    content.insert(
+        "application/json".to_owned(),
+        ContentBuilder::new().schema(Some(either)).build(),
+    );
+    if let Some(item) = item {
+        content.insert(
+            crate::reporting::listing::NDJSON.to_owned(),
+            ContentBuilder::new().schema(Some(item)).build(),
+        );
+    }
 }
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
