@@ -8,10 +8,10 @@ use axum::routing::get;
 use serde_json::Value;
 use std::fmt::Write;
 use std::sync::Arc;
-use utoipa::{OpenApi, PartialSchema};
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{OpenApi, PartialSchema};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -107,7 +107,7 @@ pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     components
         .schemas
         .entry("Pagination".to_owned())
-        .or_insert_with(|| crate::reporting::listing::Pagination::schema());
+        .or_insert_with(crate::reporting::listing::Pagination::schema);
     doc
 }
 
@@ -119,7 +119,10 @@ fn add_list_answers(op: &mut Operation) {
     let Some(RefOr::T(Response { content, .. })) = op.responses.responses.get_mut("200") else {
         return;
     };
-    let Some(array) = content.get("application/json").and_then(|c| c.schema.clone()) else {
+    let Some(array) = content
+        .get("application/json")
+        .and_then(|c| c.schema.clone())
+    else {
         return;
     };
     let item = match &array {

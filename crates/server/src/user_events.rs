@@ -102,7 +102,7 @@ impl Event {
             user: EventUser {
                 email: row.user_email.unwrap_or(row.target_user),
                 id: row.user_id,
-                archived: row.user_archived.unwrap_or(false),
+                archived: row.user_archived,
             },
             external_id: row.external_id,
             source: row.source,

@@ -446,10 +446,10 @@ async fn email_waits_out_a_down_smtp_server_and_tells_the_manager_when_past_due(
     assert_eq!(sink.messages().len(), 3);
 }
 
-/// Runs `statement` on a connection of the test's own to the server's database file.
+/// Runs `statement` on a connection of the test's own to the server's database.
 async fn sql(app: &TestApp, statement: &str) {
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(app.database_url().expose())
+    let mut conn = sqlx::AnyConnection::connect(app.database_url().expose())
         .await
         .unwrap();
     sqlx::query(statement).execute(&mut conn).await.unwrap();
@@ -498,7 +498,11 @@ async fn a_database_error_during_a_notice_is_retried() {
     let job = reminder().await;
     assert_eq!(job.status, "pending", "retried, not given up: {job:#?}");
     let error = job.last_error.clone().unwrap_or_default();
-    assert!(error.contains("no such table: content"), "{error}");
+    // SQLite: "no such table: content"; PostgreSQL: "relation \"content\" does not exist".
+    assert!(
+        error.contains("no such table: content") || error.contains("\"content\" does not exist"),
+        "{error}"
+    );
 
     // Back again: the retry, a second after the failure, sends the reminder.
     sql(&app, "ALTER TABLE content_away RENAME TO content").await;

@@ -1,9 +1,10 @@
 //! Accounts (tenants) and the catalog every new account starts with.
 
+use crate::sql::QueryBuilder;
 use crate::{Result, Store, StoreError, is_unique_violation};
 use coachloop_core::catalog;
 use coachloop_core::ids::AccountId;
-use sqlx::{FromRow, QueryBuilder};
+use sqlx::FromRow;
 use tracing::instrument;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -96,7 +97,7 @@ impl Store {
     }
 }
 
-async fn seed_catalog(tx: &mut sqlx::SqliteConnection, account: AccountId, now: i64) -> Result<()> {
+async fn seed_catalog(tx: &mut sqlx::AnyConnection, account: AccountId, now: i64) -> Result<()> {
     let mut insert = QueryBuilder::new(
         "INSERT INTO event_types (account_id, name, description, built_in, created_at) ",
     );
@@ -104,7 +105,7 @@ async fn seed_catalog(tx: &mut sqlx::SqliteConnection, account: AccountId, now: 
         row.push_bind(account.0)
             .push_bind(entry.name)
             .push_bind(entry.description)
-            .push_bind(1)
+            .push_bind(true)
             .push_bind(now);
     });
     insert.push(" ON CONFLICT (account_id, name) DO NOTHING");

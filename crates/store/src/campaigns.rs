@@ -4,15 +4,17 @@
 //! [`enrol_joins`]). Past-due marking, campaign starts and ends happen at their exact
 //! instants in [`Store::run_due_training`].
 
+use crate::db::Backend;
 use crate::engine::Change;
 use crate::notices::{self, Notices};
+use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::duration::IsoDuration;
 use coachloop_core::enrolment::{EnrolmentStatus, Previous, may_enrol};
 use coachloop_core::ids::AccountId;
 use coachloop_core::time::format_ms;
 use serde_json::{Value, json};
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
 use std::collections::HashMap;
 use tracing::instrument;
 
@@ -30,8 +32,11 @@ pub struct Campaign {
     pub account_id: i64,
     pub name: String,
     pub status: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub all_users: bool,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub auto_enroll: bool,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub allow_multiple: bool,
     pub cooldown: Option<String>,
     pub start_at: i64,
@@ -117,6 +122,7 @@ pub struct Enrollment {
     pub time_spent: i64,
     pub score: Option<i64>,
     pub attempts: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub policy_acknowledged: bool,
     pub cause: String,
 }
@@ -176,14 +182,19 @@ impl Target {
 }
 
 /// A campaign's [`Target`], its content in order from one subquery.
-const TARGET_COLUMNS: &str = "c.id AS campaign, c.account_id AS account, c.allow_multiple, \
-    c.cooldown, c.end_at, c.relative_duration, (SELECT json_group_array(content_id ORDER BY \
-    position) FROM campaign_content WHERE campaign_id = c.id) AS content";
+fn target_columns(backend: Backend) -> String {
+    format!(
+        "c.id AS campaign, c.account_id AS account, c.allow_multiple, c.cooldown, c.end_at, \
+         c.relative_duration, (SELECT {} FROM campaign_content WHERE campaign_id = c.id) AS content",
+        backend.json_list("content_id ORDER BY position")
+    )
+}
 
 #[derive(FromRow)]
 struct TargetRow {
     campaign: i64,
     account: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     allow_multiple: bool,
     cooldown: Option<String>,
     end_at: Option<i64>,
@@ -234,9 +245,10 @@ struct AutoTarget {
     groups: String,
 }
 
-async fn load_target(conn: &mut SqliteConnection, campaign: i64) -> Result<Target> {
+async fn load_target(conn: &mut AnyConnection, campaign: i64) -> Result<Target> {
     let row: TargetRow = sqlx::query_as(&format!(
-        "SELECT {TARGET_COLUMNS} FROM campaigns c WHERE c.id = $1"
+        "SELECT {} FROM campaigns c WHERE c.id = $1",
+        target_columns(Backend::of_connection(conn))
     ))
     .bind(campaign)
     .fetch_one(&mut *conn)
@@ -265,7 +277,7 @@ impl Enrolled {
 /// Enrols `people` (user id, cause) in every content of the campaign, unless an earlier
 /// enrolment rules it out.
 async fn enrol(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     target: &Target,
     people: &[(i64, String)],
     now: i64,
@@ -273,7 +285,7 @@ async fn enrol(
 ) -> Result<Enrolled> {
     let mut made = 0;
     for chunk in people.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = QueryBuilder::new(
             "SELECT user_id, content_id, completed_at FROM enrollments WHERE campaign_id = ",
         );
         query.push_bind(target.campaign).push(" AND user_id IN (");
@@ -305,7 +317,7 @@ async fn enrol(
             }
         }
         for rows in new.chunks(CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
+            let mut insert = QueryBuilder::new(
                 "INSERT INTO enrollments (account_id, campaign_id, content_id, user_id, status, \
                  enrolled_at, due_at, cause) ",
             );
@@ -335,7 +347,7 @@ async fn enrol(
 /// Queues the notices of new enrolments: the email with the learner's link, a reminder
 /// before the due time, and `enrollment.created` webhooks.
 async fn announce(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     target: &Target,
     created: &[(i64, i64, i64, String)],
     due_at: Option<i64>,
@@ -382,7 +394,7 @@ async fn announce(
 /// Enrols people who just joined groups in the active auto-enrolling campaigns that
 /// target those groups, in the caller's transaction (the join's).
 pub(crate) async fn enrol_joins(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     joins: &[&Change],
     now: i64,
     outbox: &mut Notices,
@@ -391,10 +403,13 @@ pub(crate) async fn enrol_joins(
     if joins.is_empty() {
         return Ok(enrolled);
     }
-    let mut query = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {TARGET_COLUMNS}, json_group_array(cg.group_id) AS groups FROM campaign_groups cg \
+    let backend = Backend::of_connection(conn);
+    let mut query = QueryBuilder::new(format!(
+        "SELECT {}, {} AS groups FROM campaign_groups cg \
          JOIN campaigns c ON c.id = cg.campaign_id \
-         WHERE c.status = 'In Progress' AND c.auto_enroll = 1 AND cg.group_id IN ("
+         WHERE c.status = 'In Progress' AND c.auto_enroll = TRUE AND cg.group_id IN (",
+        target_columns(backend),
+        backend.json_list("cg.group_id"),
     ));
     let mut groups: Vec<i64> = joins.iter().map(|j| j.group).collect();
     groups.sort_unstable();
@@ -437,7 +452,7 @@ pub(crate) async fn enrol_joins(
 /// Enrols people just created in the running auto-enrolling campaigns that target all
 /// users, in the caller's transaction.
 pub(crate) async fn enrol_new_people(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     users: &[i64],
     now: i64,
@@ -447,8 +462,8 @@ pub(crate) async fn enrol_new_people(
         return Ok(enrolled);
     }
     let campaigns: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM campaigns WHERE account_id = $1 AND all_users = 1 \
-         AND auto_enroll = 1 AND status = 'In Progress'",
+        "SELECT id FROM campaigns WHERE account_id = $1 AND all_users = TRUE \
+         AND auto_enroll = TRUE AND status = 'In Progress'",
     )
     .bind(account)
     .fetch_all(&mut *conn)
@@ -465,16 +480,17 @@ pub(crate) async fn enrol_new_people(
 }
 
 /// Starts a campaign: enrols the current members of its groups (or every active person).
-async fn start(conn: &mut SqliteConnection, campaign: i64, now: i64) -> Result<Enrolled> {
+async fn start(conn: &mut AnyConnection, campaign: i64, now: i64) -> Result<Enrolled> {
     sqlx::query("UPDATE campaigns SET status = 'In Progress', updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(campaign)
         .execute(&mut *conn)
         .await?;
-    let all_users: bool = sqlx::query_scalar("SELECT all_users FROM campaigns WHERE id = $1")
-        .bind(campaign)
-        .fetch_one(&mut *conn)
-        .await?;
+    let crate::db::Flag(all_users) =
+        sqlx::query_scalar("SELECT all_users FROM campaigns WHERE id = $1")
+            .bind(campaign)
+            .fetch_one(&mut *conn)
+            .await?;
     let target = load_target(conn, campaign).await?;
     let people: Vec<i64> = if all_users {
         sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND status = 'active'")
@@ -610,7 +626,7 @@ impl Store {
         changes: &CampaignChanges,
     ) -> Result<Campaign> {
         let current = self.campaign(account, id).await?;
-        let mut query = QueryBuilder::<Sqlite>::new("UPDATE campaigns SET updated_at = ");
+        let mut query = QueryBuilder::new("UPDATE campaigns SET updated_at = ");
         query.push_bind(self.now_ms());
         if let Some(name) = &changes.name {
             query.push(", name = ").push_bind(name.trim().to_owned());
@@ -692,7 +708,7 @@ impl Store {
         filter: &EnrollmentFilter,
         page: Page,
     ) -> Result<(Vec<Enrollment>, i64)> {
-        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+        let push_filter = |query: &mut QueryBuilder<'_>| {
             query.push(" WHERE e.account_id = ").push_bind(account.0);
             if let Some(campaign) = filter.campaign_id {
                 query.push(" AND e.campaign_id = ").push_bind(campaign);
@@ -707,10 +723,10 @@ impl Store {
                 query.push(" AND e.status = ").push_bind(status.clone());
             }
         };
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM enrollments e");
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM enrollments e");
         push_filter(&mut count);
         let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
-        let mut select = QueryBuilder::<Sqlite>::new(format!(
+        let mut select = QueryBuilder::new(format!(
             "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM}"
         ));
         push_filter(&mut select);
@@ -803,17 +819,14 @@ impl Store {
              SELECT MIN(due_at) AS at FROM enrollments WHERE due_at IS NOT NULL \
              AND status IN ('Not Started', 'In Progress') \
              UNION ALL SELECT MIN(start_at) FROM campaigns WHERE status = 'Created' \
-             UNION ALL SELECT MIN(end_at) FROM campaigns WHERE status = 'In Progress')",
+             UNION ALL SELECT MIN(end_at) FROM campaigns WHERE status = 'In Progress') AS due",
         )
         .fetch_one(&self.read)
         .await?)
     }
 }
 
-pub(crate) async fn fill_campaign(
-    conn: &mut SqliteConnection,
-    campaign: &mut Campaign,
-) -> Result<()> {
+pub(crate) async fn fill_campaign(conn: &mut AnyConnection, campaign: &mut Campaign) -> Result<()> {
     campaign.content = sqlx::query_scalar(
         "SELECT content_id FROM campaign_content WHERE campaign_id = $1 ORDER BY position",
     )

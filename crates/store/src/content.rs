@@ -3,11 +3,12 @@
 //! policies. Ids are per account: they are the Reporting API's `store_purchase_id` and
 //! `policy_id`.
 
+use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
 use coachloop_core::content::{Content, ContentKind, QuizQuestion, library};
 use coachloop_core::ids::AccountId;
 use coachloop_core::time::{date_of_ms, date_start_ms};
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContentRow {
@@ -36,6 +37,7 @@ pub(crate) struct StoredContent {
     account_id: i64,
     kind: String,
     slug: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     builtin: bool,
     title: String,
     summary: String,
@@ -137,7 +139,7 @@ fn slug_conflict(err: sqlx::Error, slug: &str) -> StoreError {
 
 /// Inserts or (for `builtin`) refreshes one piece of content; returns its id.
 async fn upsert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     content: &Content,
     builtin: bool,
@@ -148,21 +150,21 @@ async fn upsert(
         // The binary's text wins for built-in rows; an admin's row of the same slug stays.
         "INSERT INTO content (account_id, kind, slug, builtin, title, summary, minutes, \
          pass_mark, quiz, version, body, published_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+         VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
          ON CONFLICT (account_id, slug) DO UPDATE SET kind = excluded.kind, \
          title = excluded.title, summary = excluded.summary, minutes = excluded.minutes, \
          pass_mark = excluded.pass_mark, quiz = excluded.quiz, version = excluded.version, \
          body = excluded.body, published_at = excluded.published_at, \
          updated_at = excluded.updated_at \
-         WHERE content.builtin = 1 AND (content.body <> excluded.body \
+         WHERE content.builtin = TRUE AND (content.body <> excluded.body \
          OR content.quiz <> excluded.quiz OR content.title <> excluded.title \
          OR content.summary <> excluded.summary OR content.minutes <> excluded.minutes \
-         OR content.pass_mark IS NOT excluded.pass_mark) \
+         OR content.pass_mark IS DISTINCT FROM excluded.pass_mark) \
          RETURNING id"
     } else {
         "INSERT INTO content (account_id, kind, slug, builtin, title, summary, minutes, \
          pass_mark, quiz, version, body, published_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id"
+         VALUES ($1, $2, $3, FALSE, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id"
     };
     let id: Option<i64> = sqlx::query_scalar(sql)
         .bind(account)
@@ -184,11 +186,7 @@ async fn upsert(
 }
 
 /// Copies the built-in library into an account, refreshing changed lessons.
-pub(crate) async fn sync_library(
-    conn: &mut SqliteConnection,
-    account: i64,
-    now: i64,
-) -> Result<()> {
+pub(crate) async fn sync_library(conn: &mut AnyConnection, account: i64, now: i64) -> Result<()> {
     for content in library() {
         upsert(conn, account, content, true, now).await?;
     }
@@ -197,7 +195,7 @@ pub(crate) async fn sync_library(
 
 /// One piece of content of the account, read on `conn` (a transaction's, say).
 pub(crate) async fn content_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     id: i64,
 ) -> Result<ContentRow> {
@@ -233,7 +231,7 @@ impl Store {
         filter: &ContentFilter,
         page: Page,
     ) -> Result<(Vec<ContentRow>, i64)> {
-        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+        let push_filter = |query: &mut QueryBuilder<'_>| {
             query.push(" WHERE account_id = ").push_bind(account.0);
             if let Some(kind) = &filter.kind {
                 query.push(" AND kind = ").push_bind(kind.clone());
@@ -242,10 +240,10 @@ impl Store {
                 query.push(" AND retired_at IS NULL");
             }
         };
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM content");
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM content");
         push_filter(&mut count);
         let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
-        let mut select = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM content"));
+        let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM content"));
         push_filter(&mut select);
         select
             .push(" ORDER BY id LIMIT ")

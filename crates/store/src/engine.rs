@@ -24,7 +24,7 @@ use coachloop_core::criteria::{
 use coachloop_core::event_id::EventId;
 use coachloop_core::user::{DATE_FIELDS, TEXT_FIELDS};
 use serde_json::json;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -152,8 +152,8 @@ impl Outcome {
 
     /// Writes the changes, the enrolments the joins make and the schedule entries, and
     /// queues their notices, in the caller's transaction. `now` is when they are recorded.
-    pub async fn write(&mut self, conn: &mut SqliteConnection, now: i64) -> Result<()> {
-        let mut script = Script::new();
+    pub async fn write(&mut self, conn: &mut AnyConnection, now: i64) -> Result<()> {
+        let mut script = Script::new(conn);
         self.write_into(conn, now, &mut script).await?;
         script.run(conn).await
     }
@@ -163,7 +163,7 @@ impl Outcome {
     /// writes and its `COMMIT` in one round trip.
     pub async fn write_into(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: i64,
         script: &mut Script<'_>,
     ) -> Result<()> {
@@ -227,7 +227,7 @@ impl Outcome {
 
 /// Queues `group.member_joined` and `group.member_left` webhooks for membership changes.
 pub(crate) async fn queue_membership_events(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     changes: &[Change],
     now: i64,
     outbox: &mut Notices,
@@ -261,7 +261,7 @@ pub(crate) async fn queue_membership_events(
 /// statement per group and chunk, so each is a search of the primary key (a row-value
 /// `IN` would scan).
 async fn delete_pairs(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     script: &mut Script<'_>,
     table: &str,
     pairs: &[(i64, i64)],
@@ -351,7 +351,7 @@ impl AccountRules {
     /// most people, and a per-person load reads their events scattered over the table.
     pub async fn preload(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         account: i64,
         now: i64,
     ) -> Result<()> {
@@ -515,7 +515,7 @@ impl AccountRules {
     /// keeping the events that can count at any instant from `from` on.
     pub async fn person(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         account: i64,
         user: i64,
         from: i64,
@@ -529,7 +529,7 @@ impl AccountRules {
 
     async fn load_person(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         account: i64,
         user: i64,
         now: i64,
@@ -835,7 +835,7 @@ pub(crate) fn intern(
 
 /// A person's status and attributes, without events or memberships.
 pub(crate) async fn load_attributes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     user: i64,
 ) -> Result<Person> {
@@ -872,7 +872,7 @@ impl Engine {
     /// The account's rules, loaded on first use.
     pub(crate) async fn account(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         account: i64,
     ) -> Result<&mut AccountRules> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.accounts.entry(account) {
@@ -903,7 +903,7 @@ impl Engine {
     }
 }
 
-async fn load_rules(conn: &mut SqliteConnection, account: i64) -> Result<Vec<Rule>> {
+async fn load_rules(conn: &mut AnyConnection, account: i64) -> Result<Vec<Rule>> {
     let rows: Vec<(i64, i64, String)> = sqlx::query_as(
         "SELECT g.id, g.version, v.criteria FROM groups g \
          JOIN group_versions v ON v.group_id = g.id AND v.version = g.version \

@@ -15,6 +15,7 @@ pub struct EventType {
     pub account_id: AccountId,
     pub name: String,
     pub description: Option<String>,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub built_in: bool,
 }
 
@@ -77,7 +78,7 @@ impl Store {
     ) -> Result<EventType> {
         sqlx::query_as(
             "INSERT INTO event_types (account_id, name, description, built_in, created_at) \
-             VALUES ($1, $2, $3, 0, $4) RETURNING id, account_id, name, description, built_in",
+             VALUES ($1, $2, $3, FALSE, $4) RETURNING id, account_id, name, description, built_in",
         )
         .bind(account.0)
         .bind(name)
@@ -142,7 +143,7 @@ impl Store {
         // "in use".
         let in_use: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM (SELECT 1 FROM events \
-             WHERE event_type_id = $1 AND account_id = $2 LIMIT 1)",
+             WHERE event_type_id = $1 AND account_id = $2 LIMIT 1) AS used",
         )
         .bind(id.0)
         .bind(account.0)

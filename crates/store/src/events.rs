@@ -1,10 +1,11 @@
 //! Reading and deleting stored events (writing them is `ingest`).
 
+use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::event_id::EventId;
 use coachloop_core::identity::normalize_identity;
 use coachloop_core::ids::{AccountId, UserId};
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::FromRow;
 use tracing::instrument;
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
@@ -14,7 +15,8 @@ pub struct EventRow {
     pub account_id: i64,
     pub user_id: Option<i64>,
     pub user_email: Option<String>,
-    pub user_archived: Option<bool>,
+    #[sqlx(try_from = "crate::db::Flag")]
+    pub user_archived: bool,
     pub target_user: String,
     pub external_id: Option<String>,
     pub source: Option<String>,
@@ -61,7 +63,7 @@ impl EventRow {
 }
 
 const SELECT: &str = "SELECT e.id, e.id_low, e.account_id, e.user_id, u.email AS user_email, \
-    (u.status = 'archived') AS user_archived, e.target_user, e.external_id, e.source, \
+    (COALESCE(u.status, '') = 'archived') AS user_archived, e.target_user, e.external_id, e.source, \
     e.description, e.occurred_at, e.risk_level, e.risk_decay_mode, e.risk_expire_date, \
     e.metadata, e.event_type_id, t.name AS event_type_name, \
     t.description AS event_type_description \
@@ -90,13 +92,13 @@ impl Store {
         filter: &EventFilter,
         page: Page,
     ) -> Result<(Vec<EventRow>, i64)> {
-        let mut count = QueryBuilder::<Sqlite>::new(
+        let mut count = QueryBuilder::new(
             "SELECT COUNT(*) FROM events e JOIN event_types t ON t.id = e.event_type_id",
         );
         push_event_filter(&mut count, account, filter);
         let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
 
-        let mut select = QueryBuilder::<Sqlite>::new(SELECT);
+        let mut select = QueryBuilder::new(SELECT);
         push_event_filter(&mut select, account, filter);
         let direction = if filter.ascending { "ASC" } else { "DESC" };
         let order = match filter.order_by {
@@ -170,11 +172,7 @@ impl Store {
     }
 }
 
-fn push_event_filter(
-    query: &mut QueryBuilder<'_, Sqlite>,
-    account: AccountId,
-    filter: &EventFilter,
-) {
+fn push_event_filter(query: &mut QueryBuilder<'_>, account: AccountId, filter: &EventFilter) {
     query.push(" WHERE e.account_id = ").push_bind(account.0);
     if let Some(name) = &filter.event_type {
         query.push(" AND t.name = ").push_bind(name.clone());

@@ -3,11 +3,13 @@
 //! Creating or editing a smart group evaluates it over the existing history (backfill)
 //! in the same transaction; every version of its criteria is kept.
 
+use crate::db::{Backend, ListOf};
 use crate::engine::{
     AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
     creates_cycle, fact_of, load_attributes, queue_membership_events,
 };
 use crate::scan::{Walk, each_event};
+use crate::sql::QueryBuilder;
 use crate::users::require_user;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
 use coachloop_core::criteria::{
@@ -17,7 +19,7 @@ use coachloop_core::event_id::EventId;
 use coachloop_core::ids::{AccountId, GroupId, UserId};
 use coachloop_core::time::{date_of_ms, date_start_ms, format_date};
 use serde_json::{Value, json};
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Any, AnyConnection, FromRow};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tracing::{debug, instrument};
@@ -245,12 +247,12 @@ impl Store {
         let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         group_kind(&mut tx, account, id).await?;
-        let named_by: Option<i64> = sqlx::query_scalar(
+        let named_by: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT g.id FROM groups g JOIN group_versions v ON v.group_id = g.id \
              AND v.version = g.version WHERE g.account_id = $1 AND g.status = 'active' \
-             AND g.id <> $2 AND EXISTS (SELECT 1 FROM json_tree(v.criteria) \
-             WHERE key = 'member_of' AND value = $2) LIMIT 1",
-        )
+             AND g.id <> $2 AND {} LIMIT 1",
+            self.backend.json_names("v.criteria", "member_of", 2)
+        ))
         .bind(account.0)
         .bind(id.0)
         .fetch_optional(&mut *tx)
@@ -349,7 +351,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     async fn set_criteria(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         engine: &mut Engine,
         account: AccountId,
         group: i64,
@@ -415,7 +417,7 @@ impl Store {
         filter: &GroupFilter,
         page: Page,
     ) -> Result<(Vec<Group>, i64)> {
-        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+        let push_filter = |query: &mut QueryBuilder<'_>| {
             query.push(" WHERE g.account_id = ").push_bind(account.0);
             if let Some(status) = &filter.status {
                 query.push(" AND g.status = ").push_bind(status.clone());
@@ -424,11 +426,10 @@ impl Store {
                 query.push(" AND g.group_type = ").push_bind(kind.clone());
             }
         };
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM groups g");
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM groups g");
         push_filter(&mut count);
         let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
-        let mut select =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {GROUP_COLUMNS} FROM {GROUP_FROM}"));
+        let mut select = QueryBuilder::new(format!("SELECT {GROUP_COLUMNS} FROM {GROUP_FROM}"));
         push_filter(&mut select);
         select
             .push(" ORDER BY g.id LIMIT ")
@@ -469,7 +470,7 @@ impl Store {
         page: Page,
     ) -> Result<(Vec<HistoryEntry>, i64)> {
         self.group(account, id).await?;
-        let push_filter = |query: &mut QueryBuilder<'_, Sqlite>| {
+        let push_filter = |query: &mut QueryBuilder<'_>| {
             query
                 .push(" WHERE account_id = ")
                 .push_bind(account.0)
@@ -479,10 +480,10 @@ impl Store {
                 query.push(" AND user_id = ").push_bind(user.0);
             }
         };
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM group_history");
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM group_history");
         push_filter(&mut count);
         let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
-        let mut select = QueryBuilder::<Sqlite>::new(
+        let mut select = QueryBuilder::new(
             "SELECT id, group_id, user_id, change, at, version, reason, recorded_at \
              FROM group_history",
         );
@@ -659,12 +660,13 @@ impl Store {
                 let criteria = Criteria::parse(&value)
                     .map_err(|e| StoreError::invalid("criteria", e.to_string()))?;
                 let types = matching_types(&mut conn, account.0, &criteria).await?;
-                let rows: Vec<(i64, i64, i64, Option<String>, i64)> = sqlx::query_as(
+                let rows: Vec<(i64, i64, i64, Option<String>, i64)> = sqlx::query_as(&format!(
                     "SELECT id, id_low, event_type_id, description, occurred_at FROM events \
-                     WHERE user_id = $1 AND event_type_id IN (SELECT value FROM json_each($2))",
-                )
+                     WHERE user_id = $1 AND event_type_id IN {}",
+                    self.backend.values_of(2, ListOf::Integers)
+                ))
                 .bind(user.0)
-                .bind(serde_json::to_string(&types.keys().collect::<Vec<_>>()).unwrap_or_default())
+                .bind(Backend::list(&types.keys().collect::<Vec<_>>()))
                 .fetch_all(&mut *conn)
                 .await?;
                 person.events = rows
@@ -754,12 +756,12 @@ impl Store {
         );
         matching.sort_unstable();
         let named: Vec<i64> = matching.iter().take(PREVIEW_PEOPLE).copied().collect();
-        let emails: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, email FROM users WHERE account_id = $1 \
-             AND id IN (SELECT value FROM json_each($2)) ORDER BY id",
-        )
+        let emails: Vec<(i64, String)> = sqlx::query_as(&format!(
+            "SELECT id, email FROM users WHERE account_id = $1 AND id IN {} ORDER BY id",
+            self.backend.values_of(2, ListOf::Integers)
+        ))
         .bind(account.0)
-        .bind(serde_json::to_string(&named).unwrap_or_default())
+        .bind(Backend::list(&named))
         .fetch_all(&mut *conn)
         .await?;
         Ok(Preview {
@@ -851,7 +853,7 @@ impl Store {
     pub(crate) async fn commit_people(
         &self,
         engine: &mut Engine,
-        mut tx: sqlx::Transaction<'static, Sqlite>,
+        mut tx: sqlx::Transaction<'static, Any>,
         account: AccountId,
         users: &[UserId],
         now: i64,
@@ -880,7 +882,7 @@ impl Store {
     /// transaction. On a failed commit the caller forgets them in the engine.
     pub(crate) async fn settle_people(
         engine: &mut Engine,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         account: AccountId,
         users: &[UserId],
         now: i64,
@@ -914,7 +916,7 @@ fn name_conflict(err: sqlx::Error, name: &str) -> StoreError {
 
 /// The type and status of a group of this account.
 async fn group_kind(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     id: GroupId,
 ) -> Result<(String, String)> {
@@ -929,7 +931,7 @@ async fn group_kind(
 /// Criteria may name only active groups of the same account, not themselves, and not
 /// through a cycle of smart groups.
 async fn check_named_groups(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     engine: &mut Engine,
     account: i64,
     group: i64,
@@ -975,7 +977,7 @@ async fn check_named_groups(
 
 /// The first active smart group whose criteria count events of the type `name`.
 pub(crate) async fn group_counting_type(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     name: &str,
 ) -> Result<Option<String>> {
@@ -1007,7 +1009,7 @@ fn stored_criteria(group: GroupId, text: &str) -> Result<Value> {
 
 /// Event type ids of the account whose names some event leaf matches, with the names.
 async fn matching_types(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     criteria: &Criteria,
 ) -> Result<HashMap<i64, SharedText>> {
@@ -1042,7 +1044,7 @@ fn earliest_counting(criteria: &Criteria, from: i64) -> i64 {
 /// from `from` on: status, the attributes it names, memberships of the groups it names,
 /// and matching events (pruned at `from`). With `group`, also that group's schedule.
 pub(crate) async fn population(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     criteria: &Criteria,
     from: i64,
@@ -1116,11 +1118,11 @@ pub(crate) async fn population(
     let mut named = criteria.groups();
     named.extend(group);
     if !named.is_empty() {
-        let members: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT user_id, group_id FROM group_members \
-             WHERE group_id IN (SELECT value FROM json_each($1))",
-        )
-        .bind(serde_json::to_string(&named).unwrap_or_default())
+        let members: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT user_id, group_id FROM group_members WHERE group_id IN {}",
+            Backend::of_connection(conn).values_of(1, ListOf::Integers)
+        ))
+        .bind(Backend::list(&named))
         .fetch_all(&mut *conn)
         .await?;
         for (user, group) in members {
@@ -1174,7 +1176,7 @@ impl Tally {
 /// Evaluates a (new version of a) smart group over everyone and records joins, leaves
 /// and schedule entries in the caller's transaction. Also returns who joined or left.
 async fn backfill(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     group: i64,
     version: i64,

@@ -7,9 +7,11 @@
 //! connection copies the WAL into the database file in the background, so no commit
 //! waits behind a large checkpoint.
 
+use crate::db::{Backend, ListOf};
 use crate::engine::{Engine, Outcome, Wakes, When};
 use crate::notices::{Attempt, Job, JobRecord, push_records};
 use crate::script::Script;
+use crate::sql::QueryBuilder;
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
 use coachloop_core::criteria::EventFact;
@@ -17,7 +19,7 @@ use coachloop_core::event::NewEvent;
 use coachloop_core::event_id::{EventId, EventIdGenerator, pack};
 use coachloop_core::ids::AccountId;
 use serde::Serialize;
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AnyConnection, Connection, Executor};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,19 +119,21 @@ pub struct Ingestor {
 impl Ingestor {
     /// Opens the writer's own connection and starts the writer task.
     pub async fn start(store: &Store, observer: CommitObserver) -> Result<(Self, JoinHandle<()>)> {
-        let mut conn = SqliteConnection::connect_with(&*store.options).await?;
-        // A large checkpoint inside a commit would stall every request of the batch: a
-        // second connection copies the WAL in the background (see `checkpoint_loop`).
-        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-            .execute(&mut conn)
-            .await?;
-        // A group commit of tens of thousands of rows dirties more pages than the default
-        // cache holds; spilling them to the WAL mid-transaction cost a tenth of the time.
-        sqlx::query("PRAGMA cache_size = -65536")
-            .execute(&mut conn)
-            .await?;
-
-        let checkpointer = SqliteConnection::connect_with(&*store.options).await?;
+        let mut conn = store.backend.connect(&store.options).await?;
+        let checkpointer = match store.backend {
+            Backend::Sqlite => {
+                // A large checkpoint inside a commit would stall every request of the
+                // batch: a second connection copies the WAL in the background (see
+                // `checkpoint_loop`). A group commit of tens of thousands of rows dirties
+                // more pages than the default cache holds; spilling them to the WAL
+                // mid-transaction cost a tenth of the time.
+                conn.execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536")
+                    .await?;
+                Some(store.backend.connect(&store.options).await?)
+            }
+            // PostgreSQL checkpoints on its own.
+            Backend::Postgres => None,
+        };
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
             .fetch_one(&mut conn)
@@ -195,7 +199,7 @@ impl Ingestor {
 }
 
 struct Writer {
-    conn: SqliteConnection,
+    conn: AnyConnection,
     now: Arc<dyn coachloop_core::clock::Clock>,
     /// Event type ids by account and name. Cleared when a type is renamed or deleted
     /// (`type_generation` moves) and after a failed transaction.
@@ -212,8 +216,9 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Work>, checkpointer: SqliteConnection) {
-        let checkpoints = tokio::spawn(checkpoint_loop(checkpointer, self.restart_wal.clone()));
+    async fn run(mut self, mut rx: mpsc::Receiver<Work>, checkpointer: Option<AnyConnection>) {
+        let checkpoints =
+            checkpointer.map(|conn| tokio::spawn(checkpoint_loop(conn, self.restart_wal.clone())));
         let mut batch = Vec::new();
         let mut attempts = Vec::new();
         while let Some(first) = rx.recv().await {
@@ -241,13 +246,15 @@ impl Writer {
                 self.finish_checkpoint().await;
             }
         }
-        checkpoints.abort();
-        // Leave a clean database file behind.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut self.conn)
-            .await
-        {
-            warn!(error = %e, "final checkpoint failed");
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.abort();
+            // Leave a clean database file behind.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut self.conn)
+                .await
+            {
+                warn!(error = %e, "final checkpoint failed");
+            }
         }
         let _ = self.conn.close().await;
     }
@@ -332,8 +339,8 @@ impl Writer {
     /// Records attempts at notice jobs in a transaction of their own (no events came
     /// with them, or the commit with the events failed).
     async fn record(&mut self, records: &[JobRecord<'_>]) -> Result<()> {
-        let mut script = Script::new();
-        script.statement(0).push("BEGIN IMMEDIATE");
+        let mut script = Script::new(&self.conn);
+        script.begin_write();
         let result = async {
             push_records(&mut self.conn, &mut script, records).await?;
             script.statement(0).push("COMMIT");
@@ -473,7 +480,7 @@ impl Writer {
         }
         sqlx::query(
             "INSERT INTO event_types (account_id, name, built_in, created_at) \
-             VALUES ($1, $2, 0, $3) ON CONFLICT (account_id, name) DO NOTHING",
+             VALUES ($1, $2, FALSE, $3) ON CONFLICT (account_id, name) DO NOTHING",
         )
         .bind(account)
         .bind(name)
@@ -499,7 +506,7 @@ impl Writer {
 /// quite finishes, and a WAL that never starts over grows without end. So once the WAL
 /// is longer than [`WAL_RESTART_FRAMES`], this asks the writer to copy the last few
 /// frames itself between two batches (`restart`), after which the WAL starts over.
-async fn checkpoint_loop(mut conn: SqliteConnection, restart: Arc<AtomicBool>) {
+async fn checkpoint_loop(mut conn: AnyConnection, restart: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -527,7 +534,7 @@ struct Row<'a> {
 /// The events already stored under the `external_id`s this batch names, per account.
 /// Only this writer inserts events, so what it reads here still holds when it commits.
 async fn existing_external_ids(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     batch: &[&Submission],
 ) -> Result<HashMap<(i64, String), EventId>> {
     let mut wanted: HashMap<i64, Vec<&str>> = HashMap::new();
@@ -542,15 +549,16 @@ async fn existing_external_ids(
         }
     }
     let mut found = HashMap::new();
+    let existing = format!(
+        "SELECT external_id, id, id_low FROM events WHERE account_id = $1 AND external_id IN {}",
+        Backend::of_connection(conn).values_of(2, ListOf::Texts)
+    );
     for (account, names) in wanted {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT external_id, id, id_low FROM events \
-             WHERE account_id = $1 AND external_id IN (SELECT value FROM json_each($2))",
-        )
-        .bind(account)
-        .bind(serde_json::to_string(&names).unwrap_or_default())
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(&existing)
+            .bind(account)
+            .bind(Backend::list(&names))
+            .fetch_all(&mut *conn)
+            .await?;
         for (external_id, hi, lo) in rows {
             found.insert((account, external_id), EventId { hi, lo });
         }
@@ -589,8 +597,8 @@ struct Writes<'a> {
     now: i64,
 }
 
-async fn commit(conn: &mut SqliteConnection, writes: Writes<'_>) -> Result<()> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+async fn commit(conn: &mut AnyConnection, writes: Writes<'_>) -> Result<()> {
+    Backend::begin(conn).await?;
     insert_and_commit(conn, writes).await
 }
 
@@ -601,12 +609,10 @@ impl<'a> Writes<'a> {
 
     /// Queues the rows' and statuses' inserts as one statement (for a small batch).
     fn push_inserts(&self, script: &mut Script<'a>) {
-        let query = script.statement(self.rows.len() * 15 + self.pairs.len() * 7);
         if !self.rows.is_empty() {
-            push_events(query, self.rows, self.now);
-            query.push("; ");
+            push_events(script.statement(self.rows.len() * 15), self.rows, self.now);
         }
-        push_requests(query, self.pairs, self.now);
+        push_requests(script.statement(self.pairs.len() * 7), self.pairs, self.now);
     }
 }
 
@@ -614,8 +620,8 @@ impl<'a> Writes<'a> {
 /// as one multi-statement query (one round trip to SQLite's thread); a large one
 /// statement by statement, so the prepared-statement cache holds a few shapes rather
 /// than every mix of chunk sizes.
-async fn insert_and_commit(conn: &mut SqliteConnection, writes: Writes<'_>) -> Result<()> {
-    let mut script = Script::new();
+async fn insert_and_commit(conn: &mut AnyConnection, writes: Writes<'_>) -> Result<()> {
+    let mut script = Script::new(conn);
     if writes.is_small() {
         writes.push_inserts(&mut script);
     } else {
@@ -628,18 +634,18 @@ async fn insert_and_commit(conn: &mut SqliteConnection, writes: Writes<'_>) -> R
 
 /// Stores the rows and statuses, statement by statement, in the open transaction.
 async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rows: &[Row<'_>],
     pairs: &[(&&Submission, &Receipt)],
     now: i64,
 ) -> Result<()> {
     for chunk in chunks(rows) {
-        let mut query = QueryBuilder::<Sqlite>::new("");
+        let mut query = QueryBuilder::new("");
         push_events(&mut query, chunk, now);
         query.build().execute(&mut *conn).await?;
     }
     for chunk in chunks(pairs) {
-        let mut query = QueryBuilder::<Sqlite>::new("");
+        let mut query = QueryBuilder::new("");
         push_requests(&mut query, chunk, now);
         query.build().execute(&mut *conn).await?;
     }
@@ -652,7 +658,7 @@ async fn insert(
 /// leaves and schedule entries. `touched` collects the people whose cache changed, for
 /// the caller to forget should the commit fail.
 async fn commit_with_groups(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     engine: &mut Engine,
     ruled: &HashSet<i64>,
     writes: Writes<'_>,
@@ -701,7 +707,7 @@ async fn commit_with_groups(
     };
     // The rows' inserts and the outcome's writes go with the COMMIT in one round trip
     // (the enrolments, whose ids notices name, and the reads go before).
-    let mut script = Script::new();
+    let mut script = Script::new(conn);
     if writes.is_small() {
         evaluate(engine, &mut outcome).await;
         writes.push_inserts(&mut script);
@@ -722,10 +728,10 @@ async fn commit_with_groups(
 }
 
 /// Begins the write transaction and reads the person each row's target names, for rows
-/// of accounts with smart groups, in one round trip: read in the write transaction, it
-/// is what the insert's join finds.
+/// of accounts with smart groups: read in the write transaction, it is what the insert's
+/// join finds.
 async fn begin_and_match_people(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ruled: &HashSet<i64>,
     rows: &[Row<'_>],
 ) -> Result<HashMap<i64, HashMap<String, i64>>> {
@@ -736,33 +742,26 @@ async fn begin_and_match_people(
             .or_default()
             .push(row.event.target_norm.as_str());
     }
-    const MATCH: &str = "SELECT identity, user_id FROM user_identities \
-        WHERE account_id = $1 AND identity IN (SELECT value FROM json_each($2))";
+    let matches = format!(
+        "SELECT identity, user_id FROM user_identities WHERE account_id = $1 AND identity IN {}",
+        Backend::of_connection(conn).values_of(2, ListOf::Texts)
+    );
+    Backend::begin(conn).await?;
     let mut found: HashMap<i64, HashMap<String, i64>> = HashMap::new();
-    let mut begun = false;
     for (account, names) in wanted {
-        let sql = if begun {
-            MATCH.to_owned()
-        } else {
-            format!("BEGIN IMMEDIATE; {MATCH}")
-        };
-        let matched: Vec<(String, i64)> = sqlx::query_as(&sql)
+        let matched: Vec<(String, i64)> = sqlx::query_as(&matches)
             .bind(account)
-            .bind(serde_json::to_string(&names).unwrap_or_default())
+            .bind(Backend::list(&names))
             .fetch_all(&mut *conn)
             .await?;
-        begun = true;
         found.entry(account).or_default().extend(matched);
-    }
-    if !begun {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     }
     Ok(found)
 }
 
 /// Appends one multi-row insert of events. The person is found by a join on their
 /// identities; the match key is kept only for events that matched no one.
-fn push_events<'a>(query: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Row<'a>], now: i64) {
+fn push_events<'a>(query: &mut QueryBuilder<'a>, rows: &'a [Row<'a>], now: i64) {
     query.push(
         "INSERT INTO events (id, id_low, account_id, event_type_id, user_id, target_user, \
          target_norm, external_id, source, description, occurred_at, risk_level, \
@@ -801,7 +800,7 @@ fn push_events<'a>(query: &mut QueryBuilder<'a, Sqlite>, rows: &'a [Row<'a>], no
 
 /// Appends one multi-row insert of request statuses.
 fn push_requests<'a>(
-    query: &mut QueryBuilder<'a, Sqlite>,
+    query: &mut QueryBuilder<'a>,
     pairs: &'a [(&&'a Submission, &'a Receipt)],
     now: i64,
 ) {

@@ -13,7 +13,7 @@ use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::time::format_ms;
 use rand::RngCore;
 use serde_json::json;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 /// One step of a learner.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,7 @@ struct Applied {
 
 /// One of `user`'s own enrolments; another person's (or account's) is not found.
 async fn own_enrollment<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     account: AccountId,
     user: UserId,
     id: i64,
@@ -111,7 +111,7 @@ async fn own_enrollment<'e>(
 /// Applies a learner's step to one of their own enrolments in the caller's write
 /// transaction, queueing the notices it causes in `outbox`.
 async fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     outbox: &mut notices::Notices,
     account: AccountId,
     user: UserId,

@@ -1,11 +1,13 @@
-//! coachloop-store: persistence. One [`Store`] handle over SQLite (the embedded default);
-//! SQL lives in one module per domain and stays portable (`$1` placeholders,
-//! `ON CONFLICT`, `RETURNING`, epoch milliseconds) for the PostgreSQL back-end to come.
+//! coachloop-store: persistence. One [`Store`] handle over SQLite (the embedded default)
+//! or PostgreSQL; SQL lives in one module per domain and is written once where the
+//! engines agree (`$1` placeholders, `ON CONFLICT`, `RETURNING`, epoch milliseconds,
+//! flags as 0/1 integers); `db` holds what differs.
 
 pub mod accounts;
 pub mod admins;
 pub mod campaigns;
 pub mod content;
+pub mod db;
 pub mod engine;
 pub mod event_types;
 pub mod events;
@@ -18,22 +20,21 @@ pub mod reporting;
 pub mod risk;
 mod scan;
 mod script;
+mod sql;
 pub mod statuses;
+pub mod testing;
 pub mod tokens;
 pub mod users;
 
 use coachloop_core::FieldError;
 use coachloop_core::clock::Clock;
-use sqlx::ConnectOptions;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::AnyPool;
+use sqlx::any::AnyConnectOptions;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
+pub use db::Backend;
 pub use page::Page;
 
 /// The name of the account every store starts with.
@@ -108,9 +109,10 @@ impl std::fmt::Debug for DatabaseUrl {
 /// The handle every surface shares. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    read: SqlitePool,
-    write: SqlitePool,
-    options: Arc<SqliteConnectOptions>,
+    backend: Backend,
+    read: AnyPool,
+    write: AnyPool,
+    options: Arc<AnyConnectOptions>,
     clock: Arc<dyn Clock>,
     /// Bumped whenever an event type is renamed or deleted, so the event writer's
     /// name → id cache knows to start over.
@@ -129,46 +131,15 @@ impl Store {
     /// Opens (creating if needed) the database, runs migrations and makes sure the
     /// `default` account exists.
     pub async fn open(url: &DatabaseUrl, clock: Arc<dyn Clock>) -> Result<Self> {
-        let url = url.expose();
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::invalid(
-                "database_url",
-                "only sqlite:// URLs are supported by this build (PostgreSQL comes later)",
-            ));
+        let backend = Backend::of(url)?;
+        let options = backend.options(url)?;
+        let (write, read) = backend.pools(url).await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&write).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&write).await?,
         }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // A 201 means the event is on disk: every commit is fsynced.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-16384")
-            // Checkpoint every ~40 MiB of WAL instead of 4 MiB: a page rewritten by many
-            // commits is copied back to the database file once.
-            .pragma("wal_autocheckpoint", "10000")
-            // When the WAL starts over, its file is cut back to this size.
-            .pragma("journal_size_limit", "67108864")
-            // Statement journals of multi-row inserts stay off the disk.
-            .pragma("temp_store", "memory")
-            .log_statements(log::LevelFilter::Trace)
-            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10))
-            .statement_cache_capacity(256);
-        // Writers are serialized by SQLite anyway; one pooled writer avoids busy waits
-        // inside this process. The event path has its own connection (see `ingest`).
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_slow_threshold(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_slow_threshold(Duration::from_secs(10))
-            .min_connections(1)
-            .connect_with(options.clone().read_only(true))
-            .await?;
         let store = Self {
+            backend,
             read,
             write,
             options: Arc::new(options),
@@ -181,6 +152,11 @@ impl Store {
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;
         Ok(store)
+    }
+
+    /// The engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -203,8 +179,12 @@ impl Store {
 
     /// A write transaction that holds the write lock from its first statement, so it
     /// never fails half-way on a lock upgrade when another process writes too.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.write.begin_with(self.backend.begin_write()).await?;
+        if let Some(lock) = self.backend.write_lock() {
+            sqlx::query(&lock).execute(&mut *tx).await?;
+        }
+        Ok(tx)
     }
 
     /// Answers whether the database can be read (for `/readyz`).

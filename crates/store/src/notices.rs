@@ -10,7 +10,7 @@ use crate::{Result, Store, StoreError};
 use coachloop_core::ids::AccountId;
 use rand::RngCore;
 use serde_json::{Value, json};
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -41,6 +41,7 @@ pub struct Webhook {
     pub secret: String,
     /// JSON array of event names.
     pub events: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub active: bool,
     pub created_at: i64,
 }
@@ -90,6 +91,7 @@ pub struct Delivery {
     pub job_id: i64,
     pub attempt: i64,
     pub at: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub ok: bool,
     pub status_code: Option<i64>,
     pub error: Option<String>,
@@ -142,7 +144,7 @@ impl Notices {
     /// webhook job per active webhook of the account that subscribes to `event`.
     pub async fn event(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         account: i64,
         event: &str,
         facts: &[(String, Value)],
@@ -155,7 +157,7 @@ impl Notices {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(slot) => {
                 let rows: Vec<(i64, String)> = sqlx::query_as(
-                    "SELECT id, events FROM webhooks WHERE account_id = $1 AND active = 1",
+                    "SELECT id, events FROM webhooks WHERE account_id = $1 AND active = TRUE",
                 )
                 .bind(account)
                 .fetch_all(&mut *conn)
@@ -210,7 +212,7 @@ impl Notices {
     /// Adds the jobs' inserts to `script`, many rows a statement.
     pub async fn write(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         script: &mut Script<'_>,
         now: i64,
     ) -> Result<()> {
@@ -232,8 +234,8 @@ impl Notices {
     }
 
     /// Writes the jobs now, in the caller's transaction.
-    pub async fn send(&self, conn: &mut SqliteConnection, now: i64) -> Result<()> {
-        let mut script = Script::new();
+    pub async fn send(&self, conn: &mut AnyConnection, now: i64) -> Result<()> {
+        let mut script = Script::new(conn);
         self.write(conn, &mut script, now).await?;
         script.run(conn).await
     }
@@ -288,7 +290,7 @@ impl Store {
     /// Stops a webhook: nothing new is queued for it; what is queued is still tried.
     pub async fn deactivate_webhook(&self, account: AccountId, id: i64) -> Result<Webhook> {
         self.webhook(account, id).await?;
-        sqlx::query("UPDATE webhooks SET active = 0 WHERE account_id = $1 AND id = $2")
+        sqlx::query("UPDATE webhooks SET active = FALSE WHERE account_id = $1 AND id = $2")
             .bind(account.0)
             .bind(id)
             .execute(&self.write)
@@ -418,7 +420,7 @@ impl Store {
 /// Queues the statements that record `records` (a few per [`JOB_CHUNK`]) in `script`,
 /// in the caller's transaction.
 pub(crate) async fn push_records<'a>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     script: &mut Script<'a>,
     records: &'a [JobRecord<'a>],
 ) -> Result<()> {

@@ -7,11 +7,12 @@ use crate::campaigns::{CAMPAIGN_COLUMNS, Campaign, fill_campaign};
 use crate::content::{COLUMNS as CONTENT_COLUMNS, ContentRow, read_rows as read_content_rows};
 use crate::groups::{GROUP_COLUMNS, GROUP_FROM, Group};
 use crate::risk::DailyScore;
+use crate::sql::QueryBuilder;
 use crate::users::{COLUMNS as USER_COLUMNS, User};
 use crate::{Result, Store, StoreError};
 use coachloop_core::ids::AccountId;
 use coachloop_core::user::UserStatus;
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::FromRow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::instrument;
@@ -60,7 +61,7 @@ impl Listing {
     }
 
     /// The tables, narrowest first, and the filters (after `WHERE`).
-    fn push_from_where(&self, query: &mut QueryBuilder<'_, Sqlite>, account: AccountId) {
+    fn push_from_where(&self, query: &mut QueryBuilder<'_>, account: AccountId) {
         match self {
             Listing::Users { status, group } => {
                 match group {
@@ -121,7 +122,7 @@ impl Listing {
         }
     }
 
-    fn push_after(&self, query: &mut QueryBuilder<'_, Sqlite>, after: i64, limit: i64) {
+    fn push_after(&self, query: &mut QueryBuilder<'_>, after: i64, limit: i64) {
         let key = self.key();
         query
             .push(format!(" AND {key} > "))
@@ -142,6 +143,7 @@ pub struct ReportEnrollment {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub time_spent: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub policy_acknowledged: bool,
     pub user_id: i64,
     pub email: String,
@@ -173,7 +175,7 @@ impl Store {
             return Ok(Some(0));
         }
         let key = listing.key();
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {key}"));
+        let mut query = QueryBuilder::new(format!("SELECT {key}"));
         listing.push_from_where(&mut query, account);
         query
             .push(format!(" ORDER BY {key} LIMIT 1 OFFSET "))
@@ -198,7 +200,7 @@ impl Store {
             Listing::Users { .. } | Listing::Members { .. }
         ));
         let columns = USER_COLUMNS.replace(", ", ", u.");
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT u.{columns}"));
+        let mut query = QueryBuilder::new(format!("SELECT u.{columns}"));
         listing.push_from_where(&mut query, account);
         listing.push_after(&mut query, after, limit);
         let mut users: Vec<User> = query.build_query_as().fetch_all(&self.read).await?;
@@ -210,9 +212,8 @@ impl Store {
     pub async fn group_ids_of(&self, users: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
         let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
         for chunk in users.chunks(500) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT user_id, group_id FROM group_members WHERE user_id IN (",
-            );
+            let mut query =
+                QueryBuilder::new("SELECT user_id, group_id FROM group_members WHERE user_id IN (");
             let mut ids = query.separated(", ");
             for user in chunk {
                 ids.push_bind(*user);
@@ -234,7 +235,7 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<Group>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {GROUP_COLUMNS}"));
+        let mut query = QueryBuilder::new(format!("SELECT {GROUP_COLUMNS}"));
         listing.push_from_where(&mut query, account);
         listing.push_after(&mut query, after, limit);
         Ok(query.build_query_as().fetch_all(&self.read).await?)
@@ -244,7 +245,7 @@ impl Store {
     pub async fn groups_by_id(&self, account: AccountId, ids: &[i64]) -> Result<Vec<Group>> {
         let mut groups = Vec::new();
         for chunk in ids.chunks(500) {
-            let mut query = QueryBuilder::<Sqlite>::new(format!(
+            let mut query = QueryBuilder::new(format!(
                 "SELECT {GROUP_COLUMNS} FROM {GROUP_FROM} WHERE g.account_id = "
             ));
             query.push_bind(account.0).push(" AND g.id IN (");
@@ -271,7 +272,7 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<ContentRow>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {CONTENT_COLUMNS}"));
+        let mut query = QueryBuilder::new(format!("SELECT {CONTENT_COLUMNS}"));
         listing.push_from_where(&mut query, account);
         listing.push_after(&mut query, after, limit);
         read_content_rows(query.build_query_as().fetch_all(&self.read).await?)
@@ -279,7 +280,7 @@ impl Store {
 
     /// Content by id, for the campaigns that list it.
     pub async fn content_by_id(&self, account: AccountId, ids: &[i64]) -> Result<Vec<ContentRow>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
+        let mut query = QueryBuilder::new(format!(
             "SELECT {CONTENT_COLUMNS} FROM content WHERE account_id = "
         ));
         query.push_bind(account.0).push(" AND id IN (");
@@ -313,7 +314,7 @@ impl Store {
                     format!("{head}, 0 AS enrolled, 0 AS finished")
                 })
         };
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {columns}"));
+        let mut query = QueryBuilder::new(format!("SELECT {columns}"));
         listing.push_from_where(&mut query, account);
         listing.push_after(&mut query, after, limit);
         let mut conn = self.read.acquire().await?;
@@ -338,7 +339,7 @@ impl Store {
         }
         // The planner walks the enrolments by id (or the filter's index) and reads each
         // person by primary key; a LIMITed subquery would be materialized and sorted.
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = QueryBuilder::new(
             "SELECT e.id, e.campaign_id, e.content_id, e.status, e.enrolled_at, e.started_at, \
              e.completed_at, e.time_spent, e.policy_acknowledged, e.user_id, p.email, \
              p.first_name, p.last_name, p.employee_number",
@@ -413,11 +414,11 @@ impl Store {
         .bind(account.0)
         .fetch_one(&self.read)
         .await?;
-        let domains: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT substr(email_norm, instr(email_norm, '@') + 1) AS domain \
-             FROM users WHERE account_id = $1 AND status = 'active' AND instr(email_norm, '@') > 0 \
-             ORDER BY domain",
-        )
+        let at = self.backend.position("'@'", "email_norm");
+        let domains: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT substr(email_norm, {at} + 1) AS domain \
+             FROM users WHERE account_id = $1 AND status = 'active' AND {at} > 0 ORDER BY domain"
+        ))
         .bind(account.0)
         .fetch_all(&self.read)
         .await?;

@@ -8,7 +8,7 @@ use coachloop_core::event::{DecayMode, Risk};
 use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::risk::{account_score, contribution, person_score, score_from_sum};
 use coachloop_core::time::{date_of_ms, format_date};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use std::collections::HashMap;
 use tracing::instrument;
 
@@ -38,7 +38,7 @@ fn risk_of(level: i64, decay: Option<i64>, expire_ms: i64) -> Risk {
 }
 
 /// Scores every person of an account at `now` from the events whose risk has not expired.
-async fn compute(conn: &mut SqliteConnection, account: i64, now: i64) -> Result<Scores> {
+async fn compute(conn: &mut AnyConnection, account: i64, now: i64) -> Result<Scores> {
     let active: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND status = 'active'")
             .bind(account)
@@ -70,7 +70,7 @@ async fn compute(conn: &mut SqliteConnection, account: i64, now: i64) -> Result<
 
 /// The score of each active group of an account: the mean of its active members' scores.
 async fn group_scores(
-    pool: &sqlx::SqlitePool,
+    pool: &sqlx::AnyPool,
     account: i64,
     scores: &Scores,
 ) -> Result<Vec<(i64, f64)>> {
@@ -162,7 +162,7 @@ impl Store {
                 .chain(scores.people.into_iter())
                 .collect();
             for chunk in groups.chunks(500) {
-                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                let mut insert = crate::sql::QueryBuilder::new(
                     "INSERT INTO group_risk_scores (account_id, group_id, day, score) ",
                 );
                 insert.push_values(chunk, |mut row, (group, score)| {
@@ -178,7 +178,7 @@ impl Store {
             }
             written += groups.len();
             for chunk in rows.chunks(500) {
-                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                let mut insert = crate::sql::QueryBuilder::new(
                     "INSERT INTO risk_scores (account_id, user_id, day, score) ",
                 );
                 insert.push_values(chunk, |mut row, (user, score)| {

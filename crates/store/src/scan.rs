@@ -1,13 +1,14 @@
 //! Bulk reads of events, chunk by chunk. sqlx hands each row from its SQLite worker
 //! thread to the reader through a channel, a thread wake-up per row: at millions of rows
-//! that cost several times the scan itself. Here SQLite folds each chunk of rows into
-//! one JSON array, so the hand-over is paid once per chunk, and the reader parses the
-//! array without copying descriptions.
+//! that cost several times the scan itself. Here the database folds each chunk of rows
+//! into one JSON array, so the hand-over (and the `Any` driver's per-row conversion) is
+//! paid once per chunk, and the reader parses the array without copying descriptions.
 
 use crate::Result;
+use crate::db::Backend;
 use futures_util::future::join;
 use serde::Deserialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use std::borrow::Cow;
 
 /// Rows per chunk: large enough that the hand-over vanishes, small enough that a chunk
@@ -40,7 +41,7 @@ pub(crate) struct EventRow<'a> {
 
 /// Calls `each` for every event of `walk`, with its description if `description`.
 pub(crate) async fn each_event(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     walk: Walk<'_>,
     description: bool,
     each: impl FnMut(EventRow<'_>),
@@ -51,7 +52,8 @@ pub(crate) async fn each_event(
         Walk::Table(types) => {
             let ids: Vec<String> = types.iter().map(i64::to_string).collect();
             let from = format!(
-                "events NOT INDEXED WHERE event_type_id IN ({}) AND id > $1",
+                "{} WHERE event_type_id IN ({}) AND id > $1",
+                Backend::of_connection(conn).table_using("events", None),
                 ids.join(", ")
             );
             let key = Key::new(&[i64::MIN]);
@@ -87,15 +89,16 @@ pub(crate) struct RiskRow {
 /// `events_risk` (it holds only events with a risk level), so the read is the size of
 /// the account's weighing events, not of the table.
 pub(crate) async fn each_risk(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: i64,
     now: i64,
     each: impl FnMut(RiskRow),
 ) -> Result<()> {
     let columns = "user_id, id, occurred_at, risk_level, risk_decay_mode, risk_expire_date";
     let from = format!(
-        "events INDEXED BY events_risk WHERE account_id = {account} \
-         AND risk_level IS NOT NULL AND (risk_expire_date, id) > ($1, $2)"
+        "{} WHERE account_id = {account} \
+         AND risk_level IS NOT NULL AND (risk_expire_date, id) > ($1, $2)",
+        Backend::of_connection(conn).table_using("events", Some("events_risk"))
     );
     // Everything that expires after `now`: no row has an id beyond the largest integer.
     let key = Key::new(&[now, i64::MAX]);
@@ -125,7 +128,7 @@ impl Rows for Risks {
 /// condition that the row's key in `order` is beyond `$1`…) in `order`, chunk by chunk
 /// from `key`; `key_of` gives a row's key, padded with zeros.
 async fn each_row<R: Rows>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     columns: &str,
     from: &str,
     order: &str,
@@ -136,8 +139,9 @@ async fn each_row<R: Rows>(
     // The subquery picks the next chunk after the last row seen; the outer query folds
     // it into one value.
     let sql = format!(
-        "SELECT json_group_array(json_array({columns})) FROM \
-         (SELECT {columns} FROM {from} AND user_id IS NOT NULL ORDER BY {order} LIMIT {CHUNK})"
+        "SELECT {} FROM (SELECT {columns} FROM {from} AND user_id IS NOT NULL \
+         ORDER BY {order} LIMIT {CHUNK}) AS chunk",
+        Backend::of_connection(conn).json_rows(columns, order)
     );
     let mut text = chunk(conn, &sql, key).await?;
     loop {
@@ -160,7 +164,7 @@ async fn each_row<R: Rows>(
 }
 
 /// The chunk after `key`, as one JSON array.
-async fn chunk(conn: &mut SqliteConnection, sql: &str, key: Key) -> Result<String> {
+async fn chunk(conn: &mut AnyConnection, sql: &str, key: Key) -> Result<String> {
     let mut query = sqlx::query_scalar::<_, String>(sql);
     for value in &key.at[..key.len] {
         query = query.bind(*value);

@@ -1,24 +1,34 @@
-//! Writes sent to SQLite together. Each statement is a round trip to the connection's
+//! Writes sent together. On SQLite each statement is a round trip to the connection's
 //! own thread, and on a busy machine every round trip waits for that thread to be
 //! scheduled: a transaction that queues its writes here and sends them as one
 //! multi-statement query (with its `COMMIT`, when the caller adds it) pays that once.
+//! PostgreSQL prepares one statement per query, so there the statements go one after
+//! another, in order, when the script runs.
 
 use crate::Result;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use crate::db::Backend;
+use crate::sql::QueryBuilder;
+use sqlx::AnyConnection;
 
 /// Bound values past which [`Script::reserve`] sends what has queued, so one query's
 /// text and values stay a few hundred KiB. (SQLite's limit of 32,766 values applies to
-/// each statement of it.)
+/// each statement of it; PostgreSQL's is 65,535 per statement.)
 const MAX_BINDS: usize = 16_000;
 
 pub(crate) struct Script<'a> {
-    query: QueryBuilder<'a, Sqlite>,
+    backend: Backend,
+    /// Statements complete before the current one (PostgreSQL only).
+    done: Vec<QueryBuilder<'a>>,
+    query: QueryBuilder<'a>,
     binds: usize,
 }
 
 impl<'a> Script<'a> {
-    pub fn new() -> Self {
+    /// A script for the engine of `conn`.
+    pub fn new(conn: &AnyConnection) -> Self {
         Self {
+            backend: Backend::of_connection(conn),
+            done: Vec::new(),
             query: QueryBuilder::new(""),
             binds: 0,
         }
@@ -28,9 +38,9 @@ impl<'a> Script<'a> {
     /// queued if it would not fit) and returns the builder to write it into.
     pub async fn reserve(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         binds: usize,
-    ) -> Result<&mut QueryBuilder<'a, Sqlite>> {
+    ) -> Result<&mut QueryBuilder<'a>> {
         if self.binds > 0 && self.binds + binds > MAX_BINDS {
             self.run(conn).await?;
         }
@@ -39,26 +49,55 @@ impl<'a> Script<'a> {
 
     /// The builder for one more statement of `binds` bound values, with no check of the
     /// total: for statements the caller knows are small.
-    pub fn statement(&mut self, binds: usize) -> &mut QueryBuilder<'a, Sqlite> {
-        if !self.is_empty() {
-            self.query.push("; ");
+    pub fn statement(&mut self, binds: usize) -> &mut QueryBuilder<'a> {
+        if !self.query.sql().is_empty() {
+            match self.backend {
+                Backend::Sqlite => {
+                    self.query.push("; ");
+                }
+                Backend::Postgres => {
+                    let full = std::mem::replace(&mut self.query, QueryBuilder::new(""));
+                    self.done.push(full);
+                }
+            }
         }
         self.binds += binds;
         &mut self.query
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.query.sql().is_empty()
+    /// Opens the write transaction (see [`Backend::begin_write`]).
+    pub fn begin_write(&mut self) {
+        let backend = self.backend;
+        self.statement(0).push(backend.begin_write());
+        if let Some(lock) = backend.write_lock() {
+            self.statement(0).push(lock);
+        }
     }
 
-    /// Sends what has queued, in one round trip. The text changes from one batch to the
-    /// next, so it is not kept in the connection's cache of prepared statements.
-    pub async fn run(&mut self, conn: &mut SqliteConnection) -> Result<()> {
-        if !self.is_empty() {
-            self.query.build().persistent(false).execute(conn).await?;
-            self.query.reset();
-            self.binds = 0;
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty() && self.query.sql().is_empty()
+    }
+
+    /// Sends what has queued. The text changes from one batch to the next, so it is not
+    /// kept in the connection's cache of prepared statements.
+    pub async fn run(&mut self, conn: &mut AnyConnection) -> Result<()> {
+        for mut statement in self.done.drain(..) {
+            statement
+                .build()
+                .persistent(false)
+                .execute(&mut *conn)
+                .await?;
         }
+        if !self.query.sql().is_empty() {
+            self.query
+                .build()
+                .persistent(false)
+                .execute(&mut *conn)
+                .await?;
+            self.query.reset();
+        }
+        self.binds = 0;
         Ok(())
     }
 }
@@ -70,12 +109,13 @@ mod tests {
 
     #[tokio::test]
     async fn sends_everything_queued_across_flushes() {
-        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect("sqlite::memory:").await.unwrap();
         sqlx::query("CREATE TABLE t (a INTEGER, b TEXT)")
             .execute(&mut conn)
             .await
             .unwrap();
-        let mut script = Script::new();
+        let mut script = Script::new(&conn);
         script.statement(0).push("BEGIN");
         // 3 × 6,000 rows of 2 values: `reserve` sends the first two inserts before the
         // third would take the script past its limit.

@@ -156,8 +156,8 @@ impl Store {
         .bind(new.scopes.to_list())
         .bind(new.expires_at)
         .bind(now)
-        .bind(new.limits.per_second)
-        .bind(new.limits.per_day)
+        .bind(new.limits.per_second.map(i64::from))
+        .bind(new.limits.per_day.map(i64::from))
         .fetch_one(&self.write)
         .await
         .map_err(|e| {

@@ -1,11 +1,12 @@
 //! People and the names they are known by. Adding a person or an alias attributes the
 //! unmatched events that named them, in the same transaction.
 
+use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
 use coachloop_core::identity::normalize_identity;
 use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::user::{UserChanges, UserStatus};
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
 use tracing::instrument;
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
@@ -37,6 +38,7 @@ pub struct User {
     pub custom_field_4: Option<String>,
     pub custom_date_1: Option<String>,
     pub custom_date_2: Option<String>,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub provisioning_managed: bool,
     pub provisioning_guid: Option<String>,
     pub status: String,
@@ -174,7 +176,7 @@ impl Store {
         .await?;
         let mut user = user.ok_or(StoreError::NotFound("user"))?;
         user.aliases = sqlx::query_scalar(
-            "SELECT display FROM user_identities WHERE user_id = $1 AND is_alias = 1 ORDER BY display",
+            "SELECT display FROM user_identities WHERE user_id = $1 AND is_alias = TRUE ORDER BY display",
         )
         .bind(id.0)
         .fetch_all(&self.read)
@@ -190,11 +192,11 @@ impl Store {
         filter: &UserFilter,
         page: Page,
     ) -> Result<(Vec<User>, i64)> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM users u");
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM users u");
         push_user_filter(&mut count, account, filter);
         let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
 
-        let mut select = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM users u"));
+        let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM users u"));
         push_user_filter(&mut select, account, filter);
         select
             .push(" ORDER BY u.id LIMIT ")
@@ -210,8 +212,8 @@ impl Store {
         if users.is_empty() {
             return Ok(());
         }
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT user_id, display FROM user_identities WHERE is_alias = 1 AND user_id IN (",
+        let mut query = QueryBuilder::new(
+            "SELECT user_id, display FROM user_identities WHERE is_alias = TRUE AND user_id IN (",
         );
         let mut ids = query.separated(", ");
         for user in users.iter() {
@@ -228,7 +230,7 @@ impl Store {
     }
 }
 
-fn push_user_filter(query: &mut QueryBuilder<'_, Sqlite>, account: AccountId, filter: &UserFilter) {
+fn push_user_filter(query: &mut QueryBuilder<'_>, account: AccountId, filter: &UserFilter) {
     query.push(" WHERE u.account_id = ").push_bind(account.0);
     if let Some(status) = filter.status {
         query.push(" AND u.status = ").push_bind(status.as_str());
@@ -261,7 +263,7 @@ fn push_user_filter(query: &mut QueryBuilder<'_, Sqlite>, account: AccountId, fi
 }
 
 async fn upsert_user(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     changes: &UserChanges,
     now: i64,
@@ -287,7 +289,7 @@ async fn upsert_user(
 }
 
 async fn insert_user(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     changes: &UserChanges,
     now: i64,
@@ -296,7 +298,7 @@ async fn insert_user(
         .require_email()
         .map_err(|e| StoreError::Invalid(vec![e]))?;
     let status = changes.status.unwrap_or(UserStatus::Active);
-    let mut insert = QueryBuilder::<Sqlite>::new(
+    let mut insert = QueryBuilder::new(
         "INSERT INTO users (account_id, email, email_norm, status, archived_at, joined_on, updated_at",
     );
     for (field, _) in &changes.attributes {
@@ -327,13 +329,13 @@ async fn insert_user(
 }
 
 async fn update_user(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     id: UserId,
     changes: &UserChanges,
     now: i64,
 ) -> Result<()> {
-    let mut update = QueryBuilder::<Sqlite>::new("UPDATE users SET updated_at = ");
+    let mut update = QueryBuilder::new("UPDATE users SET updated_at = ");
     update.push_bind(now);
     if let Some(email) = &changes.email {
         update
@@ -393,7 +395,7 @@ fn email_conflict(err: sqlx::Error, email: &str) -> StoreError {
 /// Replaces the email identity and/or the aliases named in `changes`, then attributes
 /// unmatched events that named any of this person's identities.
 async fn set_identities(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     id: UserId,
     changes: &UserChanges,
@@ -406,7 +408,7 @@ async fn set_identities(
         .fetch_one(&mut *conn)
         .await?;
     if let Some(email) = &changes.email {
-        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = 0")
+        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = FALSE")
             .bind(id.0)
             .execute(&mut *conn)
             .await?;
@@ -419,7 +421,7 @@ async fn set_identities(
         insert_identity(conn, account, id, email.as_str(), false).await?;
     }
     if let Some(aliases) = &changes.aliases {
-        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = 1")
+        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = TRUE")
             .bind(id.0)
             .execute(&mut *conn)
             .await?;
@@ -441,7 +443,7 @@ async fn set_identities(
 }
 
 async fn insert_identity(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     id: UserId,
     display: &str,
@@ -474,7 +476,7 @@ async fn insert_identity(
 
 /// Fails with "user not found" unless `user` is a person of `account`.
 pub(crate) async fn require_user(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: AccountId,
     user: UserId,
 ) -> Result<()> {

@@ -8,15 +8,15 @@ use coachloop_core::clock::Clock;
 use coachloop_core::duration::IsoDuration;
 use coachloop_store::campaigns::{Due, NewCampaign};
 use coachloop_store::content::ContentFilter;
-use coachloop_store::{DatabaseUrl, Page, StoreError};
+use coachloop_store::{Page, StoreError};
 use group_support::{Harness, t0};
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{AnyConnection, Connection};
 
-/// The shared store harness (a file of its own, a manual clock), and a second connection
-/// to the same file for writing what the store never would.
+/// The shared store harness (a database of its own, a manual clock), and a second
+/// connection to the same database for writing what the store never would.
 struct Corruptible {
     harness: Harness,
-    sql: SqliteConnection,
+    sql: AnyConnection,
 }
 
 impl std::ops::Deref for Corruptible {
@@ -30,8 +30,9 @@ impl std::ops::Deref for Corruptible {
 impl Corruptible {
     async fn open() -> Self {
         let harness = Harness::start(t0()).await;
-        let url = DatabaseUrl::in_data_dir(harness.dir.path());
-        let sql = SqliteConnection::connect(url.expose()).await.unwrap();
+        let sql = AnyConnection::connect(harness.database.url().expose())
+            .await
+            .unwrap();
         Self { harness, sql }
     }
 

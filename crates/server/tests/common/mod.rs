@@ -10,13 +10,13 @@ use coachloop_core::clock::ManualClock;
 use coachloop_core::ids::AccountId;
 use coachloop_core::scope::Scopes;
 use coachloop_server::{ServerConfig, serve};
+use coachloop_store::testing::TestDatabase;
 use coachloop_store::tokens::NewToken;
 use coachloop_store::{DatabaseUrl, Store};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 /// 2026-11-01T12:00:00Z, where every test's clock starts.
@@ -35,7 +35,7 @@ pub struct TestApp {
     pub admin: String,
     shutdown: Option<oneshot::Sender<()>>,
     // Dropped last: the database file lives here.
-    _dir: TempDir,
+    database: TestDatabase,
 }
 
 /// A response, read to the end.
@@ -113,9 +113,9 @@ impl TestApp {
 
     /// With other settings (SMTP, a public URL).
     pub async fn spawn_with(config: ServerConfig) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let database = TestDatabase::new().await;
         let clock = Arc::new(ManualClock::new(start_time()));
-        let store = Store::open(&DatabaseUrl::in_data_dir(dir.path()), clock.clone())
+        let store = Store::open(database.url(), clock.clone())
             .await
             .expect("open store");
         let account = store
@@ -140,7 +140,7 @@ impl TestApp {
             account,
             admin: String::new(),
             shutdown: Some(shutdown),
-            _dir: dir,
+            database,
         };
         app.admin = app.token("admin", "admin").await;
         app
@@ -150,10 +150,10 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// The database file the server uses, for a test that reaches it with a connection
-    /// of its own.
+    /// The database the server uses, for a test that reaches it with a connection of
+    /// its own.
     pub fn database_url(&self) -> DatabaseUrl {
-        DatabaseUrl::in_data_dir(self._dir.path())
+        self.database.url().clone()
     }
 
     // ---- tokens and accounts, straight through the store ------------------------------

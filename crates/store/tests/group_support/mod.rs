@@ -1,4 +1,4 @@
-//! Shared helpers of the smart-group store tests: a store on a temporary file with a
+//! Shared helpers of the smart-group store tests: a store on a database of its own with a
 //! manual clock and a running event writer, and small wrappers around the calls tests
 //! make over and over.
 
@@ -14,7 +14,8 @@ use coachloop_core::time::format_ms;
 use coachloop_core::user::UserChanges;
 use coachloop_store::groups::{GroupChanges, HistoryEntry, NewGroup};
 use coachloop_store::ingest::{Ingestor, Submission};
-use coachloop_store::{DEFAULT_ACCOUNT, DatabaseUrl, Page, Store};
+use coachloop_store::testing::TestDatabase;
+use coachloop_store::{DEFAULT_ACCOUNT, Page, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -35,9 +36,10 @@ pub fn instant(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap()
 }
 
-/// A store on a file in a temporary directory, a manual clock and the event writer.
+/// A store on a database of its own (see `coachloop_store::testing`), a manual clock and
+/// the event writer.
 pub struct Harness {
-    pub dir: tempfile::TempDir,
+    pub database: TestDatabase,
     pub clock: Arc<ManualClock>,
     pub store: Store,
     ingestor: Option<Ingestor>,
@@ -47,11 +49,9 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(at_ms: i64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let database = TestDatabase::new().await;
         let clock = Arc::new(ManualClock::new(instant(at_ms)));
-        let store = Store::open(&DatabaseUrl::in_data_dir(dir.path()), clock.clone())
-            .await
-            .unwrap();
+        let store = Store::open(database.url(), clock.clone()).await.unwrap();
         let account = store
             .account_by_name(DEFAULT_ACCOUNT)
             .await
@@ -60,7 +60,7 @@ impl Harness {
             .id;
         let (ingestor, writer) = Ingestor::start(&store, Arc::new(|_| {})).await.unwrap();
         Self {
-            dir,
+            database,
             clock,
             store,
             ingestor: Some(ingestor),
@@ -95,12 +95,9 @@ impl Harness {
     pub async fn restart_at(&mut self, at_ms: i64) {
         self.stop().await;
         self.set_now(at_ms);
-        self.store = Store::open(
-            &DatabaseUrl::in_data_dir(self.dir.path()),
-            self.clock.clone(),
-        )
-        .await
-        .unwrap();
+        self.store = Store::open(self.database.url(), self.clock.clone())
+            .await
+            .unwrap();
         let (ingestor, writer) = Ingestor::start(&self.store, Arc::new(|_| {}))
             .await
             .unwrap();

@@ -1,0 +1,283 @@
+//! The two database engines and what differs between them. Queries that read the same on
+//! both run through sqlx's `Any` driver, written once; the few places where SQL or the
+//! fast path differs ask the [`Backend`] here for their engine's text, so an engine's
+//! differences live in one place instead of `if sqlite … else …` spread through modules.
+//!
+//! * **SQLite** (the embedded default): one writer connection, `BEGIN IMMEDIATE` takes the
+//!   database's write lock, pragmas set per connection, group commit in multi-statement
+//!   scripts (see `script`).
+//! * **PostgreSQL 15+**: a pool of connections; a write transaction takes one
+//!   transaction-scoped advisory lock, so writers are ordered as SQLite orders them (the
+//!   next issue narrows it to one person); `synchronous_commit` is on, so a commit is
+//!   durable before it is acknowledged.
+
+use crate::{DatabaseUrl, Result, StoreError};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which engine a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The advisory lock key every PostgreSQL write transaction takes ("coachloop" in ASCII).
+const WRITE_LOCK: i64 = 0x636f_6163_686c_6f6f;
+
+/// Per-connection settings of SQLite. A 201 means the event is on disk: every commit is
+/// fsynced (`synchronous = FULL`).
+const SQLITE_SESSION: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -16384; \
+    PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864; \
+    PRAGMA temp_store = memory";
+// (`wal_autocheckpoint = 10000`: checkpoint every ~40 MiB of WAL instead of 4 MiB, so a
+// page rewritten by many commits is copied back once; `journal_size_limit`: the WAL is cut
+// back to 64 MiB when it starts over; `temp_store`: statement journals of multi-row
+// inserts stay off the disk.)
+
+/// Per-connection settings of PostgreSQL: commits wait for the WAL flush, and times are
+/// read in UTC.
+const POSTGRES_SESSION: &str = "SET synchronous_commit = on; SET TIME ZONE 'UTC'";
+
+impl Backend {
+    /// The engine of `url`: `sqlite:` or `postgres:`/`postgresql:`.
+    pub fn of(url: &DatabaseUrl) -> Result<Self> {
+        let url = url.expose();
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::invalid(
+                "database_url",
+                "must start with sqlite:// (a file) or postgres:// (a PostgreSQL server)",
+            ))
+        }
+    }
+
+    /// The engine `conn` is connected to.
+    pub(crate) fn of_connection(conn: &AnyConnection) -> Self {
+        if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// What opens a write transaction: it holds the write lock from its first statement,
+    /// so it never fails half-way on a lock upgrade when another writer is busy.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres => "BEGIN",
+        }
+    }
+
+    /// The statement run first inside a write transaction, if the engine needs one.
+    pub(crate) fn write_lock(self) -> Option<String> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some(format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})")),
+        }
+    }
+
+    /// Opens a write transaction on `conn` (see [`Backend::begin_write`]).
+    pub(crate) async fn begin(conn: &mut AnyConnection) -> Result<()> {
+        let backend = Self::of_connection(conn);
+        conn.execute(backend.begin_write()).await?;
+        if let Some(lock) = backend.write_lock() {
+            conn.execute(lock.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// The rows of a list of values bound as one text parameter `$n` (see
+    /// [`Backend::list`]), as a one-column table named `value`.
+    pub(crate) fn values_of(self, n: usize, kind: ListOf) -> String {
+        match (self, kind) {
+            (Self::Sqlite, _) => format!("(SELECT value FROM json_each(${n}))"),
+            (Self::Postgres, ListOf::Integers) => format!(
+                "(SELECT t.value::bigint AS value FROM jsonb_array_elements_text(${n}::jsonb) AS t(value))"
+            ),
+            (Self::Postgres, ListOf::Texts) => {
+                format!("(SELECT t.value FROM jsonb_array_elements_text(${n}::jsonb) AS t(value))")
+            }
+        }
+    }
+
+    /// A list bound as one parameter: a JSON array (both engines read it in SQL).
+    pub(crate) fn list<T: serde::Serialize>(items: &[T]) -> String {
+        serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// The position of `needle` in `haystack` (1-based, 0 when absent).
+    pub(crate) fn position(self, needle: &str, haystack: &str) -> String {
+        match self {
+            Self::Sqlite => format!("instr({haystack}, {needle})"),
+            Self::Postgres => format!("strpos({haystack}, {needle})"),
+        }
+    }
+
+    /// An aggregate of `expr` (which may end in `ORDER BY …`) into a JSON array as text;
+    /// `[]` over no rows.
+    pub(crate) fn json_list(self, expr: &str) -> String {
+        match self {
+            Self::Sqlite => format!("json_group_array({expr})"),
+            Self::Postgres => format!("COALESCE(json_agg({expr})::text, '[]')"),
+        }
+    }
+
+    /// `table` read with the index named (SQLite's planner guesses wrong for a few
+    /// bulk reads; `None` is a full pass over the table). PostgreSQL plans from its
+    /// statistics and takes no hints.
+    pub(crate) fn table_using(self, table: &str, index: Option<&str>) -> String {
+        match (self, index) {
+            (Self::Sqlite, Some(index)) => format!("{table} INDEXED BY {index}"),
+            (Self::Sqlite, None) => format!("{table} NOT INDEXED"),
+            (Self::Postgres, _) => table.to_owned(),
+        }
+    }
+
+    /// An aggregate of rows of `columns` into one JSON array of arrays, in `order`, as
+    /// text (`[]` over no rows).
+    pub(crate) fn json_rows(self, columns: &str, order: &str) -> String {
+        match self {
+            Self::Sqlite => format!("json_group_array(json_array({columns}))"),
+            Self::Postgres => format!(
+                "COALESCE(json_agg(json_build_array({columns}) ORDER BY {order})::text, '[]')"
+            ),
+        }
+    }
+
+    /// Whether the JSON text in `column` has, at any depth, the key `key` with the
+    /// integer bound as `$n`.
+    pub(crate) fn json_names(self, column: &str, key: &str, n: usize) -> String {
+        match self {
+            Self::Sqlite => format!(
+                "EXISTS (SELECT 1 FROM json_tree({column}) WHERE key = '{key}' AND value = ${n})"
+            ),
+            Self::Postgres => format!(
+                "jsonb_path_exists({column}::jsonb, '$.**.{key} ? (@ == $v)', \
+                 jsonb_build_object('v', ${n}::bigint))"
+            ),
+        }
+    }
+
+    /// Opens one connection with the engine's session settings.
+    pub(crate) async fn connect(self, options: &AnyConnectOptions) -> Result<AnyConnection> {
+        let mut conn = AnyConnection::connect_with(options).await?;
+        conn.execute(self.session()).await?;
+        Ok(conn)
+    }
+
+    fn session(self) -> &'static str {
+        match self {
+            Self::Sqlite => SQLITE_SESSION,
+            Self::Postgres => POSTGRES_SESSION,
+        }
+    }
+
+    /// The connection options of `url`, with statements logged at trace and slow ones
+    /// warned about.
+    pub(crate) fn options(self, url: &DatabaseUrl) -> Result<AnyConnectOptions> {
+        // Create the SQLite file on first start.
+        self.options_with(url, "rwc")
+    }
+
+    /// The options of `url`; for SQLite opened in `mode` (`rwc`, or `ro` for readers).
+    fn options_with(self, url: &DatabaseUrl, mode: &str) -> Result<AnyConnectOptions> {
+        sqlx::any::install_default_drivers();
+        let mut text = url.expose().to_owned();
+        if self == Self::Sqlite && !text.contains("mode=") {
+            text.push(if text.contains('?') { '&' } else { '?' });
+            text.push_str("mode=");
+            text.push_str(mode);
+        }
+        let options = AnyConnectOptions::from_str(&text)?
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10));
+        Ok(options)
+    }
+
+    /// The pools of an installation: where writes go and where reads go.
+    pub(crate) async fn pools(self, url: &DatabaseUrl) -> Result<(AnyPool, AnyPool)> {
+        let options = self.options(url)?;
+        let session = self.session();
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_slow_threshold(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        conn.execute(session).await?;
+                        Ok(())
+                    })
+                })
+        };
+        match self {
+            Self::Sqlite => {
+                // Writers are serialized by SQLite anyway; one pooled writer avoids busy
+                // waits inside this process. The event path has its own connection.
+                let write = pool(1).connect_with(options).await?;
+                let read_only = self.options_with(url, "ro")?;
+                let read = pool(4).min_connections(1).connect_with(read_only).await?;
+                Ok((write, read))
+            }
+            Self::Postgres => {
+                let shared = pool(16).connect_with(options).await?;
+                Ok((shared.clone(), shared))
+            }
+        }
+    }
+}
+
+/// What a bound list holds (PostgreSQL casts the elements).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ListOf {
+    Integers,
+    Texts,
+}
+
+/// A yes/no column: `BOOLEAN` on PostgreSQL, 0/1 on SQLite (which has no boolean type and
+/// reads back integers). Decode such columns through this, e.g.
+/// `#[sqlx(try_from = "Flag")] active: bool`; bind plain `bool`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flag(pub bool);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <bool as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <bool as sqlx::Type<sqlx::Any>>::compatible(ty)
+            || <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        use sqlx::ValueRef;
+        if <bool as sqlx::Type<sqlx::Any>>::compatible(&value.type_info()) {
+            Ok(Self(<bool as sqlx::Decode<sqlx::Any>>::decode(value)?))
+        } else {
+            Ok(Self(<i64 as sqlx::Decode<sqlx::Any>>::decode(value)? != 0))
+        }
+    }
+}

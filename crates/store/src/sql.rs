@@ -1,0 +1,133 @@
+//! Statements built at run time (multi-row inserts, lists, optional filters), for both
+//! engines. sqlx's own `QueryBuilder` writes `?` placeholders for the `Any` driver, which
+//! PostgreSQL does not read; this one has the same calls and writes `$1, $2, …`, which
+//! both engines read.
+
+use sqlx::any::AnyArguments;
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::{Any, Arguments, Encode, FromRow, Type};
+use std::fmt::Write;
+
+pub(crate) struct QueryBuilder<'args> {
+    text: String,
+    arguments: AnyArguments<'args>,
+    count: usize,
+}
+
+impl<'args> QueryBuilder<'args> {
+    pub fn new(init: impl Into<String>) -> Self {
+        Self {
+            text: init.into(),
+            arguments: AnyArguments::default(),
+            count: 0,
+        }
+    }
+
+    pub fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        let _ = write!(self.text, "{sql}");
+        self
+    }
+
+    /// Appends a placeholder and binds `value` to it.
+    pub fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'args + Encode<'args, Any> + Type<Any>,
+    {
+        self.count += 1;
+        // An error here is one of encoding, which the `Any` types never raise; it would
+        // come back from the database as a missing argument.
+        let _ = self.arguments.add(value);
+        let _ = write!(self.text, "${}", self.count);
+        self
+    }
+
+    /// Appends `VALUES (…), (…)`, one tuple per item, written by `push_tuple`.
+    pub fn push_values<I, F>(&mut self, tuples: I, mut push_tuple: F) -> &mut Self
+    where
+        I: IntoIterator,
+        F: FnMut(Separated<'_, 'args>, I::Item),
+    {
+        self.push("VALUES ");
+        let mut first = true;
+        for tuple in tuples {
+            self.push(if first { "(" } else { ", (" });
+            first = false;
+            push_tuple(self.separated(", "), tuple);
+            self.push(")");
+        }
+        self
+    }
+
+    /// Pushes that put `separator` between items.
+    pub fn separated(&mut self, separator: &'static str) -> Separated<'_, 'args> {
+        Separated {
+            builder: self,
+            separator,
+            first: true,
+        }
+    }
+
+    pub fn sql(&self) -> &str {
+        &self.text
+    }
+
+    /// Empties the builder for the next statement.
+    pub fn reset(&mut self) -> &mut Self {
+        self.text.clear();
+        self.arguments = AnyArguments::default();
+        self.count = 0;
+        self
+    }
+
+    pub fn build(&mut self) -> Query<'_, Any, AnyArguments<'_>> {
+        let arguments = std::mem::take(&mut self.arguments);
+        sqlx::query_with(&self.text, arguments)
+    }
+
+    pub fn build_query_as<'q, T>(&'q mut self) -> QueryAs<'q, Any, T, AnyArguments<'q>>
+    where
+        T: for<'r> FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let arguments = std::mem::take(&mut self.arguments);
+        sqlx::query_as_with(&self.text, arguments)
+    }
+
+    pub fn build_query_scalar<'q, T>(&'q mut self) -> QueryScalar<'q, Any, T, AnyArguments<'q>>
+    where
+        (T,): for<'r> FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let arguments = std::mem::take(&mut self.arguments);
+        sqlx::query_scalar_with(&self.text, arguments)
+    }
+}
+
+/// See [`QueryBuilder::separated`].
+pub(crate) struct Separated<'b, 'args> {
+    builder: &'b mut QueryBuilder<'args>,
+    separator: &'static str,
+    first: bool,
+}
+
+impl<'args> Separated<'_, 'args> {
+    fn separate(&mut self) {
+        if !self.first {
+            self.builder.push(self.separator);
+        }
+        self.first = false;
+    }
+
+    pub fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'args + Encode<'args, Any> + Type<Any>,
+    {
+        self.separate();
+        self.builder.push_bind(value);
+        self
+    }
+
+    /// Appends without a separator.
+    pub fn push_unseparated(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        self.builder.push(sql);
+        self
+    }
+}
