@@ -83,6 +83,15 @@ impl Backend {
         }
     }
 
+    /// What opens a read transaction that sees one consistent state throughout (SQLite's
+    /// read transactions do in WAL mode).
+    pub(crate) fn begin_snapshot(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN",
+            Self::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
     /// The statement run first inside a write transaction, if the engine needs one.
     pub(crate) fn write_lock(self) -> Option<String> {
         match self {

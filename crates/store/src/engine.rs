@@ -89,6 +89,29 @@ impl Facts for Person {
 }
 
 impl Person {
+    /// Takes from `fresh` (the same person read for one smart group's criteria) what that
+    /// group needs: its events and attributes, and the person's membership and schedule
+    /// entry of `group`. The rest of the cached facts are as current as `fresh`.
+    fn absorb(&mut self, fresh: Person, group: i64) {
+        let known: HashSet<EventId> = self.events.iter().map(|e| e.id).collect();
+        self.events
+            .extend(fresh.events.into_iter().filter(|e| !known.contains(&e.id)));
+        for (name, value) in fresh.attributes {
+            if !self.attributes.iter().any(|(n, _)| *n == name) {
+                self.attributes.push((name, value));
+            }
+        }
+        if fresh.groups.contains(&group) {
+            self.groups.insert(group);
+        } else {
+            self.groups.remove(&group);
+        }
+        match fresh.dues.get(&group) {
+            Some(due) => self.dues.insert(group, *due),
+            None => self.dues.remove(&group),
+        };
+    }
+
     /// Adds a fact while the engine loads, keeping the list near the size of what the
     /// rules still need. A person's whole history passes through here, most of it to be
     /// pruned: reserved up front, or grown by doubling, the lists held at once far more
@@ -696,6 +719,63 @@ impl AccountRules {
         self.people = people;
     }
 
+    /// The cached people, for [`AccountRules::rebuilt`].
+    pub fn into_people(self) -> HashMap<i64, Person> {
+        self.people
+    }
+
+    /// The account's engine state after smart group `group` was created, edited or
+    /// restored, built beside the old one instead of reloading everyone (a reload reads
+    /// every event of the account while ingest waits): `rules` are the account's active
+    /// smart groups now, `fresh` everyone the group's backfill read, with the facts its
+    /// criteria need and their membership as the backfill left it.
+    ///
+    /// Cached people take from `fresh` what the group needs; a cached person the backfill
+    /// did not read is dropped and loaded on next use. With no earlier rules the backfill's
+    /// people are the whole cache. Anyone not cached is loaded alone on first use, never
+    /// all at once: a bulk load would hold every event behind it.
+    pub fn rebuilt(
+        old: Option<AccountRules>,
+        rules: Vec<Rule>,
+        group: i64,
+        mut fresh: HashMap<i64, Person>,
+    ) -> AccountRules {
+        let mut next = AccountRules::new(rules);
+        match old {
+            Some(old) if !old.rules.is_empty() => {
+                next.descriptions = old.descriptions;
+                next.people = old.people;
+                next.people.retain(|user, person| match fresh.remove(user) {
+                    Some(read) => {
+                        person.absorb(read, group);
+                        true
+                    }
+                    None => false,
+                });
+            }
+            // The group is the account's only one: the backfill's people are exactly
+            // what its criteria need.
+            _ if next.rules.len() == 1 => next.people = fresh,
+            _ => {}
+        }
+        next.preloaded = true;
+        next
+    }
+
+    /// The account's engine state without smart group `group` (archived).
+    pub fn without(self, group: i64) -> AccountRules {
+        let rules = self
+            .rules
+            .into_iter()
+            .filter(|r| r.group != group)
+            .collect();
+        let mut next = AccountRules::new(rules);
+        next.people = self.people;
+        next.descriptions = self.descriptions;
+        next.preloaded = self.preloaded;
+        next
+    }
+
     pub fn people_ids(&self) -> Vec<i64> {
         self.people.keys().copied().collect()
     }
@@ -886,9 +966,14 @@ impl Engine {
         self.accounts.get_mut(&account)
     }
 
-    /// Drops an account's rules and cache (its groups changed).
-    pub(crate) fn reload(&mut self, account: i64) {
-        self.accounts.remove(&account);
+    /// Takes an account's state out, to build the next one beside it (see
+    /// [`AccountRules::rebuilt`]); put back with [`Engine::put`] once committed.
+    pub(crate) fn take(&mut self, account: i64) -> Option<AccountRules> {
+        self.accounts.remove(&account)
+    }
+
+    pub(crate) fn put(&mut self, account: i64, rules: AccountRules) {
+        self.accounts.insert(account, rules);
     }
 
     /// Drops everything (event types were renamed or deleted).
@@ -903,7 +988,7 @@ impl Engine {
     }
 }
 
-async fn load_rules(conn: &mut AnyConnection, account: i64) -> Result<Vec<Rule>> {
+pub(crate) async fn load_rules(conn: &mut AnyConnection, account: i64) -> Result<Vec<Rule>> {
     let rows: Vec<(i64, i64, String)> = sqlx::query_as(
         "SELECT g.id, g.version, v.criteria FROM groups g \
          JOIN group_versions v ON v.group_id = g.id AND v.version = g.version \

@@ -6,7 +6,7 @@
 use crate::db::{Backend, ListOf};
 use crate::engine::{
     AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
-    creates_cycle, fact_of, load_attributes, queue_membership_events,
+    creates_cycle, fact_of, load_attributes, load_rules, queue_membership_events,
 };
 use crate::scan::{Walk, each_event};
 use crate::sql::QueryBuilder;
@@ -150,6 +150,10 @@ impl Store {
         account: AccountId,
         new: &NewGroup,
     ) -> Result<(Group, Option<Backfill>)> {
+        let snapshot = match &new.criteria {
+            Some((_, criteria)) => Some(self.snapshot(account, criteria, None).await?),
+            None => None,
+        };
         let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         let now = self.now_ms();
@@ -170,15 +174,27 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| name_conflict(e, &new.name))?;
-        let backfill = match &new.criteria {
-            Some((json, criteria)) => Some(
-                self.set_criteria(&mut tx, &mut engine, account, id, json, criteria, now)
-                    .await?,
+        let changed = match (&new.criteria, snapshot) {
+            (Some((json, criteria)), Some(snapshot)) => Some(
+                self.set_criteria(
+                    &mut tx,
+                    &mut engine,
+                    account,
+                    id,
+                    json,
+                    criteria,
+                    now,
+                    snapshot,
+                )
+                .await?,
             ),
-            None => None,
+            _ => None,
         };
         tx.commit().await?;
-        engine.reload(account.0);
+        let backfill = changed.map(|(summary, next)| {
+            engine.put(account.0, next);
+            summary
+        });
         drop(engine);
         self.wakes.groups.kick();
         Ok((self.group(account, GroupId(id)).await?, backfill))
@@ -191,6 +207,10 @@ impl Store {
         id: GroupId,
         changes: &GroupChanges,
     ) -> Result<(Group, Option<Backfill>)> {
+        let snapshot = match &changes.criteria {
+            Some((_, criteria)) => Some(self.snapshot(account, criteria, Some(id.0)).await?),
+            None => None,
+        };
         let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         let now = self.now_ms();
@@ -223,10 +243,22 @@ impl Store {
                     "the group is archived; restore it before changing its criteria",
                 ));
             }
-            Some((json, criteria)) => Some(
-                self.set_criteria(&mut tx, &mut engine, account, id.0, json, criteria, now)
+            Some((json, criteria)) => {
+                let snapshot = snapshot.expect("taken for criteria");
+                Some(
+                    self.set_criteria(
+                        &mut tx,
+                        &mut engine,
+                        account,
+                        id.0,
+                        json,
+                        criteria,
+                        now,
+                        snapshot,
+                    )
                     .await?,
-            ),
+                )
+            }
             None => None,
         };
         sqlx::query("UPDATE groups SET updated_at = $1 WHERE id = $2")
@@ -235,7 +267,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        engine.reload(account.0);
+        let backfill = backfill.map(|(summary, next)| {
+            engine.put(account.0, next);
+            summary
+        });
         drop(engine);
         self.wakes.groups.kick();
         Ok((self.group(account, id).await?, backfill))
@@ -277,7 +312,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        engine.reload(account.0);
+        if let Some(rules) = engine.take(account.0) {
+            engine.put(account.0, rules.without(id.0));
+        }
         drop(engine);
         self.group(account, id).await
     }
@@ -288,6 +325,13 @@ impl Store {
         account: AccountId,
         id: GroupId,
     ) -> Result<(Group, Option<Backfill>)> {
+        // The backfill reads its snapshot before the locks are taken, so the stored
+        // criteria are read first (and checked unchanged under the locks).
+        let stored = self.current_criteria(account, id).await?;
+        let snapshot = match &stored {
+            Some((_, criteria)) => Some(self.snapshot(account, criteria, Some(id.0)).await?),
+            None => None,
+        };
         let mut engine = self.engine.clone().lock_owned().await;
         let mut tx = self.begin_write().await?;
         let now = self.now_ms();
@@ -307,47 +351,120 @@ impl Store {
                 e.into()
             }
         })?;
-        let backfill = if group_type == SMART {
-            let text: String = sqlx::query_scalar(
-                "SELECT v.criteria FROM groups g JOIN group_versions v ON v.group_id = g.id \
-                 AND v.version = g.version WHERE g.id = $1",
-            )
-            .bind(id.0)
-            .fetch_one(&mut *tx)
-            .await?;
-            let value = stored_criteria(id, &text)?;
-            let criteria = Criteria::parse(&value)
-                .map_err(|e| StoreError::invalid("criteria", e.to_string()))?;
-            check_named_groups(&mut tx, &mut engine, account.0, id.0, &criteria)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Invalid(details) => {
-                        StoreError::Conflict(details.into_iter().next().unwrap_or_else(|| {
-                            coachloop_core::FieldError::new("criteria", "cannot be restored")
-                        }))
-                    }
-                    other => other,
-                })?;
-            let version: i64 = sqlx::query_scalar("SELECT version FROM groups WHERE id = $1")
-                .bind(id.0)
-                .fetch_one(&mut *tx)
+        let restored = match (stored, snapshot) {
+            (Some((version, criteria)), Some(snapshot)) if group_type == SMART => {
+                let current: i64 = sqlx::query_scalar("SELECT version FROM groups WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if current != version {
+                    return Err(StoreError::conflict(
+                        "criteria",
+                        "the group's criteria changed while it was being restored; try again",
+                    ));
+                }
+                check_named_groups(&mut tx, &mut engine, account.0, id.0, &criteria)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Invalid(details) => {
+                            StoreError::Conflict(details.into_iter().next().unwrap_or_else(|| {
+                                coachloop_core::FieldError::new("criteria", "cannot be restored")
+                            }))
+                        }
+                        other => other,
+                    })?;
+                let (summary, _, people) = backfill(
+                    &mut tx,
+                    account.0,
+                    id.0,
+                    version,
+                    &criteria,
+                    now,
+                    snapshot,
+                    self.types_generation(),
+                )
                 .await?;
-            Some(
-                backfill(&mut tx, account.0, id.0, version, &criteria, now)
-                    .await?
-                    .0,
-            )
-        } else {
-            None
+                let rules = load_rules(&mut tx, account.0).await?;
+                let next = AccountRules::rebuilt(engine.take(account.0), rules, id.0, people);
+                Some((summary, next))
+            }
+            _ => None,
         };
         tx.commit().await?;
-        engine.reload(account.0);
+        let backfill = restored.map(|(summary, next)| {
+            engine.put(account.0, next);
+            summary
+        });
         drop(engine);
         self.wakes.groups.kick();
         Ok((self.group(account, id).await?, backfill))
     }
 
+    /// The current criteria of a smart group, with their version (`None` for other
+    /// groups), read outside any transaction.
+    async fn current_criteria(
+        &self,
+        account: AccountId,
+        id: GroupId,
+    ) -> Result<Option<(i64, Criteria)>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT g.version, v.criteria FROM groups g JOIN group_versions v \
+             ON v.group_id = g.id AND v.version = g.version \
+             WHERE g.account_id = $1 AND g.id = $2 AND g.group_type = 'smart_group'",
+        )
+        .bind(account.0)
+        .bind(id.0)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some((version, text)) = row else {
+            return Ok(None);
+        };
+        let value = stored_criteria(id, &text)?;
+        let criteria =
+            Criteria::parse(&value).map_err(|e| StoreError::invalid("criteria", e.to_string()))?;
+        Ok(Some((version, criteria)))
+    }
+
+    fn types_generation(&self) -> u64 {
+        self.type_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// What a backfill of `criteria` reads, taken in one read transaction before the
+    /// group change takes the engine and the write lock: reading every counting event
+    /// takes seconds at full size, and ingest must not wait for it. The write transaction
+    /// then reads again only the people whose facts changed since (see [`dirty_since`]).
+    async fn snapshot(
+        &self,
+        account: AccountId,
+        criteria: &Criteria,
+        group: Option<i64>,
+    ) -> Result<Snapshot> {
+        let type_generation = self.types_generation();
+        // Taken before the read begins: a change stamped at this instant or later may
+        // be missing from the read, so it counts as a change since.
+        let at = self.now_ms();
+        let mut tx = self.read.begin_with(self.backend.begin_snapshot()).await?;
+        let (last_event, last_history): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT MAX(id) FROM events), 0), \
+             COALESCE((SELECT MAX(id) FROM group_history), 0)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let people = population(&mut tx, account.0, criteria, at, group).await?;
+        tx.rollback().await?;
+        Ok(Snapshot {
+            people,
+            last_event,
+            last_history,
+            at,
+            type_generation,
+        })
+    }
+
     /// Stores a new criteria version for a smart group and evaluates it over everyone.
+    /// Returns the backfill's summary and the account's engine state to put in place once
+    /// the caller has committed (see [`AccountRules::rebuilt`]).
     #[allow(clippy::too_many_arguments)]
     async fn set_criteria(
         &self,
@@ -358,7 +475,8 @@ impl Store {
         json: &Value,
         criteria: &Criteria,
         now: i64,
-    ) -> Result<Backfill> {
+        snapshot: Snapshot,
+    ) -> Result<(Backfill, AccountRules)> {
         check_named_groups(tx, engine, account.0, group, criteria).await?;
         let version: i64 = sqlx::query_scalar(
             "UPDATE groups SET version = version + 1 WHERE id = $1 RETURNING version",
@@ -376,16 +494,26 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let (summary, changed) = backfill(tx, account.0, group, version, criteria, now).await?;
+        let (summary, changed, people) = backfill(
+            tx,
+            account.0,
+            group,
+            version,
+            criteria,
+            now,
+            snapshot,
+            self.types_generation(),
+        )
+        .await?;
+        let rules = load_rules(tx, account.0).await?;
+        let mut next = AccountRules::rebuilt(engine.take(account.0), rules, group, people);
         // Smart groups that name this one follow its new membership.
-        engine.reload(account.0);
-        let rules = engine.account(tx, account.0).await?;
-        let dependents: Vec<usize> = rules.dependents(group).collect();
+        let dependents: Vec<usize> = next.dependents(group).collect();
         if !dependents.is_empty() {
             let mut outcome = Outcome::default();
             for user in changed {
-                rules.person(tx, account.0, user, now).await?;
-                rules.evaluate(
+                next.person(tx, account.0, user, now).await?;
+                next.evaluate(
                     account.0,
                     user,
                     dependents.iter().copied(),
@@ -395,7 +523,7 @@ impl Store {
             }
             outcome.write(tx, now).await?;
         }
-        Ok(summary)
+        Ok((summary, next))
     }
 
     #[instrument(skip_all)]
@@ -1173,8 +1301,43 @@ impl Tally {
     }
 }
 
+/// What [`Store::snapshot`] read: everyone's facts for one criteria, and how far the
+/// read saw (the last event and history row, the instant it began).
+pub(crate) struct Snapshot {
+    people: HashMap<i64, Person>,
+    last_event: i64,
+    last_history: i64,
+    at: i64,
+    /// Event types renamed or deleted since make the read's type matching stale.
+    type_generation: u64,
+}
+
+/// The people of `account` whose facts may have changed since `snapshot` was read: those
+/// with events stored since (event ids only grow), membership changes recorded since,
+/// or a row changed since (attributes, status, aliases, new people).
+async fn dirty_since(
+    conn: &mut AnyConnection,
+    account: i64,
+    snapshot: &Snapshot,
+) -> Result<HashSet<i64>> {
+    let dirty: Vec<i64> = sqlx::query_scalar(
+        "SELECT user_id FROM events WHERE id > $2 AND account_id = $1 AND user_id IS NOT NULL \
+         UNION SELECT user_id FROM group_history WHERE id > $3 AND account_id = $1 \
+         UNION SELECT id FROM users WHERE account_id = $1 AND updated_at >= $4",
+    )
+    .bind(account)
+    .bind(snapshot.last_event)
+    .bind(snapshot.last_history)
+    .bind(snapshot.at)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(dirty.into_iter().collect())
+}
+
 /// Evaluates a (new version of a) smart group over everyone and records joins, leaves
-/// and schedule entries in the caller's transaction. Also returns who joined or left.
+/// and schedule entries in the caller's transaction: from `snapshot`, with the people
+/// whose facts changed since read again here. Returns who joined or left, and everyone
+/// evaluated with the facts the criteria need (for the engine's cache).
 async fn backfill(
     conn: &mut AnyConnection,
     account: i64,
@@ -1182,13 +1345,29 @@ async fn backfill(
     version: i64,
     criteria: &Criteria,
     now: i64,
-) -> Result<(Backfill, Vec<i64>)> {
+    snapshot: Snapshot,
+    generation: u64,
+) -> Result<(Backfill, Vec<i64>, HashMap<i64, Person>)> {
     let started = std::time::Instant::now();
-    let people = population(conn, account, criteria, now, Some(group)).await?;
+    let (mut people, dirty) = if snapshot.type_generation == generation {
+        let dirty = dirty_since(conn, account, &snapshot).await?;
+        (snapshot.people, dirty)
+    } else {
+        // Event types were renamed or deleted since the read: read again, here.
+        let group = Some(group);
+        (
+            population(conn, account, criteria, now, group).await?,
+            HashSet::new(),
+        )
+    };
+    people.retain(|user, _| !dirty.contains(user));
     let mut rules = AccountRules::new(vec![Rule::new(group, version, criteria.clone())]);
-    let mut outcome = Outcome::default();
-    let evaluated = people.len();
     rules.adopt(people);
+    for user in dirty {
+        rules.person(conn, account, user, now).await?;
+    }
+    let mut outcome = Outcome::default();
+    let evaluated = rules.people_ids().len();
     for user in rules.people_ids() {
         rules.evaluate(
             account,
@@ -1209,5 +1388,6 @@ async fn backfill(
         left: outcome.left(),
         took_ms: started.elapsed().as_millis() as i64,
     };
-    Ok((summary, outcome.changes.iter().map(|c| c.user).collect()))
+    let changed = outcome.changes.iter().map(|c| c.user).collect();
+    Ok((summary, changed, rules.into_people()))
 }

@@ -569,3 +569,54 @@ async fn risk_scores_read_beyond_one_chunk() {
         expected
     );
 }
+
+// ---- group changes under a stream of events ----------------------------------------------
+
+/// A group created or edited while events arrive. Its backfill reads everyone outside the
+/// engine and the write lock, so an event stored between that read and the write must
+/// still count, and every event after the change must be evaluated with the new criteria.
+#[tokio::test]
+async fn events_arriving_while_a_group_changes_all_count() {
+    let h = Harness::start(t0()).await;
+    let a = h.account;
+    const PEOPLE: usize = 300;
+    let mut everyone = Vec::new();
+    for i in 0..PEOPLE {
+        everyone.push(h.user(a, &format!("p{i}@acme.example"), None).await.0);
+    }
+    // History the backfill reads (same type, inside the window) but that does not count.
+    let old = (0..PEOPLE).flat_map(|i| {
+        (1..=4).map(move |d| {
+            json!({"target_user": format!("p{i}@acme.example"), "event_type": "t_new",
+                   "description": "stale", "occurred_date": format_ms(t0() - d * HOUR)})
+        })
+    });
+    h.raw_events(a, old).await;
+    let stream = |round: i64, every: usize| {
+        let h = &h;
+        async move {
+            for i in (0..PEOPLE).step_by(every) {
+                let email = format!("p{i}@acme.example");
+                let occurred = t0() - (10 - round) * MINUTE;
+                h.events(a, &email, "t_new", &[(occurred, "fresh")]).await;
+            }
+        }
+    };
+    let at_least = |n: i64| {
+        json!({"event": {"type": "t_new", "description": {"contains": "fresh"},
+                         "count": {"at_least": n}, "within": "P30D"}})
+    };
+
+    let (group, ()) = tokio::join!(h.smart_group(a, "Recent", at_least(1)), stream(0, 1));
+    everyone.sort_unstable();
+    assert_eq!(h.members(a, group).await, everyone, "one recent event each");
+
+    // Raised to two while every other person sends a second one.
+    let ((), ()) = tokio::join!(h.set_criteria(a, group, at_least(2)), stream(1, 2));
+    let twice: Vec<i64> = everyone.iter().step_by(2).copied().collect();
+    assert_eq!(h.members(a, group).await, twice, "two recent events");
+
+    // And the engine goes on with the new criteria: a second event for the rest.
+    stream(2, 1).await;
+    assert_eq!(h.members(a, group).await, everyone, "everyone has two now");
+}
