@@ -2,7 +2,7 @@
 //! streams realistic credential-risk events to the server's own User Event API over HTTP.
 
 use crate::config::{Config, Overrides};
-use crate::{data_flag, open_store, shutdown_signal};
+use crate::{data_flag, open_store, shutdown_signal, without_password};
 use anyhow::Context;
 use clap::Args;
 use coachloop_core::catalog::{self, CatalogEntry, STARTER_PLAYS};
@@ -33,6 +33,9 @@ pub struct DemoArgs {
     /// Keep the demo's data here instead of a throw-away directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Keep the demo's data in this database instead (e.g. postgres://host/coachloop).
+    #[arg(long)]
+    pub database_url: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -117,15 +120,25 @@ struct Person {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     crate::init_logging("warn");
-    let (config, _tmp) = match &args.data_dir {
-        Some(dir) => (config_for(dir.clone())?, None),
-        None => {
-            let tmp = tempfile::Builder::new()
-                .prefix("coachloop-demo-")
-                .tempdir()
-                .context("cannot create a temporary data directory")?;
-            (config_for(tmp.path().to_owned())?, Some(tmp))
-        }
+    let mut config = Config::load(
+        None,
+        &Overrides {
+            data_dir: args.data_dir.clone(),
+            database_url: args.database_url.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    // Unless told where to keep the data (a flag, or a database URL from the config's
+    // other layers), the demo's data is thrown away with it.
+    let _tmp = if args.data_dir.is_none() && config.database_url.is_none() {
+        let tmp = tempfile::Builder::new()
+            .prefix("coachloop-demo-")
+            .tempdir()
+            .context("cannot create a temporary data directory")?;
+        config.data_dir = tmp.path().to_owned();
+        Some(tmp)
+    } else {
+        None
     };
     let store = open_store(&config).await?;
     let account = store
@@ -181,16 +194,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     server.await??;
     println!("demo stopped");
     Ok(())
-}
-
-fn config_for(data_dir: PathBuf) -> anyhow::Result<Config> {
-    Config::load(
-        None,
-        &Overrides {
-            data_dir: Some(data_dir),
-            ..Overrides::default()
-        },
-    )
 }
 
 /// Creates (or, on a reused data directory, updates) the organisation.
@@ -399,8 +402,12 @@ fn print_intro(
         .iter()
         .map(|(id, name)| format!("\n  {id:>3}  {name}"))
         .collect();
+    let data = match &config.database_url {
+        Some(url) => without_password(url),
+        None => config.data_dir.display().to_string(),
+    };
     println!(
-        "\ncoachloop demo — data in {dir}\n\
+        "\ncoachloop demo — data in {data}\n\
          \n  admin token:  {admin}\n  events token: {events}\n\
          \nTry:\n\
          \n  export ADMIN={admin} EVENTS={events}\
@@ -429,7 +436,6 @@ fn print_intro(
          \n  curl -s -H \"Authorization: Bearer $REPORT\" '{base}/v1/training/enrollments?per_page=5'\
          \n\nCLI on the same data: coachloop tokens list{flag}\
          \n\nSending credential-risk events to {base}/events — Ctrl-C stops.\n",
-        dir = config.data_dir.display(),
         email = someone.email,
         flag = data_flag(config),
     );

@@ -391,15 +391,45 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     coachloop_server::serve(store, config.server()?, listener, shutdown_signal()).await
 }
 
-/// The flag that points a later command at the same data, for printed hints.
+/// The flag that points a later command at the same data, for printed hints (which end
+/// up in logs: a database password is shown as `***`).
 pub fn data_flag(config: &Config) -> String {
     match &config.database_url {
-        Some(url) => format!(" --database-url {url}"),
+        Some(url) => format!(" --database-url {}", without_password(url)),
         None if config.data_dir != Config::default().data_dir => {
             format!(" --data-dir {}", config.data_dir.display())
         }
         None => String::new(),
     }
+}
+
+/// `url` with a password (`user:PASSWORD@` or `password=` in the query) shown as `***`.
+pub fn without_password(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let in_query = parsed.query_pairs().any(|(key, _)| key == "password");
+    if parsed.password().is_none() && !in_query {
+        return url.to_owned();
+    }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if in_query {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" {
+                    "***".into()
+                } else {
+                    value
+                };
+                (key.into_owned(), value.into_owned())
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -423,4 +453,35 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn hints_never_show_a_database_password() {
+        let cases = [
+            (
+                "postgres://app:s3cret@db.internal:5432/coachloop",
+                "postgres://app:***@db.internal:5432/coachloop",
+            ),
+            (
+                "postgres://db.internal/coachloop?user=app&password=s3cret&sslmode=require",
+                "postgres://db.internal/coachloop?user=app&password=***&sslmode=require",
+            ),
+            // Nothing to hide: shown as given.
+            (
+                "postgres://app@db.internal/coachloop",
+                "postgres://app@db.internal/coachloop",
+            ),
+            (
+                "sqlite:///var/lib/coachloop/coachloop.db",
+                "sqlite:///var/lib/coachloop/coachloop.db",
+            ),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(without_password(url), shown);
+        }
+    }
 }

@@ -1,28 +1,29 @@
-//! The `coachloop` commands as a user runs them: each test over its own data directory,
-//! most of them next to a running server on the same data.
+//! The `coachloop` commands as a user runs them: each test over its own data (on the
+//! engine `COACHLOOP_TEST_ENGINE` picks), most of them next to a running server on the
+//! same data.
 
 mod common;
 
-use common::{Server, all_pages, arg, command, create_token, get, post, run};
+use common::{Server, TestData, all_pages, arg, create_token, get, post, run};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sqlx::Connection;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tempfile::TempDir;
 
 const HEADER: &str = "email,first_name,last_name,department,employee_start_date,aliases";
 
-fn write_csv(dir: &TempDir, name: &str, rows: &[&str]) -> std::path::PathBuf {
-    let path = dir.path().join(name);
+fn write_csv(data: &TestData, name: &str, rows: &[&str]) -> std::path::PathBuf {
+    let path = data.scratch().join(name);
     let mut text = rows.join("\n");
     text.push('\n');
     std::fs::write(&path, text).expect("write the CSV");
     path
 }
 
-async fn import(data: &Path, csv: &Path) -> common::Output {
-    run(&["users", "import", arg(csv), "--data-dir", arg(data)]).await
+async fn import(data: &TestData, csv: &Path) -> common::Output {
+    data.run(&["users", "import", arg(csv)]).await
 }
 
 /// The people of the admin token's account, by lower-cased email.
@@ -43,13 +44,13 @@ async fn people(
 
 #[tokio::test]
 async fn users_import_reports_bad_rows_by_line_and_upserts_by_email() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path()).await;
-    let admin = create_token(dir.path(), "default", "admin", "admin").await;
+    let data = TestData::new().await;
+    let server = Server::start(&data).await;
+    let admin = create_token(&data, "default", "admin", "admin").await;
     let client = reqwest::Client::new();
 
     let csv = write_csv(
-        &dir,
+        &data,
         "people.csv",
         &[
             HEADER,
@@ -59,7 +60,7 @@ async fn users_import_reports_bad_rows_by_line_and_upserts_by_email() {
             "dee@acme.example,Dee,Khan,Legal,2023-05-06,dee; dee-laptop",
         ],
     );
-    let first = import(dir.path(), &csv).await;
+    let first = import(&data, &csv).await;
     assert_eq!(
         first.code(),
         Some(2),
@@ -101,18 +102,18 @@ async fn users_import_reports_bad_rows_by_line_and_upserts_by_email() {
     assert_eq!(aliases, ["dee", "dee-laptop"]);
 
     // The same file again updates the same people.
-    let again = import(dir.path(), &csv).await;
+    let again = import(&data, &csv).await;
     assert_eq!(again.code(), Some(2), "{again:#?}");
     assert!(again.text().contains("0 created, 2 updated"), "{again:#?}");
     assert_eq!(people(&client, &admin, &server).await.len(), 2);
 
     // An email in other letter case is the same person.
     let moved = write_csv(
-        &dir,
+        &data,
         "moved.csv",
         &[HEADER, " ANA@Acme.Example ,Ana,Lima,Legal,2024-02-01,"],
     );
-    let output = import(dir.path(), &moved).await;
+    let output = import(&data, &moved).await;
     assert!(
         output.success().contains("0 created, 1 updated"),
         "{output:#?}"
@@ -128,10 +129,10 @@ async fn users_import_reports_bad_rows_by_line_and_upserts_by_email() {
 
 #[tokio::test]
 async fn users_import_names_the_right_lines_of_a_spreadsheet_export() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let data = TestData::new().await;
     // What a spreadsheet saves as "CSV UTF-8": a byte-order mark, CRLF line ends, and a
     // quoted cell that spans two lines.
-    let csv = dir.path().join("export.csv");
+    let csv = data.scratch().join("export.csv");
     std::fs::write(
         &csv,
         "\u{feff}email,first_name\r\n\
@@ -141,7 +142,7 @@ async fn users_import_names_the_right_lines_of_a_spreadsheet_export() {
          not-an-email,Dee\r\n",
     )
     .expect("write the CSV");
-    let output = import(dir.path(), &csv).await;
+    let output = import(&data, &csv).await;
     assert_eq!(output.code(), Some(2), "{output:#?}");
     let report = output.text();
     let failures: Vec<&str> = report.lines().filter(|l| l.contains("line ")).collect();
@@ -155,13 +156,13 @@ async fn users_import_names_the_right_lines_of_a_spreadsheet_export() {
 
 #[tokio::test]
 async fn users_import_without_an_email_column_names_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let data = TestData::new().await;
     let csv = write_csv(
-        &dir,
+        &data,
         "people.csv",
         &["mail,first_name", "ana@acme.example,Ana"],
     );
-    let output = import(dir.path(), &csv).await;
+    let output = import(&data, &csv).await;
     let stderr = output.failure();
     assert!(stderr.contains("`email` column"), "{output:#?}");
     assert!(!output.stdout.contains("imported"), "{output:#?}");
@@ -169,14 +170,14 @@ async fn users_import_without_an_email_column_names_it() {
 
 #[tokio::test]
 async fn tokens_are_created_listed_and_revoked_while_the_server_runs() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path()).await;
+    let data = TestData::new().await;
+    let server = Server::start(&data).await;
     let client = reqwest::Client::new();
-    let secret = create_token(dir.path(), "default", "sender", "events:write,events:read").await;
+    let secret = create_token(&data, "default", "sender", "events:write,events:read").await;
     let (status, body) = get(&client, &secret, &server.url("/events")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let list = run(&["tokens", "list", "--data-dir", arg(dir.path())]).await;
+    let list = data.run(&["tokens", "list"]).await;
     let listed = list.success();
     let row = listed
         .lines()
@@ -190,7 +191,7 @@ async fn tokens_are_created_listed_and_revoked_while_the_server_runs() {
     assert!(!list.text().contains(&secret), "the list shows a secret");
     assert!(!list.text().contains("cl_"), "the list shows a secret");
 
-    let revoke = run(&["tokens", "revoke", "sender", "--data-dir", arg(dir.path())]).await;
+    let revoke = data.run(&["tokens", "revoke", "sender"]).await;
     revoke.success();
     // The server may answer from its token cache for up to a second.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -206,7 +207,7 @@ async fn tokens_are_created_listed_and_revoked_while_the_server_runs() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let list = run(&["tokens", "list", "--data-dir", arg(dir.path())]).await;
+    let list = data.run(&["tokens", "list"]).await;
     let listed = list.success();
     let row = listed
         .lines()
@@ -214,7 +215,7 @@ async fn tokens_are_created_listed_and_revoked_while_the_server_runs() {
         .unwrap_or_else(|| panic!("the revoked token is not listed: {listed}"));
     assert!(row.contains("revoked"), "{row}");
 
-    let again = run(&["tokens", "revoke", "sender", "--data-dir", arg(dir.path())]).await;
+    let again = data.run(&["tokens", "revoke", "sender"]).await;
     assert!(
         again.failure().contains("no live token named `sender`"),
         "{again:#?}"
@@ -223,24 +224,19 @@ async fn tokens_are_created_listed_and_revoked_while_the_server_runs() {
 
 #[tokio::test]
 async fn tokens_create_refuses_bad_expiry_and_unknown_scopes() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let create = |name: &'static str, scopes: &'static str, expires: &'static str| {
-        let dir = arg(dir.path()).to_owned();
-        async move {
-            run(&[
-                "tokens",
-                "create",
-                "--data-dir",
-                &dir,
-                "--name",
-                name,
-                "--scopes",
-                scopes,
-                "--expires",
-                expires,
-            ])
-            .await
-        }
+    let data = TestData::new().await;
+    let create = async |name: &str, scopes: &str, expires: &str| {
+        data.run(&[
+            "tokens",
+            "create",
+            "--name",
+            name,
+            "--scopes",
+            scopes,
+            "--expires",
+            expires,
+        ])
+        .await
     };
 
     let past = create("past", "events:read", "2020-01-01").await;
@@ -255,7 +251,7 @@ async fn tokens_create_refuses_bad_expiry_and_unknown_scopes() {
     let unknown = create("unknown", "events:write,events:raed", "2099-01-01").await;
     assert!(unknown.failure().contains("`events:raed`"), "{unknown:#?}");
 
-    let listed = run(&["tokens", "list", "--data-dir", arg(dir.path())]).await;
+    let listed = data.run(&["tokens", "list"]).await;
     assert_eq!(
         listed.success().lines().count(),
         1,
@@ -269,14 +265,13 @@ async fn tokens_create_refuses_bad_expiry_and_unknown_scopes() {
 
 #[tokio::test]
 async fn accounts_keep_their_data_apart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path()).await;
+    let data = TestData::new().await;
+    let server = Server::start(&data).await;
     let client = reqwest::Client::new();
-    let data = arg(dir.path());
 
-    let created = run(&["accounts", "create", "northwind", "--data-dir", data]).await;
+    let created = data.run(&["accounts", "create", "northwind"]).await;
     assert!(created.success().contains("northwind"), "{created:#?}");
-    let listed = run(&["accounts", "list", "--data-dir", data]).await;
+    let listed = data.run(&["accounts", "list"]).await;
     let names: Vec<&str> = listed
         .success()
         .lines()
@@ -284,22 +279,21 @@ async fn accounts_keep_their_data_apart() {
         .collect();
     assert_eq!(names, ["default", "northwind"], "{listed:#?}");
 
-    let duplicate = run(&["accounts", "create", "northwind", "--data-dir", data]).await;
+    let duplicate = data.run(&["accounts", "create", "northwind"]).await;
     assert!(duplicate.failure().contains("exists"), "{duplicate:#?}");
 
-    let unknown = run(&[
-        "tokens",
-        "create",
-        "--data-dir",
-        data,
-        "--account",
-        "contoso",
-        "--name",
-        "t",
-        "--scopes",
-        "admin",
-    ])
-    .await;
+    let unknown = data
+        .run(&[
+            "tokens",
+            "create",
+            "--account",
+            "contoso",
+            "--name",
+            "t",
+            "--scopes",
+            "admin",
+        ])
+        .await;
     let stderr = unknown.failure();
     assert!(
         stderr.contains("no account named `contoso`"),
@@ -311,8 +305,8 @@ async fn accounts_keep_their_data_apart() {
     );
     assert!(unknown.stdout.trim().is_empty(), "{unknown:#?}");
 
-    let a = create_token(dir.path(), "default", "a", "events:write,events:read").await;
-    let b = create_token(dir.path(), "northwind", "b", "events:write,events:read").await;
+    let a = create_token(&data, "default", "a", "events:write,events:read").await;
+    let b = create_token(&data, "northwind", "b", "events:write,events:read").await;
     for (token, external_id) in [(&a, "from-a"), (&b, "from-b")] {
         let (status, body) = post(
             &client,
@@ -344,9 +338,9 @@ async fn accounts_keep_their_data_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_writes_succeed_while_the_server_ingests() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path()).await;
-    let token = create_token(dir.path(), "default", "sender", "events:write").await;
+    let data = TestData::new().await;
+    let server = Server::start(&data).await;
+    let token = create_token(&data, "default", "sender", "events:write").await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let senders: Vec<_> = (0..4)
         .map(|n| {
@@ -374,25 +368,14 @@ async fn cli_writes_succeed_while_the_server_ingests() {
         .chain((0..1500).map(|i| format!("p{i}@acme.example,P,{i},Sales,2024-01-01,p{i}-laptop")))
         .collect();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    let csv = write_csv(&dir, "many.csv", &rows);
-    let imported = import(dir.path(), &csv).await;
+    let csv = write_csv(&data, "many.csv", &rows);
+    let imported = import(&data, &csv).await;
     assert!(imported.success().contains("1500 created"), "{imported:#?}");
-    let data = arg(dir.path());
-    run(&["accounts", "create", "busy", "--data-dir", data])
+    data.run(&["accounts", "create", "busy"]).await.success();
+    create_token(&data, "busy", "admin", "admin").await;
+    data.run(&["tokens", "revoke", "admin", "--account", "busy"])
         .await
         .success();
-    create_token(dir.path(), "busy", "admin", "admin").await;
-    run(&[
-        "tokens",
-        "revoke",
-        "admin",
-        "--account",
-        "busy",
-        "--data-dir",
-        data,
-    ])
-    .await
-    .success();
 
     stop.send(true).expect("senders listen");
     for sender in senders {
@@ -403,8 +386,8 @@ async fn cli_writes_succeed_while_the_server_ingests() {
 
 #[tokio::test]
 async fn healthcheck_tells_a_running_server_from_a_stopped_one() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path()).await;
+    let data = TestData::new().await;
+    let server = Server::start(&data).await;
     let base = server.base.clone();
     let up = run(&["healthcheck", "--url", &base]).await;
     assert_eq!(up.code(), Some(0), "{up:#?}");
@@ -430,40 +413,87 @@ async fn healthcheck_gives_up_on_a_server_that_never_answers() {
 
 #[tokio::test]
 async fn migrate_creates_the_database() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("new").join("data");
-    let output = run(&["migrate", "--data-dir", arg(&data)]).await;
+    // On SQLite a data directory that does not exist yet; on PostgreSQL an empty database.
+    let data = TestData::empty().await;
+    assert!(
+        accounts_in(&data).await.is_err(),
+        "the database should not exist or be empty before `migrate`"
+    );
+    let output = data.run(&["migrate"]).await;
     assert!(output.success().contains("up to date"), "{output:#?}");
-    assert!(data.join("coachloop.db").is_file());
-    let accounts = run(&["accounts", "list", "--data-dir", arg(&data)]).await;
+    // Read behind the CLI's back, which would migrate on opening: on SQLite this opens the
+    // file `coachloop.db` the command created in the new directory (opening never creates
+    // it), on PostgreSQL the tables it created.
+    let names = accounts_in(&data)
+        .await
+        .unwrap_or_else(|e| panic!("no schema after `migrate`: {e}"));
+    assert_eq!(names, ["default"]);
+    let accounts = data.run(&["accounts", "list"]).await;
     assert!(accounts.success().contains("\tdefault\t"), "{accounts:#?}");
+}
+
+/// The accounts' names, read from the database directly.
+async fn accounts_in(data: &TestData) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(data.url().expose()).await?;
+    let names = sqlx::query_scalar("SELECT name FROM accounts ORDER BY id")
+        .fetch_all(&mut conn)
+        .await;
+    conn.close().await?;
+    names
+}
+
+#[tokio::test]
+async fn commands_find_the_database_named_in_the_environment() {
+    let data = TestData::new().await;
+    let url = data.url().expose();
+    let created = common::command(&["accounts", "create", "from-env"])
+        .env("COACHLOOP_DATABASE_URL", url)
+        // Where a default data directory would appear.
+        .current_dir(data.scratch())
+        .output()
+        .await
+        .expect("run coachloop");
+    assert!(created.status.success(), "{created:#?}");
+    assert!(
+        !data.scratch().join("coachloop-data").exists(),
+        "a data directory was made although the database is elsewhere"
+    );
+    let listed = data.run(&["accounts", "list"]).await;
+    assert!(listed.success().contains("\tfrom-env\t"), "{listed:#?}");
 }
 
 #[tokio::test]
 async fn first_start_says_how_to_create_the_first_admin_token() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = arg(dir.path());
-    let mut server = Server::start(dir.path()).await;
-    let hint = format!(
-        "coachloop tokens create --account default --name admin --scopes admin --data-dir {data}"
-    );
+    let data = TestData::new().await;
+    let mut server = Server::start(&data).await;
     let line = server.log.find(|l| l.contains("no tokens yet")).await;
     let line = line.unwrap_or_else(|| panic!("no hint in the log:\n{}", server.log.joined()));
-    assert!(line.contains(&hint), "{line}");
+    let hint = line
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {line:?}"));
+    let create = "coachloop tokens create --account default --name admin --scopes admin";
+    let [flag, place] = data.flags();
+    // (A database password is hidden: the log is no place for it.)
+    let place = coachloop_cli::without_password(place);
+    assert_eq!(hint, format!("{create} {flag} {place}"));
     assert!(
         !server.log.joined().contains('\u{1b}'),
         "terminal colour codes in a log written to a pipe:\n{}",
         server.log.joined()
     );
 
-    // The hint works as printed, and then there is no hint any more.
-    let admin = create_token(dir.path(), "default", "admin", "admin").await;
+    // The hint works as printed (with a hidden password filled in), and then there is
+    // no hint any more.
+    let words: Vec<&str> = create.split_whitespace().skip(1).collect();
+    let admin = data.run(&words).await.success().trim().to_owned();
     let client = reqwest::Client::new();
     let (status, body) = get(&client, &admin, &server.url("/api/users")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, log) = server.interrupt().await;
     assert!(status.success(), "{}", log.join("\n"));
-    let (_, log) = Server::start(dir.path()).await.interrupt().await;
+    let (_, log) = Server::start(&data).await.interrupt().await;
     assert!(
         !log.iter().any(|l| l.contains("no tokens yet")),
         "{}",
@@ -473,23 +503,22 @@ async fn first_start_says_how_to_create_the_first_admin_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_its_own_stream_of_events_until_ctrl_c() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = command(&[
-        "demo",
-        "--data-dir",
-        arg(dir.path()),
-        "--listen",
-        "127.0.0.1:0",
-        "--people",
-        "50",
-        "--rate",
-        "50",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start coachloop demo");
+    let data = TestData::new().await;
+    let mut child = data
+        .command(&[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--people",
+            "50",
+            "--rate",
+            "50",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start coachloop demo");
     let mut stdout = common::Lines::new(child.stdout.take().expect("piped stdout"));
     let mut stderr = common::Lines::new(child.stderr.take().expect("piped stderr"));
 

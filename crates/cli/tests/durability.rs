@@ -1,9 +1,9 @@
 //! A 201 from `POST /events` means the event is on disk: killing the server with SIGKILL
-//! while events stream in loses none that were acknowledged.
+//! while events stream in loses none that were acknowledged (on either engine).
 
 mod common;
 
-use common::{PATIENCE, Server, create_token, stored_external_ids};
+use common::{PATIENCE, Server, TestData, create_token, stored_external_ids};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -87,9 +87,9 @@ async fn sender(id: usize, url: String, token: String, acks: Arc<AtomicUsize>) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_sigkill() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path()).await;
-    let token = create_token(dir.path(), "default", "crash", "events:write,events:read").await;
+    let data = TestData::new().await;
+    let server = Server::start(&data).await;
+    let token = create_token(&data, "default", "crash", "events:write,events:read").await;
 
     let acks = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..SENDERS)
@@ -137,7 +137,7 @@ async fn acknowledged_events_survive_sigkill() {
         acknowledged.len()
     );
 
-    let server = Server::start(dir.path()).await;
+    let server = Server::start(&data).await;
     let client = reqwest::Client::new();
     let stored = stored_external_ids(&client, &token, &server).await;
     let mut lost: Vec<&String> = acknowledged.difference(&stored).collect();

@@ -38,7 +38,18 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A migrated database.
     pub async fn new() -> Self {
+        Self::with(Contents::Migrated).await
+    }
+
+    /// A database with nothing in it yet, for tests of what creates and migrates one: on
+    /// SQLite no file exists yet, on PostgreSQL the database is empty.
+    pub async fn empty() -> Self {
+        Self::with(Contents::Empty).await
+    }
+
+    async fn with(contents: Contents) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         match backend() {
             Backend::Sqlite => Self {
@@ -50,7 +61,7 @@ impl TestDatabase {
                 let server = std::env::var(POSTGRES_VAR).unwrap_or_else(|_| {
                     panic!("{ENGINE_VAR}=postgres needs {POSTGRES_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test)")
                 });
-                let name = create(&server).await;
+                let name = create(&server, contents).await;
                 Self {
                     url: DatabaseUrl::new(with_database(&server, &name)),
                     dir,
@@ -99,14 +110,42 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Creates a fresh database from the migrated template, making the template first if
-/// this version of the migrations has none yet.
-async fn create(server: &str) -> String {
+/// What a new test database holds.
+#[derive(Clone, Copy)]
+enum Contents {
+    Migrated,
+    Empty,
+}
+
+/// Creates a fresh database: empty, or from the migrated template.
+async fn create(server: &str, contents: Contents) -> String {
     sqlx::any::install_default_drivers();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut conn = AnyConnection::connect(server)
         .await
         .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {POSTGRES_VAR}: {e}"));
+    let name = format!(
+        "{PREFIX}{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let create = match contents {
+        Contents::Migrated => {
+            let template = migrated_template(&mut conn, server).await;
+            format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")
+        }
+        Contents::Empty => format!("CREATE DATABASE \"{name}\""),
+    };
+    conn.execute(create.as_str())
+        .await
+        .expect("create a test database");
+    conn.close().await.ok();
+    name
+}
+
+/// The name of the template holding this version of the migrations, made first if there
+/// is none yet.
+async fn migrated_template(conn: &mut AnyConnection, server: &str) -> String {
     let template = template_name();
     // One process makes the template; the others wait here and find it made.
     conn.execute("SELECT pg_advisory_lock(7460)")
@@ -115,11 +154,11 @@ async fn create(server: &str) -> String {
     let exists: Option<i64> =
         sqlx::query_scalar("SELECT 1::bigint FROM pg_database WHERE datname = $1")
             .bind(&template)
-            .fetch_optional(&mut conn)
+            .fetch_optional(&mut *conn)
             .await
             .expect("read pg_database");
     if exists.is_none() {
-        forget_dead_tests(&mut conn).await;
+        forget_dead_tests(conn).await;
         let building = format!("{template}_building");
         let drop = format!("DROP DATABASE IF EXISTS \"{building}\"");
         conn.execute(drop.as_str())
@@ -145,17 +184,7 @@ async fn create(server: &str) -> String {
     conn.execute("SELECT pg_advisory_unlock(7460)")
         .await
         .expect("unlock");
-    let name = format!(
-        "{PREFIX}{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let create = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
-    conn.execute(create.as_str())
-        .await
-        .expect("create a test database");
-    conn.close().await.ok();
-    name
+    template
 }
 
 fn migrator() -> sqlx::migrate::Migrator {

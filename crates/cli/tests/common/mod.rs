@@ -1,14 +1,17 @@
 //! End-to-end helpers: run the real `coachloop` binary as a child process, each test over
-//! its own data directory, and learn a server's address from its own log line.
+//! its own data ([`TestData`]: a database on the engine `COACHLOOP_TEST_ENGINE` picks),
+//! and learn a server's address from its own log line.
 #![allow(
     dead_code,
     reason = "each test binary uses its own subset of these helpers"
 )]
 
+use coachloop_store::testing::TestDatabase;
+use coachloop_store::{Backend, DatabaseUrl};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -20,6 +23,86 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The line `serve` logs once it is bound.
 const LISTENING: &str = "coachloop listening on http://";
+
+/// A test's own data, on the engine of the run: on SQLite a data directory, on
+/// PostgreSQL a database of its own. Every command of the test reaches it through
+/// [`TestData::flags`]; the commands' environment names no data (see [`command`]).
+pub struct TestData {
+    /// What the flags name: on SQLite the data directory, on PostgreSQL the database URL.
+    flags: [String; 2],
+    url: DatabaseUrl,
+    database: TestDatabase,
+}
+
+impl TestData {
+    /// A migrated database.
+    pub async fn new() -> Self {
+        let database = TestDatabase::new().await;
+        let dir = database.dir().to_owned();
+        Self::over(database, dir)
+    }
+
+    /// Nothing yet, for what creates the database: on SQLite a data directory that does
+    /// not exist yet (two levels deep), on PostgreSQL an empty database.
+    pub async fn empty() -> Self {
+        let database = TestDatabase::empty().await;
+        let dir = database.dir().join("new").join("data");
+        Self::over(database, dir)
+    }
+
+    fn over(database: TestDatabase, data_dir: PathBuf) -> Self {
+        let (flags, url) = match Backend::of(database.url()).expect("a test database URL") {
+            Backend::Sqlite => (
+                ["--data-dir".to_owned(), arg(&data_dir).to_owned()],
+                DatabaseUrl::in_data_dir(&data_dir),
+            ),
+            Backend::Postgres => (
+                [
+                    "--database-url".to_owned(),
+                    database.url().expose().to_owned(),
+                ],
+                database.url().clone(),
+            ),
+        };
+        Self {
+            flags,
+            url,
+            database,
+        }
+    }
+
+    /// The flags that point a command at this data (`--data-dir DIR` or
+    /// `--database-url URL`).
+    pub fn flags(&self) -> [&str; 2] {
+        [&self.flags[0], &self.flags[1]]
+    }
+
+    /// `ARGS` and then [`TestData::flags`].
+    pub fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        args.iter().copied().chain(self.flags()).collect()
+    }
+
+    /// `coachloop ARGS` on this data.
+    pub fn command(&self, args: &[&str]) -> Command {
+        command(&self.args(args))
+    }
+
+    /// Runs `coachloop ARGS` on this data to the end.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        run(&self.args(args)).await
+    }
+
+    /// The database the commands open.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// A directory of the test's own for files it gives the commands (CSV files); on
+    /// SQLite the data directory of [`TestData::new`].
+    pub fn scratch(&self) -> &Path {
+        self.database.dir()
+    }
+}
 
 /// `coachloop ARGS`, with the caller's `COACHLOOP_*` and `RUST_LOG` variables removed so
 /// that only the flags decide where the data is and what is logged.
@@ -95,20 +178,19 @@ pub fn arg(path: &Path) -> &str {
 }
 
 /// `coachloop tokens create` in `account`; returns the secret it printed.
-pub async fn create_token(dir: &Path, account: &str, name: &str, scopes: &str) -> String {
-    let output = run(&[
-        "tokens",
-        "create",
-        "--data-dir",
-        arg(dir),
-        "--account",
-        account,
-        "--name",
-        name,
-        "--scopes",
-        scopes,
-    ])
-    .await;
+pub async fn create_token(data: &TestData, account: &str, name: &str, scopes: &str) -> String {
+    let output = data
+        .run(&[
+            "tokens",
+            "create",
+            "--account",
+            account,
+            "--name",
+            name,
+            "--scopes",
+            scopes,
+        ])
+        .await;
     let secret = output.success().trim().to_owned();
     assert!(
         secret.starts_with("cl_") && !secret.contains(char::is_whitespace),
@@ -177,7 +259,7 @@ impl Lines {
     }
 }
 
-/// `coachloop serve` on a data directory, listening on a port of its choosing.
+/// `coachloop serve` on a test's data, listening on a port of its choosing.
 pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -187,8 +269,9 @@ pub struct Server {
 
 impl Server {
     /// Starts the server and waits for its "listening" log line.
-    pub async fn start(dir: &Path) -> Self {
-        let mut child = command(&["serve", "--data-dir", arg(dir), "--listen", "127.0.0.1:0"])
+    pub async fn start(data: &TestData) -> Self {
+        let mut child = data
+            .command(&["serve", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
