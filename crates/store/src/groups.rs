@@ -380,8 +380,7 @@ impl Store {
                     version,
                     &criteria,
                     now,
-                    snapshot,
-                    self.types_generation(),
+                    self.current(snapshot),
                 )
                 .await?;
                 let rules = load_rules(&mut tx, account.0).await?;
@@ -428,6 +427,12 @@ impl Store {
     fn types_generation(&self) -> u64 {
         self.type_generation
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `snapshot`, unless event types were renamed or deleted since it was read (its
+    /// matching of types by name is then stale, and the backfill reads everyone again).
+    fn current(&self, snapshot: Snapshot) -> Option<Snapshot> {
+        (snapshot.type_generation == self.types_generation()).then_some(snapshot)
     }
 
     /// What a backfill of `criteria` reads, taken in one read transaction before the
@@ -501,8 +506,7 @@ impl Store {
             version,
             criteria,
             now,
-            snapshot,
-            self.types_generation(),
+            self.current(snapshot),
         )
         .await?;
         let rules = load_rules(tx, account.0).await?;
@@ -1336,7 +1340,7 @@ async fn dirty_since(
 
 /// Evaluates a (new version of a) smart group over everyone and records joins, leaves
 /// and schedule entries in the caller's transaction: from `snapshot`, with the people
-/// whose facts changed since read again here. Returns who joined or left, and everyone
+/// whose facts changed since read again here (without one, everyone is read here). Returns who joined or left, and everyone
 /// evaluated with the facts the criteria need (for the engine's cache).
 async fn backfill(
     conn: &mut AnyConnection,
@@ -1345,20 +1349,19 @@ async fn backfill(
     version: i64,
     criteria: &Criteria,
     now: i64,
-    snapshot: Snapshot,
-    generation: u64,
+    snapshot: Option<Snapshot>,
 ) -> Result<(Backfill, Vec<i64>, HashMap<i64, Person>)> {
     let started = std::time::Instant::now();
-    let (mut people, dirty) = if snapshot.type_generation == generation {
-        let dirty = dirty_since(conn, account, &snapshot).await?;
-        (snapshot.people, dirty)
-    } else {
-        // Event types were renamed or deleted since the read: read again, here.
-        let group = Some(group);
-        (
-            population(conn, account, criteria, now, group).await?,
-            HashSet::new(),
-        )
+    let (mut people, dirty) = match snapshot {
+        Some(snapshot) => {
+            let dirty = dirty_since(conn, account, &snapshot).await?;
+            (snapshot.people, dirty)
+        }
+        None => {
+            let group = Some(group);
+            let people = population(conn, account, criteria, now, group).await?;
+            (people, HashSet::new())
+        }
     };
     people.retain(|user, _| !dirty.contains(user));
     let mut rules = AccountRules::new(vec![Rule::new(group, version, criteria.clone())]);
