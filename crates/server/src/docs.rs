@@ -48,7 +48,8 @@ impl ApiDoc {
 
 /// Adds to every operation the statuses that shared mechanisms answer, where the
 /// operation does not already list them: the bearer check (401, 403, and 429 for a token
-/// with a quota), the JSON body extractor (400 unreadable JSON, 413 over
+/// with a quota; and 503, since every operation behind a token reads the database, which
+/// may be unreachable for a while), the JSON body extractor (400 unreadable JSON, 413 over
 /// `max_body_bytes`, 415 without `Content-Type: application/json`), the query extractor
 /// (400) and the path extractor (404). Each comes in the error envelope.
 pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
@@ -68,6 +69,11 @@ pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                     (
                         "429",
                         "over the token's rate limit; `Retry-After` says when to try again",
+                    ),
+                    (
+                        "503",
+                        "the database cannot be reached right now; `Retry-After` says when to \
+                         try again",
                     ),
                 ]);
             }

@@ -12,6 +12,9 @@ use serde::de::DeserializeOwned;
 use std::any::TypeId;
 use utoipa::ToSchema;
 
+/// Seconds a client is told to wait (`Retry-After`) while the database cannot be reached.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -28,7 +31,7 @@ pub struct ErrorBody {
     /// What went wrong and what to do about it.
     pub message: String,
     /// Machine-readable: `bad_request`, `invalid`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `internal`, …
+    /// `not_found`, `conflict`, `payload_too_large`, `unavailable`, `internal`, …
     pub code: String,
     /// One entry per bad field, where that applies.
     pub details: Vec<FieldDetail>,
@@ -99,6 +102,20 @@ impl ApiError {
         }
     }
 
+    /// 503: the database cannot be reached right now (see `StoreError::is_unavailable`);
+    /// the cause is logged, the caller told to try again.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "database unavailable");
+        Self {
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database cannot be reached right now; try again in a few seconds",
+            )
+        }
+    }
+
     /// A failure that is ours, not the caller's: logged in full, answered generically.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -146,6 +163,7 @@ impl From<StoreError> for ApiError {
                 retry_after: None,
             },
             StoreError::Invalid(details) => Self::invalid(details),
+            other if other.is_unavailable() => Self::unavailable(other),
             other => Self::internal(other),
         }
     }

@@ -15,6 +15,7 @@ use coachloop_store::ingest::Ingestor;
 use coachloop_store::notices::{
     Attempt, EMAIL_ENROLLED, EMAIL_PAST_DUE_MANAGER, EMAIL_REMINDER, Job,
 };
+use coachloop_store::outage::Retry;
 use coachloop_store::{Store, StoreError};
 use hmac::{Hmac, Mac};
 use lettre::message::{Mailbox, header::ContentType};
@@ -45,6 +46,10 @@ const RECORD_EVERY: Duration = Duration::from_millis(200);
 /// Attempts before a job is given up.
 pub const MAX_ATTEMPTS: i64 = 12;
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Waits after a failed read or record of jobs (the database away): from the first,
+/// doubling up to the longest.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How email leaves: the SMTP server and the sender.
@@ -181,6 +186,15 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
     };
     let senders = Arc::new(Semaphore::new(senders));
     let send = async {
+        let mut retry = Retry::new(
+            if kind == "email" {
+                "the email lane"
+            } else {
+                "the webhook lane"
+            },
+            FIRST_RETRY,
+            MAX_RETRY,
+        );
         let mut cursor = 0;
         // The earliest run_at of a pending job not in hand, as far as the lane knows.
         let mut next_at: Option<i64> = None;
@@ -213,12 +227,12 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
                 Ok(read) => read,
                 Err(e) if e.is_closed() => return,
                 Err(e) => {
-                    warn!(error = %e, "could not read {kind} jobs; retrying");
                     rescan.store(true, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(retry.failed("reading due jobs", &e)).await;
                     continue;
                 }
             };
+            retry.succeeded();
             let filled = jobs.len() == room;
             if scan {
                 cursor = cursor.max(last.unwrap_or(0));
@@ -286,6 +300,15 @@ async fn record(
     wake: &Wake,
     kind: &str,
 ) {
+    let mut retry = Retry::new(
+        if kind == "email" {
+            "the email recorder"
+        } else {
+            "the webhook recorder"
+        },
+        FIRST_RETRY,
+        MAX_RETRY,
+    );
     while let Some(first) = results.recv().await {
         tokio::time::sleep(RECORD_EVERY).await;
         let mut done = vec![first];
@@ -303,12 +326,12 @@ async fn record(
             )
         });
         let recorded = ingest.record_attempts(done).await;
-        if let Err(e) = &recorded {
-            if e.is_closed() {
-                return;
-            }
-            // The jobs stay pending: they go out again (at least once, never lost).
-            warn!(error = %e, "could not record {kind} attempts; they will be tried again");
+        match &recorded {
+            Ok(()) => retry.succeeded(),
+            Err(e) if e.is_closed() => return,
+            // The jobs stay pending: they go out again (at least once, never lost), after
+            // a wait, so an outage does not send them over and over.
+            Err(e) => tokio::time::sleep(retry.failed("recording attempts", e)).await,
         }
         let mut busy = busy.lock().expect("not poisoned");
         for id in ids {

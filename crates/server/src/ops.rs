@@ -34,16 +34,11 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
         (status = 200, description = "ready", body = Health),
-        (status = 503, description = "the database does not answer", body = crate::error::ErrorBody)))]
+        (status = 503, description = "the database does not answer; `Retry-After` says when to ask again", body = crate::error::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    state.store.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "not ready");
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database does not answer",
-        )
-    })?;
+    // Not ready whatever the failure, with the answer requests get while the database
+    // cannot be reached.
+    state.store.ping().await.map_err(ApiError::unavailable)?;
     Ok(Json(Health { status: "ok" }))
 }
 

@@ -3,18 +3,24 @@
 //! window), the training one starts and ends campaigns and marks enrolments past due at
 //! their due instant. Each sleeps until its earliest entry or until a commit schedules
 //! something earlier, and never polls. Also the daily risk-score record.
+//!
+//! A failure (the database away, say) does not end an executor: it tries again with a
+//! growing wait, up to `MAX_RETRY`, logging an outage once (see `Retry`).
 
 use coachloop_store::Store;
 use coachloop_store::engine::Wake;
+use coachloop_store::outage::Retry;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Longest single sleep; only bounds how long a clock jump (e.g. after suspend) goes
 /// unnoticed, since the executor computes sleeps from the clock.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-/// Wait after a failed run before the next try.
+/// Wait after a failed run before the next try; it doubles up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between two tries while failing (the database away).
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// What an executor acts on: each has a run (everything due now) and a next instant.
 #[derive(Debug, Clone, Copy)]
@@ -59,27 +65,33 @@ impl Work {
 pub async fn run(store: Store, work: Work) {
     let wake = work.wake(&store);
     let name = work.name();
+    let mut retry = Retry::new(name, RETRY, MAX_RETRY);
     loop {
         let notified = wake.notified();
-        match work.run(&store).await {
-            Ok(0) => {}
-            Ok(handled) => info!(handled, "{name} entries run"),
-            Err(e) if e.is_closed() => return,
-            Err(e) => {
-                warn!(error = %e, "{name} run failed; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
+        let next = match work.run(&store).await {
+            Ok(handled) => {
+                if handled > 0 {
+                    info!(handled, "{name} entries run");
+                }
+                let next = work.next(&store).await;
+                next.map_err(|e| (e, "reading when the next entry is due"))
             }
-        }
-        let next = match work.next(&store).await {
+            Err(e) => Err((e, "running what is due")),
+        };
+        let next = match next {
             Ok(next) => next,
-            Err(e) if e.is_closed() => return,
-            Err(e) => {
-                warn!(error = %e, "could not read the {name}");
-                tokio::time::sleep(RETRY).await;
+            Err((e, _)) if e.is_closed() => return,
+            Err((e, doing)) => {
+                let wait = retry.failed(doing, &e);
+                // A commit's wake-up means the database is back: try again at once.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = notified => {}
+                }
                 continue;
             }
         };
+        retry.succeeded();
         wake.set_target(next);
         let sleep = match next {
             Some(at) => {
@@ -96,17 +108,28 @@ pub async fn run(store: Store, work: Work) {
 }
 
 /// Records the day's risk scores at start-up and then every hour on the hour (the last
-/// record of a UTC day stands for that day), until aborted.
+/// record of a UTC day stands for that day), until aborted. While the database cannot be
+/// reached it tries again sooner (with a growing wait), so an outage over the last hour
+/// of a day does not lose that day's record.
 pub async fn daily_risk(store: Store) {
     const HOUR_MS: i64 = 3_600_000;
+    let mut retry = Retry::new("the daily risk record", RETRY, MAX_RETRY);
     loop {
-        match store.record_daily_risk().await {
-            Ok(written) => info!(written, "daily risk scores recorded"),
+        let again = match store.record_daily_risk().await {
+            Ok(written) => {
+                retry.succeeded();
+                info!(written, "daily risk scores recorded");
+                None
+            }
             Err(e) if e.is_closed() => return,
-            Err(e) => warn!(error = %e, "could not record daily risk scores"),
-        }
+            Err(e) => {
+                let wait = retry.failed("recording daily risk scores", &e);
+                e.is_unavailable().then_some(wait)
+            }
+        };
         let now = store.clock().now_ms();
         let next_hour = (now.div_euclid(HOUR_MS) + 1) * HOUR_MS;
-        tokio::time::sleep(Duration::from_millis((next_hour - now) as u64)).await;
+        let until_next_hour = Duration::from_millis((next_hour - now) as u64);
+        tokio::time::sleep(again.map_or(until_next_hour, |wait| wait.min(until_next_hour))).await;
     }
 }

@@ -38,6 +38,12 @@ const SQLITE_SESSION: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
 // back to 64 MiB when it starts over; `temp_store`: statement journals of multi-row
 // inserts stay off the disk.)
 
+/// How long a request waits for a PostgreSQL connection (from the pool, or a new one)
+/// before it is answered that the database cannot be reached: while the server is away,
+/// requests fail in seconds instead of hanging. SQLite keeps sqlx's 30 s: there a wait
+/// for the pool is another writer at work, never a network.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Per-connection settings of PostgreSQL: commits wait for the WAL flush, and times are
 /// read in UTC.
 const POSTGRES_SESSION: &str = "SET synchronous_commit = on; SET TIME ZONE 'UTC'";
@@ -182,11 +188,21 @@ impl Backend {
         }
     }
 
-    /// Opens one connection with the engine's session settings.
+    /// Opens one connection with the engine's session settings, giving up after
+    /// [`CONNECT_TIMEOUT`] (an unreachable host may never answer a connect).
     pub(crate) async fn connect(self, options: &AnyConnectOptions) -> Result<AnyConnection> {
-        let mut conn = AnyConnection::connect_with(options).await?;
-        conn.execute(self.session()).await?;
-        Ok(conn)
+        let open = async {
+            let mut conn = AnyConnection::connect_with(options).await?;
+            conn.execute(self.session()).await?;
+            Ok(conn)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
+            Ok(opened) => opened,
+            Err(_) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {CONNECT_TIMEOUT:?}"),
+            )))),
+        }
     }
 
     fn session(self) -> &'static str {
@@ -243,7 +259,10 @@ impl Backend {
                 Ok((write, read))
             }
             Self::Postgres => {
-                let shared = pool(16).connect_with(options).await?;
+                let shared = pool(16)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await?;
                 Ok((shared.clone(), shared))
             }
         }

@@ -6,10 +6,17 @@
 //! which is where throughput comes from; durability stays `synchronous=FULL`. A second
 //! connection copies the WAL into the database file in the background, so no commit
 //! waits behind a large checkpoint.
+//!
+//! When the writer's connection breaks (PostgreSQL stopped, the network cut), the batch
+//! in flight is answered that the database cannot be reached (nothing of it was
+//! acknowledged), and so is everything that comes while the writer reconnects, at once
+//! rather than after a wait; it tries again with a growing wait (at most
+//! `MAX_RECONNECT_WAIT`) and goes on where it was when the database answers.
 
 use crate::db::{Backend, ListOf};
 use crate::engine::{Engine, Outcome, Wakes, When};
 use crate::notices::{Attempt, Job, JobRecord, push_records};
+use crate::outage::Retry;
 use crate::script::Script;
 use crate::sql::QueryBuilder;
 use crate::{Result, Store, StoreError};
@@ -19,12 +26,15 @@ use coachloop_core::event::NewEvent;
 use coachloop_core::event_id::{EventId, EventIdGenerator, pack};
 use coachloop_core::ids::AccountId;
 use serde::Serialize;
+use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, Connection, Executor};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{error, warn};
 use uuid::Uuid;
 
@@ -41,6 +51,12 @@ const WAL_RESTART_FRAMES: i64 = 1_024;
 const WHOLE_UP_TO: usize = 64;
 /// Requests waiting for the writer before senders are held back.
 const QUEUE_DEPTH: usize = 8_192;
+/// The first wait before reconnecting after the writer's connection broke; it doubles
+/// up to [`MAX_RECONNECT_WAIT`]. A restart of PostgreSQL takes a second or two.
+const FIRST_RECONNECT_WAIT: Duration = Duration::from_millis(100);
+/// The longest wait between two tries to reconnect: after an outage, the writer stores
+/// events again at most this long after the database answers.
+const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(2);
 
 /// An item of a submission that was not stored, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,11 +102,47 @@ pub struct Receipt {
     pub failures: Vec<Failure>,
 }
 
-type Reply = oneshot::Sender<Result<Receipt, String>>;
+type Reply = oneshot::Sender<Result<Receipt, Refusal>>;
 type AttemptsReply = (
     Vec<(Job, Attempt, i64)>,
-    oneshot::Sender<Result<(), String>>,
+    oneshot::Sender<Result<(), Refusal>>,
 );
+
+/// Why the writer did not store what it was given (a `StoreError` is not `Clone`, and
+/// one failure may answer many requests).
+#[derive(Debug, Clone)]
+struct Refusal {
+    message: String,
+    /// The database could not be reached: the caller answers 503, not 500.
+    unavailable: bool,
+}
+
+impl Refusal {
+    fn of(error: &StoreError) -> Self {
+        Self {
+            message: error.to_string(),
+            unavailable: error.is_unavailable(),
+        }
+    }
+
+    /// The writer's connection is gone (whatever `cause` said).
+    fn unreachable(cause: impl std::fmt::Display) -> Self {
+        Self {
+            message: cause.to_string(),
+            unavailable: true,
+        }
+    }
+}
+
+impl From<Refusal> for StoreError {
+    fn from(refusal: Refusal) -> Self {
+        if refusal.unavailable {
+            StoreError::Unavailable(refusal.message)
+        } else {
+            StoreError::Database(sqlx::Error::Protocol(refusal.message))
+        }
+    }
+}
 
 /// What the writer is given: events to store, or attempts at notice jobs to record
 /// (job, attempt, milliseconds it took), which go in the next commit with the events.
@@ -119,18 +171,11 @@ pub struct Ingestor {
 impl Ingestor {
     /// Opens the writer's own connection and starts the writer task.
     pub async fn start(store: &Store, observer: CommitObserver) -> Result<(Self, JoinHandle<()>)> {
-        let mut conn = store.backend.connect(&store.options).await?;
+        let mut conn = open_writer(store.backend, &store.options).await?;
         let checkpointer = match store.backend {
-            Backend::Sqlite => {
-                // A large checkpoint inside a commit would stall every request of the
-                // batch: a second connection copies the WAL in the background (see
-                // `checkpoint_loop`). A group commit of tens of thousands of rows dirties
-                // more pages than the default cache holds; spilling them to the WAL
-                // mid-transaction cost a tenth of the time.
-                conn.execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536")
-                    .await?;
-                Some(store.backend.connect(&store.options).await?)
-            }
+            // A large checkpoint inside a commit would stall every request of the batch:
+            // a second connection copies the WAL in the background (`checkpoint_loop`).
+            Backend::Sqlite => Some(store.backend.connect(&store.options).await?),
             // PostgreSQL checkpoints on its own.
             Backend::Postgres => None,
         };
@@ -140,6 +185,10 @@ impl Ingestor {
             .await?;
         let writer = Writer {
             conn,
+            backend: store.backend,
+            options: store.options.clone(),
+            broken: None,
+            retry: Retry::new("the event writer", FIRST_RECONNECT_WAIT, MAX_RECONNECT_WAIT),
             now: store.clock.clone(),
             types: HashMap::new(),
             type_generation: store.type_generation.clone(),
@@ -185,21 +234,41 @@ impl Ingestor {
         self.ask(Work::Attempts((done, reply)), answer).await
     }
 
-    async fn ask<T>(&self, work: Work, answer: oneshot::Receiver<Result<T, String>>) -> Result<T> {
+    async fn ask<T>(&self, work: Work, answer: oneshot::Receiver<Result<T, Refusal>>) -> Result<T> {
         self.queue
             .send(work)
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         match answer.await {
             Ok(Ok(done)) => Ok(done),
-            Ok(Err(cause)) => Err(StoreError::Database(sqlx::Error::Protocol(cause))),
+            Ok(Err(refusal)) => Err(refusal.into()),
             Err(_) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
         }
     }
 }
 
+/// Opens the writer's connection: the engine's session settings, and on SQLite its own
+/// checkpointing and cache (a group commit of tens of thousands of rows dirties more
+/// pages than the default cache holds; spilling them to the WAL mid-transaction cost a
+/// tenth of the time).
+async fn open_writer(backend: Backend, options: &AnyConnectOptions) -> Result<AnyConnection> {
+    let mut conn = backend.connect(options).await?;
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536")
+            .await?;
+    }
+    Ok(conn)
+}
+
 struct Writer {
     conn: AnyConnection,
+    backend: Backend,
+    options: Arc<AnyConnectOptions>,
+    /// Set when `conn` broke: the next try to reconnect is due then. Until it succeeds,
+    /// work is answered at once that the database cannot be reached.
+    broken: Option<Instant>,
+    /// The waits between tries to reconnect, and the outage's log lines.
+    retry: Retry,
     now: Arc<dyn coachloop_core::clock::Clock>,
     /// Event type ids by account and name. Cleared when a type is renamed or deleted
     /// (`type_generation` moves) and after a failed transaction.
@@ -221,7 +290,20 @@ impl Writer {
             checkpointer.map(|conn| tokio::spawn(checkpoint_loop(conn, self.restart_wal.clone())));
         let mut batch = Vec::new();
         let mut attempts = Vec::new();
-        while let Some(first) = rx.recv().await {
+        loop {
+            let next = match self.broken {
+                None => rx.recv().await,
+                // Reconnect when due, even with no work waiting: the first request after
+                // the database is back finds the writer ready.
+                Some(due) => tokio::select! {
+                    work = rx.recv() => work,
+                    () = tokio::time::sleep_until(due) => {
+                        self.reconnect().await;
+                        continue;
+                    }
+                },
+            };
+            let Some(first) = next else { break };
             // Events taken, up to the batch's limit.
             let mut take = |work| match work {
                 Work::Events(submission, reply) => {
@@ -241,8 +323,16 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            if self.broken.is_some() {
+                refuse(
+                    &mut batch,
+                    &mut attempts,
+                    "the event writer is reconnecting",
+                );
+                continue;
+            }
             self.commit_batch(&mut batch, &mut attempts).await;
-            if self.restart_wal.swap(false, Ordering::SeqCst) {
+            if self.broken.is_none() && self.restart_wal.swap(false, Ordering::SeqCst) {
                 self.finish_checkpoint().await;
             }
         }
@@ -257,6 +347,36 @@ impl Writer {
             }
         }
         let _ = self.conn.close().await;
+    }
+
+    /// Tries once to open a new connection in place of the broken one.
+    async fn reconnect(&mut self) {
+        match open_writer(self.backend, &self.options).await {
+            Ok(conn) => {
+                self.conn = conn;
+                self.broken = None;
+                self.retry.succeeded();
+            }
+            Err(e) => {
+                let wait = self.retry.failed("reconnecting", &e);
+                self.broken = Some(Instant::now() + wait);
+            }
+        }
+    }
+
+    /// After a failed write: whether the connection is gone, because the database cannot
+    /// be reached or the connection no longer answers. Then the writer stops using it and
+    /// reconnects (see [`Writer::reconnect`]).
+    async fn lost(&mut self, error: &StoreError) -> bool {
+        if self.broken.is_some() {
+            return true;
+        }
+        if !error.is_unavailable() && self.conn.ping().await.is_ok() {
+            return false;
+        }
+        let wait = self.retry.failed("storing events", error);
+        self.broken = Some(Instant::now() + wait);
+        true
     }
 
     /// Copies the few WAL frames the background checkpoint has not, so the next commit
@@ -290,11 +410,17 @@ impl Writer {
         let with_events = !batch.is_empty() && self.commit_events(batch, &records).await;
         let recorded = if with_events || records.is_empty() {
             Ok(())
+        } else if self.broken.is_some() {
+            Err(Refusal::unreachable("the event writer is reconnecting"))
         } else {
-            self.record(&records).await.map_err(|e| {
-                error!(error = %e, "could not record notice attempts");
-                e.to_string()
-            })
+            match self.record(&records).await {
+                Ok(()) => Ok(()),
+                Err(e) if self.lost(&e).await => Err(Refusal::unreachable(e)),
+                Err(e) => {
+                    error!(error = %e, "could not record notice attempts");
+                    Err(Refusal::of(&e))
+                }
+            }
         };
         for (_, reply) in attempts.drain(..) {
             let _ = reply.send(recorded.clone());
@@ -309,31 +435,50 @@ impl Writer {
         records: &[JobRecord<'_>],
     ) -> bool {
         let submissions: Vec<&Submission> = batch.iter().map(|(s, _)| s).collect();
-        match self.write(&submissions, records).await {
+        let e = match self.write(&submissions, records).await {
             Ok(receipts) => {
                 for ((_, reply), receipt) in batch.drain(..).zip(receipts) {
                     let _ = reply.send(Ok(receipt));
                 }
                 return true;
             }
-            Err(e) if batch.len() > 1 || !records.is_empty() => {
-                warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
-                for (submission, reply) in batch.drain(..) {
-                    let result = self.write(&[&submission], &[]).await;
-                    let _ = reply.send(result.map(|mut r| r.remove(0)).map_err(|e| {
-                        error!(error = %e, "could not store events");
-                        e.to_string()
-                    }));
-                }
+            Err(e) => e,
+        };
+        if self.lost(&e).await {
+            // Nothing of the batch was acknowledged; trying its requests one by one on a
+            // broken connection would only fail them slower.
+            let refusal = Refusal::unreachable(&e);
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(refusal.clone()));
             }
-            Err(e) => {
-                error!(error = %e, "could not store events");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(e.to_string()));
-                }
+        } else if batch.len() > 1 || !records.is_empty() {
+            warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
+            for (submission, reply) in batch.drain(..) {
+                let result = match self.broken {
+                    Some(_) => Err(Refusal::unreachable("the event writer is reconnecting")),
+                    None => self.write_alone(&submission).await,
+                };
+                let _ = reply.send(result);
+            }
+        } else {
+            error!(error = %e, "could not store events");
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(Refusal::of(&e)));
             }
         }
         false
+    }
+
+    /// Stores one submission in a transaction of its own.
+    async fn write_alone(&mut self, submission: &Submission) -> Result<Receipt, Refusal> {
+        match self.write(&[submission], &[]).await {
+            Ok(mut receipts) => Ok(receipts.remove(0)),
+            Err(e) if self.lost(&e).await => Err(Refusal::unreachable(e)),
+            Err(e) => {
+                error!(error = %e, "could not store events");
+                Err(Refusal::of(&e))
+            }
+        }
     }
 
     /// Records attempts at notice jobs in a transaction of their own (no events came
@@ -498,6 +643,16 @@ impl Writer {
             .or_default()
             .insert(name.to_owned(), id);
         Ok(id)
+    }
+}
+
+/// Answers everything taken that the database cannot be reached (`why`).
+fn refuse(batch: &mut Vec<(Submission, Reply)>, attempts: &mut Vec<AttemptsReply>, why: &str) {
+    for (_, reply) in batch.drain(..) {
+        let _ = reply.send(Err(Refusal::unreachable(why)));
+    }
+    for (_, reply) in attempts.drain(..) {
+        let _ = reply.send(Err(Refusal::unreachable(why)));
     }
 }
 

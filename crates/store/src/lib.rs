@@ -15,6 +15,7 @@ pub mod groups;
 pub mod ingest;
 pub mod learning;
 pub mod notices;
+pub mod outage;
 pub mod page;
 pub mod reporting;
 pub mod risk;
@@ -56,6 +57,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("could not migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be reached (relayed from the event writer, which saw the
+    /// `sqlx` error itself; see [`StoreError::is_unavailable`]).
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -70,6 +75,35 @@ impl StoreError {
     /// True when the store was closed (the process is shutting down).
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Database(sqlx::Error::PoolClosed))
+    }
+
+    /// True when the database cannot be reached right now: the connection is refused,
+    /// broke or timed out, or the server is shutting down or starting up. The request
+    /// may well succeed when tried again later; nothing of it was committed (or, when
+    /// the connection broke during COMMIT, all of it may have been). The one place that
+    /// decides this: the server answers these with 503, the event writer reconnects,
+    /// executors wait and retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Database(e) => unreachable(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether `err` means the database cannot be reached (see [`StoreError::is_unavailable`]).
+fn unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        // Refused, reset, closed mid-query (EOF), timed out connecting.
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // SQLSTATE class 08: connection exception; 57P01 admin_shutdown, 57P02
+            // crash_shutdown, 57P03 cannot_connect_now (starting up or in recovery);
+            // 53300 too_many_connections. (SQLite's codes are plain numbers, never these.)
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 
@@ -202,4 +236,83 @@ impl Store {
 /// True when `err` is a unique-constraint violation.
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+    use std::borrow::Cow;
+
+    /// A database error with only a SQLSTATE, as PostgreSQL sends them.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn coded(code: &'static str) -> StoreError {
+        StoreError::Database(sqlx::Error::Database(Box::new(Coded(code))))
+    }
+
+    #[test]
+    fn unreachable_databases_are_told_apart_from_failing_requests() {
+        let io = |kind| StoreError::Database(sqlx::Error::Io(std::io::Error::from(kind)));
+        let unavailable = [
+            io(std::io::ErrorKind::ConnectionRefused),
+            io(std::io::ErrorKind::UnexpectedEof),
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable("the event writer is reconnecting".into()),
+            // connection_failure, admin_shutdown, crash_shutdown, cannot_connect_now,
+            // too_many_connections
+            coded("08006"),
+            coded("57P01"),
+            coded("57P02"),
+            coded("57P03"),
+            coded("53300"),
+        ];
+        for error in &unavailable {
+            assert!(error.is_unavailable(), "{error} is unavailability");
+        }
+        let failing = [
+            // Shutting down is not an outage.
+            StoreError::Database(sqlx::Error::PoolClosed),
+            StoreError::Database(sqlx::Error::RowNotFound),
+            // unique_violation, undefined_table, query_canceled; SQLite's busy
+            coded("23505"),
+            coded("42P01"),
+            coded("57014"),
+            coded("5"),
+            StoreError::NotFound("user"),
+            StoreError::Corrupt("row 1".into()),
+        ];
+        for error in &failing {
+            assert!(!error.is_unavailable(), "{error} is no unavailability");
+        }
+    }
 }

@@ -113,9 +113,18 @@ impl TestApp {
 
     /// With other settings (SMTP, a public URL).
     pub async fn spawn_with(config: ServerConfig) -> Self {
+        Self::spawn_through(config, DatabaseUrl::clone).await
+    }
+
+    /// With the server reaching its database at the URL `through` makes of the test
+    /// database's (e.g. through a proxy in front of it).
+    pub async fn spawn_through(
+        config: ServerConfig,
+        through: impl FnOnce(&DatabaseUrl) -> DatabaseUrl,
+    ) -> Self {
         let database = TestDatabase::new().await;
         let clock = Arc::new(ManualClock::new(start_time()));
-        let store = Store::open(database.url(), clock.clone())
+        let store = Store::open(&through(database.url()), clock.clone())
             .await
             .expect("open store");
         let account = store
