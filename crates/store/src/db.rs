@@ -24,8 +24,9 @@ pub enum Backend {
     Postgres,
 }
 
-/// The advisory lock key every PostgreSQL write transaction takes ("coachloop" in ASCII).
-const WRITE_LOCK: i64 = 0x636f_6163_686c_6f6f;
+/// Begins a PostgreSQL write transaction and takes the advisory lock every writer takes
+/// (its key is "coachloop" in ASCII).
+const WRITE_BEGIN: &str = "BEGIN; SELECT pg_advisory_xact_lock(7165052611751341935)";
 
 /// Per-connection settings of SQLite. A 201 means the event is on disk: every commit is
 /// fsynced (`synchronous = FULL`).
@@ -85,7 +86,7 @@ impl Backend {
     pub(crate) fn begin_write(self) -> &'static str {
         match self {
             Self::Sqlite => "BEGIN IMMEDIATE",
-            Self::Postgres => "BEGIN",
+            Self::Postgres => WRITE_BEGIN,
         }
     }
 
@@ -98,21 +99,9 @@ impl Backend {
         }
     }
 
-    /// The statement run first inside a write transaction, if the engine needs one.
-    pub(crate) fn write_lock(self) -> Option<String> {
-        match self {
-            Self::Sqlite => None,
-            Self::Postgres => Some(format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})")),
-        }
-    }
-
     /// Opens a write transaction on `conn` (see [`Backend::begin_write`]).
     pub(crate) async fn begin(conn: &mut AnyConnection) -> Result<()> {
-        let backend = Self::of_connection(conn);
-        conn.execute(backend.begin_write()).await?;
-        if let Some(lock) = backend.write_lock() {
-            conn.execute(lock.as_str()).await?;
-        }
+        conn.execute(Self::of_connection(conn).begin_write()).await?;
         Ok(())
     }
 

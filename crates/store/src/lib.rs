@@ -214,11 +214,7 @@ impl Store {
     /// A write transaction that holds the write lock from its first statement, so it
     /// never fails half-way on a lock upgrade when another process writes too.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let mut tx = self.write.begin_with(self.backend.begin_write()).await?;
-        if let Some(lock) = self.backend.write_lock() {
-            sqlx::query(&lock).execute(&mut *tx).await?;
-        }
-        Ok(tx)
+        Ok(self.write.begin_with(self.backend.begin_write()).await?)
     }
 
     /// Answers whether the database can be read (for `/readyz`).

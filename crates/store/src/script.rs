@@ -8,7 +8,7 @@
 use crate::Result;
 use crate::db::Backend;
 use crate::sql::QueryBuilder;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Executor};
 
 /// Bound values past which [`Script::reserve`] sends what has queued, so one query's
 /// text and values stay a few hundred KiB. (SQLite's limit of 32,766 values applies to
@@ -32,6 +32,10 @@ impl<'a> Script<'a> {
             query: QueryBuilder::new(""),
             binds: 0,
         }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Makes room for a statement of about `binds` bound values (sending what has
@@ -69,9 +73,6 @@ impl<'a> Script<'a> {
     pub fn begin_write(&mut self) {
         let backend = self.backend;
         self.statement(0).push(backend.begin_write());
-        if let Some(lock) = backend.write_lock() {
-            self.statement(0).push(lock);
-        }
     }
 
     #[cfg(test)]
@@ -83,11 +84,17 @@ impl<'a> Script<'a> {
     /// kept in the connection's cache of prepared statements.
     pub async fn run(&mut self, conn: &mut AnyConnection) -> Result<()> {
         for mut statement in self.done.drain(..) {
-            statement
-                .build()
-                .persistent(false)
-                .execute(&mut *conn)
-                .await?;
+            if statement.binds() == 0 {
+                // Sent as text: statements without values (`BEGIN` with its lock) go
+                // together in one round trip.
+                conn.execute(statement.sql()).await?;
+            } else {
+                statement
+                    .build()
+                    .persistent(false)
+                    .execute(&mut *conn)
+                    .await?;
+            }
         }
         if !self.query.sql().is_empty() {
             self.query

@@ -71,6 +71,11 @@ impl<'args> QueryBuilder<'args> {
         &self.text
     }
 
+    /// How many values are bound.
+    pub fn binds(&self) -> usize {
+        self.count
+    }
+
     /// Empties the builder for the next statement.
     pub fn reset(&mut self) -> &mut Self {
         self.text.clear();
