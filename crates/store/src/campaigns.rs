@@ -317,7 +317,8 @@ async fn enrol(
             }
         }
         for rows in new.chunks(CHUNK) {
-            let mut insert = QueryBuilder::new(
+            let mut insert = QueryBuilder::with(
+                Backend::of_connection(conn),
                 "INSERT INTO enrollments (account_id, campaign_id, content_id, user_id, status, \
                  enrolled_at, due_at, cause) ",
             );

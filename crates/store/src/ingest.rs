@@ -799,12 +799,12 @@ async fn insert(
 ) -> Result<()> {
     let backend = Backend::of_connection(conn);
     for chunk in chunks(rows) {
-        let mut query = QueryBuilder::new("");
+        let mut query = QueryBuilder::with(backend, "");
         push_events(backend, &mut query, chunk, now);
         query.build().execute(&mut *conn).await?;
     }
     for chunk in chunks(pairs) {
-        let mut query = QueryBuilder::new("");
+        let mut query = QueryBuilder::with(backend, "");
         push_requests(backend, &mut query, chunk, now);
         query.build().execute(&mut *conn).await?;
     }

@@ -162,7 +162,8 @@ impl Store {
                 .chain(scores.people.into_iter())
                 .collect();
             for chunk in groups.chunks(500) {
-                let mut insert = crate::sql::QueryBuilder::new(
+                let mut insert = crate::sql::QueryBuilder::with(
+                    self.backend,
                     "INSERT INTO group_risk_scores (account_id, group_id, day, score) ",
                 );
                 insert.push_values(chunk, |mut row, (group, score)| {
@@ -178,7 +179,8 @@ impl Store {
             }
             written += groups.len();
             for chunk in rows.chunks(500) {
-                let mut insert = crate::sql::QueryBuilder::new(
+                let mut insert = crate::sql::QueryBuilder::with(
+                    self.backend,
                     "INSERT INTO risk_scores (account_id, user_id, day, score) ",
                 );
                 insert.push_values(chunk, |mut row, (user, score)| {

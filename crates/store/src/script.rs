@@ -26,10 +26,11 @@ pub(crate) struct Script<'a> {
 impl<'a> Script<'a> {
     /// A script for the engine of `conn`.
     pub fn new(conn: &AnyConnection) -> Self {
+        let backend = Backend::of_connection(conn);
         Self {
-            backend: Backend::of_connection(conn),
+            backend,
             done: Vec::new(),
-            query: QueryBuilder::new(""),
+            query: QueryBuilder::with(backend, ""),
             binds: 0,
         }
     }
@@ -60,7 +61,7 @@ impl<'a> Script<'a> {
                     self.query.push("; ");
                 }
                 Backend::Postgres => {
-                    let full = std::mem::replace(&mut self.query, QueryBuilder::new(""));
+                    let full = std::mem::replace(&mut self.query, QueryBuilder::with(self.backend, ""));
                     self.done.push(full);
                 }
             }

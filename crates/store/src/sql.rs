@@ -1,8 +1,11 @@
 //! Statements built at run time (multi-row inserts, lists, optional filters), for both
 //! engines. sqlx's own `QueryBuilder` writes `?` placeholders for the `Any` driver, which
 //! PostgreSQL does not read; this one has the same calls and writes `$1, $2, …`, which
-//! both engines read.
+//! both engines read. SQLite, though, looks each `$n` up among the names it has seen, so
+//! a statement of thousands of values costs it quadratic time to prepare: builders made
+//! [`QueryBuilder::with`] the engine write SQLite's plain `?` instead.
 
+use crate::db::Backend;
 use sqlx::any::AnyArguments;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Any, Arguments, Encode, FromRow, Type};
@@ -12,14 +15,26 @@ pub(crate) struct QueryBuilder<'args> {
     text: String,
     arguments: AnyArguments<'args>,
     count: usize,
+    /// Placeholders are SQLite's positional `?`.
+    positional: bool,
 }
 
 impl<'args> QueryBuilder<'args> {
+    /// A builder whose statement either engine reads.
     pub fn new(init: impl Into<String>) -> Self {
         Self {
             text: init.into(),
             arguments: AnyArguments::default(),
             count: 0,
+            positional: false,
+        }
+    }
+
+    /// A builder for `backend` alone: for statements of many values.
+    pub fn with(backend: Backend, init: impl Into<String>) -> Self {
+        Self {
+            positional: backend == Backend::Sqlite,
+            ..Self::new(init)
         }
     }
 
@@ -37,7 +52,11 @@ impl<'args> QueryBuilder<'args> {
         // An error here is one of encoding, which the `Any` types never raise; it would
         // come back from the database as a missing argument.
         let _ = self.arguments.add(value);
-        let _ = write!(self.text, "${}", self.count);
+        if self.positional {
+            self.text.push('?');
+        } else {
+            let _ = write!(self.text, "${}", self.count);
+        }
         self
     }
 
