@@ -765,6 +765,16 @@ impl<'a> Writes<'a> {
     /// Queues the rows' and statuses' inserts as one statement (for a small batch).
     fn push_inserts(&self, script: &mut Script<'a>) {
         let backend = script.backend();
+        if backend == Backend::Postgres && !self.rows.is_empty() {
+            // One statement, one round trip: the events' insert as a data-modifying
+            // `WITH`, which runs whether or not the outer insert reads it.
+            let query = script.statement(4);
+            query.push("WITH stored AS (");
+            push_events(backend, query, self.rows, self.now);
+            query.push(") ");
+            push_requests(backend, query, self.pairs, self.now);
+            return;
+        }
         if !self.rows.is_empty() {
             let query = script.statement(self.rows.len() * 15);
             push_events(backend, query, self.rows, self.now);
@@ -922,12 +932,7 @@ async fn begin_and_match_people(
 /// on SQLite; on PostgreSQL one JSON array read by `json_to_recordset`, so the statement's
 /// text never changes (prepared once) and a batch is one value to send and parse instead
 /// of fifteen per row.
-fn push_events<'a>(
-    backend: Backend,
-    query: &mut QueryBuilder<'a>,
-    rows: &'a [Row<'a>],
-    now: i64,
-) {
+fn push_events<'a>(backend: Backend, query: &mut QueryBuilder<'a>, rows: &'a [Row<'a>], now: i64) {
     match backend {
         Backend::Sqlite => push_event_values(query, rows, now),
         Backend::Postgres => push_event_records(query, rows, now),
@@ -1006,7 +1011,12 @@ fn push_event_records(query: &mut QueryBuilder<'_>, rows: &[Row<'_>], now: i64) 
         .collect();
     let json = serde_json::to_string(&records).unwrap_or_else(|_| "[]".to_owned());
     let [head, middle, tail] = EVENT_RECORDS;
-    query.push(head).push_bind(now).push(middle).push_bind(json).push(tail);
+    query
+        .push(head)
+        .push_bind(now)
+        .push(middle)
+        .push_bind(json)
+        .push(tail);
 }
 
 /// One request status as `json_to_recordset` reads it (see [`REQUEST_RECORDS`]).
@@ -1047,7 +1057,12 @@ fn push_request_records(
         .collect();
     let json = serde_json::to_string(&records).unwrap_or_else(|_| "[]".to_owned());
     let [head, middle, tail] = REQUEST_RECORDS;
-    query.push(head).push_bind(now).push(middle).push_bind(json).push(tail);
+    query
+        .push(head)
+        .push_bind(now)
+        .push(middle)
+        .push_bind(json)
+        .push(tail);
 }
 
 /// Appends one multi-row insert of events. The person is found by a join on their
