@@ -9,26 +9,31 @@
 #      each leave's scheduled instant and when it was recorded;
 #   6. archive the groups, measure rule-free ingest again, and print the ratio of step 4
 #      to the mean of the two rule-free phases;
-#   7. print the server's peak and current RSS.
+#   7. print the server's peak and current RSS;
+#   and (issue 15) ingest latency while a smart group is created: single-event POSTs for a
+#   few seconds, a group created one second in; its p99 and the creation's wall time.
+# Steps 2-7 run on each store engine in turn (ENGINES, see bench/engines.sh): the seed is
+# made once on SQLite and moved to PostgreSQL with `coachloop db copy`.
 #
 #   bench/groups.sh           the issue's sizes, 30 s per ingest phase
-#   bench/groups.sh --quick   5,000 people, 300,000 events, 2 s phases (about a minute)
+#   bench/groups.sh --quick   5,000 people, 300,000 events, 2 s phases (about a minute per engine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-people=100000; events=10000000; duration=30s
-if [ "${1:-}" = "--quick" ]; then people=5000; events=300000; duration=2s; fi
+people=100000; events=10000000; duration=30s; create_window=12s
+if [ "${1:-}" = "--quick" ]; then people=5000; events=300000; duration=2s; create_window=4s; fi
 port=${BENCH_PORT:-18182}
 export PEOPLE=$people SEED_EVENTS=$events SEED_THREADS=2
 
+source bench/engines.sh
 for tool in wrk jq curl; do
   command -v $tool >/dev/null || { echo "$tool is needed: apt-get install -y $tool" >&2; exit 1; }
 done
-cargo build --release -q -p coachloop
+[ -n "${BENCH_BIN:-}" ] || cargo build --release -q -p coachloop
 bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-groups-bench-XXXXXX)
 log=$(mktemp /tmp/coachloop-groups-bench-log-XXXXXX)
-trap 'kill ${server:-} 2>/dev/null || true; wait ${server:-} 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
+trap 'kill ${server:-} 2>/dev/null || true; wait ${server:-} 2>/dev/null || true; rm -rf "$data" "$log"; drop_bench_databases' EXIT
 base="http://127.0.0.1:$port"
 ms() { date +%s%3N; }
 
@@ -44,8 +49,12 @@ fi
   for ((i = 1; i <= people; i++)); do echo "user$i@bench.example,User$i,Dept$((i % 10))"; done
 } > "$data/people.csv.part" && mv "$data/people.csv.part" "$data/people.csv" \
   && $bin users import --data-dir "$data" "$data/people.csv" >/dev/null
-export EVENTS_TOKEN=$($bin tokens create --data-dir "$data" --name "bench-$$" --scopes events:write 2>/dev/null)
-ADMIN=$($bin tokens create --data-dir "$data" --name "bench-admin-$$" --scopes admin 2>/dev/null)
+DB_ARGS=(--data-dir "$data")
+tokens() { # -> EVENTS_TOKEN, ADMIN for the database of DB_ARGS
+  export EVENTS_TOKEN=$($bin tokens create "${DB_ARGS[@]}" --name "bench-$$-$RANDOM" --scopes events:write 2>/dev/null)
+  ADMIN=$($bin tokens create "${DB_ARGS[@]}" --name "bench-admin-$$-$RANDOM" --scopes admin 2>/dev/null)
+}
+tokens
 
 # The server's log is also kept to see when its start-up work is done: at start it records
 # the day's risk scores, a read of every event that weighs (seconds at full size), which
@@ -54,7 +63,7 @@ risk_records() { grep -c "daily risk scores" "$log" || true; }
 start_server() {
   local before
   before=$(risk_records)
-  $bin serve --data-dir "$data" --listen "127.0.0.1:$port" 2> >(tee -a "$log" >&2) &
+  $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" 2> >(tee -a "$log" >&2) &
   server=$!
   for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
   while [ "$(risk_records)" -le "$before" ]; do
@@ -81,6 +90,10 @@ if [ -z "${reuse:-}" ]; then
   fi
 fi
 
+# The seed is ready: stop its server, then measure each engine on a copy of it.
+kill $server; wait $server 2>/dev/null || true
+seed="$data/seed"; mkdir -p "$seed"; mv "$data"/coachloop.db* "$data"/people.csv "$seed/"
+
 run() { wrk -t2 -c32 -d"$duration" --latency -s "bench/$1" "$base" 2>&1; }
 rate() { awk '/^Requests\/sec/ {print $2}'; }
 pct() { awk -v p="$1" '$1 == p {print $2}'; }
@@ -93,6 +106,20 @@ phase() { # label -> sets single_rps, bulk_eps
   # The hourly risk record competes with ingest; say so when it fell in the phase.
   [ "$(risk_records)" -eq "$records" ] || echo "   (the hourly risk record ran during this phase)"
 }
+
+measure() { # engine
+echo "#### $1"
+mkdir -p "$data/$1"
+engine_db "$1" "$data/$1"
+if [ "$1" = postgres ]; then
+  start=$(ms)
+  $bin db copy --from "sqlite://$seed/coachloop.db" --to "${DB_ARGS[3]}" 2>/dev/null | tail -1
+  echo "== copied the seed to PostgreSQL in $(( ($(ms) - start) / 1000 )) s"
+else
+  cp -a "$seed/." "$data/$1/"
+fi
+tokens
+start_server
 
 echo "== ingest, no smart groups, 32 connections, $duration per phase"
 phase "rule-free"; free_single=$single_rps; free_bulk=$bulk_eps
@@ -175,4 +202,19 @@ phase "rule-free again"
 ratio() { awk -v g="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.2f", g / ((a + b) / 2)}'; }
 echo "== ratio with 50 groups to the rule-free mean: single $(ratio "$grouped_single" "$free_single" "$single_rps"), bulk $(ratio "$grouped_bulk" "$free_bulk" "$bulk_eps")"
 
+# Ingest while a smart group is created (its backfill reads the whole history).
+echo "== single-event ingest while a smart group is created"
+wrk -t2 -c32 -d"$create_window" --latency -s bench/groups_single.lua "$base" > "$data/during.txt" 2>&1 &
+during=$!
+sleep 1
+start=$(ms)
+created=$(api POST /api/groups "{\"name\":\"created under load\",\"criteria\":$criteria}")
+created_ms=$(( $(ms) - start ))
+wait $during
+echo "   created in $created_ms ms ($(echo "$created" | jq -c .backfill)); ingest meanwhile: $(rate < "$data/during.txt") events/s, p50 $(pct 50% < "$data/during.txt"), p99 $(pct 99% < "$data/during.txt")"
+
 echo "== server memory: peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status), now $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
+kill $server; wait $server 2>/dev/null || true
+}
+
+for engine in $ENGINES; do measure "$engine"; done

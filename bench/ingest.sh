@@ -1,36 +1,28 @@
 #!/usr/bin/env bash
-# Ingest benchmark (issue 2): single-event POST throughput and latency at 32 connections,
-# the no-op ceiling of the same server, bulk POST (arrays of 1,000) events/s, and the
-# server's RSS after ingesting 1,000,000 events. Every 201 is durable (synchronous=FULL).
+# Ingest benchmark (issues 2 and 15): single-event POST throughput and latency at 32
+# connections, the no-op ceiling of the same server, bulk POST (arrays of 1,000) events/s,
+# and the server's RSS after ingesting 1,000,000 events; on each store engine in turn,
+# then side by side with PostgreSQL's ratio to SQLite. Every 201 is durable
+# (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on).
 #
 #   bench/ingest.sh           full run (30 s per phase)
-#   bench/ingest.sh --quick   under a minute (5 s per phase)
+#   bench/ingest.sh --quick   under a minute per engine (5 s per phase, no 1 M top-up)
+#   ENGINES=sqlite bench/ingest.sh      one engine (see bench/engines.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=30s
-[ "${1:-}" = "--quick" ] && duration=5s
+duration=30s; top_up=1000000
+[ "${1:-}" = "--quick" ] && duration=5s && top_up=0
 connections=32
 bulk_connections=32
 port=${BENCH_PORT:-18181}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -q -p coachloop
+source bench/engines.sh
+[ -n "${BENCH_BIN:-}" ] || cargo build --release -q -p coachloop
 bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-bench-XXXXXX)
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
-
-# 1,000 people, so events are matched as in real use.
-{
-  echo "email,first_name,department"
-  for i in $(seq 0 999); do echo "user$i@bench.example,User$i,Dept$((i % 10))"; done
-} > "$data/people.csv"
-$bin users import --data-dir "$data" "$data/people.csv" >/dev/null
-export EVENTS_TOKEN=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
-
-$bin serve --data-dir "$data" --listen "127.0.0.1:$port" &
-server=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+trap 'kill ${server:-} 2>/dev/null || true; wait ${server:-} 2>/dev/null || true; rm -rf "$data"; drop_bench_databases' EXIT
 
 run() { # script connections -> wrk output
   wrk -t2 -c"$2" -d"$duration" --latency -s "bench/$1" "http://127.0.0.1:$port" 2>&1
@@ -50,6 +42,22 @@ commit_size() {
   last_sum=$sum; last_count=$count
 }
 
+measure() { # engine
+echo "#### $1"
+mkdir -p "$data/$1"
+engine_db "$1" "$data/$1"
+# 1,000 people, so events are matched as in real use.
+{
+  echo "email,first_name,department"
+  for i in $(seq 0 999); do echo "user$i@bench.example,User$i,Dept$((i % 10))"; done
+} > "$data/people.csv"
+$bin users import "${DB_ARGS[@]}" "$data/people.csv" >/dev/null
+export EVENTS_TOKEN=$($bin tokens create "${DB_ARGS[@]}" --name bench --scopes events:write 2>/dev/null)
+$bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" &
+server=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+last_sum=0; last_count=0
+
 echo "== no-op route (GET /healthz), $connections connections, $duration"
 noop=$(run noop.lua $connections); noop_rps=$(echo "$noop" | rate)
 echo "   $noop_rps req/s, p50 $(echo "$noop" | pct 50%), p99 $(echo "$noop" | pct 99%)"
@@ -67,8 +75,16 @@ commit_size; echo "   events per commit: $per_commit"
 
 # Top up to 1,000,000 events, then read the server's resident memory.
 total=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}')
-while [ "$total" -lt 1000000 ]; do
+while [ "$total" -lt "$top_up" ]; do
   wrk -t1 -c2 -d2s -s bench/bulk.lua "http://127.0.0.1:$port" >/dev/null 2>&1
   total=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}')
 done
 echo "== after $total events ingested: server RSS $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
+kill $server; wait $server 2>/dev/null || true
+eval "single_$1=$single_rps bulk_$1=$(awk -v r="$bulk_rps" 'BEGIN {printf "%.0f", r * 1000}')"
+}
+
+for engine in $ENGINES; do measure "$engine"; done
+if [ -n "${single_sqlite:-}" ] && [ -n "${single_postgres:-}" ]; then
+  echo "== PostgreSQL / SQLite, same run: single $(ratio "$single_postgres" "$single_sqlite") ($single_postgres / $single_sqlite events/s), bulk $(ratio "$bulk_postgres" "$bulk_sqlite") ($bulk_postgres / $bulk_sqlite events/s)"
+fi

@@ -7,8 +7,10 @@
 #      received - event POST sent);
 #   2. 10,000 enrolment emails (a campaign for 10,000 people) drained to the SMTP server.
 #
+# Both phases run on each store engine in turn (ENGINES, see bench/engines.sh).
+#
 #   bench/notices.sh           1,000 events/s for 10 s; 10,000 emails
-#   bench/notices.sh --quick   1,000 events/s for 3 s; 2,000 emails (well under a minute)
+#   bench/notices.sh --quick   1,000 events/s for 3 s; 2,000 emails (about a minute per engine)
 #   LATENCY_SMTP=0 bench/notices.sh   phase 1 without the local SMTP server
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +21,14 @@ rate=${RATE:-1000}
 port=${BENCH_PORT:-18183}
 smtp_port=${BENCH_SMTP_PORT:-18125}
 
+source bench/engines.sh
 python3 -c 'import aiosmtpd' 2>/dev/null || { echo "aiosmtpd is needed: python3 -m pip install aiosmtpd" >&2; exit 1; }
-cargo build --release -q -p coachloop
+[ -n "${BENCH_BIN:-}" ] || cargo build --release -q -p coachloop
 cargo build --release -q -p coachloop-server --example notice_bench
 bin=${BENCH_BIN:-target/release/coachloop}
 driver=target/release/examples/notice_bench
 data=$(mktemp -d /tmp/coachloop-notice-bench-XXXXXX)
-trap 'kill $server $sink 2>/dev/null || true; wait $server $sink 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$data"' EXIT
+trap 'kill ${server:-} $sink 2>/dev/null || true; wait ${server:-} $sink 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$data"; drop_bench_databases' EXIT
 
 python3 crates/server/tests/support/smtp_sink.py "$smtp_port" "$data/mail.jsonl" > "$data/sink.log" &
 sink=$!
@@ -33,10 +36,14 @@ sink=$!
 phase_people() { # first last -> CSV rows
   for ((i = $1; i <= $2; i++)); do echo "user$i@bench.example,User$i"; done
 }
+measure() { # engine
+echo "#### $1"
+mkdir -p "$data/$1"
+engine_db "$1" "$data/$1"
 { echo "email,first_name"; echo "warmup@bench.example,Warmup"; phase_people 1 "$(( rate * seconds ))"; } > "$data/latency.csv"
-$bin users import --data-dir "$data" "$data/latency.csv" >/dev/null
-export ADMIN=$($bin tokens create --data-dir "$data" --name bench-admin --scopes admin 2>/dev/null)
-export EVENTS=$($bin tokens create --data-dir "$data" --name bench --scopes events:write 2>/dev/null)
+$bin users import "${DB_ARGS[@]}" "$data/latency.csv" >/dev/null
+export ADMIN=$($bin tokens create "${DB_ARGS[@]}" --name bench-admin --scopes admin 2>/dev/null)
+export EVENTS=$($bin tokens create "${DB_ARGS[@]}" --name bench --scopes events:write 2>/dev/null)
 export BASE="http://127.0.0.1:$port"
 # The driver's webhook receiver listens on loopback, which coachloop refuses to send to
 # unless allowed.
@@ -47,7 +54,7 @@ export COACHLOOP_ALLOW_PRIVATE_DESTINATIONS=127.0.0.0/8
 if [ "${LATENCY_SMTP:-1}" = 1 ]; then
   export COACHLOOP_SMTP_HOST=127.0.0.1 COACHLOOP_SMTP_PORT=$smtp_port COACHLOOP_SMTP_TLS=none
 fi
-$bin serve --data-dir "$data" --listen "127.0.0.1:$port" 2> "$data/server.log" &
+$bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" 2> "$data/server.log" &
 server=$!
 for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -58,14 +65,19 @@ echo "== $emails enrolment emails drained to a local SMTP server"
 # A second server on a fresh data directory with $emails people.
 kill $server; wait $server || true
 unset COACHLOOP_SMTP_HOST COACHLOOP_SMTP_PORT COACHLOOP_SMTP_TLS
-data2="$data/drain"; mkdir -p "$data2"
+data2="$data/$1/drain"; mkdir -p "$data2"
+engine_db "$1" "$data2"
 { echo "email,first_name"; phase_people 1 "$emails"; } > "$data2/people.csv"
-$bin users import --data-dir "$data2" "$data2/people.csv" >/dev/null
-export ADMIN=$($bin tokens create --data-dir "$data2" --name bench-admin --scopes admin 2>/dev/null)
+$bin users import "${DB_ARGS[@]}" "$data2/people.csv" >/dev/null
+export ADMIN=$($bin tokens create "${DB_ARGS[@]}" --name bench-admin --scopes admin 2>/dev/null)
 : > "$data/mail.jsonl"
 COACHLOOP_SMTP_HOST=127.0.0.1 COACHLOOP_SMTP_PORT=$smtp_port COACHLOOP_SMTP_TLS=none \
-  $bin serve --data-dir "$data2" --listen "127.0.0.1:$port" 2>> "$data/server.log" &
+  $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" 2>> "$data/server.log" &
 server=$!
 for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
 $driver drain "$data/mail.jsonl" $emails
 echo "== server memory: peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
+kill $server; wait $server 2>/dev/null || true
+}
+
+for engine in $ENGINES; do measure "$engine"; done
