@@ -835,6 +835,26 @@ async fn commit_with_groups(
 ) -> Result<Outcome> {
     let Writes { rows, now, .. } = writes;
     let people = begin_and_match_people(conn, ruled, rows).await?;
+    // Everyone the batch's events may move, loaded together per account (a person seen
+    // for the first time costs four reads; a batch of them, four in all).
+    let mut reached: HashMap<i64, Vec<i64>> = HashMap::new();
+    for row in rows {
+        let user = people
+            .get(&row.account)
+            .and_then(|names| names.get(row.event.target_norm.as_str()));
+        let Some(&user) = user else {
+            continue;
+        };
+        let rules = engine.account(conn, row.account).await?;
+        if !rules.event_type(&row.event.event_type).1.is_empty() {
+            reached.entry(row.account).or_default().push(user);
+        }
+    }
+    for (account, users) in &reached {
+        let rules = engine.account(conn, *account).await?;
+        rules.preload(conn, *account, now).await?;
+        rules.load_people(conn, *account, users, now).await?;
+    }
     let mut pending: HashMap<(i64, i64), BTreeSet<usize>> = HashMap::new();
     for row in rows {
         let user = people
