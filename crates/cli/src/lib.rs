@@ -1,6 +1,7 @@
 //! The `coachloop` command: parses flags, loads configuration, wires the crates together.
 
 pub mod config;
+pub mod db;
 pub mod demo;
 pub mod import;
 
@@ -54,6 +55,9 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Ask a running server whether it is healthy (exit 0) or not (exit 1).
     Healthcheck {
         /// The server's base URL.
@@ -74,6 +78,20 @@ pub struct DataArgs {
     /// TOML configuration file.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy everything into an empty database (e.g. SQLite to PostgreSQL), check every
+    /// table's rows and checksum, and commit only if they all match.
+    Copy {
+        /// The database to copy, e.g. sqlite:///var/lib/coachloop/coachloop.db.
+        #[arg(long)]
+        from: String,
+        /// An empty database to copy into (migrated first), e.g. postgres://host/coachloop.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +273,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             open_store(&config).await?.close().await;
             println!("database {:?} is up to date", config.database_url());
         }
+        Command::Db(DbCommand::Copy { from, to }) => return db::copy(&from, &to).await,
         Command::Healthcheck { url } => {
             let url = format!("{}/healthz", url.trim_end_matches('/'));
             // A server that accepts but never answers is unhealthy too, not a hang.

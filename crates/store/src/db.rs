@@ -208,6 +208,21 @@ impl Backend {
         self.options_with(url, "rwc")
     }
 
+    /// The options of `url` for a connection that only reads (SQLite opens the file
+    /// read-only and never creates it).
+    pub(crate) fn read_only_options(self, url: &DatabaseUrl) -> Result<AnyConnectOptions> {
+        self.options_with(url, "ro")
+    }
+
+    /// The schema migrations of this engine (what [`crate::Store::open`] runs; a copy
+    /// target is prepared with these alone, without the seeding that follows them).
+    pub fn migrator(self) -> sqlx::migrate::Migrator {
+        match self {
+            Self::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Self::Postgres => sqlx::migrate!("./migrations/postgres"),
+        }
+    }
+
     /// The options of `url`; for SQLite opened in `mode` (`rwc`, or `ro` for readers).
     fn options_with(self, url: &DatabaseUrl, mode: &str) -> Result<AnyConnectOptions> {
         sqlx::any::install_default_drivers();

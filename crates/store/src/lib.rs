@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admins;
 pub mod campaigns;
 pub mod content;
+pub mod copy;
 pub mod db;
 pub mod engine;
 pub mod event_types;
@@ -168,10 +169,7 @@ impl Store {
         let backend = Backend::of(url)?;
         let options = backend.options(url)?;
         let (write, read) = backend.pools(url).await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&write).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&write).await?,
-        }
+        backend.migrator().run(&write).await?;
         let store = Self {
             backend,
             read,
