@@ -196,9 +196,7 @@ async fn a_server_on_the_copy_answers_every_read_as_the_original_did() {
     loop {
         let jobs = app.store.jobs(app.account, None).await.unwrap();
         let now = app.clock.now_ms();
-        let settled = jobs
-            .iter()
-            .all(|j| j.status != "pending" || j.run_at > now);
+        let settled = jobs.iter().all(|j| j.status != "pending" || j.run_at > now);
         if settled && jobs.iter().any(|j| j.kind == "webhook" && j.attempts > 0) {
             break;
         }

@@ -82,7 +82,9 @@ impl Backend {
     }
 
     /// What opens a write transaction: it holds the write lock from its first statement,
-    /// so it never fails half-way on a lock upgrade when another writer is busy.
+    /// so it never fails half-way on a lock upgrade when another writer is busy. On
+    /// PostgreSQL the lock is a transaction-scoped advisory lock, taken in the same round
+    /// trip (a simple query of two statements; it has no bound values).
     pub(crate) fn begin_write(self) -> &'static str {
         match self {
             Self::Sqlite => "BEGIN IMMEDIATE",
@@ -101,7 +103,8 @@ impl Backend {
 
     /// Opens a write transaction on `conn` (see [`Backend::begin_write`]).
     pub(crate) async fn begin(conn: &mut AnyConnection) -> Result<()> {
-        conn.execute(Self::of_connection(conn).begin_write()).await?;
+        conn.execute(Self::of_connection(conn).begin_write())
+            .await?;
         Ok(())
     }
 

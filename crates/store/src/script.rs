@@ -61,7 +61,8 @@ impl<'a> Script<'a> {
                     self.query.push("; ");
                 }
                 Backend::Postgres => {
-                    let full = std::mem::replace(&mut self.query, QueryBuilder::with(self.backend, ""));
+                    let full =
+                        std::mem::replace(&mut self.query, QueryBuilder::with(self.backend, ""));
                     self.done.push(full);
                 }
             }
