@@ -108,17 +108,19 @@ impl Backend {
         Ok(())
     }
 
-    /// The rows of a list of values bound as one text parameter `$n` (see
-    /// [`Backend::list`]), as a one-column table named `value`.
-    pub(crate) fn values_of(self, n: usize, kind: ListOf) -> String {
+    /// `column` is one of a list of values bound as one text parameter `$n` (see
+    /// [`Backend::list`]). On PostgreSQL as `= ANY(array)`, which an index answers value
+    /// by value; `IN (SELECT …)` over a set-returning function is planned as a join and,
+    /// guessing its size, may scan the whole table.
+    pub(crate) fn in_list(self, column: &str, n: usize, kind: ListOf) -> String {
         match (self, kind) {
-            (Self::Sqlite, _) => format!("(SELECT value FROM json_each(${n}))"),
+            (Self::Sqlite, _) => format!("{column} IN (SELECT value FROM json_each(${n}))"),
             (Self::Postgres, ListOf::Integers) => format!(
-                "(SELECT t.value::bigint AS value FROM jsonb_array_elements_text(${n}::jsonb) AS t(value))"
+                "{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)::bigint))"
             ),
-            (Self::Postgres, ListOf::Texts) => {
-                format!("(SELECT t.value FROM jsonb_array_elements_text(${n}::jsonb) AS t(value))")
-            }
+            (Self::Postgres, ListOf::Texts) => format!(
+                "{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))"
+            ),
         }
     }
 

@@ -574,9 +574,9 @@ impl AccountRules {
             .map(|user| (*user, Person::default()))
             .collect();
         let rows = sqlx::query(&format!(
-            "SELECT id, status, {} FROM users WHERE account_id = $1 AND id IN {}",
+            "SELECT id, status, {} FROM users WHERE account_id = $1 AND {}",
             attribute_columns(),
-            backend.values_of(2, ListOf::Integers)
+            backend.in_list("id", 2, ListOf::Integers)
         ))
         .bind(account)
         .bind(&list)
@@ -598,8 +598,8 @@ impl AccountRules {
         let events: Vec<(i64, i64, i64, String, Option<String>, i64)> = sqlx::query_as(&format!(
             "SELECT e.user_id, e.id, e.id_low, t.name, e.description, e.occurred_at \
                  FROM events e JOIN event_types t ON t.id = e.event_type_id \
-                 WHERE e.user_id IN {}",
-            backend.values_of(1, ListOf::Integers)
+                 WHERE {}",
+            backend.in_list("e.user_id", 1, ListOf::Integers)
         ))
         .bind(&list)
         .fetch_all(&mut *conn)
@@ -623,8 +623,8 @@ impl AccountRules {
             person.pruned_len = person.events.len();
         }
         let members: Vec<(i64, i64)> = sqlx::query_as(&format!(
-            "SELECT user_id, group_id FROM group_members WHERE user_id IN {}",
-            backend.values_of(1, ListOf::Integers)
+            "SELECT user_id, group_id FROM group_members WHERE {}",
+            backend.in_list("user_id", 1, ListOf::Integers)
         ))
         .bind(&list)
         .fetch_all(&mut *conn)
@@ -635,8 +635,8 @@ impl AccountRules {
             }
         }
         let dues: Vec<(i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT user_id, group_id, due_at FROM group_schedule WHERE user_id IN {}",
-            backend.values_of(1, ListOf::Integers)
+            "SELECT user_id, group_id, due_at FROM group_schedule WHERE {}",
+            backend.in_list("user_id", 1, ListOf::Integers)
         ))
         .bind(&list)
         .fetch_all(&mut *conn)

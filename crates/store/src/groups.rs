@@ -794,8 +794,8 @@ impl Store {
                 let types = matching_types(&mut conn, account.0, &criteria).await?;
                 let rows: Vec<(i64, i64, i64, Option<String>, i64)> = sqlx::query_as(&format!(
                     "SELECT id, id_low, event_type_id, description, occurred_at FROM events \
-                     WHERE user_id = $1 AND event_type_id IN {}",
-                    self.backend.values_of(2, ListOf::Integers)
+                     WHERE user_id = $1 AND {}",
+                    self.backend.in_list("event_type_id", 2, ListOf::Integers)
                 ))
                 .bind(user.0)
                 .bind(Backend::list(&types.keys().collect::<Vec<_>>()))
@@ -889,8 +889,8 @@ impl Store {
         matching.sort_unstable();
         let named: Vec<i64> = matching.iter().take(PREVIEW_PEOPLE).copied().collect();
         let emails: Vec<(i64, String)> = sqlx::query_as(&format!(
-            "SELECT id, email FROM users WHERE account_id = $1 AND id IN {} ORDER BY id",
-            self.backend.values_of(2, ListOf::Integers)
+            "SELECT id, email FROM users WHERE account_id = $1 AND {} ORDER BY id",
+            self.backend.in_list("id", 2, ListOf::Integers)
         ))
         .bind(account.0)
         .bind(Backend::list(&named))
@@ -1251,8 +1251,8 @@ pub(crate) async fn population(
     named.extend(group);
     if !named.is_empty() {
         let members: Vec<(i64, i64)> = sqlx::query_as(&format!(
-            "SELECT user_id, group_id FROM group_members WHERE group_id IN {}",
-            Backend::of_connection(conn).values_of(1, ListOf::Integers)
+            "SELECT user_id, group_id FROM group_members WHERE {}",
+            Backend::of_connection(conn).in_list("group_id", 1, ListOf::Integers)
         ))
         .bind(Backend::list(&named))
         .fetch_all(&mut *conn)

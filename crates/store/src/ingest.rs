@@ -705,8 +705,8 @@ async fn existing_external_ids(
     }
     let mut found = HashMap::new();
     let existing = format!(
-        "SELECT external_id, id, id_low FROM events WHERE account_id = $1 AND external_id IN {}",
-        Backend::of_connection(conn).values_of(2, ListOf::Texts)
+        "SELECT external_id, id, id_low FROM events WHERE account_id = $1 AND {}",
+        Backend::of_connection(conn).in_list("external_id", 2, ListOf::Texts)
     );
     for (account, names) in wanted {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(&existing)
@@ -932,8 +932,8 @@ async fn begin_and_match_people(
             .push(row.event.target_norm.as_str());
     }
     let matches = format!(
-        "SELECT identity, user_id FROM user_identities WHERE account_id = $1 AND identity IN {}",
-        Backend::of_connection(conn).values_of(2, ListOf::Texts)
+        "SELECT identity, user_id FROM user_identities WHERE account_id = $1 AND {}",
+        Backend::of_connection(conn).in_list("identity", 2, ListOf::Texts)
     );
     Backend::begin(conn).await?;
     let mut found: HashMap<i64, HashMap<String, i64>> = HashMap::new();
