@@ -118,9 +118,9 @@ impl Backend {
             (Self::Postgres, ListOf::Integers) => format!(
                 "{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)::bigint))"
             ),
-            (Self::Postgres, ListOf::Texts) => format!(
-                "{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))"
-            ),
+            (Self::Postgres, ListOf::Texts) => {
+                format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))")
+            }
         }
     }
 
