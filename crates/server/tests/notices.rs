@@ -63,6 +63,22 @@ async fn spawn_allowing_loopback() -> TestApp {
     .await
 }
 
+/// A server that sends email to a plain SMTP server on loopback `port`.
+async fn spawn_with_smtp(port: u16) -> TestApp {
+    TestApp::spawn_with(ServerConfig {
+        smtp: Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: "none".into(),
+            username: None,
+            password: None,
+            from: "Training <training@acme.example>".into(),
+        }),
+        ..ServerConfig::default()
+    })
+    .await
+}
+
 /// Waits (up to 10 s) for `check` to hold, nudging the notice runner.
 async fn eventually(app: &TestApp, what: &str, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -368,18 +384,7 @@ fn free_port() -> u16 {
 async fn email_waits_out_a_down_smtp_server_and_tells_the_manager_when_past_due() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
-        smtp: Some(SmtpConfig {
-            host: "127.0.0.1".into(),
-            port,
-            tls: "none".into(),
-            username: None,
-            password: None,
-            from: "Training <training@acme.example>".into(),
-        }),
-        ..ServerConfig::default()
-    };
-    let app = TestApp::spawn_with(config).await;
+    let app = spawn_with_smtp(port).await;
     app.create_user(&json!({"email": "ana@acme.example", "first_name": "Ana",
                             "manager_email": "boss@acme.example"}))
         .await;
@@ -461,18 +466,7 @@ async fn a_database_error_during_a_notice_is_retried() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let sink = SmtpSink::start(port, dir.path());
-    let config = ServerConfig {
-        smtp: Some(SmtpConfig {
-            host: "127.0.0.1".into(),
-            port,
-            tls: "none".into(),
-            username: None,
-            password: None,
-            from: "Training <training@acme.example>".into(),
-        }),
-        ..ServerConfig::default()
-    };
-    let app = TestApp::spawn_with(config).await;
+    let app = spawn_with_smtp(port).await;
     app.create_user(&json!({"email": "ana@acme.example"})).await;
     playbook(&app).await;
     app.submit_one(&event("ana@acme.example", TYPED)).await;

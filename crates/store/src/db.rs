@@ -74,13 +74,6 @@ impl Backend {
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-
     /// What opens a write transaction: it holds the write lock from its first statement,
     /// so it never fails half-way on a lock upgrade when another writer is busy. On
     /// PostgreSQL the lock is a transaction-scoped advisory lock, taken in the same round
