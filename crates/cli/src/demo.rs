@@ -9,7 +9,7 @@ use coachloop_core::catalog::{self, CatalogEntry, STARTER_PLAYS};
 use coachloop_core::criteria::Criteria;
 use coachloop_core::duration::IsoDuration;
 use coachloop_core::identity::Email;
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, GroupId};
 use coachloop_core::scope::Scopes;
 use coachloop_core::user::UserChanges;
 use coachloop_store::admins::NewAdmin;
@@ -343,7 +343,7 @@ async fn ensure_starter_campaigns(
         let new = NewCampaign {
             name,
             content: vec![module.id],
-            groups: vec![*group],
+            groups: vec![GroupId(*group)],
             all_users: false,
             start_at: None,
             due: Due::After(IsoDuration::parse("P7D").map_err(|e| anyhow::anyhow!(e.0))?),

@@ -34,4 +34,18 @@ id_type!(
     EventTypeId,
     /// A group of people (manual, provisioned or smart).
     GroupId,
+    /// An administrator of an account.
+    AdminId,
+    /// A training campaign.
+    CampaignId,
+    /// A module or policy of an account's content library.
+    ContentId,
+    /// One person's enrolment in one piece of a campaign's content.
+    EnrollmentId,
+    /// A registered webhook.
+    WebhookId,
+    /// A queued notice (an email or a webhook call).
+    JobId,
+    /// One recorded attempt at a job.
+    DeliveryId,
 );

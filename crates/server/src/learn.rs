@@ -14,7 +14,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOK
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::ids::{AccountId, EnrollmentId, UserId};
 use coachloop_core::time::format_human_ms;
 use coachloop_store::StoreError;
 use coachloop_store::campaigns::Enrollment;
@@ -90,9 +90,9 @@ pub fn link_path(key: &[u8], enrollment: &Enrollment, expires_at: i64) -> String
         key,
         "link",
         &[
-            enrollment.account_id,
-            enrollment.user_id,
-            enrollment.id,
+            enrollment.account_id.0,
+            enrollment.user_id.0,
+            enrollment.id.0,
             expires_at,
         ],
     );
@@ -248,7 +248,7 @@ async fn open_link(State(state): State<AppState>, Path(token): Path<String>) -> 
     }
     if let Err(e) = state
         .store
-        .learner_enrollment(AccountId(account), UserId(user), enrollment)
+        .learner_enrollment(AccountId(account), UserId(user), EnrollmentId(enrollment))
         .await
     {
         return store_error(e);
@@ -306,7 +306,11 @@ async fn lesson(
         Ok(l) => l,
         Err(page) => return page,
     };
-    let (enrollment, content) = match state.store.learn(account, user, id, &Step::Open).await {
+    let (enrollment, content) = match state
+        .store
+        .learn(account, user, EnrollmentId(id), &Step::Open)
+        .await
+    {
         Ok(stepped) => (stepped.enrollment, stepped.content),
         Err(e) => return store_error(e),
     };
@@ -385,7 +389,11 @@ async fn quiz(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<
         Ok(l) => l,
         Err(page) => return page,
     };
-    let (enrollment, content) = match state.store.learner_enrollment(account, user, id).await {
+    let (enrollment, content) = match state
+        .store
+        .learner_enrollment(account, user, EnrollmentId(id))
+        .await
+    {
         Ok(pair) => pair,
         Err(e) => return store_error(e),
     };
@@ -412,7 +420,11 @@ async fn submit_quiz(
         Ok(l) => l,
         Err(page) => return page,
     };
-    let (_, content) = match state.store.learner_enrollment(account, user, id).await {
+    let (_, content) = match state
+        .store
+        .learner_enrollment(account, user, EnrollmentId(id))
+        .await
+    {
         Ok(pair) => pair,
         Err(e) => return store_error(e),
     };
@@ -427,7 +439,7 @@ async fn submit_quiz(
         .learn(
             account,
             user,
-            id,
+            EnrollmentId(id),
             &Step::Quiz {
                 answers: answers.clone(),
                 seconds,
@@ -492,7 +504,11 @@ async fn finish(
     } else {
         Step::Complete { seconds }
     };
-    match state.store.learn(account, user, id, &step).await {
+    match state
+        .store
+        .learn(account, user, EnrollmentId(id), &step)
+        .await
+    {
         Ok(stepped) => page(
             StatusCode::OK,
             &stepped.enrollment.content_title,

@@ -8,7 +8,7 @@
 //! retry, for receivers to drop a repeat after a crash between sending and recording.
 
 use crate::{learn, outbound};
-use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::ids::{EnrollmentId, JobId, WebhookId};
 use coachloop_core::time::format_human_ms;
 use coachloop_store::engine::Wake;
 use coachloop_store::ingest::Ingestor;
@@ -74,7 +74,7 @@ pub fn backoff_ms(attempt: i64) -> i64 {
 #[derive(Deserialize)]
 struct EmailJob {
     template: String,
-    enrollment_id: i64,
+    enrollment_id: EnrollmentId,
 }
 
 /// A failed attempt, tried again with backoff (see [`Runner::handle`]).
@@ -175,7 +175,7 @@ pub async fn run(
 async fn lane(runner: Arc<Runner>, kind: &'static str) {
     let store = runner.store.clone();
     let wake = store.jobs_wake(kind).clone();
-    let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let busy: Arc<Mutex<HashSet<JobId>>> = Arc::default();
     let rescan = Arc::new(AtomicBool::new(true));
     let (finished, results) = mpsc::unbounded_channel();
     // Webhooks all go at once; emails queue for a few SMTP connections.
@@ -195,7 +195,7 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
             FIRST_RETRY,
             MAX_RETRY,
         );
-        let mut cursor = 0;
+        let mut cursor = JobId(0);
         // The earliest run_at of a pending job not in hand, as far as the lane knows.
         let mut next_at: Option<i64> = None;
         loop {
@@ -235,7 +235,7 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
             retry.succeeded();
             let filled = jobs.len() == room;
             if scan {
-                cursor = cursor.max(last.unwrap_or(0));
+                cursor = cursor.max(last.unwrap_or(JobId(0)));
             } else if let Some(job) = jobs.last() {
                 cursor = job.id;
             }
@@ -295,7 +295,7 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
 async fn record(
     ingest: &Ingestor,
     mut results: mpsc::UnboundedReceiver<(Job, Attempt, i64)>,
-    busy: &Mutex<HashSet<i64>>,
+    busy: &Mutex<HashSet<JobId>>,
     rescan: &AtomicBool,
     wake: &Wake,
     kind: &str,
@@ -315,7 +315,7 @@ async fn record(
         while let Ok(more) = results.try_recv() {
             done.push(more);
         }
-        let ids: Vec<i64> = done.iter().map(|(job, _, _)| job.id).collect();
+        let ids: Vec<JobId> = done.iter().map(|(job, _, _)| job.id).collect();
         let retried = done.iter().any(|(_, attempt, _)| {
             matches!(
                 attempt,
@@ -372,11 +372,13 @@ impl Runner {
             other => other,
         };
         match &attempt {
-            Attempt::Delivered { .. } => info!(job = job.id, kind = %job.kind, "notice delivered"),
-            Attempt::Failed { error, .. } => {
-                warn!(job = job.id, kind = %job.kind, attempt = job.attempts, %error, "notice failed")
+            Attempt::Delivered { .. } => {
+                info!(job = job.id.0, kind = %job.kind, "notice delivered")
             }
-            Attempt::Skipped { reason } => info!(job = job.id, %reason, "notice skipped"),
+            Attempt::Failed { error, .. } => {
+                warn!(job = job.id.0, kind = %job.kind, attempt = job.attempts, %error, "notice failed")
+            }
+            Attempt::Skipped { reason } => info!(job = job.id.0, %reason, "notice skipped"),
         }
         let took = started.elapsed().as_millis() as i64;
         (job, attempt, took)
@@ -393,7 +395,7 @@ impl Runner {
                 job.id
             ));
         };
-        let hook = match self.store.webhook(AccountId(job.account_id), hook).await {
+        let hook = match self.store.webhook(job.account_id, WebhookId(hook)).await {
             Ok(hook) => hook,
             Err(e) => return not_read(format!("webhook {hook}"), e),
         };
@@ -456,13 +458,13 @@ impl Runner {
             Err(e) => return failed(e.to_string()),
         };
         let (template, id) = (payload.template.as_str(), payload.enrollment_id);
-        let account = AccountId(job.account_id);
+        let account = job.account_id;
         let enrollment = match self.store.enrollment(account, id).await {
             Ok(e) => e,
             Err(e) => return not_read(format!("enrolment {id}"), e),
         };
         let finished = enrollment.is_finished();
-        let person = match self.store.user(account, UserId(enrollment.user_id)).await {
+        let person = match self.store.user(account, enrollment.user_id).await {
             Ok(p) => p,
             Err(e) => return not_read(format!("user {}", enrollment.user_id), e),
         };

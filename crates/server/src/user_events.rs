@@ -98,10 +98,10 @@ impl Event {
         });
         Self {
             id: row.event_id().to_string(),
-            account_id: row.account_id,
+            account_id: row.account_id.0,
             user: EventUser {
                 email: row.user_email.unwrap_or(row.target_user),
-                id: row.user_id,
+                id: row.user_id.map(|id| id.0),
                 archived: row.user_archived,
             },
             external_id: row.external_id,
@@ -116,7 +116,7 @@ impl Event {
             },
             metadata: row.metadata.and_then(|m| serde_json::from_str(&m).ok()),
             event_type: EventTypeRef {
-                id: row.event_type_id,
+                id: row.event_type_id.0,
                 name: row.event_type_name,
                 description: row.event_type_description,
             },

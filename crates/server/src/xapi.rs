@@ -204,7 +204,7 @@ async fn statements(
         .zip(stepped)
         .map(|((parsed, _, enrollment), stepped)| Applied {
             statement_id: parsed.id,
-            enrollment_id: enrollment,
+            enrollment_id: enrollment.0,
             status: stepped.enrollment.status,
         })
         .collect();

@@ -224,13 +224,15 @@ async fn a_destination_refused_at_send_time_fails_the_attempt_unsent() {
         .create_webhook(app.account, &by_name, &events)
         .await
         .unwrap()
-        .id;
+        .id
+        .0;
     let by_literal = app
         .store
         .create_webhook(app.account, &by_literal, &events)
         .await
         .unwrap()
-        .id;
+        .id
+        .0;
     join_a_group(&app).await;
 
     let delivery = first_delivery(&app, by_name).await;

@@ -3,12 +3,13 @@
 
 use crate::{Result, Store, StoreError, is_unique_violation};
 use coachloop_core::identity::Email;
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, AdminId};
 use sqlx::FromRow;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct Admin {
-    pub id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: AdminId,
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -60,10 +61,10 @@ impl Store {
         .await?)
     }
 
-    pub async fn delete_admin(&self, account: AccountId, id: i64) -> Result<()> {
+    pub async fn delete_admin(&self, account: AccountId, id: AdminId) -> Result<()> {
         let deleted = sqlx::query("DELETE FROM admins WHERE account_id = $1 AND id = $2")
             .bind(account.0)
-            .bind(id)
+            .bind(id.0)
             .execute(&self.write)
             .await?
             .rows_affected();

@@ -11,7 +11,7 @@ use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::duration::IsoDuration;
 use coachloop_core::enrolment::{EnrolmentStatus, Previous, may_enrol};
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, CampaignId, ContentId, EnrollmentId, GroupId, UserId};
 use coachloop_core::time::format_ms;
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, FromRow};
@@ -28,8 +28,10 @@ const CHUNK: usize = 500;
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Campaign {
-    pub id: i64,
-    pub account_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: CampaignId,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
     pub name: String,
     pub status: String,
     #[sqlx(try_from = "crate::db::Flag")]
@@ -49,10 +51,10 @@ pub struct Campaign {
     pub finished: i64,
     /// Content ids in order.
     #[sqlx(skip)]
-    pub content: Vec<i64>,
+    pub content: Vec<ContentId>,
     /// (group id, name).
     #[sqlx(skip)]
-    pub groups: Vec<(i64, String)>,
+    pub groups: Vec<(GroupId, String)>,
 }
 
 impl Campaign {
@@ -70,8 +72,8 @@ impl Campaign {
 #[derive(Debug, Clone)]
 pub struct NewCampaign {
     pub name: String,
-    pub content: Vec<i64>,
-    pub groups: Vec<i64>,
+    pub content: Vec<ContentId>,
+    pub groups: Vec<GroupId>,
     pub all_users: bool,
     /// Default: now.
     pub start_at: Option<i64>,
@@ -101,14 +103,19 @@ pub struct CampaignChanges {
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Enrollment {
-    pub id: i64,
-    pub account_id: i64,
-    pub campaign_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: EnrollmentId,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
+    #[sqlx(try_from = "i64")]
+    pub campaign_id: CampaignId,
     pub campaign_name: String,
-    pub content_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub content_id: ContentId,
     pub content_kind: String,
     pub content_title: String,
-    pub user_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub user_id: UserId,
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -136,9 +143,9 @@ impl Enrollment {
 
 #[derive(Debug, Clone, Default)]
 pub struct EnrollmentFilter {
-    pub campaign_id: Option<i64>,
-    pub user_id: Option<i64>,
-    pub content_id: Option<i64>,
+    pub campaign_id: Option<CampaignId>,
+    pub user_id: Option<UserId>,
+    pub content_id: Option<ContentId>,
     pub status: Option<String>,
 }
 
@@ -532,7 +539,7 @@ impl Store {
                 "SELECT retired_at FROM content WHERE account_id = $1 AND id = $2",
             )
             .bind(account.0)
-            .bind(id)
+            .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
             match retired {
@@ -555,7 +562,7 @@ impl Store {
             let status: Option<String> =
                 sqlx::query_scalar("SELECT status FROM groups WHERE account_id = $1 AND id = $2")
                     .bind(account.0)
-                    .bind(id)
+                    .bind(id.0)
                     .fetch_optional(&mut *tx)
                     .await?;
             if status.as_deref() != Some("active") {
@@ -594,7 +601,7 @@ impl Store {
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(id)
-            .bind(content)
+            .bind(content.0)
             .bind(position as i64)
             .execute(&mut *tx)
             .await?;
@@ -605,7 +612,7 @@ impl Store {
                  ON CONFLICT DO NOTHING",
             )
             .bind(id)
-            .bind(group)
+            .bind(group.0)
             .execute(&mut *tx)
             .await?;
         }
@@ -617,13 +624,13 @@ impl Store {
         tx.commit().await?;
         self.wakes.training.kick();
         self.wakes.jobs_queued();
-        Ok((self.campaign(account, id).await?, enrolled.made))
+        Ok((self.campaign(account, CampaignId(id)).await?, enrolled.made))
     }
 
     pub async fn update_campaign(
         &self,
         account: AccountId,
-        id: i64,
+        id: CampaignId,
         changes: &CampaignChanges,
     ) -> Result<Campaign> {
         let current = self.campaign(account, id).await?;
@@ -643,29 +650,29 @@ impl Store {
                 .push(", cooldown = ")
                 .push_bind(cooldown.as_ref().map(ToString::to_string));
         }
-        query.push(" WHERE id = ").push_bind(current.id);
+        query.push(" WHERE id = ").push_bind(current.id.0);
         query.build().execute(&self.write).await?;
         self.campaign(account, id).await
     }
 
     /// Closes a campaign: nobody new is enrolled; open enrolments stay for the record.
-    pub async fn close_campaign(&self, account: AccountId, id: i64) -> Result<Campaign> {
+    pub async fn close_campaign(&self, account: AccountId, id: CampaignId) -> Result<Campaign> {
         let current = self.campaign(account, id).await?;
         sqlx::query("UPDATE campaigns SET status = 'Closed', updated_at = $1 WHERE id = $2")
             .bind(self.now_ms())
-            .bind(current.id)
+            .bind(current.id.0)
             .execute(&self.write)
             .await?;
         self.campaign(account, id).await
     }
 
-    pub async fn campaign(&self, account: AccountId, id: i64) -> Result<Campaign> {
+    pub async fn campaign(&self, account: AccountId, id: CampaignId) -> Result<Campaign> {
         let mut conn = self.read.acquire().await?;
         let mut campaign: Campaign = sqlx::query_as(&format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c WHERE c.account_id = $1 AND c.id = $2"
         ))
         .bind(account.0)
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("campaign"))?;
@@ -712,13 +719,13 @@ impl Store {
         let push_filter = |query: &mut QueryBuilder<'_>| {
             query.push(" WHERE e.account_id = ").push_bind(account.0);
             if let Some(campaign) = filter.campaign_id {
-                query.push(" AND e.campaign_id = ").push_bind(campaign);
+                query.push(" AND e.campaign_id = ").push_bind(campaign.0);
             }
             if let Some(user) = filter.user_id {
-                query.push(" AND e.user_id = ").push_bind(user);
+                query.push(" AND e.user_id = ").push_bind(user.0);
             }
             if let Some(content) = filter.content_id {
-                query.push(" AND e.content_id = ").push_bind(content);
+                query.push(" AND e.content_id = ").push_bind(content.0);
             }
             if let Some(status) = &filter.status {
                 query.push(" AND e.status = ").push_bind(status.clone());
@@ -739,13 +746,13 @@ impl Store {
         Ok((select.build_query_as().fetch_all(&self.read).await?, total))
     }
 
-    pub async fn enrollment(&self, account: AccountId, id: i64) -> Result<Enrollment> {
+    pub async fn enrollment(&self, account: AccountId, id: EnrollmentId) -> Result<Enrollment> {
         sqlx::query_as(&format!(
             "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
              WHERE e.account_id = $1 AND e.id = $2"
         ))
         .bind(account.0)
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(&self.read)
         .await?
         .ok_or(StoreError::NotFound("enrollment"))
@@ -828,18 +835,23 @@ impl Store {
 }
 
 pub(crate) async fn fill_campaign(conn: &mut AnyConnection, campaign: &mut Campaign) -> Result<()> {
-    campaign.content = sqlx::query_scalar(
+    let content: Vec<i64> = sqlx::query_scalar(
         "SELECT content_id FROM campaign_content WHERE campaign_id = $1 ORDER BY position",
     )
-    .bind(campaign.id)
+    .bind(campaign.id.0)
     .fetch_all(&mut *conn)
     .await?;
-    campaign.groups = sqlx::query_as(
+    campaign.content = content.into_iter().map(ContentId).collect();
+    let groups: Vec<(i64, String)> = sqlx::query_as(
         "SELECT g.id, g.name FROM campaign_groups cg JOIN groups g ON g.id = cg.group_id \
          WHERE cg.campaign_id = $1 ORDER BY g.id",
     )
-    .bind(campaign.id)
+    .bind(campaign.id.0)
     .fetch_all(&mut *conn)
     .await?;
+    campaign.groups = groups
+        .into_iter()
+        .map(|(id, name)| (GroupId(id), name))
+        .collect();
     Ok(())
 }

@@ -6,14 +6,14 @@
 use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
 use coachloop_core::content::{Content, ContentKind, QuizQuestion, library};
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, ContentId};
 use coachloop_core::time::{date_of_ms, date_start_ms};
 use sqlx::{AnyConnection, FromRow};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContentRow {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: ContentId,
+    pub account_id: AccountId,
     pub kind: ContentKind,
     pub slug: String,
     pub builtin: bool,
@@ -69,8 +69,8 @@ impl TryFrom<StoredContent> for ContentRow {
             StoreError::Corrupt(format!("content {}: the quiz cannot be read: {e}", row.id))
         })?;
         Ok(Self {
-            id: row.id,
-            account_id: row.account_id,
+            id: ContentId(row.id),
+            account_id: AccountId(row.account_id),
             kind,
             slug: row.slug,
             builtin: row.builtin,
@@ -197,13 +197,13 @@ pub(crate) async fn sync_library(conn: &mut AnyConnection, account: i64, now: i6
 pub(crate) async fn content_in(
     conn: &mut AnyConnection,
     account: AccountId,
-    id: i64,
+    id: ContentId,
 ) -> Result<ContentRow> {
     let row: StoredContent = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM content WHERE account_id = $1 AND id = $2"
     ))
     .bind(account.0)
-    .bind(id)
+    .bind(id.0)
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(StoreError::NotFound("content"))?;
@@ -254,7 +254,7 @@ impl Store {
         Ok((read_rows(rows)?, total))
     }
 
-    pub async fn content(&self, account: AccountId, id: i64) -> Result<ContentRow> {
+    pub async fn content(&self, account: AccountId, id: ContentId) -> Result<ContentRow> {
         let mut conn = self.read.acquire().await?;
         content_in(&mut conn, account, id).await
     }
@@ -268,14 +268,14 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let id = upsert(&mut tx, account.0, content, false, self.now_ms()).await?;
         tx.commit().await?;
-        self.content(account, id).await
+        self.content(account, ContentId(id)).await
     }
 
     /// Replaces an admin's module or policy; built-in content is read-only.
     pub async fn update_content(
         &self,
         account: AccountId,
-        id: i64,
+        id: ContentId,
         content: &Content,
     ) -> Result<ContentRow> {
         let current = self.content(account, id).await?;
@@ -302,7 +302,7 @@ impl Store {
         .bind(&content.body)
         .bind(self.now_ms())
         .bind(account.0)
-        .bind(id)
+        .bind(id.0)
         .execute(&self.write)
         .await
         .map_err(|e| slug_conflict(e, &content.slug))?;
@@ -310,7 +310,7 @@ impl Store {
     }
 
     /// Retires content: campaigns can no longer add it; enrolments in it stay.
-    pub async fn retire_content(&self, account: AccountId, id: i64) -> Result<ContentRow> {
+    pub async fn retire_content(&self, account: AccountId, id: ContentId) -> Result<ContentRow> {
         self.content(account, id).await?;
         sqlx::query(
             "UPDATE content SET retired_at = COALESCE(retired_at, $1), updated_at = $1 \
@@ -318,7 +318,7 @@ impl Store {
         )
         .bind(self.now_ms())
         .bind(account.0)
-        .bind(id)
+        .bind(id.0)
         .execute(&self.write)
         .await?;
         self.content(account, id).await

@@ -311,3 +311,33 @@ impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
         }
     }
 }
+
+/// A nullable id column, e.g. `#[sqlx(try_from = "crate::db::NullableId")] user_id:
+/// Option<UserId>` (`try_from = "i64"` serves the columns that are never NULL). Bind
+/// `id.map(|id| id.0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NullableId(pub Option<i64>);
+
+impl From<NullableId> for Option<coachloop_core::ids::UserId> {
+    fn from(id: NullableId) -> Self {
+        id.0.map(coachloop_core::ids::UserId)
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for NullableId {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for NullableId {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Self(<Option<i64> as sqlx::Decode<sqlx::Any>>::decode(
+            value,
+        )?))
+    }
+}

@@ -4,7 +4,7 @@ use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::event_id::EventId;
 use coachloop_core::identity::normalize_identity;
-use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::ids::{AccountId, EventTypeId, UserId};
 use sqlx::FromRow;
 use tracing::instrument;
 
@@ -12,8 +12,10 @@ use tracing::instrument;
 pub struct EventRow {
     pub id: i64,
     pub id_low: i64,
-    pub account_id: i64,
-    pub user_id: Option<i64>,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
+    #[sqlx(try_from = "crate::db::NullableId")]
+    pub user_id: Option<UserId>,
     pub user_email: Option<String>,
     #[sqlx(try_from = "crate::db::Flag")]
     pub user_archived: bool,
@@ -26,7 +28,8 @@ pub struct EventRow {
     pub risk_decay_mode: Option<i64>,
     pub risk_expire_date: Option<i64>,
     pub metadata: Option<String>,
-    pub event_type_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub event_type_id: EventTypeId,
     pub event_type_name: String,
     pub event_type_description: Option<String>,
 }

@@ -9,7 +9,7 @@ use crate::notices;
 use crate::{Result, Store, StoreError};
 use coachloop_core::content::Grade;
 use coachloop_core::enrolment::{Enrolment, EnrolmentStatus, External};
-use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::ids::{AccountId, EnrollmentId, UserId};
 use coachloop_core::time::format_ms;
 use rand::RngCore;
 use serde_json::json;
@@ -94,7 +94,7 @@ async fn own_enrollment<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     account: AccountId,
     user: UserId,
-    id: i64,
+    id: EnrollmentId,
 ) -> Result<Enrollment> {
     sqlx::query_as(&format!(
         "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
@@ -102,7 +102,7 @@ async fn own_enrollment<'e>(
     ))
     .bind(account.0)
     .bind(user.0)
-    .bind(id)
+    .bind(id.0)
     .fetch_optional(executor)
     .await?
     .ok_or(StoreError::NotFound("enrollment"))
@@ -115,7 +115,7 @@ async fn apply(
     outbox: &mut notices::Notices,
     account: AccountId,
     user: UserId,
-    id: i64,
+    id: EnrollmentId,
     step: &Step,
     now: i64,
 ) -> Result<Applied> {
@@ -186,7 +186,7 @@ async fn apply(
     .bind(enrolment.score.map(i64::from))
     .bind(i64::from(enrolment.attempts))
     .bind(enrolment.policy_acknowledged)
-    .bind(current.id)
+    .bind(current.id.0)
     .execute(&mut *conn)
     .await?;
     let finished = change.finished();
@@ -253,7 +253,7 @@ impl Store {
         account: AccountId,
         email: &str,
         content: &str,
-    ) -> Result<(UserId, i64)> {
+    ) -> Result<(UserId, EnrollmentId)> {
         let user: i64 =
             sqlx::query_scalar("SELECT id FROM users WHERE account_id = $1 AND email_norm = $2")
                 .bind(account.0)
@@ -277,7 +277,7 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or(StoreError::NotFound("enrollment"))?;
-        Ok((UserId(user), enrollment))
+        Ok((UserId(user), EnrollmentId(enrollment)))
     }
 
     /// One of the learner's own enrolments, with its content.
@@ -285,7 +285,7 @@ impl Store {
         &self,
         account: AccountId,
         user: UserId,
-        id: i64,
+        id: EnrollmentId,
     ) -> Result<(Enrollment, ContentRow)> {
         let enrollment = own_enrollment(&self.read, account, user, id).await?;
         let content = self.content(account, enrollment.content_id).await?;
@@ -314,7 +314,7 @@ impl Store {
         &self,
         account: AccountId,
         user: UserId,
-        id: i64,
+        id: EnrollmentId,
         step: &Step,
     ) -> Result<Stepped> {
         let mut stepped = self
@@ -329,7 +329,7 @@ impl Store {
     pub async fn learn_all(
         &self,
         account: AccountId,
-        steps: &[(UserId, i64, Step)],
+        steps: &[(UserId, EnrollmentId, Step)],
     ) -> Result<Vec<Stepped>, BatchError> {
         let now = self.now_ms();
         // The engine's lock is the write gate the event writer takes per batch: waiting

@@ -7,7 +7,7 @@
 
 use crate::script::Script;
 use crate::{Result, Store, StoreError};
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, DeliveryId, JobId, WebhookId};
 use rand::RngCore;
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, FromRow};
@@ -35,8 +35,10 @@ pub const EMAIL_PAST_DUE_MANAGER: &str = "past_due_manager";
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Webhook {
-    pub id: i64,
-    pub account_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: WebhookId,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
     pub url: String,
     pub secret: String,
     /// JSON array of event names.
@@ -48,7 +50,7 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn event_names(&self) -> Result<Vec<String>> {
-        event_names(self.id, &self.events)
+        event_names(self.id.0, &self.events)
     }
 }
 
@@ -62,8 +64,10 @@ fn event_names(webhook: i64, events: &str) -> Result<Vec<String>> {
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Job {
-    pub id: i64,
-    pub account_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: JobId,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
     pub kind: String,
     pub dedupe: String,
     pub payload: String,
@@ -87,8 +91,10 @@ impl Job {
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Delivery {
-    pub id: i64,
-    pub job_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: DeliveryId,
+    #[sqlx(try_from = "i64")]
+    pub job_id: JobId,
     pub attempt: i64,
     pub at: i64,
     #[sqlx(try_from = "crate::db::Flag")]
@@ -262,16 +268,16 @@ impl Store {
         .bind(self.now_ms())
         .fetch_one(&self.write)
         .await?;
-        self.webhook(account, id).await
+        self.webhook(account, WebhookId(id)).await
     }
 
-    pub async fn webhook(&self, account: AccountId, id: i64) -> Result<Webhook> {
+    pub async fn webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook> {
         sqlx::query_as(
             "SELECT id, account_id, url, secret, events, active, created_at FROM webhooks \
              WHERE account_id = $1 AND id = $2",
         )
         .bind(account.0)
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(&self.read)
         .await?
         .ok_or(StoreError::NotFound("webhook"))
@@ -288,11 +294,11 @@ impl Store {
     }
 
     /// Stops a webhook: nothing new is queued for it; what is queued is still tried.
-    pub async fn deactivate_webhook(&self, account: AccountId, id: i64) -> Result<Webhook> {
+    pub async fn deactivate_webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook> {
         self.webhook(account, id).await?;
         sqlx::query("UPDATE webhooks SET active = FALSE WHERE account_id = $1 AND id = $2")
             .bind(account.0)
-            .bind(id)
+            .bind(id.0)
             .execute(&self.write)
             .await?;
         self.webhook(account, id).await
@@ -302,7 +308,7 @@ impl Store {
     pub async fn webhook_log(
         &self,
         account: AccountId,
-        id: i64,
+        id: WebhookId,
         limit: i64,
     ) -> Result<Vec<(Job, Vec<Delivery>)>> {
         self.webhook(account, id).await?;
@@ -323,12 +329,12 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn deliveries(&self, job: i64) -> Result<Vec<Delivery>> {
+    pub async fn deliveries(&self, job: JobId) -> Result<Vec<Delivery>> {
         Ok(sqlx::query_as(
             "SELECT id, job_id, attempt, at, ok, status_code, error, took_ms FROM deliveries \
              WHERE job_id = $1 ORDER BY id",
         )
-        .bind(job)
+        .bind(job.0)
         .fetch_all(&self.read)
         .await?)
     }
@@ -354,7 +360,7 @@ impl Store {
         &self,
         kind: &str,
         limit: usize,
-        busy: &std::collections::HashSet<i64>,
+        busy: &std::collections::HashSet<JobId>,
     ) -> Result<Vec<Job>> {
         let jobs: Vec<Job> = sqlx::query_as(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND kind = $1 \
@@ -374,22 +380,22 @@ impl Store {
 
     /// The id of the newest job (0 when none): jobs queued later have larger ids, since
     /// ids grow with each insert and jobs are never deleted.
-    pub async fn last_job_id(&self) -> Result<i64> {
+    pub async fn last_job_id(&self) -> Result<JobId> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM jobs")
             .fetch_one(&self.read)
             .await?;
-        Ok(id.unwrap_or(0))
+        Ok(JobId(id.unwrap_or(0)))
     }
 
     /// Pending jobs of `kind` queued after job `after`, in order, due or not: a range of
     /// the primary key, so a runner told of a commit reads what it queued and nothing
     /// it holds already.
-    pub async fn new_jobs(&self, kind: &str, after: i64, limit: usize) -> Result<Vec<Job>> {
+    pub async fn new_jobs(&self, kind: &str, after: JobId, limit: usize) -> Result<Vec<Job>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 AND kind = $2 AND status = 'pending' \
              ORDER BY id LIMIT $3"
         ))
-        .bind(after)
+        .bind(after.0)
         .bind(kind)
         .bind(limit as i64)
         .fetch_all(&self.read)
@@ -400,7 +406,7 @@ impl Store {
     pub async fn next_job_at(
         &self,
         kind: &str,
-        busy: &std::collections::HashSet<i64>,
+        busy: &std::collections::HashSet<JobId>,
     ) -> Result<Option<i64>> {
         let next: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT id, run_at FROM jobs WHERE status = 'pending' AND kind = $1 \
@@ -412,7 +418,7 @@ impl Store {
         .await?;
         Ok(next
             .into_iter()
-            .find(|(id, _)| !busy.contains(id))
+            .find(|(id, _)| !busy.contains(&JobId(*id)))
             .map(|(_, at)| at))
     }
 }
@@ -433,8 +439,8 @@ pub(crate) async fn push_records<'a>(
              took_ms) ",
             )
             .push_values(chunk, |mut row, o| {
-                row.push_bind(o.job.id)
-                    .push_bind(o.job.account_id)
+                row.push_bind(o.job.id.0)
+                    .push_bind(o.job.account_id.0)
                     .push_bind(o.job.attempts)
                     .push_bind(o.at)
                     .push_bind(o.ok)
@@ -445,7 +451,7 @@ pub(crate) async fn push_records<'a>(
         let update = script.reserve(conn, chunk.len() * 6).await?;
         update.push("WITH v (id, status, run_at, done_at, last_error, attempts) AS (");
         update.push_values(chunk, |mut row, o| {
-            row.push_bind(o.job.id)
+            row.push_bind(o.job.id.0)
                 .push_bind(o.status)
                 .push_bind(o.run_at)
                 .push_bind(o.done_at)

@@ -10,7 +10,7 @@ use crate::risk::DailyScore;
 use crate::sql::QueryBuilder;
 use crate::users::{COLUMNS as USER_COLUMNS, User};
 use crate::{Result, Store, StoreError};
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, CampaignId, ContentId, EnrollmentId, GroupId, UserId};
 use coachloop_core::user::UserStatus;
 use sqlx::FromRow;
 use std::collections::HashMap;
@@ -22,13 +22,13 @@ use tracing::instrument;
 pub enum Listing {
     Users {
         status: Option<UserStatus>,
-        group: Option<i64>,
+        group: Option<GroupId>,
     },
     Groups {
         status: Option<String>,
     },
     Members {
-        group: i64,
+        group: GroupId,
     },
     /// `module` or `policy`.
     Content {
@@ -41,9 +41,9 @@ pub enum Listing {
 /// The filters of the enrolment list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnrollmentQuery {
-    pub user: Option<i64>,
-    pub campaign: Option<i64>,
-    pub content: Option<i64>,
+    pub user: Option<UserId>,
+    pub campaign: Option<CampaignId>,
+    pub content: Option<ContentId>,
     pub exclude_archived_users: bool,
 }
 
@@ -67,7 +67,7 @@ impl Listing {
                 match group {
                     Some(group) => query
                         .push(" FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ")
-                        .push_bind(*group)
+                        .push_bind(group.0)
                         .push(" AND u.account_id = "),
                     None => query.push(" FROM users u WHERE u.account_id = "),
                 };
@@ -79,7 +79,7 @@ impl Listing {
             Listing::Members { group } => {
                 query
                     .push(" FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ")
-                    .push_bind(*group)
+                    .push_bind(group.0)
                     .push(" AND m.account_id = ")
                     .push_bind(account.0);
             }
@@ -110,13 +110,13 @@ impl Listing {
                 }
                 query.push(" WHERE e.account_id = ").push_bind(account.0);
                 if let Some(user) = filter.user {
-                    query.push(" AND e.user_id = ").push_bind(user);
+                    query.push(" AND e.user_id = ").push_bind(user.0);
                 }
                 if let Some(campaign) = filter.campaign {
-                    query.push(" AND e.campaign_id = ").push_bind(campaign);
+                    query.push(" AND e.campaign_id = ").push_bind(campaign.0);
                 }
                 if let Some(content) = filter.content {
-                    query.push(" AND e.content_id = ").push_bind(content);
+                    query.push(" AND e.content_id = ").push_bind(content.0);
                 }
             }
         }
@@ -135,9 +135,12 @@ impl Listing {
 /// An enrolment as the Reporting API shows it.
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct ReportEnrollment {
-    pub id: i64,
-    pub campaign_id: i64,
-    pub content_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: EnrollmentId,
+    #[sqlx(try_from = "i64")]
+    pub campaign_id: CampaignId,
+    #[sqlx(try_from = "i64")]
+    pub content_id: ContentId,
     pub status: String,
     pub enrolled_at: i64,
     pub started_at: Option<i64>,
@@ -145,7 +148,8 @@ pub struct ReportEnrollment {
     pub time_spent: i64,
     #[sqlx(try_from = "crate::db::Flag")]
     pub policy_acknowledged: bool,
-    pub user_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub user_id: UserId,
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -156,9 +160,9 @@ pub struct ReportEnrollment {
 #[derive(Debug, Clone, Default)]
 pub struct EnrollmentNames {
     /// Campaign id → name.
-    pub campaigns: HashMap<i64, Arc<str>>,
+    pub campaigns: HashMap<CampaignId, Arc<str>>,
     /// Content id → (is a policy, title).
-    pub content: HashMap<i64, (bool, Arc<str>)>,
+    pub content: HashMap<ContentId, (bool, Arc<str>)>,
 }
 
 impl Store {
@@ -209,19 +213,19 @@ impl Store {
     }
 
     /// The groups each of `users` belongs to now, in group id order.
-    pub async fn group_ids_of(&self, users: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
-        let mut groups: HashMap<i64, Vec<i64>> = HashMap::new();
+    pub async fn group_ids_of(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<GroupId>>> {
+        let mut groups: HashMap<UserId, Vec<GroupId>> = HashMap::new();
         for chunk in users.chunks(500) {
             let mut query =
                 QueryBuilder::new("SELECT user_id, group_id FROM group_members WHERE user_id IN (");
             let mut ids = query.separated(", ");
             for user in chunk {
-                ids.push_bind(*user);
+                ids.push_bind(user.0);
             }
             query.push(") ORDER BY user_id, group_id");
             let rows: Vec<(i64, i64)> = query.build_query_as().fetch_all(&self.read).await?;
             for (user, group) in rows {
-                groups.entry(user).or_default().push(group);
+                groups.entry(UserId(user)).or_default().push(GroupId(group));
             }
         }
         Ok(groups)
@@ -242,7 +246,7 @@ impl Store {
     }
 
     /// Groups by id, for `expand=group` (ids of other accounts are left out).
-    pub async fn groups_by_id(&self, account: AccountId, ids: &[i64]) -> Result<Vec<Group>> {
+    pub async fn groups_by_id(&self, account: AccountId, ids: &[GroupId]) -> Result<Vec<Group>> {
         let mut groups = Vec::new();
         for chunk in ids.chunks(500) {
             let mut query = QueryBuilder::new(format!(
@@ -251,7 +255,7 @@ impl Store {
             query.push_bind(account.0).push(" AND g.id IN (");
             let mut list = query.separated(", ");
             for id in chunk {
-                list.push_bind(*id);
+                list.push_bind(id.0);
             }
             query.push(")");
             groups.extend(
@@ -279,14 +283,18 @@ impl Store {
     }
 
     /// Content by id, for the campaigns that list it.
-    pub async fn content_by_id(&self, account: AccountId, ids: &[i64]) -> Result<Vec<ContentRow>> {
+    pub async fn content_by_id(
+        &self,
+        account: AccountId,
+        ids: &[ContentId],
+    ) -> Result<Vec<ContentRow>> {
         let mut query = QueryBuilder::new(format!(
             "SELECT {CONTENT_COLUMNS} FROM content WHERE account_id = "
         ));
         query.push_bind(account.0).push(" AND id IN (");
         let mut list = query.separated(", ");
         for id in ids {
-            list.push_bind(*id);
+            list.push_bind(id.0);
         }
         query.push(")");
         if ids.is_empty() {
@@ -350,10 +358,14 @@ impl Store {
     }
 
     /// One enrolment as the Reporting API shows it.
-    pub async fn report_enrollment(&self, account: AccountId, id: i64) -> Result<ReportEnrollment> {
+    pub async fn report_enrollment(
+        &self,
+        account: AccountId,
+        id: EnrollmentId,
+    ) -> Result<ReportEnrollment> {
         let listing = Listing::Enrollments(EnrollmentQuery::default());
         let rows = self
-            .report_enrollments(account, &listing, id.saturating_sub(1), 1)
+            .report_enrollments(account, &listing, id.0.saturating_sub(1), 1)
             .await?;
         rows.into_iter()
             .find(|e| e.id == id)
@@ -375,11 +387,11 @@ impl Store {
         Ok(EnrollmentNames {
             campaigns: campaigns
                 .into_iter()
-                .map(|(id, name)| (id, name.into()))
+                .map(|(id, name)| (CampaignId(id), name.into()))
                 .collect(),
             content: content
                 .into_iter()
-                .map(|(id, kind, title)| (id, (kind == "policy", title.into())))
+                .map(|(id, kind, title)| (ContentId(id), (kind == "policy", title.into())))
                 .collect(),
         })
     }
@@ -388,7 +400,7 @@ impl Store {
     pub async fn group_risk_history(
         &self,
         account: AccountId,
-        group: i64,
+        group: GroupId,
         since: &str,
     ) -> Result<Vec<DailyScore>> {
         let rows: Vec<(String, f64)> = sqlx::query_as(
@@ -396,7 +408,7 @@ impl Store {
              AND day >= $3 ORDER BY day",
         )
         .bind(account.0)
-        .bind(group)
+        .bind(group.0)
         .bind(since)
         .fetch_all(&self.read)
         .await?;

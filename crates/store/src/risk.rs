@@ -5,7 +5,7 @@ use crate::scan::each_risk;
 use crate::users::require_user;
 use crate::{Result, Store};
 use coachloop_core::event::{DecayMode, Risk};
-use coachloop_core::ids::{AccountId, UserId};
+use coachloop_core::ids::{AccountId, GroupId, UserId};
 use coachloop_core::risk::{account_score, contribution, person_score, score_from_sum};
 use coachloop_core::time::{date_of_ms, format_date};
 use sqlx::AnyConnection;
@@ -17,7 +17,7 @@ use tracing::instrument;
 pub struct Scores {
     pub account: f64,
     /// Active people by id (people with nothing that weighs score 0).
-    pub people: HashMap<i64, f64>,
+    pub people: HashMap<UserId, f64>,
 }
 
 /// One day of a score's history.
@@ -52,11 +52,11 @@ async fn compute(conn: &mut AnyConnection, account: i64, now: i64) -> Result<Sco
         *sums.entry(row.user).or_default() += contribution(row.occurred_ms, &risk, now);
     })
     .await?;
-    let people: HashMap<i64, f64> = active
+    let people: HashMap<UserId, f64> = active
         .into_iter()
         .map(|user| {
             (
-                user,
+                UserId(user),
                 score_from_sum(sums.get(&user).copied().unwrap_or(0.0)),
             )
         })
@@ -89,7 +89,9 @@ async fn group_scores(
     let mut by_group: HashMap<i64, Vec<f64>> =
         groups.into_iter().map(|g| (g, Vec::new())).collect();
     for (group, user) in members {
-        if let (Some(list), Some(score)) = (by_group.get_mut(&group), scores.people.get(&user)) {
+        if let (Some(list), Some(score)) =
+            (by_group.get_mut(&group), scores.people.get(&UserId(user)))
+        {
             list.push(*score);
         }
     }
@@ -114,10 +116,11 @@ impl Store {
         &self,
         account: AccountId,
         scores: &Scores,
-    ) -> Result<HashMap<i64, f64>> {
+    ) -> Result<HashMap<GroupId, f64>> {
         Ok(group_scores(&self.read, account.0, scores)
             .await?
             .into_iter()
+            .map(|(group, score)| (GroupId(group), score))
             .collect())
     }
 
@@ -159,7 +162,12 @@ impl Store {
             let groups = group_scores(&self.read, account, &scores).await?;
             let mut tx = self.begin_write().await?;
             let rows: Vec<(i64, f64)> = std::iter::once((0, scores.account))
-                .chain(scores.people.into_iter())
+                .chain(
+                    scores
+                        .people
+                        .into_iter()
+                        .map(|(user, score)| (user.0, score)),
+                )
                 .collect();
             for chunk in groups.chunks(500) {
                 let mut insert = crate::sql::QueryBuilder::with(

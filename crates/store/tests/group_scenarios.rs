@@ -563,7 +563,7 @@ async fn risk_scores_read_beyond_one_chunk() {
     .await;
     let expected = coachloop_core::risk::score_from_sum(10.0);
     let scores = h.store.risk_scores(account).await.unwrap();
-    assert_eq!(scores.people[&ana.0], expected);
+    assert_eq!(scores.people[&ana], expected);
     assert_eq!(
         h.store.user_risk_score(account, ana).await.unwrap(),
         expected

@@ -6,6 +6,7 @@ mod group_support;
 
 use coachloop_core::clock::Clock;
 use coachloop_core::duration::IsoDuration;
+use coachloop_core::ids::ContentId;
 use coachloop_store::campaigns::{Due, NewCampaign};
 use coachloop_store::content::ContentFilter;
 use coachloop_store::{Page, StoreError};
@@ -46,11 +47,13 @@ impl Corruptible {
     }
 
     /// The library module with a quiz.
-    async fn password_module(&mut self) -> i64 {
-        sqlx::query_scalar("SELECT id FROM content WHERE slug = 'password-management'")
-            .fetch_one(&mut self.sql)
-            .await
-            .unwrap()
+    async fn password_module(&mut self) -> ContentId {
+        ContentId(
+            sqlx::query_scalar("SELECT id FROM content WHERE slug = 'password-management'")
+                .fetch_one(&mut self.sql)
+                .await
+                .unwrap(),
+        )
     }
 }
 
@@ -74,7 +77,7 @@ async fn a_quiz_that_cannot_be_read_is_an_error_not_an_empty_quiz() {
 
     db.execute(
         "UPDATE content SET quiz = '[{\"question\": ' WHERE id = $1",
-        id,
+        id.0,
     )
     .await;
     assert_corrupt(
@@ -107,7 +110,7 @@ async fn a_campaign_setting_that_cannot_be_read_stops_its_start_instead_of_dropp
         let (campaign, _) = db.store.create_campaign(db.account, &new).await.unwrap();
         db.execute(
             &format!("UPDATE campaigns SET {column} = 'soon' WHERE id = $1"),
-            campaign.id,
+            campaign.id.0,
         )
         .await;
 
@@ -137,7 +140,7 @@ async fn webhook_events_that_cannot_be_read_are_an_error_not_no_events() {
 
     db.execute(
         "UPDATE webhooks SET events = 'enrollment.created' WHERE id = $1",
-        hook.id,
+        hook.id.0,
     )
     .await;
     let hook = db.store.webhook(db.account, hook.id).await.unwrap();

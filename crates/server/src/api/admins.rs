@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use coachloop_core::FieldError;
 use coachloop_core::identity::Email;
+use coachloop_core::ids::AdminId;
 use coachloop_core::time::format_ms;
 use coachloop_store::admins::{Admin as AdminRow, NewAdmin};
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ pub struct Admin {
 impl From<AdminRow> for Admin {
     fn from(row: AdminRow) -> Self {
         Self {
-            id: row.id,
+            id: row.id.0,
             email: row.email,
             first_name: row.first_name,
             last_name: row.last_name,
@@ -112,6 +113,9 @@ async fn delete_admin(
     AdminCaller(auth): AdminCaller,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_admin(auth.account(), id).await?;
+    state
+        .store
+        .delete_admin(auth.account(), AdminId(id))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

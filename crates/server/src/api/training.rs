@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use coachloop_core::FieldError;
 use coachloop_core::content::{Content as CoreContent, ContentKind, QuizQuestion};
 use coachloop_core::duration::IsoDuration;
+use coachloop_core::ids::{CampaignId, ContentId, EnrollmentId, GroupId, UserId};
 use coachloop_core::scope::Scope;
 use coachloop_core::time::{format_date, format_ms, parse_date_or_timestamp};
 use coachloop_store::campaigns::{
@@ -67,7 +68,7 @@ pub struct Content {
 impl From<ContentRow> for Content {
     fn from(c: ContentRow) -> Self {
         Self {
-            id: c.id,
+            id: c.id.0,
             published: format_date(coachloop_core::time::date_of_ms(c.published_at)),
             quiz: c.quiz,
             kind: c.kind.as_str().to_owned(),
@@ -227,7 +228,7 @@ async fn get_content(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Content>>> {
     auth.require(Scope::ProgramRead)?;
-    let row = state.store.content(auth.account(), id).await?;
+    let row = state.store.content(auth.account(), ContentId(id)).await?;
     Ok(Json(DataOf { data: row.into() }))
 }
 
@@ -252,7 +253,7 @@ async fn update_content(
     let content = input.into_content(today)?;
     let row = state
         .store
-        .update_content(auth.account(), id, &content)
+        .update_content(auth.account(), ContentId(id), &content)
         .await?;
     Ok(Json(DataOf { data: row.into() }))
 }
@@ -271,7 +272,10 @@ async fn retire_content(
     Admin(auth): Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Content>>> {
-    let row = state.store.retire_content(auth.account(), id).await?;
+    let row = state
+        .store
+        .retire_content(auth.account(), ContentId(id))
+        .await?;
     Ok(Json(DataOf { data: row.into() }))
 }
 
@@ -315,7 +319,10 @@ impl From<CampaignRow> for Campaign {
         let mut groups: Vec<CampaignGroup> = c
             .groups
             .into_iter()
-            .map(|(group_id, name)| CampaignGroup { group_id, name })
+            .map(|(group_id, name)| CampaignGroup {
+                group_id: group_id.0,
+                name,
+            })
             .collect();
         if c.all_users {
             groups.insert(
@@ -327,10 +334,10 @@ impl From<CampaignRow> for Campaign {
             );
         }
         Self {
-            id: c.id,
+            id: c.id.0,
             name: c.name,
             status: c.status,
-            content: c.content,
+            content: c.content.into_iter().map(|id| id.0).collect(),
             groups,
             all_users: c.all_users,
             duration_type: if c.end_at.is_some() {
@@ -444,7 +451,10 @@ impl CampaignInput {
             )]));
         }
         let all_users = self.groups.contains(&0);
-        let groups: Vec<i64> = self.groups.into_iter().filter(|g| *g != 0).collect();
+        let groups: Vec<GroupId> = (self.groups.into_iter())
+            .filter(|g| *g != 0)
+            .map(GroupId)
+            .collect();
         let start_at = self
             .start_date
             .as_deref()
@@ -477,7 +487,7 @@ impl CampaignInput {
             .transpose()?;
         Ok(NewCampaign {
             name,
-            content: self.content,
+            content: self.content.into_iter().map(ContentId).collect(),
             groups,
             all_users,
             start_at,
@@ -580,7 +590,7 @@ async fn get_campaign(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Campaign>>> {
     auth.require(Scope::CampaignRead)?;
-    let row = state.store.campaign(auth.account(), id).await?;
+    let row = state.store.campaign(auth.account(), CampaignId(id)).await?;
     Ok(Json(DataOf { data: row.into() }))
 }
 
@@ -612,7 +622,7 @@ async fn update_campaign(
     };
     let row = state
         .store
-        .update_campaign(auth.account(), id, &changes)
+        .update_campaign(auth.account(), CampaignId(id), &changes)
         .await?;
     Ok(Json(DataOf { data: row.into() }))
 }
@@ -631,7 +641,10 @@ async fn close_campaign(
     Admin(auth): Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Campaign>>> {
-    let row = state.store.close_campaign(auth.account(), id).await?;
+    let row = state
+        .store
+        .close_campaign(auth.account(), CampaignId(id))
+        .await?;
     Ok(Json(DataOf { data: row.into() }))
 }
 
@@ -668,13 +681,13 @@ pub struct Enrollment {
 impl From<EnrollmentRow> for Enrollment {
     fn from(e: EnrollmentRow) -> Self {
         Self {
-            id: e.id,
-            campaign_id: e.campaign_id,
+            id: e.id.0,
+            campaign_id: e.campaign_id.0,
             campaign_name: e.campaign_name,
-            content_id: e.content_id,
+            content_id: e.content_id.0,
             content_kind: e.content_kind,
             content_title: e.content_title,
-            user_id: e.user_id,
+            user_id: e.user_id.0,
             email: e.email,
             status: e.status,
             enrollment_date: format_ms(e.enrolled_at),
@@ -731,9 +744,9 @@ async fn list_enrollments(
         ));
     }
     let filter = EnrollmentFilter {
-        campaign_id: query.campaign_id,
-        user_id: query.user_id,
-        content_id: query.content_id,
+        campaign_id: query.campaign_id.map(CampaignId),
+        user_id: query.user_id.map(UserId),
+        content_id: query.content_id.map(ContentId),
         status,
     };
     let (rows, count) = state
@@ -761,7 +774,10 @@ async fn get_enrollment(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Enrollment>>> {
     auth.require(Scope::EnrollmentsRead)?;
-    let row = state.store.enrollment(auth.account(), id).await?;
+    let row = state
+        .store
+        .enrollment(auth.account(), EnrollmentId(id))
+        .await?;
     Ok(Json(DataOf { data: row.into() }))
 }
 
@@ -788,7 +804,10 @@ async fn enrollment_link(
     headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Link>>> {
-    let enrollment = state.store.enrollment(auth.account(), id).await?;
+    let enrollment = state
+        .store
+        .enrollment(auth.account(), EnrollmentId(id))
+        .await?;
     let key = state.store.secret(crate::learn::KEY_NAME).await?;
     let expires_at = state.store.clock().now_ms() + crate::learn::LINK_TTL_MS;
     let path = crate::learn::link_path(&key, &enrollment, expires_at);

@@ -8,6 +8,7 @@ use crate::paging::DataOf;
 use axum::extract::State;
 use axum::http::StatusCode;
 use coachloop_core::FieldError;
+use coachloop_core::ids::WebhookId;
 use coachloop_core::time::format_ms;
 use coachloop_store::StoreError;
 use coachloop_store::notices::{Delivery as DeliveryRow, Job, WEBHOOK_EVENTS, Webhook as Row};
@@ -40,7 +41,7 @@ impl TryFrom<Row> for Webhook {
     fn try_from(w: Row) -> Result<Self, StoreError> {
         Ok(Self {
             events: w.event_names()?,
-            id: w.id,
+            id: w.id.0,
             url: w.url,
             secret: w.secret,
             active: w.active,
@@ -204,7 +205,7 @@ async fn get_webhook(
     Admin(auth): Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Webhook>>> {
-    let row = state.store.webhook(auth.account(), id).await?;
+    let row = state.store.webhook(auth.account(), WebhookId(id)).await?;
     Ok(Json(DataOf {
         data: row.try_into()?,
     }))
@@ -224,7 +225,10 @@ async fn stop_webhook(
     Admin(auth): Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Webhook>>> {
-    let row = state.store.deactivate_webhook(auth.account(), id).await?;
+    let row = state
+        .store
+        .deactivate_webhook(auth.account(), WebhookId(id))
+        .await?;
     Ok(Json(DataOf {
         data: row.try_into()?,
     }))
@@ -244,7 +248,10 @@ async fn webhook_log(
     Admin(auth): Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<DataOf<Vec<LoggedDelivery>>>> {
-    let log = state.store.webhook_log(auth.account(), id, 100).await?;
+    let log = state
+        .store
+        .webhook_log(auth.account(), WebhookId(id), 100)
+        .await?;
     Ok(Json(DataOf {
         data: log
             .into_iter()

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, Path, Query};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::Months;
-use coachloop_core::ids::{AccountId, GroupId, UserId};
+use coachloop_core::ids::{AccountId, CampaignId, ContentId, GroupId, UserId};
 use coachloop_core::time::{date_of_ms, format_date};
 use coachloop_core::user::UserStatus;
 use coachloop_store::reporting::{EnrollmentQuery, Listing};
@@ -66,15 +66,15 @@ const RISK_TTL: Duration = Duration::from_secs(10);
 /// The current risk scores of an account: people's and groups'.
 pub struct RiskNow {
     pub scores: Scores,
-    pub groups: HashMap<i64, f64>,
+    pub groups: HashMap<GroupId, f64>,
 }
 
 impl RiskNow {
-    pub fn person(&self, user: i64) -> f64 {
+    pub fn person(&self, user: UserId) -> f64 {
         self.scores.people.get(&user).copied().unwrap_or(0.0)
     }
 
-    pub fn group(&self, group: i64) -> f64 {
+    pub fn group(&self, group: GroupId) -> f64 {
         self.groups.get(&group).copied().unwrap_or(0.0)
     }
 }
@@ -205,7 +205,7 @@ async fn account(
         admins: admins
             .into_iter()
             .map(|a| Admin {
-                id: a.id,
+                id: a.id.0,
                 first_name: a.first_name,
                 last_name: a.last_name,
                 email: a.email,
@@ -298,7 +298,10 @@ async fn users(
     let source = Users::new(
         &state,
         &auth,
-        Listing::Users { status, group },
+        Listing::Users {
+            status,
+            group: group.map(GroupId),
+        },
         expand_groups(&query.expand)?,
     )
     .await?;
@@ -423,7 +426,7 @@ async fn group(
 ) -> ApiResult<Response> {
     let group = state.store.group(auth.account(), GroupId(id)).await?;
     let risk = state.reporting.risk(&state, auth.account()).await?;
-    let score = risk.group(group.id);
+    let score = risk.group(GroupId(group.id));
     Ok(axum::Json(shapes::V1Group::new(group, score)).into_response())
 }
 
@@ -444,7 +447,13 @@ async fn group_members(
     list: ListRequest,
 ) -> ApiResult<Response> {
     state.store.group(auth.account(), GroupId(id)).await?;
-    let source = Users::new(&state, &auth, Listing::Members { group: id }, false).await?;
+    let source = Users::new(
+        &state,
+        &auth,
+        Listing::Members { group: GroupId(id) },
+        false,
+    )
+    .await?;
     list.respond(&state, &auth, source).await
 }
 
@@ -469,7 +478,7 @@ async fn group_risk_history(
     let since = history_since(&state, &query)?;
     let rows = state
         .store
-        .group_risk_history(auth.account(), id, &since)
+        .group_risk_history(auth.account(), GroupId(id), &since)
         .await?;
     let identity = format!("group-history {id} {since}");
     let rows = oldest_first(rows, &since);
@@ -687,9 +696,9 @@ async fn enrollments(
     Query(includes): Query<IncludesQuery>,
 ) -> ApiResult<Response> {
     let filter = EnrollmentQuery {
-        user: id_param(&query.user_id, "user_id")?,
-        campaign: id_param(&query.campaign_id, "campaign_id")?,
-        content: id_param(&query.store_purchase_id, "store_purchase_id")?,
+        user: id_param(&query.user_id, "user_id")?.map(UserId),
+        campaign: id_param(&query.campaign_id, "campaign_id")?.map(CampaignId),
+        content: id_param(&query.store_purchase_id, "store_purchase_id")?.map(ContentId),
         exclude_archived_users: flag(&query.exclude_archived_users, "exclude_archived_users")?,
     };
     let source = Enrollments::new(&state, &auth, filter, includes.includes()?).await?;

@@ -4,6 +4,7 @@
 //! milliseconds and `Z`, dates `YYYY-MM-DD`.
 
 use coachloop_core::duration::IsoDuration;
+use coachloop_core::ids::ContentId;
 use coachloop_core::time::format_ms;
 use coachloop_store::campaigns::Campaign;
 use coachloop_store::content::ContentRow;
@@ -242,7 +243,7 @@ impl CampaignContent {
     pub fn new(row: ContentRow, account_name: &str) -> Self {
         if row.is_policy() {
             Self::Policy(Policy {
-                policy_id: row.id,
+                policy_id: row.id.0,
                 content_type: "Uploaded Policy",
                 name: row.title,
                 minimum_time: row.minutes,
@@ -251,7 +252,7 @@ impl CampaignContent {
             })
         } else {
             Self::Module(StorePurchase {
-                store_purchase_id: row.id,
+                store_purchase_id: row.id.0,
                 content_type: "Store Purchase",
                 name: row.title,
                 description: row.summary,
@@ -307,7 +308,7 @@ impl TrainingCampaign {
     /// `content` holds (at least) the campaign's content rows by id.
     pub fn new(
         campaign: Campaign,
-        content: &HashMap<i64, ContentRow>,
+        content: &HashMap<ContentId, ContentRow>,
         account_name: &str,
         percentages: bool,
     ) -> Self {
@@ -315,7 +316,7 @@ impl TrainingCampaign {
             .groups
             .iter()
             .map(|(id, name)| CampaignGroup {
-                group_id: *id,
+                group_id: id.0,
                 name: name.clone(),
             })
             .collect();
@@ -350,7 +351,7 @@ impl TrainingCampaign {
             IsoDuration::parse(text).map_or_else(|_| text.to_owned(), |d| d.in_words())
         });
         Self {
-            campaign_id: campaign.id,
+            campaign_id: campaign.id.0,
             completion_percentage: percentages.then(|| campaign.completion_percentage()),
             name: campaign.name,
             groups,
@@ -425,7 +426,7 @@ impl V1Enrollment {
             .cloned()
             .unwrap_or((false, Arc::from("")));
         Self {
-            enrollment_id: row.id,
+            enrollment_id: row.id.0,
             content_type: if policy {
                 "Uploaded Policy"
             } else {
@@ -433,7 +434,7 @@ impl V1Enrollment {
             },
             module_name: title,
             user: EnrolledUser {
-                id: row.user_id,
+                id: row.user_id.0,
                 first_name: row.first_name,
                 last_name: row.last_name,
                 email: row.email,
@@ -450,8 +451,8 @@ impl V1Enrollment {
             status: row.status,
             time_spent: row.time_spent,
             policy_acknowledged: row.policy_acknowledged,
-            campaign_id: includes.campaign_id.then_some(row.campaign_id),
-            store_purchase_id: includes.store_purchase_id.then_some(row.content_id),
+            campaign_id: includes.campaign_id.then_some(row.campaign_id.0),
+            store_purchase_id: includes.store_purchase_id.then_some(row.content_id.0),
         }
     }
 }

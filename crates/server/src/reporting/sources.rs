@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use axum::response::{IntoResponse, Response};
-use coachloop_core::ids::AccountId;
+use coachloop_core::ids::{AccountId, ContentId, EnrollmentId, GroupId, UserId};
 use coachloop_store::Store;
 use coachloop_store::content::ContentRow;
 use coachloop_store::reporting::{EnrollmentNames, EnrollmentQuery, Listing};
@@ -45,18 +45,18 @@ impl Users {
 
     /// Shapes people: their groups (ids or whole) and current scores.
     pub async fn show(&self, users: Vec<User>) -> ApiResult<Vec<(i64, V1User)>> {
-        let ids: Vec<i64> = users.iter().map(|u| u.id.0).collect();
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
         let mut memberships = self.store.group_ids_of(&ids).await?;
-        let groups: HashMap<i64, V1Group> = if self.expand {
-            let all: BTreeSet<i64> = memberships.values().flatten().copied().collect();
-            let all: Vec<i64> = all.into_iter().collect();
+        let groups: HashMap<GroupId, V1Group> = if self.expand {
+            let all: BTreeSet<GroupId> = memberships.values().flatten().copied().collect();
+            let all: Vec<GroupId> = all.into_iter().collect();
             self.store
                 .groups_by_id(self.account, &all)
                 .await?
                 .into_iter()
                 .map(|g| {
-                    let score = self.risk.group(g.id);
-                    (g.id, V1Group::new(g, score))
+                    let id = GroupId(g.id);
+                    (id, V1Group::new(g, self.risk.group(id)))
                 })
                 .collect()
         } else {
@@ -65,16 +65,16 @@ impl Users {
         Ok(users
             .into_iter()
             .map(|user| {
-                let id = user.id.0;
+                let id = user.id;
                 let ids = memberships.remove(&id).unwrap_or_default();
                 let shown = if self.expand {
                     UserGroups::Expanded(
                         ids.iter().filter_map(|g| groups.get(g).cloned()).collect(),
                     )
                 } else {
-                    UserGroups::Ids(ids)
+                    UserGroups::Ids(ids.iter().map(|g| g.0).collect())
                 };
-                (id, V1User::new(user, shown, self.risk.person(id)))
+                (id.0, V1User::new(user, shown, self.risk.person(id)))
             })
             .collect())
     }
@@ -130,7 +130,7 @@ impl Source for Groups {
         Ok(groups
             .into_iter()
             .map(|g| {
-                let score = self.risk.group(g.id);
+                let score = self.risk.group(GroupId(g.id));
                 (g.id, V1Group::new(g, score))
             })
             .collect())
@@ -166,7 +166,7 @@ impl Content {
     pub async fn one(&self, id: i64) -> ApiResult<Response> {
         let row = self
             .store
-            .content_by_id(self.account, &[id])
+            .content_by_id(self.account, &[ContentId(id)])
             .await?
             .into_iter()
             .find(|row| row.kind.as_str() == self.kind())
@@ -195,7 +195,7 @@ impl Source for Content {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| (row.id, CampaignContent::new(row, &self.account_name)))
+            .map(|row| (row.id.0, CampaignContent::new(row, &self.account_name)))
             .collect())
     }
 }
@@ -242,12 +242,12 @@ impl Source for Campaigns {
             .store
             .report_campaigns(self.account, after, limit, self.percentages)
             .await?;
-        let ids: BTreeSet<i64> = campaigns
+        let ids: BTreeSet<ContentId> = campaigns
             .iter()
             .flat_map(|c| c.content.iter().copied())
             .collect();
-        let ids: Vec<i64> = ids.into_iter().collect();
-        let content: HashMap<i64, ContentRow> = self
+        let ids: Vec<ContentId> = ids.into_iter().collect();
+        let content: HashMap<ContentId, ContentRow> = self
             .store
             .content_by_id(self.account, &ids)
             .await?
@@ -257,7 +257,7 @@ impl Source for Campaigns {
         Ok(campaigns
             .into_iter()
             .map(|c| {
-                let id = c.id;
+                let id = c.id.0;
                 (
                     id,
                     TrainingCampaign::new(c, &content, &self.account_name, self.percentages),
@@ -296,7 +296,10 @@ impl Enrollments {
 
     /// One enrolment; 404 for another account's.
     pub async fn one(&self, id: i64) -> ApiResult<Response> {
-        let row = self.store.report_enrollment(self.account, id).await?;
+        let row = self
+            .store
+            .report_enrollment(self.account, EnrollmentId(id))
+            .await?;
         let names = self.names_for(std::slice::from_ref(&row)).await?;
         Ok(axum::Json(V1Enrollment::new(row, &names, self.includes)).into_response())
     }
@@ -334,7 +337,7 @@ impl Source for Enrollments {
         let names = self.names_for(&rows).await?;
         Ok(rows
             .into_iter()
-            .map(|row| (row.id, V1Enrollment::new(row, &names, self.includes)))
+            .map(|row| (row.id.0, V1Enrollment::new(row, &names, self.includes)))
             .collect())
     }
 }
