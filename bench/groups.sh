@@ -204,6 +204,8 @@ echo "== ratio with 50 groups to the rule-free mean: single $(ratio "$grouped_si
 
 # Ingest while a smart group is created (its backfill reads the whole history).
 echo "== single-event ingest while a smart group is created"
+# Let the writes of the phases before settle (SQLite checkpoints its log after a burst).
+sleep 2
 wrk -t2 -c32 -d"$create_window" --latency -s bench/groups_single.lua "$base" > "$data/during.txt" 2>&1 &
 during=$!
 sleep 1

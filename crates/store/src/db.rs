@@ -65,6 +65,15 @@ impl Backend {
         }
     }
 
+    /// Rows per insert of [`crate::sql::QueryBuilder::push_records`]: SQLite binds each
+    /// value (a statement takes at most 32,766); PostgreSQL takes them as one value.
+    pub(crate) fn rows_per_insert(self) -> usize {
+        match self {
+            Self::Sqlite => 500,
+            Self::Postgres => 100_000,
+        }
+    }
+
     /// The engine `conn` is connected to.
     pub(crate) fn of_connection(conn: &AnyConnection) -> Self {
         if conn.backend_name().eq_ignore_ascii_case("postgresql") {

@@ -19,11 +19,13 @@ use crate::db::{Backend, ListOf};
 use crate::notices::Notices;
 use crate::scan::{EventRow, Walk, each_event};
 use crate::script::Script;
+use crate::sql::{Record, Separated};
 use coachloop_core::criteria::{
     Criteria, EventFact, EventLeaf, Facts, Pruner, SharedText, prune, shared,
 };
 use coachloop_core::event_id::EventId;
 use coachloop_core::user::{DATE_FIELDS, TEXT_FIELDS};
+use serde::Serialize;
 use serde_json::json;
 use sqlx::AnyConnection;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -195,18 +197,20 @@ impl Outcome {
         let joined: Vec<&Change> = self.changes.iter().filter(|c| c.joined).collect();
         self.enrolled = crate::campaigns::enrol_joins(conn, &joined, now, &mut outbox).await?;
         queue_membership_events(conn, &self.changes, now, &mut outbox).await?;
-        for chunk in joined.chunks(WRITE_CHUNK) {
+        let backend = script.backend();
+        let rows = backend.rows_per_insert();
+        let members: Vec<MemberRecord> = (joined.iter())
+            .map(|c| MemberRecord {
+                group_id: c.group,
+                user_id: c.user,
+                account_id: c.account,
+                joined_at: c.at,
+                version: c.version,
+            })
+            .collect();
+        for chunk in members.chunks(rows) {
             let insert = script.reserve(conn, chunk.len() * 5).await?;
-            insert.push(
-                "INSERT INTO group_members (group_id, user_id, account_id, joined_at, version) ",
-            );
-            insert.push_values(chunk, |mut row, c| {
-                row.push_bind(c.group)
-                    .push_bind(c.user)
-                    .push_bind(c.account)
-                    .push_bind(c.at)
-                    .push_bind(c.version);
-            });
+            insert.push_records(backend, "group_members", chunk);
             insert.push(" ON CONFLICT (group_id, user_id) DO NOTHING");
         }
         let leaves: Vec<(i64, i64)> = (self.changes.iter())
@@ -214,38 +218,138 @@ impl Outcome {
             .map(|c| (c.group, c.user))
             .collect();
         delete_pairs(conn, script, "group_members", &leaves).await?;
-        for chunk in self.changes.chunks(WRITE_CHUNK) {
-            let history = script.reserve(conn, chunk.len() * 8).await?;
-            history.push(
-                "INSERT INTO group_history (account_id, group_id, user_id, change, at, version, \
-                 reason, recorded_at) ",
-            );
-            history.push_values(chunk, |mut row, c| {
-                row.push_bind(c.account)
-                    .push_bind(c.group)
-                    .push_bind(c.user)
-                    .push_bind(if c.joined { "joined" } else { "left" })
-                    .push_bind(c.at)
-                    .push_bind(c.version)
-                    .push_bind(c.reason.clone())
-                    .push_bind(now);
-            });
+        let history: Vec<HistoryRecord<'_>> = (self.changes.iter())
+            .map(|c| HistoryRecord {
+                account_id: c.account,
+                group_id: c.group,
+                user_id: c.user,
+                change: if c.joined { "joined" } else { "left" },
+                at: c.at,
+                version: c.version,
+                reason: &c.reason,
+                recorded_at: now,
+            })
+            .collect();
+        for chunk in history.chunks(rows) {
+            let insert = script.reserve(conn, chunk.len() * 8).await?;
+            insert.push_records(backend, "group_history", chunk);
         }
         outbox.write(conn, script, now).await?;
-        let (set, unset): (Vec<_>, Vec<_>) = self.dues.iter().partition(|d| d.3.is_some());
-        for chunk in set.chunks(WRITE_CHUNK) {
+        // The last entry for a person and group wins (one statement may not upsert a
+        // row twice on PostgreSQL).
+        let mut dues: HashMap<(i64, i64), (i64, Option<i64>)> = HashMap::new();
+        for (account, group, user, due) in &self.dues {
+            dues.insert((*group, *user), (*account, *due));
+        }
+        let mut set = Vec::new();
+        let mut unset = Vec::new();
+        for ((group_id, user_id), (account_id, due)) in dues {
+            match due {
+                Some(due_at) => set.push(ScheduleRecord {
+                    account_id,
+                    group_id,
+                    user_id,
+                    due_at,
+                }),
+                None => unset.push((group_id, user_id)),
+            }
+        }
+        for chunk in set.chunks(rows) {
             let upsert = script.reserve(conn, chunk.len() * 4).await?;
-            upsert.push("INSERT INTO group_schedule (account_id, group_id, user_id, due_at) ");
-            upsert.push_values(chunk, |mut row, (account, group, user, due)| {
-                row.push_bind(*account)
-                    .push_bind(*group)
-                    .push_bind(*user)
-                    .push_bind(*due);
-            });
+            upsert.push_records(backend, "group_schedule", chunk);
             upsert.push(" ON CONFLICT (group_id, user_id) DO UPDATE SET due_at = excluded.due_at");
         }
-        let unset: Vec<(i64, i64)> = unset.iter().map(|d| (d.1, d.2)).collect();
         delete_pairs(conn, script, "group_schedule", &unset).await
+    }
+}
+
+/// A row of `group_members` (see [`QueryBuilder::push_records`]).
+#[derive(Serialize)]
+struct MemberRecord {
+    group_id: i64,
+    user_id: i64,
+    account_id: i64,
+    joined_at: i64,
+    version: i64,
+}
+
+impl Record for MemberRecord {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("group_id", "bigint"),
+        ("user_id", "bigint"),
+        ("account_id", "bigint"),
+        ("joined_at", "bigint"),
+        ("version", "bigint"),
+    ];
+
+    fn bind<'args>(&self, row: &mut Separated<'_, 'args>) {
+        row.push_bind(self.group_id)
+            .push_bind(self.user_id)
+            .push_bind(self.account_id)
+            .push_bind(self.joined_at)
+            .push_bind(self.version);
+    }
+}
+
+/// A row of `group_history`.
+#[derive(Serialize)]
+struct HistoryRecord<'a> {
+    account_id: i64,
+    group_id: i64,
+    user_id: i64,
+    change: &'static str,
+    at: i64,
+    version: i64,
+    reason: &'a str,
+    recorded_at: i64,
+}
+
+impl Record for HistoryRecord<'_> {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("account_id", "bigint"),
+        ("group_id", "bigint"),
+        ("user_id", "bigint"),
+        ("change", "text"),
+        ("at", "bigint"),
+        ("version", "bigint"),
+        ("reason", "text"),
+        ("recorded_at", "bigint"),
+    ];
+
+    fn bind<'args>(&self, row: &mut Separated<'_, 'args>) {
+        row.push_bind(self.account_id)
+            .push_bind(self.group_id)
+            .push_bind(self.user_id)
+            .push_bind(self.change)
+            .push_bind(self.at)
+            .push_bind(self.version)
+            .push_bind(self.reason.to_owned())
+            .push_bind(self.recorded_at);
+    }
+}
+
+/// A row of `group_schedule`.
+#[derive(Serialize)]
+struct ScheduleRecord {
+    account_id: i64,
+    group_id: i64,
+    user_id: i64,
+    due_at: i64,
+}
+
+impl Record for ScheduleRecord {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("account_id", "bigint"),
+        ("group_id", "bigint"),
+        ("user_id", "bigint"),
+        ("due_at", "bigint"),
+    ];
+
+    fn bind<'args>(&self, row: &mut Separated<'_, 'args>) {
+        row.push_bind(self.account_id)
+            .push_bind(self.group_id)
+            .push_bind(self.user_id)
+            .push_bind(self.due_at);
     }
 }
 

@@ -168,9 +168,18 @@ impl Store {
         let Some(user) = deleted else {
             return Err(StoreError::NotFound("event"));
         };
-        // The event stops counting toward every smart group at once.
+        // The event stops counting toward every smart group at once. Its person's row
+        // is marked changed, for a smart group's backfill reading beside the locks.
+        let now = self.now_ms();
+        if let Some(user) = user {
+            sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
         let people: Vec<UserId> = user.map(UserId).into_iter().collect();
-        self.commit_people(&mut engine, tx, account, &people, self.now_ms())
+        self.commit_people(&mut engine, tx, account, &people, now)
             .await
     }
 }

@@ -438,7 +438,7 @@ impl Store {
     /// What a backfill of `criteria` reads, taken in one read transaction before the
     /// group change takes the engine and the write lock: reading every counting event
     /// takes seconds at full size, and ingest must not wait for it. The write transaction
-    /// then reads again only the people whose facts changed since (see [`dirty_since`]).
+    /// then catches up with what changed since (see [`catch_up`]).
     async fn snapshot(
         &self,
         account: AccountId,
@@ -450,21 +450,44 @@ impl Store {
         // be missing from the read, so it counts as a change since.
         let at = self.now_ms();
         let mut tx = self.read.begin_with(self.backend.begin_snapshot()).await?;
-        let (last_event, last_history): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT MAX(id) FROM events), 0), \
-             COALESCE((SELECT MAX(id) FROM group_history), 0)",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let (last_event, last_history) = marks(&mut tx).await?;
         let people = population(&mut tx, account.0, criteria, at, group).await?;
         tx.rollback().await?;
-        Ok(Snapshot {
+        let mut snapshot = Snapshot {
             people,
             last_event,
             last_history,
             at,
             type_generation,
-        })
+        };
+        // Events keep arriving while the population is read (seconds at full size):
+        // catch up with them here, still outside the locks, so the write transaction
+        // re-reads only the few people changed in its last moments.
+        for _ in 0..CATCH_UP_ROUNDS {
+            if !self
+                .catch_up_beside(account, criteria, group, &mut snapshot)
+                .await?
+            {
+                break;
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// One round of [`catch_up`] in a new read snapshot. True while so many people
+    /// changed that another round is worth it before the locks.
+    async fn catch_up_beside(
+        &self,
+        account: AccountId,
+        criteria: &Criteria,
+        group: Option<i64>,
+        snapshot: &mut Snapshot,
+    ) -> Result<bool> {
+        let at = self.now_ms();
+        let mut tx = self.read.begin_with(self.backend.begin_snapshot()).await?;
+        let touched = catch_up(&mut tx, account.0, criteria, group, snapshot, at).await?;
+        tx.rollback().await?;
+        Ok(touched > CAUGHT_UP)
     }
 
     /// Stores a new criteria version for a smart group and evaluates it over everyone.
@@ -1316,26 +1339,117 @@ pub(crate) struct Snapshot {
     type_generation: u64,
 }
 
-/// The people of `account` whose facts may have changed since `snapshot` was read: those
-/// with events stored since (event ids only grow), membership changes recorded since,
-/// or a row changed since (attributes, status, aliases, new people).
-async fn dirty_since(
+/// Rounds of [`Store::catch_up`] before a group change takes the locks regardless.
+const CATCH_UP_ROUNDS: usize = 8;
+
+/// Few enough people changed since a snapshot to read them under the locks.
+const CAUGHT_UP: usize = 64;
+
+/// How far a read sees: the last event and the last group history row.
+async fn marks(conn: &mut AnyConnection) -> Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT COALESCE((SELECT MAX(id) FROM events), 0), \
+         COALESCE((SELECT MAX(id) FROM group_history), 0)",
+    )
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Brings `snapshot` up to what `conn` sees (a read snapshot beside the locks, or the
+/// write transaction under them), reading at `at`: the people whose row (attributes,
+/// status, aliases, a deleted event) or relevant memberships changed are read again
+/// whole; the events stored since are added to the others' facts, and their schedule
+/// entries for `group` read again. Reading those people again whole would read all
+/// their events, many times what changed. Returns how many people changed.
+async fn catch_up(
     conn: &mut AnyConnection,
     account: i64,
-    snapshot: &Snapshot,
-) -> Result<HashSet<i64>> {
-    let dirty: Vec<i64> = sqlx::query_scalar(
-        "SELECT user_id FROM events WHERE id > $2 AND account_id = $1 AND user_id IS NOT NULL \
-         UNION SELECT user_id FROM group_history WHERE id > $3 AND account_id = $1 \
-         UNION SELECT id FROM users WHERE account_id = $1 AND updated_at >= $4",
+    criteria: &Criteria,
+    group: Option<i64>,
+    snapshot: &mut Snapshot,
+    at: i64,
+) -> Result<usize> {
+    let backend = Backend::of_connection(conn);
+    let (last_event, last_history) = marks(conn).await?;
+    let mut named = criteria.groups();
+    named.extend(group);
+    let changed: HashSet<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM users WHERE account_id = $1 AND updated_at >= $2 \
+         UNION SELECT user_id FROM group_history WHERE id > $3 AND id <= $4 \
+         AND account_id = $1 AND {}",
+        backend.in_list("group_id", 5, ListOf::Integers)
+    ))
+    .bind(account)
+    .bind(snapshot.at)
+    .bind(snapshot.last_history)
+    .bind(last_history)
+    .bind(Backend::list(&named))
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let events: Vec<(i64, i64, i64, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT e.user_id, e.id, e.id_low, t.name, e.description, e.occurred_at \
+         FROM events e JOIN event_types t ON t.id = e.event_type_id \
+         WHERE e.id > $2 AND e.id <= $3 AND e.account_id = $1 AND e.user_id IS NOT NULL",
     )
     .bind(account)
     .bind(snapshot.last_event)
-    .bind(snapshot.last_history)
-    .bind(snapshot.at)
+    .bind(last_event)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(dirty.into_iter().collect())
+    // The facts a rule of these criteria needs, whatever its group and version.
+    let mut rules = AccountRules::new(vec![Rule::new(0, 0, criteria.clone())]);
+    rules.adopt(std::mem::take(&mut snapshot.people));
+    for user in &changed {
+        rules.forget(*user);
+    }
+    let reread: Vec<i64> = changed.iter().copied().collect();
+    rules.load_people(conn, account, &reread, at).await?;
+    let mut added = HashSet::new();
+    for (user, hi, lo, event_type, description, occurred_ms) in events {
+        if changed.contains(&user) {
+            continue;
+        }
+        added.insert(user);
+        let fact = EventFact {
+            id: EventId { hi, lo },
+            event_type: Arc::new(event_type),
+            description: description.map(Arc::new),
+            occurred_ms,
+        };
+        rules.add_event(user, fact, &[0], at);
+    }
+    let mut people = rules.into_people();
+    // An event moves its person's due in the group's current version.
+    if let Some(group) = group
+        && !added.is_empty()
+    {
+        let users: Vec<i64> = added.iter().copied().collect();
+        let dues: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT user_id, due_at FROM group_schedule WHERE group_id = $1 AND {}",
+            backend.in_list("user_id", 2, ListOf::Integers)
+        ))
+        .bind(group)
+        .bind(Backend::list(&users))
+        .fetch_all(&mut *conn)
+        .await?;
+        for user in &users {
+            if let Some(person) = people.get_mut(user) {
+                person.dues.remove(&group);
+            }
+        }
+        for (user, due) in dues {
+            if let Some(person) = people.get_mut(&user) {
+                person.dues.insert(group, due);
+            }
+        }
+    }
+    snapshot.people = people;
+    snapshot.last_event = last_event;
+    snapshot.last_history = last_history;
+    snapshot.at = at;
+    Ok(changed.len() + added.len())
 }
 
 /// Evaluates a (new version of a) smart group over everyone and records joins, leaves
@@ -1352,23 +1466,22 @@ async fn backfill(
     snapshot: Option<Snapshot>,
 ) -> Result<(Backfill, Vec<i64>, HashMap<i64, Person>)> {
     let started = std::time::Instant::now();
-    let (mut people, dirty) = match snapshot {
-        Some(snapshot) => {
-            let dirty = dirty_since(conn, account, &snapshot).await?;
-            (snapshot.people, dirty)
+    let (people, changed) = match snapshot {
+        Some(mut snapshot) => {
+            // Under the locks: what changed since the snapshot's last catch-up.
+            let changed =
+                catch_up(conn, account, criteria, Some(group), &mut snapshot, now).await?;
+            (snapshot.people, changed)
         }
         None => {
             let group = Some(group);
             let people = population(conn, account, criteria, now, group).await?;
-            (people, HashSet::new())
+            (people, 0)
         }
     };
-    people.retain(|user, _| !dirty.contains(user));
+    let loaded_at = started.elapsed();
     let mut rules = AccountRules::new(vec![Rule::new(group, version, criteria.clone())]);
     rules.adopt(people);
-    // Under the locks: everyone changed since the snapshot, read in four reads.
-    let dirty: Vec<i64> = dirty.into_iter().collect();
-    rules.load_people(conn, account, &dirty, now).await?;
     let mut outcome = Outcome::default();
     let evaluated = rules.people_ids().len();
     for user in rules.people_ids() {
@@ -1384,7 +1497,15 @@ async fn backfill(
             &mut outcome,
         );
     }
+    let evaluated_at = started.elapsed();
     outcome.write(conn, now).await?;
+    tracing::debug!(
+        changed,
+        catch_up_ms = loaded_at.as_millis() as u64,
+        evaluate_ms = (evaluated_at - loaded_at).as_millis() as u64,
+        write_ms = (started.elapsed() - evaluated_at).as_millis() as u64,
+        "backfill under the locks"
+    );
     let summary = Backfill {
         evaluated,
         joined: outcome.joined(),

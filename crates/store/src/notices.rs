@@ -222,18 +222,20 @@ impl Notices {
         script: &mut Script<'_>,
         now: i64,
     ) -> Result<()> {
-        for chunk in self.jobs.chunks(JOB_CHUNK) {
+        let records: Vec<JobRow<'_>> = (self.jobs.iter())
+            .map(|job| JobRow {
+                account_id: job.account,
+                kind: job.kind,
+                dedupe: &job.dedupe,
+                payload: &job.payload,
+                run_at: job.run_at,
+                created_at: now,
+            })
+            .collect();
+        let backend = script.backend();
+        for chunk in records.chunks(backend.rows_per_insert()) {
             let insert = script.reserve(conn, chunk.len() * 6).await?;
-            insert
-                .push("INSERT INTO jobs (account_id, kind, dedupe, payload, run_at, created_at) ");
-            insert.push_values(chunk, |mut row, job| {
-                row.push_bind(job.account)
-                    .push_bind(job.kind)
-                    .push_bind(job.dedupe.clone())
-                    .push_bind(job.payload.clone())
-                    .push_bind(job.run_at)
-                    .push_bind(now);
-            });
+            insert.push_records(backend, "jobs", chunk);
             insert.push(" ON CONFLICT (dedupe) DO NOTHING");
         }
         Ok(())
@@ -244,6 +246,37 @@ impl Notices {
         let mut script = Script::new(conn);
         self.write(conn, &mut script, now).await?;
         script.run(conn).await
+    }
+}
+
+/// A row of `jobs` (see [`crate::sql::QueryBuilder::push_records`]).
+#[derive(serde::Serialize)]
+struct JobRow<'a> {
+    account_id: i64,
+    kind: &'static str,
+    dedupe: &'a str,
+    payload: &'a str,
+    run_at: i64,
+    created_at: i64,
+}
+
+impl crate::sql::Record for JobRow<'_> {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("account_id", "bigint"),
+        ("kind", "text"),
+        ("dedupe", "text"),
+        ("payload", "text"),
+        ("run_at", "bigint"),
+        ("created_at", "bigint"),
+    ];
+
+    fn bind<'args>(&self, row: &mut crate::sql::Separated<'_, 'args>) {
+        row.push_bind(self.account_id)
+            .push_bind(self.kind)
+            .push_bind(self.dedupe.to_owned())
+            .push_bind(self.payload.to_owned())
+            .push_bind(self.run_at)
+            .push_bind(self.created_at);
     }
 }
 

@@ -576,6 +576,63 @@ async fn risk_scores_read_beyond_one_chunk() {
 /// engine and the write lock, so an event stored between that read and the write must
 /// still count, and every event after the change must be evaluated with the new criteria.
 #[tokio::test]
+async fn events_deleted_while_a_group_is_created_stop_counting() {
+    let h = Harness::start(t0()).await;
+    let a = h.account;
+    const PEOPLE: usize = 200;
+    let mut ids = Vec::new();
+    for i in 0..PEOPLE {
+        let email = format!("p{i}@acme.example");
+        let user = h.user(a, &email, None).await.0;
+        // One event that counts, and history that the backfill reads (so that its read
+        // takes a while) but that does not count.
+        let events = (0..100).map(|d| {
+            json!({"target_user": email, "event_type": "t_gone",
+                   "description": if d == 0 { "live" } else { "stale" },
+                   "external_id": format!("{i}-{d}"),
+                   "occurred_date": format_ms(t0() - (d + 1) * HOUR)})
+        });
+        h.raw_events(a, events).await;
+        let filter = coachloop_store::events::EventFilter {
+            external_id: Some(format!("{i}-0")),
+            ..Default::default()
+        };
+        let (rows, _) = (h
+            .store
+            .list_events(a, &filter, coachloop_store::Page::new(1, 1)))
+        .await
+        .unwrap();
+        ids.push((user, rows[0].event_id()));
+    }
+    // People changed at the instant a backfill reads are read again whatever happened:
+    // the clock moves on so that only the deletions mark them.
+    h.advance(1000);
+    // Every other person's counting event is deleted while the backfill reads beside the
+    // locks: a deletion leaves no newer event, so it must be seen as a change.
+    let deletions = async {
+        for (_, id) in ids.iter().step_by(2) {
+            h.store.delete_event(a, *id).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    let criteria = json!({"event": {"type": "t_gone", "description": {"contains": "live"},
+                                    "count": {"at_least": 1}, "within": "P30D"}});
+    let (group, ()) = tokio::join!(h.smart_group(a, "Gone", criteria), deletions);
+    let mut kept: Vec<i64> = ids
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|(user, _)| *user)
+        .collect();
+    kept.sort_unstable();
+    assert_eq!(
+        h.members(a, group).await,
+        kept,
+        "deleted events do not count"
+    );
+}
+
+#[tokio::test]
 async fn events_arriving_while_a_group_changes_all_count() {
     let h = Harness::start(t0()).await;
     let a = h.account;
@@ -592,6 +649,9 @@ async fn events_arriving_while_a_group_changes_all_count() {
         })
     });
     h.raw_events(a, old).await;
+    // People changed at the instant a backfill reads are read again whole: the clock
+    // moves on so that the events arriving meanwhile are what the backfill catches up.
+    h.advance(1000);
     let stream = |round: i64, every: usize| {
         let h = &h;
         async move {
