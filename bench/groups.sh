@@ -11,7 +11,8 @@
 #      to the mean of the two rule-free phases;
 #   7. print the server's peak and current RSS;
 #   and (issue 15) ingest latency while a smart group is created: single-event POSTs for a
-#   few seconds, a group created one second in; its p99 and the creation's wall time.
+#   few seconds, a group created one second in; its p99 and the creation's wall time. The
+#   p99 is printed as wrk sees it and as the server measures it (bench/server_p99.py).
 # Steps 2-7 run on each store engine in turn (ENGINES, see bench/engines.sh): the seed is
 # made once on SQLite and moved to PostgreSQL with `coachloop db copy`.
 #
@@ -206,6 +207,7 @@ echo "== ratio with 50 groups to the rule-free mean: single $(ratio "$grouped_si
 echo "== single-event ingest while a smart group is created"
 # Let the writes of the phases before settle (SQLite checkpoints its log after a burst).
 sleep 2
+curl -s "$base/metrics" > "$data/metrics-before.txt"
 wrk -t2 -c32 -d"$create_window" --latency -s bench/groups_single.lua "$base" > "$data/during.txt" 2>&1 &
 during=$!
 sleep 1
@@ -213,7 +215,8 @@ start=$(ms)
 created=$(api POST /api/groups "{\"name\":\"created under load\",\"criteria\":$criteria}")
 created_ms=$(( $(ms) - start ))
 wait $during
-echo "   created in $created_ms ms ($(echo "$created" | jq -c .backfill)); ingest meanwhile: $(rate < "$data/during.txt") events/s, p50 $(pct 50% < "$data/during.txt"), p99 $(pct 99% < "$data/during.txt")"
+curl -s "$base/metrics" > "$data/metrics-after.txt"
+echo "   created in $created_ms ms ($(echo "$created" | jq -c .backfill)); ingest meanwhile: $(rate < "$data/during.txt") events/s, p50 $(pct 50% < "$data/during.txt"), p99 $(pct 99% < "$data/during.txt") (wrk); server p99 <= $(bench/server_p99.py "$data/metrics-before.txt" "$data/metrics-after.txt")"
 
 echo "== server memory: peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status), now $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
 kill $server; wait $server 2>/dev/null || true

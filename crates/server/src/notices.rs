@@ -10,12 +10,12 @@
 use crate::{learn, outbound};
 use coachloop_core::ids::{EnrollmentId, JobId, WebhookId};
 use coachloop_core::time::format_human_ms;
-use coachloop_store::engine::Wake;
 use coachloop_store::ingest::Ingestor;
 use coachloop_store::notices::{
     Attempt, EMAIL_ENROLLED, EMAIL_PAST_DUE_MANAGER, EMAIL_REMINDER, Job,
 };
 use coachloop_store::outage::Retry;
+use coachloop_store::wakes::Wake;
 use coachloop_store::{Store, StoreError};
 use hmac::{Hmac, Mac};
 use lettre::message::{Mailbox, header::ContentType};

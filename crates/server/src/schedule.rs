@@ -8,8 +8,8 @@
 //! growing wait, up to `MAX_RETRY`, logging an outage once (see `Retry`).
 
 use coachloop_store::Store;
-use coachloop_store::engine::Wake;
 use coachloop_store::outage::Retry;
+use coachloop_store::wakes::Wake;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;

@@ -5,7 +5,7 @@
 //! instants in [`Store::run_due_training`].
 
 use crate::db::Backend;
-use crate::engine::Change;
+use crate::membership::Change;
 use crate::notices::{self, Notices};
 use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError};
@@ -488,7 +488,7 @@ pub(crate) async fn enrol_new_people(
 }
 
 /// Starts a campaign: enrols the current members of its groups (or every active person).
-async fn start(conn: &mut AnyConnection, campaign: i64, now: i64) -> Result<Enrolled> {
+pub(crate) async fn start(conn: &mut AnyConnection, campaign: i64, now: i64) -> Result<Enrolled> {
     sqlx::query("UPDATE campaigns SET status = 'In Progress', updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(campaign)
@@ -756,81 +756,6 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or(StoreError::NotFound("enrollment"))
-    }
-
-    /// Does what is due: starts campaigns whose start has come, completes those whose end
-    /// date has passed, and marks open enrolments past due at their due instant. Returns
-    /// how many rows it changed.
-    #[instrument(skip_all)]
-    pub async fn run_due_training(&self) -> Result<usize> {
-        // The engine's lock is the write gate the event writer takes per batch: waiting
-        // on it is a fair queue, where SQLite's busy handler would sleep and retry (and
-        // can lose, for seconds, to a writer that commits back to back).
-        let _gate = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
-        let starting: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM campaigns WHERE status = 'Created' AND start_at <= $1",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut changed = 0;
-        for campaign in &starting {
-            changed += start(&mut tx, *campaign, now).await?.made + 1;
-        }
-        let past_due: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "UPDATE enrollments SET status = 'Past Due', past_due_at = due_at \
-             WHERE due_at IS NOT NULL AND due_at <= $1 \
-             AND status IN ('Not Started', 'In Progress') \
-             RETURNING id, account_id, campaign_id, user_id, due_at",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        changed += past_due.len();
-        let mut by_account: HashMap<i64, Vec<(String, Value)>> = HashMap::new();
-        let mut outbox = Notices::default();
-        for (id, account, campaign, user, due) in &past_due {
-            outbox.emails(*account, &[(notices::EMAIL_PAST_DUE_MANAGER, *id, now)]);
-            by_account.entry(*account).or_default().push((
-                format!("enrollment:{id}"),
-                json!({"enrollment_id": id, "campaign_id": campaign, "user_id": user,
-                       "status": "Past Due", "due_date": format_ms(*due)}),
-            ));
-        }
-        for (account, facts) in by_account {
-            outbox
-                .event(&mut tx, account, notices::ENROLLMENT_PAST_DUE, &facts, now)
-                .await?;
-        }
-        outbox.send(&mut tx, now).await?;
-        changed += sqlx::query(
-            "UPDATE campaigns SET status = 'Completed', updated_at = $1 \
-             WHERE status = 'In Progress' AND end_at IS NOT NULL AND end_at <= $1",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected() as usize;
-        tx.commit().await?;
-        if changed > 0 {
-            self.wakes.jobs_queued();
-        }
-        Ok(changed)
-    }
-
-    /// The next instant [`Store::run_due_training`] has something to do, if any.
-    pub async fn next_due_training(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(at) FROM ( \
-             SELECT MIN(due_at) AS at FROM enrollments WHERE due_at IS NOT NULL \
-             AND status IN ('Not Started', 'In Progress') \
-             UNION ALL SELECT MIN(start_at) FROM campaigns WHERE status = 'Created' \
-             UNION ALL SELECT MIN(end_at) FROM campaigns WHERE status = 'In Progress') AS due",
-        )
-        .fetch_one(&self.read)
-        .await?)
     }
 }
 

@@ -65,7 +65,7 @@ impl Backend {
         }
     }
 
-    /// Rows per insert of [`crate::sql::QueryBuilder::push_records`]: SQLite binds each
+    /// Rows per insert of `QueryBuilder::push_records` (in `sql`): SQLite binds each
     /// value (a statement takes at most 32,766); PostgreSQL takes them as one value.
     pub(crate) fn rows_per_insert(self) -> usize {
         match self {

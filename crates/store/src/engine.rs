@@ -16,10 +16,12 @@
 
 use crate::Result;
 use crate::db::{Backend, ListOf};
+use crate::membership::Change;
 use crate::notices::Notices;
 use crate::scan::{EventRow, Walk, each_event};
 use crate::script::Script;
 use crate::sql::{Record, Separated};
+use crate::wakes::Wakes;
 use coachloop_core::criteria::{
     Criteria, EventFact, EventLeaf, Facts, Pruner, SharedText, prune, shared,
 };
@@ -30,8 +32,6 @@ use serde_json::json;
 use sqlx::AnyConnection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use tokio::sync::Notify;
 
 /// Rows per multi-row statement when writing changes.
 const WRITE_CHUNK: usize = 500;
@@ -133,18 +133,6 @@ impl Person {
         }
         events.push(fact);
     }
-}
-
-/// A join or leave to record.
-#[derive(Debug, Clone)]
-pub(crate) struct Change {
-    pub account: i64,
-    pub group: i64,
-    pub user: i64,
-    pub joined: bool,
-    pub at: i64,
-    pub version: i64,
-    pub reason: String,
 }
 
 /// What an evaluation decided, written by [`Outcome::write`] in the caller's transaction.
@@ -1170,60 +1158,4 @@ pub(crate) async fn load_rules(conn: &mut AnyConnection, account: i64) -> Result
         }
     }
     Ok(rules)
-}
-
-/// The wake-ups of the background tasks a commit may give work to.
-#[derive(Debug, Clone, Default)]
-pub struct Wakes {
-    pub groups: Arc<Wake>,
-    pub training: Arc<Wake>,
-    /// One per lane of the notice runner, so slow email never holds up a webhook.
-    pub webhooks: Arc<Wake>,
-    pub emails: Arc<Wake>,
-}
-
-impl Wakes {
-    /// After a commit that may have queued notices.
-    pub fn jobs_queued(&self) {
-        self.webhooks.kick();
-        self.emails.kick();
-    }
-}
-
-/// Wakes the executor when an entry earlier than the one it sleeps towards is written.
-#[derive(Debug, Default)]
-pub struct Wake {
-    notify: Notify,
-    /// The instant the executor sleeps towards (`i64::MAX` when none).
-    target: AtomicI64,
-}
-
-impl Wake {
-    pub fn new() -> Self {
-        Self {
-            notify: Notify::new(),
-            target: AtomicI64::new(i64::MAX),
-        }
-    }
-
-    /// Called after a commit that may have scheduled something at `earliest`: wakes the
-    /// executor if that comes before what it sleeps towards.
-    pub(crate) fn due(&self, earliest: Option<i64>) {
-        if earliest.is_some_and(|t| t < self.target.load(Ordering::SeqCst)) {
-            self.notify.notify_one();
-        }
-    }
-
-    pub fn set_target(&self, at: Option<i64>) {
-        self.target.store(at.unwrap_or(i64::MAX), Ordering::SeqCst);
-    }
-
-    pub async fn notified(&self) {
-        self.notify.notified().await;
-    }
-
-    /// Wakes the executor unconditionally (e.g. after a test moved the clock).
-    pub fn kick(&self) {
-        self.notify.notify_one();
-    }
 }

@@ -154,8 +154,7 @@ impl Store {
     /// Deletes an event; it stops counting everywhere at once.
     #[instrument(skip_all)]
     pub async fn delete_event(&self, account: AccountId, id: EventId) -> Result<()> {
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
+        let mut change = self.change_facts().await?;
         let deleted: Option<Option<i64>> = sqlx::query_scalar(
             "DELETE FROM events WHERE id = $1 AND id_low = $2 AND account_id = $3 \
              RETURNING user_id",
@@ -163,24 +162,22 @@ impl Store {
         .bind(id.hi)
         .bind(id.lo)
         .bind(account.0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *change.tx)
         .await?;
         let Some(user) = deleted else {
             return Err(StoreError::NotFound("event"));
         };
         // The event stops counting toward every smart group at once. Its person's row
         // is marked changed, for a smart group's backfill reading beside the locks.
-        let now = self.now_ms();
         if let Some(user) = user {
             sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
-                .bind(now)
+                .bind(change.now)
                 .bind(user)
-                .execute(&mut *tx)
+                .execute(&mut *change.tx)
                 .await?;
         }
         let people: Vec<UserId> = user.map(UserId).into_iter().collect();
-        self.commit_people(&mut engine, tx, account, &people, now)
-            .await
+        self.commit_people(change, account, &people).await
     }
 }
 

@@ -5,9 +5,11 @@
 
 use crate::db::{Backend, ListOf};
 use crate::engine::{
-    AccountRules, Change, Engine, Outcome, Person, Rule, Schedule, When, attribute_names,
-    creates_cycle, fact_of, load_attributes, load_rules, queue_membership_events,
+    AccountRules, Engine, Outcome, Person, Rule, Schedule, When, attribute_names, creates_cycle,
+    fact_of, load_attributes, load_rules, queue_membership_events,
 };
+use crate::fact_change::FactChange;
+use crate::membership::Change;
 use crate::scan::{Walk, each_event};
 use crate::sql::QueryBuilder;
 use crate::users::require_user;
@@ -19,7 +21,7 @@ use coachloop_core::event_id::EventId;
 use coachloop_core::ids::{AccountId, GroupId, UserId};
 use coachloop_core::time::{date_of_ms, date_start_ms, format_date};
 use serde_json::{Value, json};
-use sqlx::{Any, AnyConnection, FromRow};
+use sqlx::{AnyConnection, FromRow};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tracing::{debug, instrument};
@@ -154,9 +156,7 @@ impl Store {
             Some((_, criteria)) => Some(self.snapshot(account, criteria, None).await?),
             None => None,
         };
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let mut change = self.change_facts().await?;
         let group_type = if new.criteria.is_some() {
             SMART
         } else {
@@ -170,33 +170,18 @@ impl Store {
         .bind(new.name.trim())
         .bind(new.description.as_deref())
         .bind(group_type)
-        .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(change.now)
+        .fetch_one(&mut *change.tx)
         .await
         .map_err(|e| name_conflict(e, &new.name))?;
-        let changed = match (&new.criteria, snapshot) {
+        let backfill = match (&new.criteria, snapshot) {
             (Some((json, criteria)), Some(snapshot)) => Some(
-                self.set_criteria(
-                    &mut tx,
-                    &mut engine,
-                    account,
-                    id,
-                    json,
-                    criteria,
-                    now,
-                    snapshot,
-                )
-                .await?,
+                self.set_criteria(&mut change, account, id, json, criteria, snapshot)
+                    .await?,
             ),
             _ => None,
         };
-        tx.commit().await?;
-        let backfill = changed.map(|(summary, next)| {
-            engine.put(account.0, next);
-            summary
-        });
-        drop(engine);
-        self.wakes.groups.kick();
+        change.commit(&self.wakes).await?;
         Ok((self.group(account, GroupId(id)).await?, backfill))
     }
 
@@ -211,15 +196,13 @@ impl Store {
             Some((_, criteria)) => Some(self.snapshot(account, criteria, Some(id.0)).await?),
             None => None,
         };
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
-        let (group_type, status) = group_kind(&mut tx, account, id).await?;
+        let mut change = self.change_facts().await?;
+        let (group_type, status) = group_kind(&mut change.tx, account, id).await?;
         if let Some(name) = &changes.name {
             sqlx::query("UPDATE groups SET name = $1 WHERE id = $2")
                 .bind(name.trim())
                 .bind(id.0)
-                .execute(&mut *tx)
+                .execute(&mut *change.tx)
                 .await
                 .map_err(|e| name_conflict(e, name))?;
         }
@@ -227,7 +210,7 @@ impl Store {
             sqlx::query("UPDATE groups SET description = $1 WHERE id = $2")
                 .bind(description.as_deref())
                 .bind(id.0)
-                .execute(&mut *tx)
+                .execute(&mut *change.tx)
                 .await?;
         }
         let backfill = match &changes.criteria {
@@ -246,42 +229,26 @@ impl Store {
             Some((json, criteria)) => {
                 let snapshot = snapshot.expect("taken for criteria");
                 Some(
-                    self.set_criteria(
-                        &mut tx,
-                        &mut engine,
-                        account,
-                        id.0,
-                        json,
-                        criteria,
-                        now,
-                        snapshot,
-                    )
-                    .await?,
+                    self.set_criteria(&mut change, account, id.0, json, criteria, snapshot)
+                        .await?,
                 )
             }
             None => None,
         };
         sqlx::query("UPDATE groups SET updated_at = $1 WHERE id = $2")
-            .bind(now)
+            .bind(change.now)
             .bind(id.0)
-            .execute(&mut *tx)
+            .execute(&mut *change.tx)
             .await?;
-        tx.commit().await?;
-        let backfill = backfill.map(|(summary, next)| {
-            engine.put(account.0, next);
-            summary
-        });
-        drop(engine);
-        self.wakes.groups.kick();
+        change.commit(&self.wakes).await?;
         Ok((self.group(account, id).await?, backfill))
     }
 
     /// Archives a group: it stops being evaluated, its members stay as they were for the
     /// record, and its name is free again.
     pub async fn archive_group(&self, account: AccountId, id: GroupId) -> Result<Group> {
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        group_kind(&mut tx, account, id).await?;
+        let mut change = self.change_facts().await?;
+        group_kind(&mut change.tx, account, id).await?;
         let named_by: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT g.id FROM groups g JOIN group_versions v ON v.group_id = g.id \
              AND v.version = g.version WHERE g.account_id = $1 AND g.status = 'active' \
@@ -290,7 +257,7 @@ impl Store {
         ))
         .bind(account.0)
         .bind(id.0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *change.tx)
         .await?;
         if let Some(other) = named_by {
             return Err(StoreError::conflict(
@@ -298,24 +265,23 @@ impl Store {
                 format!("smart group {other} names this group in its criteria; change it first"),
             ));
         }
-        let now = self.now_ms();
         sqlx::query(
             "UPDATE groups SET status = 'archived', archived_at = COALESCE(archived_at, $1), \
              updated_at = $1 WHERE id = $2",
         )
-        .bind(now)
+        .bind(change.now)
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut *change.tx)
         .await?;
         sqlx::query("DELETE FROM group_schedule WHERE group_id = $1")
             .bind(id.0)
-            .execute(&mut *tx)
+            .execute(&mut *change.tx)
             .await?;
-        tx.commit().await?;
-        if let Some(rules) = engine.take(account.0) {
-            engine.put(account.0, rules.without(id.0));
+        // Without the state, a failed commit leaves the account to be loaded again.
+        if let Some(rules) = change.engine.take(account.0) {
+            change.replace_rules(account.0, rules.without(id.0));
         }
-        drop(engine);
+        change.commit(&self.wakes).await?;
         self.group(account, id).await
     }
 
@@ -332,17 +298,19 @@ impl Store {
             Some((_, criteria)) => Some(self.snapshot(account, criteria, Some(id.0)).await?),
             None => None,
         };
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
-        let (group_type, _) = group_kind(&mut tx, account, id).await?;
+        let mut change = self.change_facts().await?;
+        let FactChange {
+            engine, tx, now, ..
+        } = &mut change;
+        let now = *now;
+        let (group_type, _) = group_kind(tx, account, id).await?;
         sqlx::query(
             "UPDATE groups SET status = 'active', archived_at = NULL, updated_at = $1 \
              WHERE id = $2",
         )
         .bind(now)
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -351,11 +319,11 @@ impl Store {
                 e.into()
             }
         })?;
-        let restored = match (stored, snapshot) {
+        let backfill = match (stored, snapshot) {
             (Some((version, criteria)), Some(snapshot)) if group_type == SMART => {
                 let current: i64 = sqlx::query_scalar("SELECT version FROM groups WHERE id = $1")
                     .bind(id.0)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
                 if current != version {
                     return Err(StoreError::conflict(
@@ -363,7 +331,7 @@ impl Store {
                         "the group's criteria changed while it was being restored; try again",
                     ));
                 }
-                check_named_groups(&mut tx, &mut engine, account.0, id.0, &criteria)
+                check_named_groups(tx, engine, account.0, id.0, &criteria)
                     .await
                     .map_err(|e| match e {
                         StoreError::Invalid(details) => {
@@ -373,8 +341,8 @@ impl Store {
                         }
                         other => other,
                     })?;
-                let (summary, _, people) = backfill(
-                    &mut tx,
+                let (summary, outcome, people) = backfill(
+                    tx,
                     account.0,
                     id.0,
                     version,
@@ -383,19 +351,16 @@ impl Store {
                     self.current(snapshot),
                 )
                 .await?;
-                let rules = load_rules(&mut tx, account.0).await?;
+                let rules = load_rules(tx, account.0).await?;
                 let next = AccountRules::rebuilt(engine.take(account.0), rules, id.0, people);
-                Some((summary, next))
+                change.wake_for(&outcome);
+                change.wake_groups();
+                change.replace_rules(account.0, next);
+                Some(summary)
             }
             _ => None,
         };
-        tx.commit().await?;
-        let backfill = restored.map(|(summary, next)| {
-            engine.put(account.0, next);
-            summary
-        });
-        drop(engine);
-        self.wakes.groups.kick();
+        change.commit(&self.wakes).await?;
         Ok((self.group(account, id).await?, backfill))
     }
 
@@ -490,27 +455,28 @@ impl Store {
         Ok(touched > CAUGHT_UP)
     }
 
-    /// Stores a new criteria version for a smart group and evaluates it over everyone.
-    /// Returns the backfill's summary and the account's engine state to put in place once
-    /// the caller has committed (see [`AccountRules::rebuilt`]).
-    #[allow(clippy::too_many_arguments)]
+    /// Stores a new criteria version for a smart group and evaluates it over everyone, in
+    /// `change`; the account's new engine state goes in place once it commits (see
+    /// [`AccountRules::rebuilt`]). Returns the backfill's summary.
     async fn set_criteria(
         &self,
-        tx: &mut AnyConnection,
-        engine: &mut Engine,
+        change: &mut FactChange,
         account: AccountId,
         group: i64,
         json: &Value,
         criteria: &Criteria,
-        now: i64,
         snapshot: Snapshot,
-    ) -> Result<(Backfill, AccountRules)> {
+    ) -> Result<Backfill> {
+        let FactChange {
+            engine, tx, now, ..
+        } = change;
+        let now = *now;
         check_named_groups(tx, engine, account.0, group, criteria).await?;
         let version: i64 = sqlx::query_scalar(
             "UPDATE groups SET version = version + 1 WHERE id = $1 RETURNING version",
         )
         .bind(group)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         sqlx::query(
             "INSERT INTO group_versions (group_id, version, criteria, created_at) \
@@ -520,9 +486,9 @@ impl Store {
         .bind(version)
         .bind(json.to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let (summary, changed, people) = backfill(
+        let (summary, outcome, people) = backfill(
             tx,
             account.0,
             group,
@@ -536,21 +502,25 @@ impl Store {
         let mut next = AccountRules::rebuilt(engine.take(account.0), rules, group, people);
         // Smart groups that name this one follow its new membership.
         let dependents: Vec<usize> = next.dependents(group).collect();
+        let mut followers = Outcome::default();
         if !dependents.is_empty() {
-            let mut outcome = Outcome::default();
-            for user in changed {
+            for user in outcome.changes.iter().map(|c| c.user) {
                 next.person(tx, account.0, user, now).await?;
                 next.evaluate(
                     account.0,
                     user,
                     dependents.iter().copied(),
                     When::fact(now),
-                    &mut outcome,
+                    &mut followers,
                 );
             }
-            outcome.write(tx, now).await?;
+            followers.write(tx, now).await?;
         }
-        Ok((summary, next))
+        change.wake_for(&outcome);
+        change.wake_for(&followers);
+        change.wake_groups();
+        change.replace_rules(account.0, next);
+        Ok(summary)
     }
 
     #[instrument(skip_all)]
@@ -691,10 +661,12 @@ impl Store {
         user: UserId,
         join: bool,
     ) -> Result<bool> {
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
-        let (group_type, status) = group_kind(&mut tx, account, id).await?;
+        let mut change = self.change_facts().await?;
+        let FactChange {
+            engine, tx, now, ..
+        } = &mut change;
+        let now = *now;
+        let (group_type, status) = group_kind(tx, account, id).await?;
         match group_type.as_str() {
             SMART => {
                 return Err(StoreError::conflict(
@@ -716,7 +688,7 @@ impl Store {
             }
             _ => {}
         }
-        require_user(&mut tx, account, user).await?;
+        require_user(tx, account, user).await?;
         let changed = if join {
             sqlx::query(
                 "INSERT INTO group_members (group_id, user_id, account_id, joined_at, version) \
@@ -726,13 +698,13 @@ impl Store {
             .bind(user.0)
             .bind(account.0)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
         } else {
             sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
                 .bind(id.0)
                 .bind(user.0)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
         }
         .rows_affected()
@@ -755,9 +727,9 @@ impl Store {
         .bind(if join { "joined" } else { "left" })
         .bind(now)
         .bind(json!([{ "kind": kind }]).to_string())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let change = Change {
+        let joined = Change {
             account: account.0,
             group: id.0,
             user: user.0,
@@ -768,29 +740,26 @@ impl Store {
         };
         let mut outbox = crate::notices::Notices::default();
         let enrolled = if join {
-            crate::campaigns::enrol_joins(&mut tx, &[&change], now, &mut outbox).await?
+            crate::campaigns::enrol_joins(tx, &[&joined], now, &mut outbox).await?
         } else {
             Default::default()
         };
-        queue_membership_events(&mut tx, std::slice::from_ref(&change), now, &mut outbox).await?;
-        outbox.send(&mut tx, now).await?;
-        let rules = engine.account(&mut tx, account.0).await?;
+        queue_membership_events(tx, std::slice::from_ref(&joined), now, &mut outbox).await?;
+        outbox.send(tx, now).await?;
+        engine.touch(account.0, user.0);
+        let rules = engine.account(tx, account.0).await?;
         let mut outcome = Outcome::default();
         let dependents = rules.group_changed(user.0, id.0, join);
         if !dependents.is_empty() {
-            rules.person(&mut tx, account.0, user.0, now).await?;
+            rules.person(tx, account.0, user.0, now).await?;
             rules.evaluate(account.0, user.0, dependents, When::fact(now), &mut outcome);
         }
-        outcome.write(&mut tx, now).await?;
-        if let Err(e) = tx.commit().await {
-            engine.forget(account.0, user.0);
-            return Err(e.into());
-        }
-        drop(engine);
-        outcome.committed(&self.wakes);
-        self.wakes.training.due(enrolled.earliest_due);
+        outcome.write(tx, now).await?;
+        change.wake_for(&outcome);
+        change.wake_training(enrolled.earliest_due);
         // A hand-made change may have queued webhooks and enrolment emails.
-        self.wakes.jobs_queued();
+        change.wake_jobs();
+        change.commit(&self.wakes).await?;
         Ok(true)
     }
 
@@ -937,15 +906,17 @@ impl Store {
     pub async fn run_due_groups(&self) -> Result<usize> {
         let mut handled = 0;
         loop {
-            let mut engine = self.engine.clone().lock_owned().await;
-            let mut tx = self.begin_write().await?;
-            let now = self.now_ms();
+            let mut change = self.change_facts().await?;
+            let FactChange {
+                engine, tx, now, ..
+            } = &mut change;
+            let now = *now;
             let due: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
                 "SELECT account_id, group_id, user_id, due_at FROM group_schedule \
                  WHERE due_at <= $1 ORDER BY due_at LIMIT 1000",
             )
             .bind(now)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
             if due.is_empty() {
                 return Ok(handled);
@@ -953,7 +924,8 @@ impl Store {
             let mut outcome = Outcome::default();
             let mut touched = HashSet::new();
             for (account, group, user, at) in &due {
-                let rules = engine.account(&mut tx, *account).await?;
+                engine.touch(*account, *user);
+                let rules = engine.account(tx, *account).await?;
                 let Some(index) = rules.rule_index(*group) else {
                     // The group was archived or is no longer smart.
                     outcome.dues.push((*account, *group, *user, None));
@@ -966,7 +938,7 @@ impl Store {
                 if now - *at > 1_000 && !touched.contains(&(*account, *user)) {
                     rules.forget(*user);
                 }
-                let person = rules.person(&mut tx, *account, *user, *at).await?;
+                let person = rules.person(tx, *account, *user, *at).await?;
                 // The entry fires now: evaluate against exactly what the schedule expects.
                 person.dues.insert(*group, *at);
                 rules.evaluate(
@@ -982,15 +954,10 @@ impl Store {
                 );
                 touched.insert((*account, *user));
             }
-            outcome.write(&mut tx, now).await?;
-            if let Err(e) = tx.commit().await {
-                for (account, user) in touched {
-                    engine.forget(account, user);
-                }
-                return Err(e.into());
-            }
+            outcome.write(tx, now).await?;
+            change.wake_for(&outcome);
+            change.commit(&self.wakes).await?;
             handled += due.len();
-            drop(engine);
             if due.len() < 1000 {
                 return Ok(handled);
             }
@@ -1004,58 +971,48 @@ impl Store {
             .await?)
     }
 
-    /// Settles the smart groups of people whose facts changed in `tx`, then commits.
+    /// Settles the smart groups of people whose facts `change` changed, then commits it.
     pub(crate) async fn commit_people(
         &self,
-        engine: &mut Engine,
-        mut tx: sqlx::Transaction<'static, Any>,
+        mut change: FactChange,
         account: AccountId,
         users: &[UserId],
-        now: i64,
     ) -> Result<()> {
-        let outcome = Store::settle_people(engine, &mut tx, account, users, now).await;
-        let committed = match outcome {
-            Ok(outcome) => tx.commit().await.map(|()| outcome).map_err(Into::into),
-            Err(e) => Err(e),
-        };
-        match committed {
-            Ok(outcome) => {
-                outcome.committed(&self.wakes);
-                Ok(())
-            }
-            Err(e) => {
-                for user in users {
-                    engine.forget(account.0, user.0);
-                }
-                Err(e)
-            }
-        }
+        let outcome = settle_people(&mut change, account, users).await?;
+        change.wake_for(&outcome);
+        change.commit(&self.wakes).await
     }
+}
 
-    /// Re-evaluates every smart group for people whose facts changed (attributes,
-    /// identities, status, a deleted event) and writes the changes, inside the caller's
-    /// transaction. On a failed commit the caller forgets them in the engine.
-    pub(crate) async fn settle_people(
-        engine: &mut Engine,
-        conn: &mut AnyConnection,
-        account: AccountId,
-        users: &[UserId],
-        now: i64,
-    ) -> Result<Outcome> {
-        let rules = engine.account(conn, account.0).await?;
-        let mut outcome = Outcome::default();
-        if rules.is_empty() {
-            return Ok(outcome);
-        }
-        for user in users {
-            rules.forget(user.0);
-            rules.person(conn, account.0, user.0, now).await?;
-            let all = 0..rules.rules.len();
-            rules.evaluate(account.0, user.0, all, When::fact(now), &mut outcome);
-        }
-        outcome.write(conn, now).await?;
-        Ok(outcome)
+/// Re-evaluates every smart group for people whose facts changed (attributes,
+/// identities, status, a deleted event) and writes the changes, in the change's
+/// transaction.
+pub(crate) async fn settle_people(
+    change: &mut FactChange,
+    account: AccountId,
+    users: &[UserId],
+) -> Result<Outcome> {
+    let FactChange {
+        engine, tx, now, ..
+    } = change;
+    let now = *now;
+    // Forgotten by the cache unless the change commits.
+    for user in users {
+        engine.touch(account.0, user.0);
     }
+    let rules = engine.account(tx, account.0).await?;
+    let mut outcome = Outcome::default();
+    if rules.is_empty() {
+        return Ok(outcome);
+    }
+    for user in users {
+        rules.forget(user.0);
+        rules.person(tx, account.0, user.0, now).await?;
+        let all = 0..rules.rules.len();
+        rules.evaluate(account.0, user.0, all, When::fact(now), &mut outcome);
+    }
+    outcome.write(tx, now).await?;
+    Ok(outcome)
 }
 
 fn name_conflict(err: sqlx::Error, name: &str) -> StoreError {
@@ -1453,9 +1410,9 @@ async fn catch_up(
 }
 
 /// Evaluates a (new version of a) smart group over everyone and records joins, leaves
-/// and schedule entries in the caller's transaction: from `snapshot`, with the people
-/// whose facts changed since read again here (without one, everyone is read here). Returns who joined or left, and everyone
-/// evaluated with the facts the criteria need (for the engine's cache).
+/// and schedule entries in the caller's transaction: from `snapshot`, caught up here with
+/// what changed since (without one, everyone is read here). Returns what it wrote, and
+/// everyone evaluated with the facts the criteria need (for the engine's cache).
 async fn backfill(
     conn: &mut AnyConnection,
     account: i64,
@@ -1464,7 +1421,7 @@ async fn backfill(
     criteria: &Criteria,
     now: i64,
     snapshot: Option<Snapshot>,
-) -> Result<(Backfill, Vec<i64>, HashMap<i64, Person>)> {
+) -> Result<(Backfill, Outcome, HashMap<i64, Person>)> {
     let started = std::time::Instant::now();
     let (people, changed) = match snapshot {
         Some(mut snapshot) => {
@@ -1512,6 +1469,5 @@ async fn backfill(
         left: outcome.left(),
         took_ms: started.elapsed().as_millis() as i64,
     };
-    let changed = outcome.changes.iter().map(|c| c.user).collect();
-    Ok((summary, changed, rules.into_people()))
+    Ok((summary, outcome, rules.into_people()))
 }

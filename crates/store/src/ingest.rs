@@ -14,11 +14,13 @@
 //! `MAX_RECONNECT_WAIT`) and goes on where it was when the database answers.
 
 use crate::db::{Backend, ListOf};
-use crate::engine::{Engine, Outcome, Wakes, When};
+use crate::engine::{Engine, Outcome, When};
+use crate::fact_change::Order;
 use crate::notices::{Attempt, Job, JobRecord, push_records};
 use crate::outage::Retry;
 use crate::script::Script;
 use crate::sql::QueryBuilder;
+use crate::wakes::Wakes;
 use crate::{Result, Store, StoreError};
 use coachloop_core::FieldError;
 use coachloop_core::criteria::EventFact;
@@ -506,7 +508,7 @@ impl Writer {
     ) -> Result<Vec<Receipt>> {
         // Held until the commit is done, so the engine's cache equals what is committed.
         let asked = std::time::Instant::now();
-        let mut engine = self.engine.clone().lock_owned().await;
+        let mut engine = Order::lock(&self.engine).await;
         let locked = std::time::Instant::now();
         let generation = self.type_generation.load(Ordering::SeqCst);
         if generation != self.seen_generation {
@@ -541,7 +543,7 @@ impl Writer {
         &mut self,
         batch: &[&Submission],
         records: &[JobRecord<'_>],
-        engine: &mut Engine,
+        engine: &mut Order,
     ) -> Result<Vec<Receipt>> {
         let now = self.now.now_ms();
         let mut seen = existing_external_ids(&mut self.conn, batch).await?;
@@ -596,16 +598,10 @@ impl Writer {
         let result = if ruled.is_empty() {
             commit(&mut self.conn, writes).await
         } else {
-            let mut touched = Vec::new();
-            let result =
-                commit_with_groups(&mut self.conn, engine, &ruled, writes, &mut touched).await;
-            match &result {
-                Ok(outcome) => outcome.committed(&self.wakes),
-                Err(_) => {
-                    for (account, user) in touched {
-                        engine.forget(account, user);
-                    }
-                }
+            let result = commit_with_groups(&mut self.conn, engine, &ruled, writes).await;
+            if let Ok(outcome) = &result {
+                engine.committed();
+                outcome.committed(&self.wakes);
             }
             result.map(drop)
         };
@@ -824,14 +820,13 @@ async fn insert(
 /// [`commit`] for a batch in which some accounts have smart groups: inside the same
 /// transaction, matches each event's person (as the insert's join will), adds the event
 /// to their cached facts, re-evaluates the rules it can affect, and writes the joins,
-/// leaves and schedule entries. `touched` collects the people whose cache changed, for
-/// the caller to forget should the commit fail.
+/// leaves and schedule entries. The people whose cache changed are touched in `engine`,
+/// forgotten should the commit fail.
 async fn commit_with_groups(
     conn: &mut AnyConnection,
-    engine: &mut Engine,
+    engine: &mut Order,
     ruled: &HashSet<i64>,
     writes: Writes<'_>,
-    touched: &mut Vec<(i64, i64)>,
 ) -> Result<Outcome> {
     let Writes { rows, now, .. } = writes;
     let people = begin_and_match_people(conn, ruled, rows).await?;
@@ -869,8 +864,9 @@ async fn commit_with_groups(
             continue;
         }
         rules.preload(conn, row.account, now).await?;
+        engine.touch(row.account, user);
+        let rules = engine.account(conn, row.account).await?;
         rules.person(conn, row.account, user, now).await?;
-        touched.push((row.account, user));
         let fact = EventFact {
             id: row.id,
             event_type,

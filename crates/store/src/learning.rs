@@ -331,16 +331,15 @@ impl Store {
         account: AccountId,
         steps: &[(UserId, EnrollmentId, Step)],
     ) -> Result<Vec<Stepped>, BatchError> {
-        let now = self.now_ms();
-        // The engine's lock is the write gate the event writer takes per batch: waiting
-        // on it is a fair queue, where SQLite's busy handler would sleep and retry (and
-        // can lose, for seconds, to a writer that commits back to back).
-        let gate = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
+        // In the order of changes of facts, the fair queue the event writer waits in too:
+        // met at SQLite's lock instead, its busy handler sleeps and retries (and can lose,
+        // for seconds, to a writer that commits back to back).
+        let mut change = self.change_facts().await?;
+        let now = change.now;
         let mut outbox = notices::Notices::default();
         let mut applied = Vec::with_capacity(steps.len());
         for (index, (user, id, step)) in steps.iter().enumerate() {
-            let done = apply(&mut tx, &mut outbox, account, *user, *id, step, now)
+            let done = apply(&mut change.tx, &mut outbox, account, *user, *id, step, now)
                 .await
                 .map_err(|error| BatchError {
                     index: Some(index),
@@ -349,12 +348,11 @@ impl Store {
             applied.push(done);
         }
         // Dropped without a commit on any error above: SQLite rolls the whole batch back.
-        outbox.send(&mut tx, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        drop(gate);
+        outbox.send(&mut change.tx, now).await?;
         if applied.iter().any(|a| a.finished) {
-            self.wakes.jobs_queued();
+            change.wake_jobs();
         }
+        change.commit(&self.wakes).await?;
         let mut stepped = Vec::with_capacity(applied.len());
         for ((_, id, _), done) in steps.iter().zip(applied) {
             stepped.push(Stepped {

@@ -9,12 +9,15 @@ pub mod campaigns;
 pub mod content;
 pub mod copy;
 pub mod db;
+mod deadlines;
 pub mod engine;
 pub mod event_types;
 pub mod events;
+mod fact_change;
 pub mod groups;
 pub mod ingest;
 pub mod learning;
+mod membership;
 pub mod notices;
 pub mod outage;
 pub mod page;
@@ -27,6 +30,7 @@ pub mod statuses;
 pub mod testing;
 pub mod tokens;
 pub mod users;
+pub mod wakes;
 
 use coachloop_core::FieldError;
 use coachloop_core::clock::Clock;
@@ -157,7 +161,7 @@ pub struct Store {
     engine: Arc<tokio::sync::Mutex<engine::Engine>>,
     /// Wakes the group executor when something is due earlier than it thought.
     /// Wake the smart-group and training executors and the notice runner.
-    wakes: engine::Wakes,
+    wakes: wakes::Wakes,
     /// Signing keys read once (see [`Store::secret`]).
     secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
 }
@@ -178,7 +182,7 @@ impl Store {
             clock,
             type_generation: Arc::default(),
             engine: Arc::default(),
-            wakes: engine::Wakes::default(),
+            wakes: wakes::Wakes::default(),
             secrets: Arc::default(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
@@ -196,12 +200,12 @@ impl Store {
     }
 
     /// What the group executor sleeps on.
-    pub fn group_wake(&self) -> &Arc<engine::Wake> {
+    pub fn group_wake(&self) -> &Arc<wakes::Wake> {
         &self.wakes.groups
     }
 
     /// What the training executor sleeps on.
-    pub fn training_wake(&self) -> &Arc<engine::Wake> {
+    pub fn training_wake(&self) -> &Arc<wakes::Wake> {
         &self.wakes.training
     }
 

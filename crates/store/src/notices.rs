@@ -553,7 +553,7 @@ impl<'a> JobRecord<'a> {
 
 impl Store {
     /// What the notice runner's lane for `kind` (`webhook` or `email`) sleeps on.
-    pub fn jobs_wake(&self, kind: &str) -> &std::sync::Arc<crate::engine::Wake> {
+    pub fn jobs_wake(&self, kind: &str) -> &std::sync::Arc<crate::wakes::Wake> {
         if kind == "email" {
             &self.wakes.emails
         } else {

@@ -230,14 +230,15 @@ impl Store {
     /// Records that a token was used at `at`.
     #[instrument(skip_all)]
     pub async fn touch_token(&self, id: TokenId, at: i64) -> Result<()> {
-        // Behind the event writer's fair gate (the engine's lock): met at SQLite's lock
-        // instead, its busy handler sleeps in growing steps and stalls event POSTs.
-        let _gate = self.engine.clone().lock_owned().await;
+        // In the order of changes of facts, the fair queue the event writer waits in too:
+        // met at SQLite's lock instead, its busy handler sleeps in growing steps and
+        // stalls event POSTs.
+        let mut change = self.change_facts().await?;
         sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
             .bind(at)
             .bind(id.0)
-            .execute(&self.write)
+            .execute(&mut *change.tx)
             .await?;
-        Ok(())
+        change.commit(&self.wakes).await
     }
 }

@@ -79,17 +79,13 @@ pub(crate) const COLUMNS: &str = "id, account_id, email, employee_number, first_
 impl Store {
     #[instrument(skip_all)]
     pub async fn create_user(&self, account: AccountId, changes: &UserChanges) -> Result<User> {
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
-        let id = insert_user(&mut tx, account, changes, now).await?;
-        let enrolled = crate::campaigns::enrol_new_people(&mut tx, account.0, &[id.0], now).await?;
-        self.commit_people(&mut engine, tx, account, &[id], now)
-            .await?;
-        self.wakes.training.due(enrolled.earliest_due);
-        if enrolled.made > 0 {
-            self.wakes.jobs_queued();
-        }
+        let mut change = self.change_facts().await?;
+        let id = insert_user(&mut change.tx, account, changes, change.now).await?;
+        let enrolled =
+            crate::campaigns::enrol_new_people(&mut change.tx, account.0, &[id.0], change.now)
+                .await?;
+        change.wake_enrolled(&enrolled);
+        self.commit_people(change, account, &[id]).await?;
         self.user(account, id).await
     }
 
@@ -100,12 +96,9 @@ impl Store {
         id: UserId,
         changes: &UserChanges,
     ) -> Result<User> {
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
-        update_user(&mut tx, account, id, changes, now).await?;
-        self.commit_people(&mut engine, tx, account, &[id], now)
-            .await?;
+        let mut change = self.change_facts().await?;
+        update_user(&mut change.tx, account, id, changes, change.now).await?;
+        self.commit_people(change, account, &[id]).await?;
         self.user(account, id).await
     }
 
@@ -126,12 +119,11 @@ impl Store {
         account: AccountId,
         rows: &[UserChanges],
     ) -> Result<Vec<Result<Upserted>>> {
-        let mut engine = self.engine.clone().lock_owned().await;
-        let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let mut change = self.change_facts().await?;
+        let now = change.now;
         let mut outcomes = Vec::with_capacity(rows.len());
         for changes in rows {
-            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let mut savepoint = sqlx::Connection::begin(&mut *change.tx).await?;
             let outcome = upsert_user(&mut savepoint, account, changes, now).await;
             if outcome.is_ok() {
                 savepoint.commit().await?;
@@ -155,13 +147,9 @@ impl Store {
             })
             .collect();
         let enrolled =
-            crate::campaigns::enrol_new_people(&mut tx, account.0, &created, now).await?;
-        self.commit_people(&mut engine, tx, account, &changed, now)
-            .await?;
-        self.wakes.training.due(enrolled.earliest_due);
-        if enrolled.made > 0 {
-            self.wakes.jobs_queued();
-        }
+            crate::campaigns::enrol_new_people(&mut change.tx, account.0, &created, now).await?;
+        change.wake_enrolled(&enrolled);
+        self.commit_people(change, account, &changed).await?;
         Ok(outcomes)
     }
 

@@ -1,0 +1,88 @@
+//! Training's timed work: campaigns start and end at their instants, and open enrolments
+//! fall past due at theirs.
+
+use crate::campaigns::start;
+use crate::fact_change::FactChange;
+use crate::notices::{self, Notices};
+use crate::{Result, Store};
+use coachloop_core::time::format_ms;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use tracing::instrument;
+
+impl Store {
+    /// Does what is due: starts campaigns whose start has come, completes those whose end
+    /// date has passed, and marks open enrolments past due at their due instant. Returns
+    /// how many rows it changed.
+    #[instrument(skip_all)]
+    pub async fn run_due_training(&self) -> Result<usize> {
+        // In the order of changes of facts, the fair queue the event writer waits in too:
+        // met at SQLite's lock instead, its busy handler sleeps and retries (and can lose,
+        // for seconds, to a writer that commits back to back).
+        let mut change = self.change_facts().await?;
+        let FactChange { tx, now, .. } = &mut change;
+        let now = *now;
+        let starting: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM campaigns WHERE status = 'Created' AND start_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut changed = 0;
+        for campaign in &starting {
+            changed += start(tx, *campaign, now).await?.made + 1;
+        }
+        let past_due: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "UPDATE enrollments SET status = 'Past Due', past_due_at = due_at \
+             WHERE due_at IS NOT NULL AND due_at <= $1 \
+             AND status IN ('Not Started', 'In Progress') \
+             RETURNING id, account_id, campaign_id, user_id, due_at",
+        )
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        changed += past_due.len();
+        let mut by_account: HashMap<i64, Vec<(String, Value)>> = HashMap::new();
+        let mut outbox = Notices::default();
+        for (id, account, campaign, user, due) in &past_due {
+            outbox.emails(*account, &[(notices::EMAIL_PAST_DUE_MANAGER, *id, now)]);
+            by_account.entry(*account).or_default().push((
+                format!("enrollment:{id}"),
+                json!({"enrollment_id": id, "campaign_id": campaign, "user_id": user,
+                       "status": "Past Due", "due_date": format_ms(*due)}),
+            ));
+        }
+        for (account, facts) in by_account {
+            outbox
+                .event(tx, account, notices::ENROLLMENT_PAST_DUE, &facts, now)
+                .await?;
+        }
+        outbox.send(tx, now).await?;
+        changed += sqlx::query(
+            "UPDATE campaigns SET status = 'Completed', updated_at = $1 \
+             WHERE status = 'In Progress' AND end_at IS NOT NULL AND end_at <= $1",
+        )
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected() as usize;
+        if changed > 0 {
+            change.wake_jobs();
+        }
+        change.commit(&self.wakes).await?;
+        Ok(changed)
+    }
+
+    /// The next instant [`Store::run_due_training`] has something to do, if any.
+    pub async fn next_due_training(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(at) FROM ( \
+             SELECT MIN(due_at) AS at FROM enrollments WHERE due_at IS NOT NULL \
+             AND status IN ('Not Started', 'In Progress') \
+             UNION ALL SELECT MIN(start_at) FROM campaigns WHERE status = 'Created' \
+             UNION ALL SELECT MIN(end_at) FROM campaigns WHERE status = 'In Progress') AS due",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+}
