@@ -288,7 +288,7 @@ async fn seed_people(
 async fn ensure_starter_groups(
     store: &Store,
     account: AccountId,
-) -> anyhow::Result<Vec<(i64, &'static str)>> {
+) -> anyhow::Result<Vec<(GroupId, &'static str)>> {
     let filter = GroupFilter {
         status: Some("active".into()),
         group_type: None,
@@ -323,7 +323,7 @@ async fn ensure_starter_groups(
 async fn ensure_starter_campaigns(
     store: &Store,
     account: AccountId,
-    groups: &[(i64, &'static str)],
+    groups: &[(GroupId, &'static str)],
 ) -> anyhow::Result<()> {
     let (existing, _) = store
         .list_campaigns(account, None, Page::new(1, 500))
@@ -343,7 +343,7 @@ async fn ensure_starter_campaigns(
         let new = NewCampaign {
             name,
             content: vec![module.id],
-            groups: vec![GroupId(*group)],
+            groups: vec![*group],
             all_users: false,
             start_at: None,
             due: Due::After(IsoDuration::parse("P7D").map_err(|e| anyhow::anyhow!(e.0))?),
@@ -394,10 +394,10 @@ fn print_intro(
     addr: SocketAddr,
     [admin, events, report]: [&str; 3],
     someone: &Person,
-    groups: &[(i64, &str)],
+    groups: &[(GroupId, &str)],
 ) {
     let base = format!("http://{addr}");
-    let first = groups.first().map_or(1, |g| g.0);
+    let first = groups.first().map_or(GroupId(1), |g| g.0);
     let plays: String = groups
         .iter()
         .map(|(id, name)| format!("\n  {id:>3}  {name}"))

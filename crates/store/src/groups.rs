@@ -39,8 +39,10 @@ const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Group {
-    pub id: i64,
-    pub account_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: GroupId,
+    #[sqlx(try_from = "i64")]
+    pub account_id: AccountId,
     pub name: String,
     pub description: Option<String>,
     pub group_type: String,
@@ -88,7 +90,8 @@ pub struct GroupFilter {
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Member {
-    pub user_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub user_id: UserId,
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -98,9 +101,12 @@ pub struct Member {
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct HistoryEntry {
+    /// The row's own id (the history's order).
     pub id: i64,
-    pub group_id: i64,
-    pub user_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub group_id: GroupId,
+    #[sqlx(try_from = "i64")]
+    pub user_id: UserId,
     pub change: String,
     pub at: i64,
     pub version: i64,
@@ -132,7 +138,8 @@ pub struct Why {
 #[derive(Debug, Clone)]
 pub struct Preview {
     pub matching: usize,
-    pub people: Vec<(i64, String)>,
+    /// The first [`PREVIEW_PEOPLE`] matching people, in id order, with their emails.
+    pub people: Vec<(UserId, String)>,
     /// (`YYYY-MM-DD`, people matching at the end of that day; today: now).
     pub daily: Vec<(String, usize)>,
     pub took_ms: i64,
@@ -890,7 +897,10 @@ impl Store {
         .await?;
         Ok(Preview {
             matching: matching.len(),
-            people: emails,
+            people: emails
+                .into_iter()
+                .map(|(id, email)| (UserId(id), email))
+                .collect(),
             daily: instants
                 .iter()
                 .zip(daily)

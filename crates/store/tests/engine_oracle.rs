@@ -398,7 +398,7 @@ impl Run {
                         .oracle
                         .users
                         .iter()
-                        .find(|u| u.id.0 == row.user_id)
+                        .find(|u| u.id == row.user_id)
                         .expect("a known user");
                     let flip = self.oracle.last_flip(group, user, from, now);
                     if flip != Some(row.at) {

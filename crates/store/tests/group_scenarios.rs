@@ -244,11 +244,11 @@ async fn accounts_with_the_same_group_names_stay_apart() {
     assert!(h.members(b, group_b).await.is_empty());
 
     let history_b = h.history(b, group_b).await;
-    assert!(history_b.iter().all(|r| r.group_id == group_b.0));
+    assert!(history_b.iter().all(|r| r.group_id == group_b));
     assert!(
         history_b
             .iter()
-            .all(|r| [ana_b.0, bob_b.0].contains(&r.user_id))
+            .all(|r| [ana_b, bob_b].contains(&r.user_id))
     );
     assert_eq!(
         changes(&history_b),
@@ -260,7 +260,7 @@ async fn accounts_with_the_same_group_names_stay_apart() {
         ]
     );
     let history_a = h.history(a, group_a).await;
-    assert!(history_a.iter().all(|r| r.user_id == ana_a.0));
+    assert!(history_a.iter().all(|r| r.user_id == ana_a));
     // Creating a group in b with a name used in a is fine; a second one in b is not.
     assert!(
         h.store

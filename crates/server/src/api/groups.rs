@@ -59,7 +59,7 @@ pub struct Group {
 impl From<GroupRow> for Group {
     fn from(g: GroupRow) -> Self {
         Self {
-            id: g.id,
+            id: g.id.0,
             name: g.name,
             group_type: g.group_type,
             provisioning_guid: g.provisioning_guid,
@@ -138,8 +138,8 @@ impl From<HistoryEntry> for Change {
     fn from(h: HistoryEntry) -> Self {
         Self {
             id: h.id,
-            group_id: h.group_id,
-            user_id: h.user_id,
+            group_id: h.group_id.0,
+            user_id: h.user_id.0,
             change: h.change,
             at: format_ms(h.at),
             version: h.version,
@@ -536,7 +536,7 @@ async fn list_members(
         data: members
             .into_iter()
             .map(|m| Member {
-                user_id: m.user_id,
+                user_id: m.user_id.0,
                 email: m.email,
                 first_name: m.first_name,
                 last_name: m.last_name,
@@ -731,7 +731,7 @@ async fn preview(
             people: preview
                 .people
                 .into_iter()
-                .map(|(id, email)| PreviewPerson { id, email })
+                .map(|(id, email)| PreviewPerson { id: id.0, email })
                 .collect(),
             daily: preview
                 .daily

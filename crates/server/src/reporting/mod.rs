@@ -426,7 +426,7 @@ async fn group(
 ) -> ApiResult<Response> {
     let group = state.store.group(auth.account(), GroupId(id)).await?;
     let risk = state.reporting.risk(&state, auth.account()).await?;
-    let score = risk.group(GroupId(group.id));
+    let score = risk.group(group.id);
     Ok(axum::Json(shapes::V1Group::new(group, score)).into_response())
 }
 

@@ -184,7 +184,7 @@ pub struct V1Group {
 impl V1Group {
     pub fn new(group: Group, risk: f64) -> Self {
         Self {
-            id: group.id,
+            id: group.id.0,
             name: group.name,
             group_type: group.group_type,
             provisioning_guid: group.provisioning_guid,

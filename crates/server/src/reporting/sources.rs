@@ -55,7 +55,7 @@ impl Users {
                 .await?
                 .into_iter()
                 .map(|g| {
-                    let id = GroupId(g.id);
+                    let id = g.id;
                     (id, V1Group::new(g, self.risk.group(id)))
                 })
                 .collect()
@@ -130,8 +130,8 @@ impl Source for Groups {
         Ok(groups
             .into_iter()
             .map(|g| {
-                let score = self.risk.group(GroupId(g.id));
-                (g.id, V1Group::new(g, score))
+                let score = self.risk.group(g.id);
+                (g.id.0, V1Group::new(g, score))
             })
             .collect())
     }

@@ -208,7 +208,7 @@ impl Harness {
             )
             .await
             .unwrap();
-        GroupId(group.id)
+        group.id
     }
 
     pub async fn set_criteria(&self, account: AccountId, group: GroupId, criteria: Value) {
@@ -238,7 +238,7 @@ impl Harness {
             total,
             "member_count agrees with the list"
         );
-        members.iter().map(|m| m.user_id).collect()
+        members.iter().map(|m| m.user_id.0).collect()
     }
 
     /// The group's history, oldest first.
