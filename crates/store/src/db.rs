@@ -126,6 +126,22 @@ impl Backend {
         }
     }
 
+    /// The list bound as parameter `$n` (see [`Backend::list`]) as a relation `w` of one
+    /// column, `value`, to join: each value is then looked up by the index on the other
+    /// side, however few rows the planner expects there (a filter `= ANY(…)` is checked
+    /// row by row when stale statistics make the planner read the rows by a shorter key).
+    pub(crate) fn list_rows(self, n: usize, kind: ListOf) -> String {
+        match (self, kind) {
+            (Self::Sqlite, _) => format!("json_each(${n}) AS w"),
+            (Self::Postgres, ListOf::Integers) => {
+                format!("(SELECT jsonb_array_elements_text(${n}::jsonb)::bigint AS value) AS w")
+            }
+            (Self::Postgres, ListOf::Texts) => {
+                format!("jsonb_array_elements_text(${n}::jsonb) AS w(value)")
+            }
+        }
+    }
+
     /// A list bound as one parameter: a JSON array (both engines read it in SQL).
     pub(crate) fn list<T: serde::Serialize>(items: &[T]) -> String {
         serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())

@@ -928,8 +928,9 @@ async fn begin_and_match_people(
             .push(row.event.target_norm.as_str());
     }
     let matches = format!(
-        "SELECT identity, user_id FROM user_identities WHERE account_id = $1 AND {}",
-        Backend::of_connection(conn).in_list("identity", 2, ListOf::Texts)
+        "SELECT i.identity, i.user_id FROM {} JOIN user_identities i \
+         ON i.account_id = $1 AND i.identity = w.value",
+        Backend::of_connection(conn).list_rows(2, ListOf::Texts)
     );
     Backend::begin(conn).await?;
     let mut found: HashMap<i64, HashMap<String, i64>> = HashMap::new();
