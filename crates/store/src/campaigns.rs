@@ -281,6 +281,43 @@ impl Enrolled {
     }
 }
 
+/// A row of `enrollments` as enrolling writes it.
+#[derive(serde::Serialize)]
+struct NewEnrollment<'a> {
+    account_id: i64,
+    campaign_id: i64,
+    content_id: i64,
+    user_id: i64,
+    status: &'static str,
+    enrolled_at: i64,
+    due_at: Option<i64>,
+    cause: &'a str,
+}
+
+impl crate::sql::Record for NewEnrollment<'_> {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("account_id", "bigint"),
+        ("campaign_id", "bigint"),
+        ("content_id", "bigint"),
+        ("user_id", "bigint"),
+        ("status", "text"),
+        ("enrolled_at", "bigint"),
+        ("due_at", "bigint"),
+        ("cause", "text"),
+    ];
+
+    fn bind<'args>(&self, row: &mut crate::sql::Separated<'_, 'args>) {
+        row.push_bind(self.account_id)
+            .push_bind(self.campaign_id)
+            .push_bind(self.content_id)
+            .push_bind(self.user_id)
+            .push_bind(self.status)
+            .push_bind(self.enrolled_at)
+            .push_bind(self.due_at)
+            .push_bind(self.cause.to_owned());
+    }
+}
+
 /// Enrols `people` (user id, cause) in every content of the campaign, unless an earlier
 /// enrolment rules it out.
 async fn enrol(
@@ -323,22 +360,22 @@ async fn enrol(
                 }
             }
         }
-        for rows in new.chunks(CHUNK) {
-            let mut insert = QueryBuilder::with(
-                Backend::of_connection(conn),
-                "INSERT INTO enrollments (account_id, campaign_id, content_id, user_id, status, \
-                 enrolled_at, due_at, cause) ",
-            );
-            insert.push_values(rows, |mut row, (user, content, cause)| {
-                row.push_bind(target.account)
-                    .push_bind(target.campaign)
-                    .push_bind(*content)
-                    .push_bind(*user)
-                    .push_bind("Not Started")
-                    .push_bind(now)
-                    .push_bind(due_at)
-                    .push_bind(*cause);
-            });
+        let backend = Backend::of_connection(conn);
+        let new: Vec<NewEnrollment<'_>> = (new.into_iter())
+            .map(|(user_id, content_id, cause)| NewEnrollment {
+                account_id: target.account,
+                campaign_id: target.campaign,
+                content_id,
+                user_id,
+                status: "Not Started",
+                enrolled_at: now,
+                due_at,
+                cause,
+            })
+            .collect();
+        for rows in new.chunks(backend.rows_per_insert().min(CHUNK)) {
+            let mut insert = QueryBuilder::with(backend, "");
+            insert.push_records(backend, "enrollments", rows);
             insert.push(" RETURNING id, user_id, content_id, cause");
             let created: Vec<(i64, i64, i64, String)> =
                 insert.build_query_as().fetch_all(&mut *conn).await?;

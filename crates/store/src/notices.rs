@@ -142,9 +142,6 @@ struct NewJob {
     run_at: i64,
 }
 
-/// Rows per job insert (6 values each).
-const JOB_CHUNK: usize = 500;
-
 impl Notices {
     /// Queues, for each fact (`key` naming it, e.g. `enrollment:42`, and its data), a
     /// webhook job per active webhook of the account that subscribes to `event`.
@@ -456,47 +453,126 @@ impl Store {
     }
 }
 
-/// Queues the statements that record `records` (a few per [`JOB_CHUNK`]) in `script`,
+/// Queues the statements that record `records` (two statements per `Backend::rows_per_insert` of them) in `script`,
 /// in the caller's transaction.
 pub(crate) async fn push_records<'a>(
     conn: &mut AnyConnection,
     script: &mut Script<'a>,
     records: &'a [JobRecord<'a>],
 ) -> Result<()> {
-    for chunk in records.chunks(JOB_CHUNK) {
-        script
-            .reserve(conn, chunk.len() * 8)
-            .await?
-            .push(
-                "INSERT INTO deliveries (job_id, account_id, attempt, at, ok, status_code, error, \
-             took_ms) ",
-            )
-            .push_values(chunk, |mut row, o| {
-                row.push_bind(o.job.id.0)
-                    .push_bind(o.job.account_id.0)
-                    .push_bind(o.job.attempts)
-                    .push_bind(o.at)
-                    .push_bind(o.ok)
-                    .push_bind(o.status_code)
-                    .push_bind(o.error)
-                    .push_bind(o.took_ms);
-            });
+    let backend = script.backend();
+    for chunk in records.chunks(backend.rows_per_insert()) {
+        let deliveries: Vec<DeliveryRow<'_>> = chunk.iter().map(DeliveryRow::of).collect();
+        script.reserve(conn, chunk.len() * 8).await?.push_records(
+            backend,
+            "deliveries",
+            &deliveries,
+        );
+        let outcomes: Vec<JobOutcome<'_>> = chunk.iter().map(JobOutcome::of).collect();
         let update = script.reserve(conn, chunk.len() * 6).await?;
-        update.push("WITH v (id, status, run_at, done_at, last_error, attempts) AS (");
-        update.push_values(chunk, |mut row, o| {
-            row.push_bind(o.job.id.0)
-                .push_bind(o.status)
-                .push_bind(o.run_at)
-                .push_bind(o.done_at)
-                .push_bind(o.error)
-                .push_bind(o.job.attempts);
-        });
+        update.push_with(backend, "v", &outcomes);
         update.push(
-            ") UPDATE jobs SET status = v.status, run_at = v.run_at, done_at = v.done_at, \
+            " UPDATE jobs SET status = v.status, run_at = v.run_at, done_at = v.done_at, \
              last_error = v.last_error, attempts = v.attempts FROM v WHERE jobs.id = v.id",
         );
     }
     Ok(())
+}
+
+/// A row of `deliveries`: one attempt at a job.
+#[derive(serde::Serialize)]
+struct DeliveryRow<'a> {
+    job_id: i64,
+    account_id: i64,
+    attempt: i64,
+    at: i64,
+    ok: bool,
+    status_code: Option<i64>,
+    error: Option<&'a str>,
+    took_ms: i64,
+}
+
+impl<'a> DeliveryRow<'a> {
+    fn of(record: &JobRecord<'a>) -> Self {
+        Self {
+            job_id: record.job.id.0,
+            account_id: record.job.account_id.0,
+            attempt: record.job.attempts,
+            at: record.at,
+            ok: record.ok,
+            status_code: record.status_code,
+            error: record.error,
+            took_ms: record.took_ms,
+        }
+    }
+}
+
+impl crate::sql::Record for DeliveryRow<'_> {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("job_id", "bigint"),
+        ("account_id", "bigint"),
+        ("attempt", "bigint"),
+        ("at", "bigint"),
+        ("ok", "boolean"),
+        ("status_code", "bigint"),
+        ("error", "text"),
+        ("took_ms", "bigint"),
+    ];
+
+    fn bind<'args>(&self, row: &mut crate::sql::Separated<'_, 'args>) {
+        row.push_bind(self.job_id)
+            .push_bind(self.account_id)
+            .push_bind(self.attempt)
+            .push_bind(self.at)
+            .push_bind(self.ok)
+            .push_bind(self.status_code)
+            .push_bind(self.error.map(str::to_owned))
+            .push_bind(self.took_ms);
+    }
+}
+
+/// What becomes of a job after an attempt (its row's new values).
+#[derive(serde::Serialize)]
+struct JobOutcome<'a> {
+    id: i64,
+    status: &'static str,
+    run_at: i64,
+    done_at: Option<i64>,
+    last_error: Option<&'a str>,
+    attempts: i64,
+}
+
+impl<'a> JobOutcome<'a> {
+    fn of(record: &JobRecord<'a>) -> Self {
+        Self {
+            id: record.job.id.0,
+            status: record.status,
+            run_at: record.run_at,
+            done_at: record.done_at,
+            last_error: record.error,
+            attempts: record.job.attempts,
+        }
+    }
+}
+
+impl crate::sql::Record for JobOutcome<'_> {
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("id", "bigint"),
+        ("status", "text"),
+        ("run_at", "bigint"),
+        ("done_at", "bigint"),
+        ("last_error", "text"),
+        ("attempts", "bigint"),
+    ];
+
+    fn bind<'args>(&self, row: &mut crate::sql::Separated<'_, 'args>) {
+        row.push_bind(self.id)
+            .push_bind(self.status)
+            .push_bind(self.run_at)
+            .push_bind(self.done_at)
+            .push_bind(self.last_error.map(str::to_owned))
+            .push_bind(self.attempts);
+    }
 }
 
 /// An attempt and what becomes of its job.

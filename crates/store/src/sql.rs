@@ -106,6 +106,33 @@ impl<'args> QueryBuilder<'args> {
         }
     }
 
+    /// Appends `WITH name (…) AS (…)`: `rows` as a relation named `name` whose columns are
+    /// the record's, in the engine's fastest form (see [`QueryBuilder::push_records`]).
+    pub fn push_with<R: Record>(&mut self, backend: Backend, name: &str, rows: &[R]) -> &mut Self {
+        let names = (R::COLUMNS.iter().map(|(column, _)| *column))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match backend {
+            Backend::Sqlite => {
+                self.push(format_args!("WITH {name} ({names}) AS ("));
+                self.push_values(rows, |mut row, record| record.bind(&mut row))
+            }
+            Backend::Postgres => {
+                let json = serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_owned());
+                let types = (R::COLUMNS.iter())
+                    .map(|(column, kind)| format!("{column} {kind}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.push(format_args!(
+                    "WITH {name} AS (SELECT * FROM json_to_recordset("
+                ))
+                .push_bind(json)
+                .push(format_args!("::json) AS r({types})"))
+            }
+        }
+        .push(")")
+    }
+
     /// Pushes that put `separator` between items.
     pub fn separated(&mut self, separator: &'static str) -> Separated<'_, 'args> {
         Separated {
