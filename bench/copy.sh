@@ -8,7 +8,13 @@
 #
 #   bench/copy.sh             100,000 people, 10,000,000 events
 #   QUICK=1 bench/copy.sh     5,000 people, 300,000 events (under a minute once built)
-#   SEED_DIR=dir bench/copy.sh   copy the coachloop.db of a bench/groups.sh SEED_DIR
+#   SEED_DIR=dir bench/copy.sh   copy the coachloop.db of dir (a bench/groups.sh SEED_DIR,
+#                                or one SEED_KEEP kept) instead of seeding
+#   SEED_KEEP=dir bench/copy.sh  seed, and keep the seeded coachloop.db in dir for SEED_DIR
+#                                (seeding 10 M events takes about 6 minutes)
+#
+# BENCH_BIN=path measures that build of coachloop instead of building one (to compare two
+# builds on the same data: SEED_DIR=dir BENCH_BIN=old …, then SEED_DIR=dir BENCH_BIN=new …).
 #
 # PostgreSQL: BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432, a server where
 # this user may create databases).
@@ -23,7 +29,6 @@ name=coachloop_copy_bench_$$
 for tool in psql python3; do
   command -v $tool >/dev/null || { echo "$tool is needed" >&2; exit 1; }
 done
-# BENCH_BIN=path/to/coachloop measures that build instead of building one.
 [ -n "${BENCH_BIN:-}" ] || cargo build --release -q -p coachloop
 bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-copy-bench-XXXXXX)
@@ -44,6 +49,10 @@ else
   $bin users import --data-dir "$data" "$data/people.csv" >/dev/null
   python3 bench/copy_seed.py "$data/coachloop.db" "$events" 2>/dev/null
   echo "   seeded in $(( ($(ms) - start) / 1000 )) s; $(du -h "$data/coachloop.db" | cut -f1) of SQLite"
+  if [ -n "${SEED_KEEP:-}" ]; then
+    mkdir -p "$SEED_KEEP" && cp -a "$data/coachloop.db" "$SEED_KEEP/"
+    echo "   kept in $SEED_KEEP (SEED_DIR=$SEED_KEEP $0 copies it again)"
+  fi
 fi
 
 psql -q "$server/postgres" -c "CREATE DATABASE $name"
