@@ -127,9 +127,10 @@ impl Backend {
     }
 
     /// The list bound as parameter `$n` (see [`Backend::list`]) as a relation `w` of one
-    /// column, `value`, to join: each value is then looked up by the index on the other
-    /// side, however few rows the planner expects there (a filter `= ANY(…)` is checked
-    /// row by row when stale statistics make the planner read the rows by a shorter key).
+    /// column, `value`, to `CROSS JOIN` first: each value is then looked up by the index on
+    /// the other side, however few rows the planner expects there (PostgreSQL checks a
+    /// filter `= ANY(…)` row by row when stale statistics make it read the rows by a
+    /// shorter key; SQLite runs a `CROSS JOIN` in the order written).
     pub(crate) fn list_rows(self, n: usize, kind: ListOf) -> String {
         match (self, kind) {
             (Self::Sqlite, _) => format!("json_each(${n}) AS w"),

@@ -928,8 +928,10 @@ async fn begin_and_match_people(
             .push(row.event.target_norm.as_str());
     }
     let matches = format!(
-        "SELECT i.identity, i.user_id FROM {} JOIN user_identities i \
-         ON i.account_id = $1 AND i.identity = w.value",
+        // CROSS JOIN: SQLite takes it as "the list first", each value then found by the
+        // key; given the choice it reads every identity of the account once per value.
+        "SELECT i.identity, i.user_id FROM {} CROSS JOIN user_identities i \
+         WHERE i.account_id = $1 AND i.identity = w.value",
         Backend::of_connection(conn).list_rows(2, ListOf::Texts)
     );
     Backend::begin(conn).await?;
