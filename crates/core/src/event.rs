@@ -200,11 +200,13 @@ impl Fields<'_> {
             }
             None => None,
             Some(Value::String(text)) => {
+                // Counted as given (before trimming), as the schema counts (`maxLength`).
+                let too_long = text.chars().count() > max;
                 let text = text.trim();
                 if text.is_empty() && required {
                     self.errors.push(FieldError::new(name, "must not be empty"));
                     None
-                } else if text.chars().count() > max {
+                } else if too_long {
                     self.errors.push(FieldError::new(
                         name,
                         format!("must be at most {max} characters"),
@@ -290,7 +292,8 @@ pub fn parse_type_name(text: &str) -> Result<String, FieldError> {
     if name.is_empty() {
         return Err(FieldError::new("name", "must not be empty"));
     }
-    if name.chars().count() > MAX_TYPE_NAME {
+    // Counted as given (before trimming), as the schema counts (`maxLength`).
+    if text.chars().count() > MAX_TYPE_NAME {
         return Err(FieldError::new(
             "name",
             format!("must be at most {MAX_TYPE_NAME} characters"),

@@ -20,12 +20,13 @@ pub enum EmailError {
 
 impl Email {
     pub fn parse(text: &str) -> Result<Self, EmailError> {
+        // Counted as given, in characters, as the API's schema counts (`maxLength`).
+        if text.chars().count() > 254 {
+            return Err(EmailError::TooLong);
+        }
         let text = text.trim();
         if text.is_empty() {
             return Err(EmailError::Empty);
-        }
-        if text.len() > 254 {
-            return Err(EmailError::TooLong);
         }
         let (local, domain) = text.rsplit_once('@').ok_or(EmailError::Malformed)?;
         let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == '<' || c == '>';
@@ -91,5 +92,11 @@ mod tests {
             Email::parse(&format!("{}@x.io", "a".repeat(260))),
             Err(EmailError::TooLong)
         );
+        // Counted in characters as given, as the API's schema does: spaces around count,
+        // and a long name in another script is not measured in bytes.
+        let padded = format!("{}ana@x.io", " ".repeat(250));
+        assert_eq!(Email::parse(&padded), Err(EmailError::TooLong));
+        let wide = format!("{}@x.io", "ä".repeat(200));
+        assert!(Email::parse(&wide).is_ok());
     }
 }

@@ -144,22 +144,25 @@ impl UserChanges {
             return Ok(());
         }
         if let Some(field) = TEXT_FIELDS.iter().find(|f| **f == key) {
-            let text = optional_text(field, value)?;
             let max = if *field == "comment" {
                 MAX_COMMENT
             } else {
                 MAX_TEXT
             };
-            if let Some(text) = &text {
-                if text.chars().count() > max {
-                    return Err(FieldError::new(
-                        *field,
-                        format!("must be at most {max} characters"),
-                    ));
-                }
-                if *field == "manager_email" {
-                    Email::parse(text).map_err(|e| FieldError::new(*field, e.to_string()))?;
-                }
+            // Counted as given (before trimming), as the API's schema counts (`maxLength`).
+            if let Value::String(raw) = value
+                && raw.chars().count() > max
+            {
+                return Err(FieldError::new(
+                    *field,
+                    format!("must be at most {max} characters"),
+                ));
+            }
+            let text = optional_text(field, value)?;
+            if let Some(text) = &text
+                && *field == "manager_email"
+            {
+                Email::parse(text).map_err(|e| FieldError::new(*field, e.to_string()))?;
             }
             self.attributes.push((field, text));
             return Ok(());
@@ -237,6 +240,16 @@ fn parse_aliases(value: &Value) -> Result<Vec<String>, FieldError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn text_fields_are_measured_as_given() {
+        let padded = format!("{}x", " ".repeat(255));
+        let err = UserChanges::from_json(&json!({ "custom_field_4": padded })).unwrap_err();
+        assert_eq!(err[0].field, "custom_field_4");
+        let ok =
+            UserChanges::from_json(&json!({ "custom_field_4": format!(" {} ", "x".repeat(253)) }));
+        assert!(ok.is_ok());
+    }
 
     #[test]
     fn parses_json_changes() {

@@ -262,10 +262,12 @@ fn refuse_unknown(body: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> 
 }
 
 fn name(value: &Value) -> ApiResult<String> {
+    // Counted as given (before trimming), as the schema counts (`maxLength`).
     value
         .as_str()
+        .filter(|n| n.chars().count() <= 255)
         .map(str::trim)
-        .filter(|n| !n.is_empty() && n.chars().count() <= 255)
+        .filter(|n| !n.is_empty())
         .map(str::to_owned)
         .ok_or_else(|| {
             ApiError::invalid(vec![FieldError::new(

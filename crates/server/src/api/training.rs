@@ -425,8 +425,10 @@ fn duration(field: &str, text: &str) -> ApiResult<IsoDuration> {
 }
 
 fn campaign_name(name: &str) -> ApiResult<String> {
+    // Counted as given (before trimming), as the schema counts (`maxLength`).
+    let too_long = name.chars().count() > 255;
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
+    if name.is_empty() || too_long {
         return Err(ApiError::invalid(vec![FieldError::new(
             "name",
             "must be a non-empty string of at most 255 characters",
