@@ -8,6 +8,7 @@ use coachloop_store::ingest::Commit;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::time::Instant;
@@ -32,6 +33,8 @@ pub struct Metrics {
     events: Counter,
     commits: Counter,
     commit_events: Histogram,
+    engine_people: Gauge,
+    engine_facts: Gauge,
 }
 
 impl Default for Metrics {
@@ -65,6 +68,18 @@ impl Default for Metrics {
             "Events per writer transaction (group commit)",
             commit_events.clone(),
         );
+        let engine_people = Gauge::default();
+        registry.register(
+            "engine_cached_people",
+            "People whose facts the smart-group engine holds in memory",
+            engine_people.clone(),
+        );
+        let engine_facts = Gauge::default();
+        registry.register(
+            "engine_cached_facts",
+            "Event facts the smart-group engine holds in memory (about 40 bytes each)",
+            engine_facts.clone(),
+        );
         Self {
             registry,
             requests,
@@ -72,6 +87,8 @@ impl Default for Metrics {
             events,
             commits,
             commit_events,
+            engine_people,
+            engine_facts,
         }
     }
 }
@@ -82,6 +99,15 @@ impl Metrics {
         self.events.inc_by(commit.events as u64);
         self.commits.inc();
         self.commit_events.observe(commit.events as f64);
+    }
+
+    /// Records the size of the smart-group engine's cache (kept as last seen while a
+    /// change of facts holds the engine).
+    pub fn engine_cache(&self, size: Option<coachloop_store::engine::CacheSize>) {
+        if let Some(size) = size {
+            self.engine_people.set(size.people as i64);
+            self.engine_facts.set(size.facts as i64);
+        }
     }
 
     /// The Prometheus text exposition.

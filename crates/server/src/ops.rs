@@ -42,10 +42,12 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     Ok(Json(Health { status: "ok" }))
 }
 
-/// Prometheus text exposition: requests and latencies by route, events ingested.
+/// Prometheus text exposition: requests and latencies by route, events ingested, the
+/// smart-group engine's cache.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.engine_cache(state.store.engine_cache());
     (
         [(
             CONTENT_TYPE,

@@ -45,9 +45,11 @@ const SQLITE_SESSION: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
 /// for the pool is another writer at work, never a network.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Per-connection settings of PostgreSQL: commits wait for the WAL flush, and times are
-/// read in UTC.
-const POSTGRES_SESSION: &str = "SET synchronous_commit = on; SET TIME ZONE 'UTC'";
+/// Per-connection settings of PostgreSQL: commits wait for the WAL flush, times are read
+/// in UTC, and a quote is the only character a string literal escapes (scripts write
+/// their values as literals, see `Script`).
+const POSTGRES_SESSION: &str = "SET synchronous_commit = on; SET TIME ZONE 'UTC'; \
+     SET standard_conforming_strings = on";
 
 impl Backend {
     /// The engine of `url`: `sqlite:` or `postgres:`/`postgresql:`.

@@ -190,6 +190,12 @@ impl Store {
         Ok(store)
     }
 
+    /// How much the smart-group engine holds in memory; `None` while a change of facts
+    /// holds it (a group change may, for seconds).
+    pub fn engine_cache(&self) -> Option<engine::CacheSize> {
+        self.engine.try_lock().ok().map(|engine| engine.size())
+    }
+
     /// The engine this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend

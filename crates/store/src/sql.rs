@@ -17,6 +17,10 @@ pub(crate) struct QueryBuilder<'args> {
     count: usize,
     /// Placeholders are SQLite's positional `?`.
     positional: bool,
+    /// Values are written into the text as PostgreSQL literals (see [`Literal`]).
+    literal: bool,
+    /// A value that no literal can carry was pushed (see [`QueryBuilder::check`]).
+    unwritable: bool,
 }
 
 impl<'args> QueryBuilder<'args> {
@@ -27,6 +31,19 @@ impl<'args> QueryBuilder<'args> {
             arguments: AnyArguments::default(),
             count: 0,
             positional: false,
+            literal: false,
+            unwritable: false,
+        }
+    }
+
+    /// A builder for PostgreSQL that writes each value into the text as a literal, cast
+    /// to the type a bound value would have: statements built so go to the server
+    /// together, as one simple query, in one round trip (a statement with bound values
+    /// costs two: its parse and description, then its execution).
+    pub fn literal() -> Self {
+        Self {
+            literal: true,
+            ..Self::new("")
         }
     }
 
@@ -43,12 +60,17 @@ impl<'args> QueryBuilder<'args> {
         self
     }
 
-    /// Appends a placeholder and binds `value` to it.
+    /// Appends a placeholder and binds `value` to it (or, built [`QueryBuilder::literal`],
+    /// appends the value as a literal).
     pub fn push_bind<T>(&mut self, value: T) -> &mut Self
     where
-        T: 'args + Encode<'args, Any> + Type<Any>,
+        T: 'args + Encode<'args, Any> + Type<Any> + Literal,
     {
         self.count += 1;
+        if self.literal {
+            self.unwritable |= !value.write_literal(&mut self.text);
+            return self;
+        }
         // An error here is one of encoding, which the `Any` types never raise; it would
         // come back from the database as a missing argument.
         let _ = self.arguments.add(value);
@@ -146,17 +168,25 @@ impl<'args> QueryBuilder<'args> {
         &self.text
     }
 
-    /// How many values are bound.
-    pub fn binds(&self) -> usize {
-        self.count
-    }
-
     /// Empties the builder for the next statement.
     pub fn reset(&mut self) -> &mut Self {
         self.text.clear();
         self.arguments = AnyArguments::default();
         self.count = 0;
+        self.unwritable = false;
         self
+    }
+
+    /// Fails if a value pushed into a [`QueryBuilder::literal`] builder could not be
+    /// written (text holding a NUL, which PostgreSQL's text cannot hold either).
+    pub fn check(&self) -> crate::Result<()> {
+        if self.unwritable {
+            return Err(crate::StoreError::invalid(
+                "value",
+                "text holding a NUL character cannot be stored",
+            ));
+        }
+        Ok(())
     }
 
     pub fn build(&mut self) -> Query<'_, Any, AnyArguments<'_>> {
@@ -207,7 +237,7 @@ impl<'args> Separated<'_, 'args> {
 
     pub fn push_bind<T>(&mut self, value: T) -> &mut Self
     where
-        T: 'args + Encode<'args, Any> + Type<Any>,
+        T: 'args + Encode<'args, Any> + Type<Any> + Literal,
     {
         self.separate();
         self.builder.push_bind(value);
@@ -218,5 +248,130 @@ impl<'args> Separated<'_, 'args> {
     pub fn push_unseparated(&mut self, sql: impl std::fmt::Display) -> &mut Self {
         self.builder.push(sql);
         self
+    }
+}
+
+/// A value as a PostgreSQL literal, cast to the type the `Any` driver binds it as, for
+/// [`QueryBuilder::literal`]. Text is quoted with its quotes doubled, which is all a
+/// literal needs under `standard_conforming_strings` (set on every connection, see
+/// `db::POSTGRES_SESSION`).
+pub(crate) trait Literal {
+    /// The PostgreSQL type a NULL of this type is cast to.
+    const TYPE: &'static str;
+
+    /// Appends the literal; false if the value cannot be written as one.
+    fn write_literal(&self, out: &mut String) -> bool;
+}
+
+impl Literal for i64 {
+    const TYPE: &'static str = "int8";
+    fn write_literal(&self, out: &mut String) -> bool {
+        // `::` binds before a unary minus: a negative value goes in parentheses.
+        let _ = if *self < 0 {
+            write!(out, "({self})::int8")
+        } else {
+            write!(out, "{self}::int8")
+        };
+        true
+    }
+}
+
+impl Literal for i32 {
+    const TYPE: &'static str = "int4";
+    fn write_literal(&self, out: &mut String) -> bool {
+        let _ = if *self < 0 {
+            write!(out, "({self})::int4")
+        } else {
+            write!(out, "{self}::int4")
+        };
+        true
+    }
+}
+
+impl Literal for bool {
+    const TYPE: &'static str = "bool";
+    fn write_literal(&self, out: &mut String) -> bool {
+        out.push_str(if *self { "TRUE" } else { "FALSE" });
+        true
+    }
+}
+
+impl Literal for f64 {
+    const TYPE: &'static str = "float8";
+    fn write_literal(&self, out: &mut String) -> bool {
+        let _ = match self {
+            v if v.is_nan() => write!(out, "'NaN'::float8"),
+            v if v.is_infinite() && *v > 0.0 => write!(out, "'Infinity'::float8"),
+            v if v.is_infinite() => write!(out, "'-Infinity'::float8"),
+            // `{:?}` writes the shortest text that reads back as the same value.
+            v => write!(out, "'{v:?}'::float8"),
+        };
+        true
+    }
+}
+
+impl Literal for str {
+    const TYPE: &'static str = "text";
+    fn write_literal(&self, out: &mut String) -> bool {
+        if self.contains('\0') {
+            return false;
+        }
+        out.reserve(self.len() + 8);
+        out.push('\'');
+        for part in self.split_inclusive('\'') {
+            out.push_str(part);
+            if part.ends_with('\'') {
+                out.push('\'');
+            }
+        }
+        out.push_str("'::text");
+        true
+    }
+}
+
+impl Literal for String {
+    const TYPE: &'static str = "text";
+    fn write_literal(&self, out: &mut String) -> bool {
+        self.as_str().write_literal(out)
+    }
+}
+
+impl Literal for [u8] {
+    const TYPE: &'static str = "bytea";
+    fn write_literal(&self, out: &mut String) -> bool {
+        out.reserve(2 * self.len() + 12);
+        out.push_str("'\\x");
+        for byte in self {
+            let _ = write!(out, "{byte:02x}");
+        }
+        out.push_str("'::bytea");
+        true
+    }
+}
+
+impl Literal for Vec<u8> {
+    const TYPE: &'static str = "bytea";
+    fn write_literal(&self, out: &mut String) -> bool {
+        self.as_slice().write_literal(out)
+    }
+}
+
+impl<T: Literal + ?Sized> Literal for &T {
+    const TYPE: &'static str = T::TYPE;
+    fn write_literal(&self, out: &mut String) -> bool {
+        (**self).write_literal(out)
+    }
+}
+
+impl<T: Literal> Literal for Option<T> {
+    const TYPE: &'static str = T::TYPE;
+    fn write_literal(&self, out: &mut String) -> bool {
+        match self {
+            Some(value) => value.write_literal(out),
+            None => {
+                let _ = write!(out, "NULL::{}", T::TYPE);
+                true
+            }
+        }
     }
 }

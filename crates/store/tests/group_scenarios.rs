@@ -680,3 +680,36 @@ async fn events_arriving_while_a_group_changes_all_count() {
     stream(2, 1).await;
     assert_eq!(h.members(a, group).await, everyone, "everyone has two now");
 }
+
+// ---- the engine's cache after group changes -----------------------------------------
+
+/// A group's backfill leaves in the engine's cache only the facts its criteria can still
+/// count: for "at least N within P" the N most recent events in the window. (It once kept
+/// every event of the type, and each later group added its own, so that the cache of a
+/// 100,000-person account grew past a gigabyte and every evaluation walked it all.)
+#[tokio::test]
+async fn the_cache_keeps_only_what_can_count() {
+    let h = Harness::start(t0() + 200 * DAY).await;
+    let a = h.account;
+    h.user(a, "ana@acme.example", None).await;
+    h.user(a, "ben@acme.example", None).await;
+    // 30 events of one type over 150 days for Ana, one for Ben; 20 of another for Ana.
+    let days: Vec<(i64, &str)> = (0..30).map(|d| (t0() + 5 * d * DAY, "")).collect();
+    h.events(a, "ana@acme.example", "t_a", &days).await;
+    h.events(a, "ana@acme.example", "t_b", &days[..20]).await;
+    h.event(a, "ben@acme.example", "t_a", t0() + 140 * DAY)
+        .await;
+    let at_least = |n: i64, period: &str| json!({"event": {"type": "t_a", "count": {"at_least": n}, "within": period}});
+    // Nothing changes from here on: the backfills read their snapshot and keep it.
+    h.advance(MINUTE);
+    h.smart_group(a, "Two in a year", at_least(2, "P12M")).await;
+    let size = h.store.engine_cache().unwrap();
+    assert_eq!((size.people, size.facts), (2, 2 + 1), "{size:?}");
+    // A second group on the same type keeps its own three; the first's two are among them.
+    h.smart_group(a, "Three in a year", at_least(3, "P12M"))
+        .await;
+    assert_eq!(h.store.engine_cache().unwrap().facts, 3 + 1);
+    // A window holding none of Ana's events adds nothing for her.
+    h.smart_group(a, "Two this week", at_least(2, "P7D")).await;
+    assert_eq!(h.store.engine_cache().unwrap().facts, 3 + 1);
+}
