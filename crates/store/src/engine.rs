@@ -420,27 +420,35 @@ pub(crate) async fn queue_membership_events(
     now: i64,
     outbox: &mut Notices,
 ) -> Result<()> {
-    let mut by_account: HashMap<(i64, bool), Vec<(String, serde_json::Value)>> = HashMap::new();
-    for (i, c) in changes.iter().enumerate() {
-        cooperate(i).await;
-        by_account.entry((c.account, c.joined)).or_default().push((
-            format!("group:{}:user:{}:at:{}", c.group, c.user, c.at),
-            json!({
-                "group_id": c.group,
-                "user_id": c.user,
-                "at": coachloop_core::time::format_ms(c.at),
-                "version": c.version,
-                "reason": serde_json::from_str::<serde_json::Value>(&c.reason)
-                    .unwrap_or(serde_json::Value::Null),
-            }),
-        ));
+    let mut by_account: HashMap<(i64, bool), Vec<&Change>> = HashMap::new();
+    for c in changes {
+        by_account.entry((c.account, c.joined)).or_default().push(c);
     }
-    for ((account, joined), facts) in by_account {
+    for ((account, joined), changes) in by_account {
         let event = if joined {
             crate::notices::MEMBER_JOINED
         } else {
             crate::notices::MEMBER_LEFT
         };
+        // Described only for an account that listens: a backfill joins tens of thousands.
+        if !outbox.subscribed(conn, account, event).await? {
+            continue;
+        }
+        let mut facts = Vec::with_capacity(changes.len());
+        for (i, c) in changes.into_iter().enumerate() {
+            cooperate(i).await;
+            facts.push((
+                format!("group:{}:user:{}:at:{}", c.group, c.user, c.at),
+                json!({
+                    "group_id": c.group,
+                    "user_id": c.user,
+                    "at": coachloop_core::time::format_ms(c.at),
+                    "version": c.version,
+                    "reason": serde_json::from_str::<serde_json::Value>(&c.reason)
+                        .unwrap_or(serde_json::Value::Null),
+                }),
+            ));
+        }
         outbox.event(conn, account, event, &facts, now).await?;
     }
     Ok(())

@@ -156,22 +156,7 @@ impl Notices {
         if facts.is_empty() {
             return Ok(());
         }
-        let hooks = match self.hooks.entry(account) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => {
-                let rows: Vec<(i64, String)> = sqlx::query_as(
-                    "SELECT id, events FROM webhooks WHERE account_id = $1 AND active = TRUE",
-                )
-                .bind(account)
-                .fetch_all(&mut *conn)
-                .await?;
-                slot.insert(
-                    (rows.into_iter())
-                        .map(|(id, events)| Ok((id, event_names(id, &events)?)))
-                        .collect::<Result<_>>()?,
-                )
-            }
-        };
+        let hooks = account_hooks(&mut self.hooks, conn, account).await?;
         for (hook, events) in hooks.iter() {
             if !events.iter().any(|e| e == event) {
                 continue;
@@ -197,6 +182,21 @@ impl Notices {
             }
         }
         Ok(())
+    }
+
+    /// Whether an active webhook of the account subscribes to `event`: a caller with
+    /// many facts to tell (a backfill's tens of thousands of joins) asks before it
+    /// describes them.
+    pub async fn subscribed(
+        &mut self,
+        conn: &mut AnyConnection,
+        account: i64,
+        event: &str,
+    ) -> Result<bool> {
+        let hooks = account_hooks(&mut self.hooks, conn, account).await?;
+        Ok(hooks
+            .iter()
+            .any(|(_, events)| events.iter().any(|e| e == event)))
     }
 
     /// Queues emails, each (template, enrolment, when to send); `run_at` may be later (a
@@ -244,6 +244,31 @@ impl Notices {
         self.write(conn, &mut script, now).await?;
         script.run(conn).await
     }
+}
+
+/// The account's active webhooks with the events each subscribes to, read once into
+/// `known`.
+async fn account_hooks<'a>(
+    known: &'a mut HashMap<i64, Vec<(i64, Vec<String>)>>,
+    conn: &mut AnyConnection,
+    account: i64,
+) -> Result<&'a [(i64, Vec<String>)]> {
+    Ok(match known.entry(account) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(slot) => {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, events FROM webhooks WHERE account_id = $1 AND active = TRUE",
+            )
+            .bind(account)
+            .fetch_all(&mut *conn)
+            .await?;
+            slot.insert(
+                (rows.into_iter())
+                    .map(|(id, events)| Ok((id, event_names(id, &events)?)))
+                    .collect::<Result<_>>()?,
+            )
+        }
+    })
 }
 
 /// A row of `jobs` (see [`crate::sql::QueryBuilder::push_records`]).
