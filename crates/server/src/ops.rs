@@ -47,7 +47,7 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.metrics.engine_cache(state.store.engine_cache());
+    state.metrics.engine_cache(state.store.engine_cache().await);
     (
         [(
             CONTENT_TYPE,

@@ -55,6 +55,44 @@ async fn metrics_count_requests_by_route_and_events_ingested() {
     assert!(text.contains("coachloop_http_request_duration_seconds"));
 }
 
+/// `/metrics` tells what the smart-group engine holds: the people it cached for a smart
+/// group's backfill and the event facts it keeps of them.
+#[tokio::test]
+async fn metrics_show_the_engine_cache() {
+    let app = TestApp::spawn().await;
+    for email in ["a@acme.example", "b@acme.example"] {
+        app.create_user(&json!({ "email": email })).await;
+    }
+    app.submit(&json!([
+        event("a@acme.example", "t"),
+        event("b@acme.example", "t")
+    ]))
+    .await;
+    let criteria = json!({"event": {"type": "t", "count": {"at_least": 1}, "within": "P1D"}});
+    app.post_json(
+        &app.admin,
+        "/api/groups",
+        &json!({"name": "Recent t", "criteria": criteria}),
+    )
+    .await
+    .expect(201);
+    let metrics = app.send(app.request(Method::GET, "/metrics", None)).await;
+    let gauge = |name: &str| {
+        (metrics.text.lines())
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{}", metrics.text))
+            .to_owned()
+    };
+    assert_eq!(
+        gauge("coachloop_engine_cached_people"),
+        "coachloop_engine_cached_people 2"
+    );
+    assert_eq!(
+        gauge("coachloop_engine_cached_facts"),
+        "coachloop_engine_cached_facts 2"
+    );
+}
+
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = TestApp::spawn().await;

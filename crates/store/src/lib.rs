@@ -190,10 +190,14 @@ impl Store {
         Ok(store)
     }
 
-    /// How much the smart-group engine holds in memory; `None` while a change of facts
-    /// holds it (a group change may, for seconds).
-    pub fn engine_cache(&self) -> Option<engine::CacheSize> {
-        self.engine.try_lock().ok().map(|engine| engine.size())
+    /// How much the smart-group engine holds in memory; `None` if a change of facts
+    /// holds the engine longer than a tenth of a second (a group change may, for seconds).
+    pub async fn engine_cache(&self) -> Option<engine::CacheSize> {
+        let engine = std::time::Duration::from_millis(100);
+        let engine = tokio::time::timeout(engine, self.engine.lock())
+            .await
+            .ok()?;
+        Some(engine.size())
     }
 
     /// The engine this store runs on.

@@ -263,28 +263,28 @@ pub(crate) trait Literal {
     fn write_literal(&self, out: &mut String) -> bool;
 }
 
+/// An integer cast to `kind`; `::` binds before a unary minus, so a negative value goes
+/// in parentheses.
+fn write_integer(out: &mut String, value: i64, kind: &str) -> bool {
+    let _ = if value < 0 {
+        write!(out, "({value})::{kind}")
+    } else {
+        write!(out, "{value}::{kind}")
+    };
+    true
+}
+
 impl Literal for i64 {
     const TYPE: &'static str = "int8";
     fn write_literal(&self, out: &mut String) -> bool {
-        // `::` binds before a unary minus: a negative value goes in parentheses.
-        let _ = if *self < 0 {
-            write!(out, "({self})::int8")
-        } else {
-            write!(out, "{self}::int8")
-        };
-        true
+        write_integer(out, *self, Self::TYPE)
     }
 }
 
 impl Literal for i32 {
     const TYPE: &'static str = "int4";
     fn write_literal(&self, out: &mut String) -> bool {
-        let _ = if *self < 0 {
-            write!(out, "({self})::int4")
-        } else {
-            write!(out, "{self}::int4")
-        };
-        true
+        write_integer(out, i64::from(*self), Self::TYPE)
     }
 }
 

@@ -703,13 +703,13 @@ async fn the_cache_keeps_only_what_can_count() {
     // Nothing changes from here on: the backfills read their snapshot and keep it.
     h.advance(MINUTE);
     h.smart_group(a, "Two in a year", at_least(2, "P12M")).await;
-    let size = h.store.engine_cache().unwrap();
+    let size = h.store.engine_cache().await.unwrap();
     assert_eq!((size.people, size.facts), (2, 2 + 1), "{size:?}");
     // A second group on the same type keeps its own three; the first's two are among them.
     h.smart_group(a, "Three in a year", at_least(3, "P12M"))
         .await;
-    assert_eq!(h.store.engine_cache().unwrap().facts, 3 + 1);
+    assert_eq!(h.store.engine_cache().await.unwrap().facts, 3 + 1);
     // A window holding none of Ana's events adds nothing for her.
     h.smart_group(a, "Two this week", at_least(2, "P7D")).await;
-    assert_eq!(h.store.engine_cache().unwrap().facts, 3 + 1);
+    assert_eq!(h.store.engine_cache().await.unwrap().facts, 3 + 1);
 }
