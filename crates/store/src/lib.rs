@@ -164,6 +164,8 @@ pub struct Store {
     wakes: wakes::Wakes,
     /// Signing keys read once (see [`Store::secret`]).
     secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    /// This process among the installation's nodes (see [`Store::node`]).
+    node: Arc<str>,
 }
 
 impl Store {
@@ -184,6 +186,7 @@ impl Store {
             engine: Arc::default(),
             wakes: wakes::Wakes::default(),
             secrets: Arc::default(),
+            node: node_id().into(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;
@@ -198,6 +201,12 @@ impl Store {
             .await
             .ok()?;
         Some(engine.size())
+    }
+
+    /// This process's name among the nodes of the installation: host, process id and a
+    /// random suffix, so a restarted node is a new one.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The engine this store runs on.
@@ -239,6 +248,17 @@ impl Store {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// A new node's name (see [`Store::node`]).
+fn node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 /// True when `err` is a unique-constraint violation.
