@@ -59,10 +59,17 @@ impl serde::Serialize for EventId {
     }
 }
 
+/// Bits of the counter that name a writer's slot when several nodes store events into one
+/// database: 16 writers, each with 256 ids a millisecond before it borrows the next.
+pub const SLOT_BITS: u32 = 4;
+
 /// Hands out strictly increasing ids, even when the clock stalls or steps back.
 #[derive(Debug, Clone)]
 pub struct EventIdGenerator {
     last_hi: u64,
+    /// The writer's slot (see [`SLOT_BITS`]): its ids differ from every other writer's
+    /// in the same millisecond. `None`: the only writer, with the whole counter.
+    slot: Option<u64>,
 }
 
 impl EventIdGenerator {
@@ -70,18 +77,41 @@ impl EventIdGenerator {
     pub fn after(last_hi: i64) -> Self {
         Self {
             last_hi: last_hi.max(0) as u64,
+            slot: None,
         }
     }
 
-    /// The next id at `now_ms`, with `random` supplying the low bits.
-    pub fn next(&mut self, now_ms: i64, random: u64) -> EventId {
-        let floor = ((now_ms.max(0) as u64) << 16) | VERSION;
-        let mut bumped = self.last_hi + 1;
-        if bumped & !COUNTER & 0xffff != VERSION {
-            // The counter of that millisecond is spent: borrow the next millisecond.
-            bumped = (((self.last_hi >> 16) + 1) << 16) | VERSION;
+    /// Hands out only ids of `slot` (below `2^SLOT_BITS`), which no other writer holds.
+    pub fn in_slot(self, slot: u64) -> Self {
+        assert!(slot < 1 << SLOT_BITS, "slot {slot} is out of range");
+        Self {
+            slot: Some(slot),
+            ..self
         }
-        let hi = floor.max(bumped);
+    }
+
+    /// The next id at `now_ms`, with `random` supplying the low bits: the smallest id of
+    /// this writer's slot after the last one, and not before `now_ms`.
+    pub fn next(&mut self, now_ms: i64, random: u64) -> EventId {
+        let (base, top) = match self.slot {
+            None => (0, COUNTER),
+            Some(slot) => {
+                let width = 12 - SLOT_BITS;
+                (slot << width, (slot << width) | ((1 << width) - 1))
+            }
+        };
+        let last_ms = self.last_hi >> 16;
+        let last_counter = self.last_hi & COUNTER;
+        let now_ms = now_ms.max(0) as u64;
+        let (ms, counter) = if now_ms > last_ms || last_counter < base {
+            (now_ms.max(last_ms), base)
+        } else if last_counter < top {
+            (last_ms, last_counter + 1)
+        } else {
+            // The slot's counter of that millisecond is spent: borrow the next one.
+            (last_ms + 1, base)
+        };
+        let hi = (ms << 16) | VERSION | counter;
         self.last_hi = hi;
         EventId {
             hi: hi as i64,
@@ -133,6 +163,31 @@ mod tests {
     }
 
     proptest! {
+        /// Two writers in different slots, started after the same stored key, on clocks
+        /// that stall and step back: each one's ids increase, and none is the other's.
+        #[test]
+        fn writers_in_different_slots_never_share_an_id(
+            start in 0i64..1 << 44,
+            steps in proptest::collection::vec((-3i64..3, 0usize..2), 1..2000),
+            slots in (0u64..16, 0u64..16).prop_filter("two slots", |(a, b)| a != b),
+        ) {
+            let mut writers = [
+                EventIdGenerator::after(start << 16).in_slot(slots.0),
+                EventIdGenerator::after(start << 16).in_slot(slots.1),
+            ];
+            let mut last = [0i64; 2];
+            let mut seen = std::collections::HashSet::new();
+            let mut now = start;
+            for (step, writer) in steps {
+                now = (now + step).max(0);
+                let id = writers[writer].next(now, 0);
+                prop_assert!(id.hi > last[writer]);
+                prop_assert_eq!(id.to_uuid().get_version_num(), 7);
+                prop_assert!(seen.insert(id.hi), "{:x} handed out twice", id.hi);
+                last[writer] = id.hi;
+            }
+        }
+
         #[test]
         fn ids_strictly_increase_whatever_the_clock_does(
             start in 0i64..1 << 44,

@@ -150,11 +150,22 @@ pub struct TokenCache {
     /// When each token's `last_used_at` was last written, so a burst of cache misses
     /// writes it once.
     touched: Mutex<HashMap<TokenId, Instant>>,
+    /// The store's count of revocations when the entries were last trusted: a token
+    /// revoked on any node drops them all at once (the TTL bounds the rest).
+    revocations: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
     async fn lookup(&self, state: &AppState, secret: &str) -> Result<Option<Arc<Token>>, ApiError> {
         let key = hash_secret(secret);
+        let revocations = state.store.revocations();
+        if self
+            .revocations
+            .swap(revocations, std::sync::atomic::Ordering::SeqCst)
+            != revocations
+        {
+            self.clear();
+        }
         if let Some((token, at)) = self.lock().get(&key)
             && at.elapsed() < CACHE_TTL
         {

@@ -32,7 +32,7 @@ impl Store {
     pub async fn create_account(&self, name: &str) -> Result<Account> {
         let name = parse_name(name)?;
         let now = self.now_ms();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write(&crate::Locks::none()).await?;
         let account: Account = sqlx::query_as(
             "INSERT INTO accounts (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
         )

@@ -525,12 +525,24 @@ pub(crate) async fn enrol_new_people(
 }
 
 /// Starts a campaign: enrols the current members of its groups (or every active person).
-pub(crate) async fn start(conn: &mut AnyConnection, campaign: i64, now: i64) -> Result<Enrolled> {
-    sqlx::query("UPDATE campaigns SET status = 'In Progress', updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(campaign)
-        .execute(&mut *conn)
-        .await?;
+/// Starts a campaign that is still `Created` and enrols its people; `None` when it had
+/// started already (another node got to it first).
+pub(crate) async fn start(
+    conn: &mut AnyConnection,
+    campaign: i64,
+    now: i64,
+) -> Result<Option<Enrolled>> {
+    let started = sqlx::query(
+        "UPDATE campaigns SET status = 'In Progress', updated_at = $1 \
+         WHERE id = $2 AND status = 'Created'",
+    )
+    .bind(now)
+    .bind(campaign)
+    .execute(&mut *conn)
+    .await?;
+    if started.rows_affected() == 0 {
+        return Ok(None);
+    }
     let crate::db::Flag(all_users) =
         sqlx::query_scalar("SELECT all_users FROM campaigns WHERE id = $1")
             .bind(campaign)
@@ -558,7 +570,7 @@ pub(crate) async fn start(conn: &mut AnyConnection, campaign: i64, now: i64) -> 
     let mut outbox = Notices::default();
     let enrolled = enrol(conn, &target, &people, now, &mut outbox).await?;
     outbox.send(conn, now).await?;
-    Ok(enrolled)
+    Ok(Some(enrolled))
 }
 
 impl Store {
@@ -569,7 +581,9 @@ impl Store {
         account: AccountId,
         new: &NewCampaign,
     ) -> Result<(Campaign, usize)> {
-        let mut tx = self.begin_write().await?;
+        // The account's lock: a campaign that starts at once enrols people, and a join on
+        // another node must not enrol them beside it.
+        let mut tx = self.begin_write(&crate::Locks::account(account.0)).await?;
         let now = self.now_ms();
         for (i, id) in new.content.iter().enumerate() {
             let retired: Option<Option<i64>> = sqlx::query_scalar(
@@ -654,12 +668,12 @@ impl Store {
             .await?;
         }
         let enrolled = if start_at <= now {
-            start(&mut tx, id, now).await?
+            start(&mut tx, id, now).await?.unwrap_or_default()
         } else {
             Enrolled::default()
         };
         tx.commit().await?;
-        self.wakes.training.kick();
+        self.wakes.training_changed();
         self.wakes.jobs_queued();
         Ok((self.campaign(account, CampaignId(id)).await?, enrolled.made))
     }

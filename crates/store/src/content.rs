@@ -213,7 +213,7 @@ pub(crate) async fn content_in(
 impl Store {
     /// Brings every account's copy of the built-in library up to date (at start-up).
     pub async fn sync_content_library(&self) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write(&crate::Locks::none()).await?;
         let now = self.now_ms();
         let accounts: Vec<i64> = sqlx::query_scalar("SELECT id FROM accounts")
             .fetch_all(&mut *tx)
@@ -265,7 +265,7 @@ impl Store {
         account: AccountId,
         content: &Content,
     ) -> Result<ContentRow> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write(&crate::Locks::none()).await?;
         let id = upsert(&mut tx, account.0, content, false, self.now_ms()).await?;
         tx.commit().await?;
         self.content(account, ContentId(id)).await

@@ -1533,7 +1533,9 @@ pub async fn copy(
     check_schema_of(&mut target).await?;
 
     // (On PostgreSQL this also takes the lock every coachloop writer takes.)
-    target.execute(target_backend.begin_write()).await?;
+    target
+        .execute(crate::Locks::none().begin(target_backend).as_str())
+        .await?;
     let filled = fill(&mut target, source, progress).await;
     let report = match filled {
         Ok(report) if report.matches() => {

@@ -6,11 +6,12 @@
 //! * **SQLite** (the embedded default): one writer connection, `BEGIN IMMEDIATE` takes the
 //!   database's write lock, pragmas set per connection, group commit in multi-statement
 //!   scripts (see `script`).
-//! * **PostgreSQL 15+**: a pool of connections; a write transaction takes one
-//!   transaction-scoped advisory lock, so writers are ordered as SQLite orders them (the
-//!   next issue narrows it to one person); `synchronous_commit` is on, so a commit is
-//!   durable before it is acknowledged.
+//! * **PostgreSQL 15+**: a pool of connections, shared by several nodes; a write
+//!   transaction that changes an account's facts takes that account's advisory lock (see
+//!   `locks`); `synchronous_commit` is on, so a commit is durable before it is
+//!   acknowledged.
 
+use crate::locks::Locks;
 use crate::{DatabaseUrl, Result, StoreError};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
@@ -23,10 +24,6 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
-
-/// Begins a PostgreSQL write transaction and takes the advisory lock every writer takes
-/// (its key is "coachloop" in ASCII).
-const WRITE_BEGIN: &str = "BEGIN; SELECT pg_advisory_xact_lock(7165052611751341935)";
 
 /// Per-connection settings of SQLite. A 201 means the event is on disk: every commit is
 /// fsynced (`synchronous = FULL`).
@@ -85,17 +82,6 @@ impl Backend {
         }
     }
 
-    /// What opens a write transaction: it holds the write lock from its first statement,
-    /// so it never fails half-way on a lock upgrade when another writer is busy. On
-    /// PostgreSQL the lock is a transaction-scoped advisory lock, taken in the same round
-    /// trip (a simple query of two statements; it has no bound values).
-    pub(crate) fn begin_write(self) -> &'static str {
-        match self {
-            Self::Sqlite => "BEGIN IMMEDIATE",
-            Self::Postgres => WRITE_BEGIN,
-        }
-    }
-
     /// What opens a read transaction that sees one consistent state throughout (SQLite's
     /// read transactions do in WAL mode).
     pub(crate) fn begin_snapshot(self) -> &'static str {
@@ -105,10 +91,10 @@ impl Backend {
         }
     }
 
-    /// Opens a write transaction on `conn` (see [`Backend::begin_write`]).
-    pub(crate) async fn begin(conn: &mut AnyConnection) -> Result<()> {
-        conn.execute(Self::of_connection(conn).begin_write())
-            .await?;
+    /// Opens a write transaction on `conn` holding `locks` (see `locks`).
+    pub(crate) async fn begin(conn: &mut AnyConnection, locks: &Locks) -> Result<()> {
+        let sql = locks.begin(Self::of_connection(conn));
+        conn.execute(sql.as_str()).await?;
         Ok(())
     }
 

@@ -3,8 +3,10 @@
 
 use crate::campaigns::start;
 use crate::fact_change::FactChange;
+use crate::locks::Locks;
 use crate::notices::{self, Notices};
 use crate::{Result, Store};
+use coachloop_core::ids::AccountId;
 use coachloop_core::time::format_ms;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -16,22 +18,34 @@ impl Store {
     /// how many rows it changed.
     #[instrument(skip_all)]
     pub async fn run_due_training(&self) -> Result<usize> {
-        // In the order of changes of facts, the fair queue the event writer waits in too:
-        // met at SQLite's lock instead, its busy handler sleeps and retries (and can lose,
-        // for seconds, to a writer that commits back to back).
-        let mut change = self.change_facts().await?;
-        let FactChange { tx, now, .. } = &mut change;
-        let now = *now;
-        let starting: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM campaigns WHERE status = 'Created' AND start_at <= $1",
+        // A campaign starts under its account's lock, so its enrolments and a join's on
+        // another node never meet; should another node start it first, `start` finds it
+        // started and does nothing.
+        let starting: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, account_id FROM campaigns WHERE status = 'Created' AND start_at <= $1",
         )
-        .bind(now)
-        .fetch_all(&mut **tx)
+        .bind(self.now_ms())
+        .fetch_all(&self.read)
         .await?;
         let mut changed = 0;
-        for campaign in &starting {
-            changed += start(tx, *campaign, now).await?.made + 1;
+        for (campaign, account) in starting {
+            let mut change = self.change_facts(AccountId(account)).await?;
+            let enrolled = start(&mut change.tx, campaign, change.now).await?;
+            if let Some(enrolled) = enrolled {
+                changed += enrolled.made + 1;
+                change.wake_enrolled(&enrolled);
+                change.wake_jobs();
+            }
+            change.commit(&self.wakes).await?;
         }
+        // What follows changes no facts, and each row changes once whichever node gets
+        // to it (the updates test the status they change). In the order of changes of
+        // facts all the same, the fair queue the event writer waits in too: met at
+        // SQLite's lock instead, its busy handler sleeps and retries (and can lose, for
+        // seconds, to a writer that commits back to back).
+        let mut change = self.change_facts_in(Locks::none()).await?;
+        let FactChange { tx, now, .. } = &mut change;
+        let now = *now;
         let past_due: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
             "UPDATE enrollments SET status = 'Past Due', past_due_at = due_at \
              WHERE due_at IS NOT NULL AND due_at <= $1 \

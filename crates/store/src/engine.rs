@@ -215,8 +215,8 @@ impl Outcome {
     /// Wakes the executors after the commit of this outcome, if it scheduled something
     /// earlier than they sleep towards, and the notice runner if it may have queued.
     pub(crate) fn committed(&self, wakes: &Wakes) {
-        wakes.groups.due(self.dues.iter().filter_map(|d| d.3).min());
-        wakes.training.due(self.enrolled.earliest_due);
+        wakes.groups_due(self.dues.iter().filter_map(|d| d.3).min());
+        wakes.training_due(self.enrolled.earliest_due);
         if !self.changes.is_empty() {
             wakes.jobs_queued();
         }
@@ -708,6 +708,11 @@ impl AccountRules {
         self.people.remove(&user);
     }
 
+    /// Forgets every cached person (each is loaded again on first use, alone).
+    pub fn forget_everyone(&mut self) {
+        self.people = HashMap::new();
+    }
+
     /// The cached person, loaded from the database (in the caller's transaction) if needed,
     /// keeping the events that can count at any instant from `from` on.
     pub async fn person(
@@ -1184,6 +1189,27 @@ pub(crate) async fn load_attributes(
 #[derive(Debug, Default)]
 pub struct Engine {
     accounts: HashMap<i64, AccountRules>,
+    /// Per account, the committed versions the cache was last checked against (on
+    /// PostgreSQL, where other nodes change facts too; see [`Engine::sync`]).
+    seen: HashMap<i64, Versions>,
+}
+
+/// How many changes of an account's facts and of its rules (smart groups, event types)
+/// have committed: `accounts.fact_version` and `accounts.rules_version`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Versions {
+    pub facts: i64,
+    pub rules: i64,
+}
+
+/// What [`Engine::sync`] found another node changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Synced {
+    /// The committed versions, which the cache now reflects.
+    pub versions: Versions,
+    /// Smart groups or event types changed: the account's rules were dropped (a
+    /// writer's cache of event type names is stale too).
+    pub rules_changed: bool,
 }
 
 impl Engine {
@@ -1214,9 +1240,71 @@ impl Engine {
         self.accounts.insert(account, rules);
     }
 
-    /// Drops everything (event types were renamed or deleted).
-    pub(crate) fn clear(&mut self) {
-        self.accounts.clear();
+    /// Checks what the cache holds of `account` against what is committed, under the
+    /// account's lock (PostgreSQL: other nodes change facts too). People another node
+    /// changed since the last check are forgotten (the log says whom each change touched;
+    /// should the log no longer reach back that far, everyone is); changed rules drop
+    /// the account's state. Either is loaded again on use.
+    pub(crate) async fn sync(&mut self, conn: &mut AnyConnection, account: i64) -> Result<Synced> {
+        let seen = self.seen.get(&account).copied();
+        let since = seen.map_or(i64::MAX, |v| v.facts);
+        let rows: Vec<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT a.fact_version, a.rules_version, l.version, array_to_string(l.users, ',') \
+             FROM accounts a LEFT JOIN fact_log l ON l.account_id = a.id AND l.version > $2 \
+             WHERE a.id = $1 ORDER BY l.version",
+        )
+        .bind(account)
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(&(facts, rules, _, _)) = rows.first() else {
+            return Ok(Synced::default());
+        };
+        let versions = Versions { facts, rules };
+        let mut rules_changed = false;
+        match seen {
+            // Nothing cached was checked yet: trust none of it.
+            None => {
+                self.accounts.remove(&account);
+            }
+            Some(seen) if seen.rules != rules => {
+                self.accounts.remove(&account);
+                rules_changed = true;
+            }
+            Some(seen) if seen.facts != facts => {
+                let logged: Vec<i64> = rows.iter().filter_map(|r| r.2).collect();
+                let whole = logged.len() as i64 == facts - seen.facts
+                    && logged.first() == Some(&(seen.facts + 1));
+                if let Some(state) = self.accounts.get_mut(&account) {
+                    if whole {
+                        let users = rows.iter().filter_map(|r| r.3.as_deref());
+                        for user in users.flat_map(|list| list.split(',')) {
+                            if let Ok(user) = user.parse() {
+                                state.forget(user);
+                            }
+                        }
+                    } else {
+                        state.forget_everyone();
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+        self.seen.insert(account, versions);
+        Ok(Synced {
+            versions,
+            rules_changed,
+        })
+    }
+
+    /// The versions a committed change left `account` at (the cache reflects them).
+    pub(crate) fn saw(&mut self, account: i64, versions: Versions) {
+        self.seen.insert(account, versions);
+    }
+
+    /// The versions the cache of `account` was last checked against.
+    pub(crate) fn seen(&self, account: i64) -> Option<Versions> {
+        self.seen.get(&account).copied()
     }
 
     pub(crate) fn forget(&mut self, account: i64, user: i64) {

@@ -1,5 +1,6 @@
 //! Event types of an account: the built-in catalog and the ones senders create.
 
+use crate::fact_change::FactChange;
 use crate::groups::group_counting_type;
 use crate::{Result, Store, StoreError, is_unique_violation};
 use coachloop_core::ids::{AccountId, EventTypeId};
@@ -116,7 +117,8 @@ impl Store {
                 }
             }
         }
-        sqlx::query_as(
+        let mut change = self.change_facts(account).await?;
+        let renamed: EventType = sqlx::query_as(
             "UPDATE event_types SET name = $1, description = $2 WHERE account_id = $3 AND id = $4 \
              RETURNING id, account_id, name, description, built_in",
         )
@@ -124,21 +126,34 @@ impl Store {
         .bind(description)
         .bind(account.0)
         .bind(id.0)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *change.tx)
         .await
         .map_err(|e| name_conflict(e, name))?
-        .ok_or(StoreError::NotFound("event type"))
-        .inspect(|_| self.event_types_changed())
+        .ok_or(StoreError::NotFound("event type"))?;
+        self.commit_type_change(change, account).await?;
+        Ok(renamed)
     }
 
-    fn event_types_changed(&self) {
+    /// Commits a change of the account's event types: cached people's events name their
+    /// types, and every event writer keeps names of types (other nodes' learn of it from
+    /// the account's rules version).
+    async fn commit_type_change(&self, mut change: FactChange, account: AccountId) -> Result<()> {
+        change.engine.take(account.0);
+        change.engine.rules_changed(account.0);
+        change.commit(&self.wakes).await?;
+        self.event_types_changed();
+        Ok(())
+    }
+
+    pub(crate) fn event_types_changed(&self) {
         self.type_generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Deletes a type no event uses; one in use is a conflict.
     #[instrument(skip_all)]
     pub async fn delete_event_type(&self, account: AccountId, id: EventTypeId) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut change = self.change_facts(account).await?;
+        let tx = &mut change.tx;
         // Scoped to the account, so another account's type answers "not found", not
         // "in use".
         let in_use: i64 = sqlx::query_scalar(
@@ -147,7 +162,7 @@ impl Store {
         )
         .bind(id.0)
         .bind(account.0)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         if in_use > 0 {
             return Err(StoreError::conflict(
@@ -159,10 +174,10 @@ impl Store {
             sqlx::query_scalar("SELECT name FROM event_types WHERE account_id = $1 AND id = $2")
                 .bind(account.0)
                 .bind(id.0)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         if let Some(name) = name
-            && let Some(group) = group_counting_type(&mut tx, account.0, &name).await?
+            && let Some(group) = group_counting_type(tx, account.0, &name).await?
         {
             return Err(StoreError::conflict(
                 "id",
@@ -174,13 +189,11 @@ impl Store {
         let done = sqlx::query("DELETE FROM event_types WHERE account_id = $1 AND id = $2")
             .bind(account.0)
             .bind(id.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("event type"));
         }
-        tx.commit().await?;
-        self.event_types_changed();
-        Ok(())
+        self.commit_type_change(change, account).await
     }
 }

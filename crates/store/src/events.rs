@@ -154,7 +154,7 @@ impl Store {
     /// Deletes an event; it stops counting everywhere at once.
     #[instrument(skip_all)]
     pub async fn delete_event(&self, account: AccountId, id: EventId) -> Result<()> {
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let deleted: Option<Option<i64>> = sqlx::query_scalar(
             "DELETE FROM events WHERE id = $1 AND id_low = $2 AND account_id = $3 \
              RETURNING user_id",

@@ -1,7 +1,10 @@
 //! The one sequence every write that changes facts follows: **order** (the engine's lock,
 //! which is also the fair gate the event writer takes per batch) → **begin** (the write
-//! transaction, holding the database's write lock) → **write** → **commit** → **wake**
-//! (the executors and the notice runner, if the commit gave them work).
+//! transaction, holding the database's write lock, or on PostgreSQL the advisory locks of
+//! the accounts it changes; see `locks`) → **check** (PostgreSQL: the engine's cache of
+//! those accounts against their committed versions, since other nodes change facts too)
+//! → **write** → **commit** (with the accounts' new versions and whom the change touched)
+//! → **wake** (the executors and the notice runner, if the commit gave them work).
 //!
 //! The order is held until the commit is done, so the engine's cache always equals what
 //! is committed: people whose cached state a change touched are forgotten by the cache if
@@ -9,9 +12,14 @@
 //! after the commit is put in place only once it has.
 
 use crate::campaigns::Enrolled;
-use crate::engine::{AccountRules, Engine, Outcome};
+use crate::db::Backend;
+use crate::engine::{AccountRules, Engine, Outcome, Versions};
+use crate::locks::Locks;
 use crate::wakes::Wakes;
 use crate::{Result, Store};
+use sqlx::{AnyConnection, Executor};
+use std::collections::BTreeSet;
+use std::fmt::Write;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -33,6 +41,11 @@ pub(crate) struct Order {
     engine: OwnedMutexGuard<Engine>,
     touched: Vec<(i64, i64)>,
     committed: bool,
+    /// PostgreSQL: the accounts locked and checked in this transaction, at the versions
+    /// found; each commits the next version.
+    locked: Vec<(i64, Versions)>,
+    /// Accounts whose smart groups or event types this change changes.
+    rules_changed: BTreeSet<i64>,
 }
 
 impl Order {
@@ -42,7 +55,28 @@ impl Order {
             engine: engine.clone().lock_owned().await,
             touched: Vec::new(),
             committed: false,
+            locked: Vec::new(),
+            rules_changed: BTreeSet::new(),
         }
+    }
+
+    /// Checks the cache of the accounts of `locks` (taken by the transaction on `conn`)
+    /// against what other nodes committed (PostgreSQL; on SQLite one process writes, and
+    /// its cache is always current). Returns the accounts whose rules or event types
+    /// another node changed.
+    pub async fn check(&mut self, conn: &mut AnyConnection, locks: &Locks) -> Result<Vec<i64>> {
+        let mut changed = Vec::new();
+        if Backend::of_connection(conn) != Backend::Postgres {
+            return Ok(changed);
+        }
+        for account in locks.iter() {
+            let synced = self.engine.sync(conn, account).await?;
+            self.locked.push((account, synced.versions));
+            if synced.rules_changed {
+                changed.push(account);
+            }
+        }
+        Ok(changed)
     }
 
     /// Marks `user`'s cached state as changed by this change.
@@ -50,9 +84,65 @@ impl Order {
         self.touched.push((account, user));
     }
 
-    /// The change committed: what it did to the cache stays.
+    /// This change changes the account's smart groups or event types: other nodes drop
+    /// their state of it.
+    pub fn rules_changed(&mut self, account: i64) {
+        self.rules_changed.insert(account);
+    }
+
+    /// The statements that record this change in the versions of the accounts it locked
+    /// (PostgreSQL; none on SQLite): each account's next versions, and in `fact_log` the
+    /// people it touched, with the people of `events` (ids of events it stored, whose
+    /// people are matched by the insert). Run before the commit, in its transaction.
+    pub fn versions_sql(&self, now: i64, events: &[(i64, Vec<i64>)]) -> String {
+        let mut sql = String::new();
+        for (account, seen) in &self.locked {
+            if !sql.is_empty() {
+                sql.push_str("; ");
+            }
+            let next = self.next(*account, *seen);
+            let touched: Vec<String> = (self.touched.iter())
+                .filter(|(a, _)| a == account)
+                .map(|(_, user)| user.to_string())
+                .collect();
+            let _ = write!(
+                sql,
+                "UPDATE accounts SET fact_version = {}, rules_version = {} WHERE id = {account}; \
+                 INSERT INTO fact_log (account_id, version, users, at) VALUES ({account}, {}, \
+                 ARRAY(SELECT DISTINCT u FROM unnest(ARRAY[{}]::bigint[]",
+                next.facts,
+                next.rules,
+                next.facts,
+                touched.join(",")
+            );
+            if let Some((_, ids)) = events.iter().find(|(a, _)| a == account) {
+                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+                let _ = write!(
+                    sql,
+                    " || ARRAY(SELECT user_id FROM events WHERE id = ANY('{{{}}}'::bigint[]) \
+                     AND account_id = {account} AND user_id IS NOT NULL)",
+                    ids.join(",")
+                );
+            }
+            let _ = write!(sql, ") AS u ORDER BY u), {now})");
+        }
+        sql
+    }
+
+    fn next(&self, account: i64, seen: Versions) -> Versions {
+        Versions {
+            facts: seen.facts + 1,
+            rules: seen.rules + i64::from(self.rules_changed.contains(&account)),
+        }
+    }
+
+    /// The change committed: what it did to the cache stays, at the versions it wrote.
     pub fn committed(&mut self) {
         self.committed = true;
+        for (account, seen) in std::mem::take(&mut self.locked) {
+            let next = self.next(account, seen);
+            self.engine.saw(account, next);
+        }
     }
 }
 
@@ -101,10 +191,25 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 }
 
 impl Store {
-    /// Begins a change of facts: takes its place in the order, then the write lock.
-    pub(crate) async fn change_facts(&self) -> Result<FactChange> {
-        let engine = Order::lock(&self.engine).await;
-        let tx = self.begin_write().await?;
+    /// Begins a change of `account`'s facts: takes its place in the order, then the write
+    /// lock and the account's lock, and checks the engine's cache of it.
+    pub(crate) async fn change_facts(
+        &self,
+        account: coachloop_core::ids::AccountId,
+    ) -> Result<FactChange> {
+        self.change_facts_in(Locks::account(account.0)).await
+    }
+
+    /// [`Store::change_facts`] of the accounts of `locks` (none: a write in the order of
+    /// changes that changes no facts).
+    pub(crate) async fn change_facts_in(&self, locks: Locks) -> Result<FactChange> {
+        let mut engine = Order::lock(&self.engine).await;
+        let mut tx = self.begin_write(&locks).await?;
+        if !engine.check(&mut tx, &locks).await?.is_empty() {
+            // Another node renamed or deleted event types, or changed smart groups: the
+            // event writer's names of types start over.
+            self.event_types_changed();
+        }
         Ok(FactChange {
             engine,
             tx,
@@ -151,6 +256,7 @@ impl FactChange {
 
     /// Puts `rules` in place of the account's engine state once committed.
     pub fn replace_rules(&mut self, account: i64, rules: AccountRules) {
+        self.engine.rules_changed(account);
         self.replaced.push((account, rules));
     }
 
@@ -158,22 +264,26 @@ impl FactChange {
     pub async fn commit(self, wakes: &Wakes) -> Result<()> {
         let FactChange {
             mut engine,
-            tx,
+            mut tx,
             wake,
             replaced,
-            ..
+            now,
         } = self;
+        let versions = engine.versions_sql(now, &[]);
+        if !versions.is_empty() {
+            tx.execute(versions.as_str()).await?;
+        }
         tx.commit().await?;
         engine.committed();
         for (account, rules) in replaced {
             engine.put(account, rules);
         }
         drop(engine);
-        wakes.groups.due(wake.groups_due);
+        wakes.groups_due(wake.groups_due);
         if wake.groups {
-            wakes.groups.kick();
+            wakes.groups_changed();
         }
-        wakes.training.due(wake.training_due);
+        wakes.training_due(wake.training_due);
         if wake.jobs {
             wakes.jobs_queued();
         }

@@ -5,8 +5,8 @@
 
 use crate::db::{Backend, ListOf};
 use crate::engine::{
-    AccountRules, Engine, Outcome, Person, Rule, Schedule, When, attribute_names, cooperate,
-    creates_cycle, fact_of, load_attributes, load_rules, queue_membership_events,
+    AccountRules, Engine, Outcome, Person, Rule, Schedule, Versions, When, attribute_names,
+    cooperate, creates_cycle, fact_of, load_attributes, load_rules, queue_membership_events,
 };
 use crate::fact_change::FactChange;
 use crate::membership::Change;
@@ -163,7 +163,7 @@ impl Store {
             Some((_, criteria)) => Some(self.snapshot(account, criteria, None).await?),
             None => None,
         };
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let group_type = if new.criteria.is_some() {
             SMART
         } else {
@@ -203,7 +203,7 @@ impl Store {
             Some((_, criteria)) => Some(self.snapshot(account, criteria, Some(id.0)).await?),
             None => None,
         };
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let (group_type, status) = group_kind(&mut change.tx, account, id).await?;
         if let Some(name) = &changes.name {
             sqlx::query("UPDATE groups SET name = $1 WHERE id = $2")
@@ -254,7 +254,7 @@ impl Store {
     /// Archives a group: it stops being evaluated, its members stay as they were for the
     /// record, and its name is free again.
     pub async fn archive_group(&self, account: AccountId, id: GroupId) -> Result<Group> {
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         group_kind(&mut change.tx, account, id).await?;
         let named_by: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT g.id FROM groups g JOIN group_versions v ON v.group_id = g.id \
@@ -305,7 +305,7 @@ impl Store {
             Some((_, criteria)) => Some(self.snapshot(account, criteria, Some(id.0)).await?),
             None => None,
         };
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let FactChange {
             engine, tx, now, ..
         } = &mut change;
@@ -355,7 +355,7 @@ impl Store {
                     version,
                     &criteria,
                     now,
-                    self.current(snapshot),
+                    self.current(snapshot, engine.seen(account.0)),
                 )
                 .await?;
                 let rules = load_rules(tx, account.0).await?;
@@ -402,9 +402,15 @@ impl Store {
     }
 
     /// `snapshot`, unless event types were renamed or deleted since it was read (its
-    /// matching of types by name is then stale, and the backfill reads everyone again).
-    fn current(&self, snapshot: Snapshot) -> Option<Snapshot> {
-        (snapshot.type_generation == self.types_generation()).then_some(snapshot)
+    /// matching of types by name is then stale, and the backfill reads everyone again),
+    /// or on PostgreSQL the account's rules changed since (`seen`: the versions checked
+    /// under the account's lock).
+    fn current(&self, snapshot: Snapshot, seen: Option<Versions>) -> Option<Snapshot> {
+        let rules_kept = match (snapshot.versions, seen) {
+            (Some(read), Some(now)) => read.rules == now.rules,
+            _ => true,
+        };
+        (rules_kept && snapshot.type_generation == self.types_generation()).then_some(snapshot)
     }
 
     /// What a backfill of `criteria` reads, taken in one read transaction before the
@@ -423,10 +429,12 @@ impl Store {
         let at = self.now_ms();
         let mut tx = self.read.begin_with(self.backend.begin_snapshot()).await?;
         let (last_event, last_history) = marks(&mut tx).await?;
+        let versions = read_versions(&mut tx, account.0).await?;
         let people = population(&mut tx, account.0, criteria, at, group).await?;
         tx.rollback().await?;
         let mut snapshot = Snapshot {
             people,
+            versions,
             last_event,
             last_history,
             at,
@@ -502,7 +510,7 @@ impl Store {
             version,
             criteria,
             now,
-            self.current(snapshot),
+            self.current(snapshot, engine.seen(account.0)),
         )
         .await?;
         let rules = load_rules(tx, account.0).await?;
@@ -668,7 +676,7 @@ impl Store {
         user: UserId,
         join: bool,
     ) -> Result<bool> {
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let FactChange {
             engine, tx, now, ..
         } = &mut change;
@@ -912,20 +920,39 @@ impl Store {
 
     /// Acts on every schedule entry that is due: re-evaluates that group for that person
     /// and records a change at the entry's instant. Returns how many entries it handled.
+    ///
+    /// Each account's entries are read and acted on under the account's lock, in the
+    /// order of changes of its facts: when several nodes run them at once, whoever comes
+    /// second finds them done, so a change is recorded once.
     #[instrument(skip_all)]
     pub async fn run_due_groups(&self) -> Result<usize> {
+        let accounts: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT account_id FROM group_schedule WHERE due_at <= $1 ORDER BY account_id",
+        )
+        .bind(self.now_ms())
+        .fetch_all(&self.read)
+        .await?;
+        let mut handled = 0;
+        for account in accounts {
+            handled += self.run_due_groups_of(account).await?;
+        }
+        Ok(handled)
+    }
+
+    async fn run_due_groups_of(&self, account: i64) -> Result<usize> {
         let mut handled = 0;
         loop {
-            let mut change = self.change_facts().await?;
+            let mut change = self.change_facts(AccountId(account)).await?;
             let FactChange {
                 engine, tx, now, ..
             } = &mut change;
             let now = *now;
-            let due: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-                "SELECT account_id, group_id, user_id, due_at FROM group_schedule \
-                 WHERE due_at <= $1 ORDER BY due_at LIMIT 1000",
+            let due: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT group_id, user_id, due_at FROM group_schedule \
+                 WHERE due_at <= $1 AND account_id = $2 ORDER BY due_at LIMIT 1000",
             )
             .bind(now)
+            .bind(account)
             .fetch_all(&mut **tx)
             .await?;
             if due.is_empty() {
@@ -933,7 +960,8 @@ impl Store {
             }
             let mut outcome = Outcome::default();
             let mut touched = HashSet::new();
-            for (account, group, user, at) in &due {
+            let account = &account;
+            for (group, user, at) in &due {
                 engine.touch(*account, *user);
                 let rules = engine.account(tx, *account).await?;
                 let Some(index) = rules.rule_index(*group) else {
@@ -1309,6 +1337,10 @@ impl Tally {
 /// read saw (the last event and history row, the instant it began).
 pub(crate) struct Snapshot {
     people: HashMap<i64, Person>,
+    /// PostgreSQL: the account's versions the read saw. Other nodes change facts beside
+    /// it, with ids and clocks of their own: what changed since is what `fact_log` says
+    /// changed after these versions, not what `last_event` and `last_history` mark.
+    versions: Option<Versions>,
     last_event: i64,
     last_history: i64,
     at: i64,
@@ -1323,6 +1355,48 @@ const CATCH_UP_ROUNDS: usize = 8;
 const CAUGHT_UP: usize = 64;
 
 /// How far a read sees: the last event and the last group history row.
+/// The account's versions (PostgreSQL; `None` on SQLite, where one writer orders every
+/// change and [`marks`] tell what came since).
+async fn read_versions(conn: &mut AnyConnection, account: i64) -> Result<Option<Versions>> {
+    if Backend::of_connection(conn) != Backend::Postgres {
+        return Ok(None);
+    }
+    let (facts, rules): (i64, i64) =
+        sqlx::query_as("SELECT fact_version, rules_version FROM accounts WHERE id = $1")
+            .bind(account)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Some(Versions { facts, rules }))
+}
+
+/// The people whose facts changed after `since` (PostgreSQL), up to what `conn` sees
+/// now, and the facts version that is; `None` when the log no longer reaches back to
+/// `since` (it keeps minutes).
+async fn changed_since(
+    conn: &mut AnyConnection,
+    account: i64,
+    since: Versions,
+) -> Result<(Option<HashSet<i64>>, Versions)> {
+    let now = read_versions(conn, account).await?.unwrap_or(since);
+    let log: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT version, array_to_string(users, ',') FROM fact_log \
+         WHERE account_id = $1 AND version > $2 AND version <= $3 ORDER BY version",
+    )
+    .bind(account)
+    .bind(since.facts)
+    .bind(now.facts)
+    .fetch_all(&mut *conn)
+    .await?;
+    if log.len() as i64 != now.facts - since.facts {
+        return Ok((None, now));
+    }
+    let users = (log.iter())
+        .flat_map(|(_, users)| users.split(','))
+        .filter_map(|user| user.parse().ok())
+        .collect();
+    Ok((Some(users), now))
+}
+
 async fn marks(conn: &mut AnyConnection) -> Result<(i64, i64)> {
     Ok(sqlx::query_as(
         "SELECT COALESCE((SELECT MAX(id) FROM events), 0), \
@@ -1348,36 +1422,55 @@ async fn catch_up(
 ) -> Result<usize> {
     let backend = Backend::of_connection(conn);
     let (last_event, last_history) = marks(conn).await?;
-    let mut named = criteria.groups();
-    named.extend(group);
-    let changed: HashSet<i64> = sqlx::query_scalar(&format!(
-        "SELECT id FROM users WHERE account_id = $1 AND updated_at >= $2 \
-         UNION SELECT user_id FROM group_history WHERE id > $3 AND id <= $4 \
-         AND account_id = $1 AND {}",
-        backend.in_list("group_id", 5, ListOf::Integers)
-    ))
-    .bind(account)
-    .bind(snapshot.at)
-    .bind(snapshot.last_history)
-    .bind(last_history)
-    .bind(Backend::list(&named))
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    // By the key's range: given the choice, SQLite walks the account's index, every
-    // event of the account (0.7 s at 10 M events, under the locks).
-    let events: Vec<(i64, i64, i64, String, Option<String>, i64)> = sqlx::query_as(&format!(
-        "SELECT e.user_id, e.id, e.id_low, t.name, e.description, e.occurred_at \
-         FROM {} JOIN event_types t ON t.id = e.event_type_id \
-         WHERE e.id > $2 AND e.id <= $3 AND e.account_id = $1 AND e.user_id IS NOT NULL",
-        backend.table_using("events e", None)
-    ))
-    .bind(account)
-    .bind(snapshot.last_event)
-    .bind(last_event)
-    .fetch_all(&mut *conn)
-    .await?;
+    let (changed, events) = match snapshot.versions {
+        // PostgreSQL: everyone another change touched since is read again whole.
+        Some(since) => {
+            let (changed, now) = changed_since(conn, account, since).await?;
+            snapshot.versions = Some(now);
+            match changed {
+                Some(changed) => (changed, Vec::new()),
+                None => {
+                    snapshot.people = population(conn, account, criteria, at, group).await?;
+                    snapshot.at = at;
+                    return Ok(snapshot.people.len());
+                }
+            }
+        }
+        None => {
+            let mut named = criteria.groups();
+            named.extend(group);
+            let changed: HashSet<i64> = sqlx::query_scalar(&format!(
+                "SELECT id FROM users WHERE account_id = $1 AND updated_at >= $2 \
+                 UNION SELECT user_id FROM group_history WHERE id > $3 AND id <= $4 \
+                 AND account_id = $1 AND {}",
+                backend.in_list("group_id", 5, ListOf::Integers)
+            ))
+            .bind(account)
+            .bind(snapshot.at)
+            .bind(snapshot.last_history)
+            .bind(last_history)
+            .bind(Backend::list(&named))
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+            // By the key's range: given the choice, SQLite walks the account's index, every
+            // event of the account (0.7 s at 10 M events, under the locks).
+            let events: Vec<(i64, i64, i64, String, Option<String>, i64)> =
+                sqlx::query_as(&format!(
+                    "SELECT e.user_id, e.id, e.id_low, t.name, e.description, e.occurred_at \
+                 FROM {} JOIN event_types t ON t.id = e.event_type_id \
+                 WHERE e.id > $2 AND e.id <= $3 AND e.account_id = $1 AND e.user_id IS NOT NULL",
+                    backend.table_using("events e", None)
+                ))
+                .bind(account)
+                .bind(snapshot.last_event)
+                .bind(last_event)
+                .fetch_all(&mut *conn)
+                .await?;
+            (changed, events)
+        }
+    };
     // The facts a rule of these criteria needs, whatever its group and version.
     let mut rules = AccountRules::new(vec![Rule::new(0, 0, criteria.clone())]);
     rules.adopt(std::mem::take(&mut snapshot.people));

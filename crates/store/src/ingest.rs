@@ -16,6 +16,7 @@
 use crate::db::{Backend, ListOf};
 use crate::engine::{Engine, Outcome, When};
 use crate::fact_change::Order;
+use crate::locks::Locks;
 use crate::notices::{Attempt, Job, JobRecord, push_records};
 use crate::outage::Retry;
 use crate::script::Script;
@@ -182,9 +183,7 @@ impl Ingestor {
             Backend::Postgres => None,
         };
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
-            .fetch_one(&mut conn)
-            .await?;
+        let ids = id_generator(&mut conn).await?;
         let writer = Writer {
             conn,
             backend: store.backend,
@@ -195,7 +194,7 @@ impl Ingestor {
             types: HashMap::new(),
             type_generation: store.type_generation.clone(),
             seen_generation: 0,
-            ids: EventIdGenerator::after(last),
+            ids,
             observer,
             restart_wal: Arc::default(),
             engine: store.engine.clone(),
@@ -353,9 +352,15 @@ impl Writer {
 
     /// Tries once to open a new connection in place of the broken one.
     async fn reconnect(&mut self) {
-        match open_writer(self.backend, &self.options).await {
-            Ok(conn) => {
+        let reopened = async {
+            let mut conn = open_writer(self.backend, &self.options).await?;
+            let ids = id_generator(&mut conn).await?;
+            Ok::<_, StoreError>((conn, ids))
+        };
+        match reopened.await {
+            Ok((conn, ids)) => {
                 self.conn = conn;
+                self.ids = ids;
                 self.broken = None;
                 self.retry.succeeded();
             }
@@ -487,7 +492,8 @@ impl Writer {
     /// with them, or the commit with the events failed).
     async fn record(&mut self, records: &[JobRecord<'_>]) -> Result<()> {
         let mut script = Script::new(&self.conn);
-        script.begin_write();
+        // Recording attempts changes no account's facts: no account's lock.
+        script.begin_write(&Locks::none());
         let result = async {
             push_records(&mut self.conn, &mut script, records).await?;
             script.statement(0).push("COMMIT");
@@ -512,9 +518,9 @@ impl Writer {
         let locked = std::time::Instant::now();
         let generation = self.type_generation.load(Ordering::SeqCst);
         if generation != self.seen_generation {
+            // Event types were renamed or deleted (the change dropped the engine's state
+            // of the account itself).
             self.types.clear();
-            // Renamed or deleted types change what cached people's events are.
-            engine.clear();
             self.seen_generation = generation;
         }
         let result = self.write_once(batch, records, &mut engine).await;
@@ -536,15 +542,42 @@ impl Writer {
         result
     }
 
-    /// Writes a batch in one round trip to SQLite: `BEGIN IMMEDIATE; INSERT …; COMMIT`
-    /// as one multi-statement query. Ids, event types and earlier `external_id`s are
-    /// settled before it; people are matched by a join inside the insert.
+    /// Writes a batch in one transaction: begins it holding the locks of the batch's
+    /// accounts (see `locks`), checks the engine's cache of them, settles ids, event types
+    /// and earlier `external_id`s, and sends the inserts with the COMMIT (on SQLite one
+    /// multi-statement query); people are matched by a join inside the insert.
     async fn write_once(
         &mut self,
         batch: &[&Submission],
         records: &[JobRecord<'_>],
         engine: &mut Order,
     ) -> Result<Vec<Receipt>> {
+        let locks = Locks::accounts(
+            (batch.iter())
+                .filter(|s| !s.events.is_empty())
+                .map(|s| s.account.0),
+        );
+        Backend::begin(&mut self.conn, &locks).await?;
+        let result = self.write_begun(batch, records, engine, &locks).await;
+        if result.is_err() {
+            // Fails harmlessly when the transaction is gone already.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        result
+    }
+
+    /// [`Self::write_once`] in the transaction it began.
+    async fn write_begun(
+        &mut self,
+        batch: &[&Submission],
+        records: &[JobRecord<'_>],
+        engine: &mut Order,
+        locks: &Locks,
+    ) -> Result<Vec<Receipt>> {
+        for account in engine.check(&mut self.conn, locks).await? {
+            // Another node renamed or deleted event types, or changed smart groups.
+            self.types.remove(&account);
+        }
         let now = self.now.now_ms();
         let mut seen = existing_external_ids(&mut self.conn, batch).await?;
         let mut rows = Vec::new();
@@ -589,26 +622,30 @@ impl Writer {
                 ruled.insert(row.account);
             }
         }
+        let mut stored: Vec<(i64, Vec<i64>)> = Vec::new();
+        for row in &rows {
+            match stored.last_mut() {
+                Some((account, ids)) if *account == row.account => ids.push(row.id.hi),
+                _ => match stored.iter_mut().find(|(a, _)| *a == row.account) {
+                    Some((_, ids)) => ids.push(row.id.hi),
+                    None => stored.push((row.account, vec![row.id.hi])),
+                },
+            }
+        }
         let writes = Writes {
             rows: &rows,
             pairs: &pairs,
             records,
             now,
+            versions: &engine.versions_sql(now, &stored),
         };
-        let result = if ruled.is_empty() {
-            commit(&mut self.conn, writes).await
+        if ruled.is_empty() {
+            insert_and_commit(&mut self.conn, writes).await?;
+            engine.committed();
         } else {
-            let result = commit_with_groups(&mut self.conn, engine, &ruled, writes).await;
-            if let Ok(outcome) = &result {
-                engine.committed();
-                outcome.committed(&self.wakes);
-            }
-            result.map(drop)
-        };
-        if let Err(e) = result {
-            // Fails harmlessly when the transaction never began.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-            return Err(e);
+            let outcome = commit_with_groups(&mut self.conn, engine, &ruled, writes).await?;
+            engine.committed();
+            outcome.committed(&self.wakes);
         }
         Ok(receipts)
     }
@@ -640,6 +677,20 @@ impl Writer {
             .insert(name.to_owned(), id);
         Ok(id)
     }
+}
+
+/// The writer's event ids on `conn`, after the largest key stored: on PostgreSQL in a
+/// slot of its own, so writers of several nodes never hand out the same id.
+async fn id_generator(conn: &mut AnyConnection) -> Result<EventIdGenerator> {
+    let slot = crate::locks::claim_writer_slot(conn).await?;
+    let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let ids = EventIdGenerator::after(last);
+    Ok(match slot {
+        Some(slot) => ids.in_slot(slot),
+        None => ids,
+    })
 }
 
 /// Answers everything taken that the database cannot be reached (`why`).
@@ -746,14 +797,21 @@ struct Writes<'a> {
     /// Notice attempts recorded in the same commit.
     records: &'a [JobRecord<'a>],
     now: i64,
-}
-
-async fn commit(conn: &mut AnyConnection, writes: Writes<'_>) -> Result<()> {
-    Backend::begin(conn).await?;
-    insert_and_commit(conn, writes).await
+    /// The accounts' new versions (see `Order::versions_sql`), sent with the COMMIT.
+    versions: &'a str,
 }
 
 impl<'a> Writes<'a> {
+    /// Queues the records of notice attempts, the accounts' new versions and the COMMIT.
+    async fn push_commit(&self, conn: &mut AnyConnection, script: &mut Script<'a>) -> Result<()> {
+        push_records(conn, script, self.records).await?;
+        if !self.versions.is_empty() {
+            script.statement(0).push(self.versions);
+        }
+        script.statement(0).push("COMMIT");
+        Ok(())
+    }
+
     fn is_small(&self) -> bool {
         self.rows.len() <= WHOLE_UP_TO && self.pairs.len() <= WHOLE_UP_TO
     }
@@ -791,8 +849,7 @@ async fn insert_and_commit(conn: &mut AnyConnection, writes: Writes<'_>) -> Resu
     } else {
         insert(conn, writes.rows, writes.pairs, writes.now).await?;
     }
-    push_records(conn, &mut script, writes.records).await?;
-    script.statement(0).push("COMMIT");
+    writes.push_commit(conn, &mut script).await?;
     script.run(conn).await
 }
 
@@ -829,7 +886,7 @@ async fn commit_with_groups(
     writes: Writes<'_>,
 ) -> Result<Outcome> {
     let Writes { rows, now, .. } = writes;
-    let people = begin_and_match_people(conn, ruled, rows).await?;
+    let people = match_people(conn, ruled, rows).await?;
     // Everyone the batch's events may move, loaded together per account (a person seen
     // for the first time costs four reads; a batch of them, four in all).
     let mut reached: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -906,16 +963,15 @@ async fn commit_with_groups(
         inserted?;
     }
     outcome.write_into(conn, now, &mut script).await?;
-    push_records(conn, &mut script, writes.records).await?;
-    script.statement(0).push("COMMIT");
+    writes.push_commit(conn, &mut script).await?;
     script.run(conn).await?;
     Ok(outcome)
 }
 
-/// Begins the write transaction and reads the person each row's target names, for rows
-/// of accounts with smart groups: read in the write transaction, it is what the insert's
-/// join finds.
-async fn begin_and_match_people(
+/// Reads the person each row's target names, for rows of accounts with smart groups:
+/// read in the write transaction, under the accounts' locks, it is what the insert's join
+/// finds.
+async fn match_people(
     conn: &mut AnyConnection,
     ruled: &HashSet<i64>,
     rows: &[Row<'_>],
@@ -934,7 +990,6 @@ async fn begin_and_match_people(
          WHERE i.account_id = $1 AND i.identity = w.value",
         Backend::of_connection(conn).list_rows(2, ListOf::Texts)
     );
-    Backend::begin(conn).await?;
     let mut found: HashMap<i64, HashMap<String, i64>> = HashMap::new();
     for (account, names) in wanted {
         let matched: Vec<(String, i64)> = sqlx::query_as(&matches)

@@ -334,7 +334,7 @@ impl Store {
         // In the order of changes of facts, the fair queue the event writer waits in too:
         // met at SQLite's lock instead, its busy handler sleeps and retries (and can lose,
         // for seconds, to a writer that commits back to back).
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let now = change.now;
         let mut outbox = notices::Notices::default();
         let mut applied = Vec::with_capacity(steps.len());

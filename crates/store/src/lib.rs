@@ -17,6 +17,7 @@ mod fact_change;
 pub mod groups;
 pub mod ingest;
 pub mod learning;
+mod locks;
 mod membership;
 pub mod notices;
 pub mod outage;
@@ -25,6 +26,7 @@ pub mod reporting;
 pub mod risk;
 mod scan;
 mod script;
+mod signals;
 mod sql;
 pub mod statuses;
 pub mod testing;
@@ -41,6 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 pub use db::Backend;
+use locks::Locks;
 pub use page::Page;
 
 /// The name of the account every store starts with.
@@ -166,6 +169,8 @@ pub struct Store {
     secrets: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
     /// This process among the installation's nodes (see [`Store::node`]).
     node: Arc<str>,
+    /// Tasks that live as long as the store (PostgreSQL: cross-node wake-ups).
+    tasks: Arc<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Store {
@@ -176,6 +181,16 @@ impl Store {
         let options = backend.options(url)?;
         let (write, read) = backend.pools(url).await?;
         backend.migrator().run(&write).await?;
+        let node: Arc<str> = node_id().into();
+        let (wakes, tasks) = match backend {
+            Backend::Sqlite => (wakes::Wakes::default(), Vec::new()),
+            Backend::Postgres => {
+                let (others, queued) = tokio::sync::mpsc::unbounded_channel();
+                let wakes = wakes::Wakes::across(others);
+                let tasks = signals::start(url, write.clone(), node.clone(), &wakes, queued);
+                (wakes, tasks.into())
+            }
+        };
         let store = Self {
             backend,
             read,
@@ -184,9 +199,10 @@ impl Store {
             clock,
             type_generation: Arc::default(),
             engine: Arc::default(),
-            wakes: wakes::Wakes::default(),
+            wakes,
             secrets: Arc::default(),
-            node: node_id().into(),
+            node,
+            tasks: Arc::new(tasks),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;
@@ -218,6 +234,12 @@ impl Store {
         &self.clock
     }
 
+    /// How many revocations of tokens this node has seen, its own and (PostgreSQL) other
+    /// nodes': a cache of token lookups made at another count is stale.
+    pub fn revocations(&self) -> u64 {
+        self.wakes.revocations()
+    }
+
     /// What the group executor sleeps on.
     pub fn group_wake(&self) -> &Arc<wakes::Wake> {
         &self.wakes.groups
@@ -232,10 +254,11 @@ impl Store {
         self.clock.now_ms()
     }
 
-    /// A write transaction that holds the write lock from its first statement, so it
-    /// never fails half-way on a lock upgrade when another process writes too.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.write.begin_with(self.backend.begin_write()).await?)
+    /// A write transaction that holds the write lock from its first statement (so it
+    /// never fails half-way on a lock upgrade when another process writes too) and, on
+    /// PostgreSQL, `locks`.
+    async fn begin_write(&self, locks: &Locks) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(self.write.begin_with(locks.begin(self.backend)).await?)
     }
 
     /// Answers whether the database can be read (for `/readyz`).
@@ -245,6 +268,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        for task in self.tasks.iter() {
+            task.abort();
+        }
         self.read.close().await;
         self.write.close().await;
     }
@@ -258,7 +284,11 @@ fn node_id() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
+    format!(
+        "{host}:{}:{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 /// True when `err` is a unique-constraint violation.

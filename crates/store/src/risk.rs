@@ -160,7 +160,7 @@ impl Store {
                 compute(&mut conn, account, now).await?
             };
             let groups = group_scores(&self.read, account, &scores).await?;
-            let mut tx = self.begin_write().await?;
+            let mut tx = self.begin_write(&crate::Locks::none()).await?;
             let rows: Vec<(i64, f64)> = std::iter::once((0, scores.account))
                 .chain(
                     scores

@@ -8,6 +8,7 @@
 
 use crate::Result;
 use crate::db::Backend;
+use crate::locks::Locks;
 use crate::sql::QueryBuilder;
 use sqlx::{AnyConnection, Executor};
 
@@ -64,10 +65,10 @@ impl<'a> Script<'a> {
         &mut self.query
     }
 
-    /// Opens the write transaction (see [`Backend::begin_write`]).
-    pub fn begin_write(&mut self) {
-        let backend = self.backend;
-        self.statement(0).push(backend.begin_write());
+    /// Opens a write transaction holding `locks` (see `locks`).
+    pub fn begin_write(&mut self, locks: &Locks) {
+        let begin = locks.begin(self.backend);
+        self.statement(0).push(begin);
     }
 
     #[cfg(test)]

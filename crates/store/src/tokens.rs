@@ -210,6 +210,7 @@ impl Store {
         .fetch_optional(&self.write)
         .await?;
         let id = id.ok_or(StoreError::NotFound("token"))?;
+        self.wakes.token_revoked();
         self.token(account, TokenId(id)).await
     }
 
@@ -233,7 +234,7 @@ impl Store {
         // In the order of changes of facts, the fair queue the event writer waits in too:
         // met at SQLite's lock instead, its busy handler sleeps in growing steps and
         // stalls event POSTs.
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts_in(crate::Locks::none()).await?;
         sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
             .bind(at)
             .bind(id.0)

@@ -79,7 +79,7 @@ pub(crate) const COLUMNS: &str = "id, account_id, email, employee_number, first_
 impl Store {
     #[instrument(skip_all)]
     pub async fn create_user(&self, account: AccountId, changes: &UserChanges) -> Result<User> {
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let id = insert_user(&mut change.tx, account, changes, change.now).await?;
         let enrolled =
             crate::campaigns::enrol_new_people(&mut change.tx, account.0, &[id.0], change.now)
@@ -96,7 +96,7 @@ impl Store {
         id: UserId,
         changes: &UserChanges,
     ) -> Result<User> {
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         update_user(&mut change.tx, account, id, changes, change.now).await?;
         self.commit_people(change, account, &[id]).await?;
         self.user(account, id).await
@@ -119,7 +119,7 @@ impl Store {
         account: AccountId,
         rows: &[UserChanges],
     ) -> Result<Vec<Result<Upserted>>> {
-        let mut change = self.change_facts().await?;
+        let mut change = self.change_facts(account).await?;
         let now = change.now;
         let mut outcomes = Vec::with_capacity(rows.len());
         for changes in rows {

@@ -1,9 +1,12 @@
 //! Wake-ups of the background tasks (the group and training executors, the notice
-//! runner's lanes): a commit that gives one of them work sooner than it expects wakes it.
+//! runner's lanes): a commit that gives one of them work sooner than it expects wakes it,
+//! on this node and (PostgreSQL) on the others (see `signals`).
 
+use crate::signals::Signal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// The wake-ups of the background tasks a commit may give work to.
 #[derive(Debug, Clone, Default)]
@@ -13,13 +16,100 @@ pub struct Wakes {
     /// One per lane of the notice runner, so slow email never holds up a webhook.
     pub webhooks: Arc<Wake>,
     pub emails: Arc<Wake>,
+    /// Counts revocations of tokens seen, here or on other nodes (see
+    /// [`Wakes::revocations`]).
+    revocations: Arc<AtomicU64>,
+    /// Where signals for the other nodes queue (PostgreSQL).
+    others: Option<UnboundedSender<Signal>>,
 }
 
 impl Wakes {
+    /// Wake-ups that also reach the other nodes through `others`.
+    pub(crate) fn across(others: UnboundedSender<Signal>) -> Self {
+        Self {
+            others: Some(others),
+            ..Self::default()
+        }
+    }
+
+    fn tell_others(&self, signal: Signal) {
+        if let Some(others) = &self.others {
+            // Closed only when the store is: no node is left to wake.
+            let _ = others.send(signal);
+        }
+    }
+
+    /// After a commit that scheduled smart-group work at `earliest`.
+    pub(crate) fn groups_due(&self, earliest: Option<i64>) {
+        if let Some(at) = earliest {
+            self.groups.due(Some(at));
+            self.tell_others(Signal::GroupsDue(at));
+        }
+    }
+
+    /// After a commit that changed a smart group.
+    pub(crate) fn groups_changed(&self) {
+        self.groups.kick();
+        self.tell_others(Signal::Groups);
+    }
+
+    /// After a commit that scheduled training work at `earliest`.
+    pub(crate) fn training_due(&self, earliest: Option<i64>) {
+        if let Some(at) = earliest {
+            self.training.due(Some(at));
+            self.tell_others(Signal::TrainingDue(at));
+        }
+    }
+
+    /// After a commit that changed campaigns.
+    pub(crate) fn training_changed(&self) {
+        self.training.kick();
+        self.tell_others(Signal::Training);
+    }
+
     /// After a commit that may have queued notices.
     pub fn jobs_queued(&self) {
         self.webhooks.kick();
         self.emails.kick();
+        self.tell_others(Signal::Jobs);
+    }
+
+    /// After a token was revoked.
+    pub(crate) fn token_revoked(&self) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        self.tell_others(Signal::Revoked);
+    }
+
+    /// How many revocations of tokens this node has seen: a cache of token lookups made
+    /// at another count is stale.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Acts on another node's signal, on this node only.
+    pub(crate) fn apply(&self, signal: Signal) {
+        match signal {
+            Signal::GroupsDue(at) => self.groups.due(Some(at)),
+            Signal::Groups => self.groups.kick(),
+            Signal::TrainingDue(at) => self.training.due(Some(at)),
+            Signal::Training => self.training.kick(),
+            Signal::Jobs => {
+                self.webhooks.kick();
+                self.emails.kick();
+            }
+            Signal::Revoked => {
+                self.revocations.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Wakes every task of this node and drops cached tokens (signals may have been
+    /// missed: each task then reads what is due).
+    pub(crate) fn everything_local(&self) {
+        for wake in [&self.groups, &self.training, &self.webhooks, &self.emails] {
+            wake.kick();
+        }
+        self.revocations.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -39,7 +39,8 @@ pub fn instant(ms: i64) -> DateTime<Utc> {
 /// A store on a database of its own (see `coachloop_store::testing`), a manual clock and
 /// the event writer.
 pub struct Harness {
-    pub database: TestDatabase,
+    /// Shared by the nodes of one installation (see [`Harness::another_node`]).
+    pub database: Arc<TestDatabase>,
     pub clock: Arc<ManualClock>,
     pub store: Store,
     ingestor: Option<Ingestor>,
@@ -49,8 +50,18 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(at_ms: i64) -> Self {
-        let database = TestDatabase::new().await;
+        let database = Arc::new(TestDatabase::new().await);
         let clock = Arc::new(ManualClock::new(instant(at_ms)));
+        Self::open(database, clock).await
+    }
+
+    /// A second node of the same installation: its own store (engine cache, event writer)
+    /// on the same database, with the same clock.
+    pub async fn another_node(&self) -> Self {
+        Self::open(self.database.clone(), self.clock.clone()).await
+    }
+
+    async fn open(database: Arc<TestDatabase>, clock: Arc<ManualClock>) -> Self {
         let store = Store::open(database.url(), clock.clone()).await.unwrap();
         let account = store
             .account_by_name(DEFAULT_ACCOUNT)
