@@ -17,7 +17,9 @@ mod fact_change;
 pub mod groups;
 pub mod ingest;
 pub mod learning;
+pub mod leases;
 mod membership;
+pub mod nodes;
 pub mod notices;
 pub mod outage;
 pub mod page;
@@ -62,6 +64,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("could not migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database holds a migration this build does not know: a newer coachloop has
+    /// migrated it, and this one would misread what that one writes.
+    #[error(
+        "the database was migrated by a newer coachloop (migration {migration} is not known \
+         to version {version}); run that version or newer"
+    )]
+    NewerDatabase {
+        migration: i64,
+        version: &'static str,
+    },
     /// The database could not be reached (relayed from the event writer, which saw the
     /// `sqlx` error itself; see [`StoreError::is_unavailable`]).
     #[error("the database cannot be reached: {0}")]
@@ -75,6 +87,18 @@ impl StoreError {
 
     pub fn conflict(field: &str, message: impl Into<String>) -> Self {
         Self::Conflict(FieldError::new(field, message))
+    }
+
+    /// What a failed migration means: a database migrated by a newer coachloop is told
+    /// apart from other failures.
+    pub(crate) fn migrating(err: sqlx::migrate::MigrateError) -> Self {
+        match err {
+            sqlx::migrate::MigrateError::VersionMissing(migration) => Self::NewerDatabase {
+                migration,
+                version: nodes::VERSION,
+            },
+            other => Self::Migrate(other),
+        }
     }
 
     /// True when the store was closed (the process is shutting down).
@@ -175,7 +199,11 @@ impl Store {
         let backend = Backend::of(url)?;
         let options = backend.options(url)?;
         let (write, read) = backend.pools(url).await?;
-        backend.migrator().run(&write).await?;
+        backend
+            .migrator()
+            .run(&write)
+            .await
+            .map_err(StoreError::migrating)?;
         let store = Self {
             backend,
             read,
@@ -252,13 +280,22 @@ impl Store {
 
 /// A new node's name (see [`Store::node`]).
 fn node_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!(
+        "{}:{}:{:04x}",
+        hostname(),
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+/// The name of the host this process runs on (`localhost` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// True when `err` is a unique-constraint violation.
