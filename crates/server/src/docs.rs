@@ -27,7 +27,7 @@ use utoipa::{OpenApi, PartialSchema};
         (name = "tokens", description = "API tokens of the account."),
         (name = "admins", description = "The account's administrators."),
         (name = "reporting", description = "The Reporting API (read-only, `/v1`): what compliance tools read."),
-        (name = "ops", description = "Liveness, readiness, metrics.")
+        (name = "ops", description = "Liveness, readiness, metrics, the installation's nodes.")
     )
 )]
 pub struct ApiDoc;

@@ -84,13 +84,15 @@ impl AppState {
         store: Store,
         config: ServerConfig,
     ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
-        let metrics = Arc::new(metrics::Metrics::default());
+        store.register_node().await?;
+        let metrics = Arc::new(metrics::Metrics::new(store.node()));
         let observer = metrics.clone();
         let (ingest, writer) =
             Ingestor::start(&store, Arc::new(move |commit| observer.committed(commit))).await?;
         let executor = tokio::spawn(schedule::run(store.clone(), schedule::Work::Groups));
         let training = tokio::spawn(schedule::run(store.clone(), schedule::Work::Training));
         let daily = tokio::spawn(schedule::daily_risk(store.clone()));
+        let heartbeats = tokio::spawn(schedule::heartbeats(store.clone()));
         let base_url = config
             .public_url
             .clone()
@@ -125,6 +127,7 @@ impl AppState {
                 training.abort_handle(),
                 daily.abort_handle(),
                 notices.abort_handle(),
+                heartbeats.abort_handle(),
             ],
         }));
         Ok((state, writer))
@@ -241,6 +244,9 @@ pub async fn serve(
         .await?;
     // The router (and with it the last Ingestor handle) is gone: the writer drains and ends.
     writer.await?;
+    if let Err(e) = store.node_stopped().await {
+        tracing::warn!(error = %e, "could not record that this node stopped");
+    }
     store.close().await;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Prometheus metrics of one server: requests and latencies by route, events ingested.
+//! Prometheus metrics of one server: requests and latencies by route, events ingested,
+//! the smart-group engine's cache, the installation's live nodes and this node.
 
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
@@ -10,6 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::time::Instant;
 
@@ -35,10 +37,12 @@ pub struct Metrics {
     commit_events: Histogram,
     engine_people: Gauge,
     engine_facts: Gauge,
+    nodes_live: Gauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The metrics of the node `node` (see `Store::node`).
+    pub fn new(node: &str) -> Self {
         let mut registry = Registry::with_prefix("coachloop");
         let requests = Family::<RouteLabels, Counter>::default();
         registry.register(
@@ -80,6 +84,20 @@ impl Default for Metrics {
             "Event facts the smart-group engine holds in memory (about 40 bytes each)",
             engine_facts.clone(),
         );
+        let nodes_live = Gauge::default();
+        registry.register(
+            "cluster_nodes_live",
+            "Nodes of the installation whose heartbeat is current (this one included)",
+            nodes_live.clone(),
+        );
+        registry.register(
+            "node",
+            "This node and the coachloop version it runs",
+            Info::new(vec![
+                ("node", node.to_owned()),
+                ("version", coachloop_store::nodes::VERSION.to_owned()),
+            ]),
+        );
         Self {
             registry,
             requests,
@@ -89,11 +107,10 @@ impl Default for Metrics {
             commit_events,
             engine_people,
             engine_facts,
+            nodes_live,
         }
     }
-}
 
-impl Metrics {
     /// Records a durable commit of the event writer.
     pub fn committed(&self, commit: Commit) {
         self.events.inc_by(commit.events as u64);
@@ -107,6 +124,13 @@ impl Metrics {
         if let Some(size) = size {
             self.engine_people.set(size.people as i64);
             self.engine_facts.set(size.facts as i64);
+        }
+    }
+
+    /// Records how many nodes are live (kept as last seen when they cannot be read).
+    pub fn nodes_live(&self, live: Option<usize>) {
+        if let Some(live) = live {
+            self.nodes_live.set(live as i64);
         }
     }
 

@@ -43,11 +43,13 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
 }
 
 /// Prometheus text exposition: requests and latencies by route, events ingested, the
-/// smart-group engine's cache.
+/// smart-group engine's cache, the installation's live nodes and this node's id and
+/// version.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.engine_cache(state.store.engine_cache().await);
+    state.metrics.nodes_live(live_nodes(&state.store).await);
     (
         [(
             CONTENT_TYPE,
@@ -55,4 +57,18 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+/// How many nodes are live; `None` if they cannot be read within a second (the scrape
+/// then shows the last count rather than waiting for a database that is away).
+async fn live_nodes(store: &coachloop_store::Store) -> Option<usize> {
+    let read = tokio::time::timeout(std::time::Duration::from_secs(1), store.nodes()).await;
+    match read {
+        Ok(Ok(nodes)) => Some(nodes.iter().filter(|n| n.live).count()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "could not read the nodes for /metrics");
+            None
+        }
+        Err(_) => None,
+    }
 }

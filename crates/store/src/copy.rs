@@ -1526,10 +1526,12 @@ pub async fn copy(
             Target::Postgres(conn)
         }
     };
+    let migrator = target_backend.migrator();
     match &mut target {
-        Target::Sqlite(conn) => target_backend.migrator().run(conn).await?,
-        Target::Postgres(conn) => target_backend.migrator().run(conn).await?,
+        Target::Sqlite(conn) => migrator.run(conn).await,
+        Target::Postgres(conn) => migrator.run(conn).await,
     }
+    .map_err(StoreError::migrating)?;
     check_schema_of(&mut target).await?;
 
     // (On PostgreSQL this also takes the lock every coachloop writer takes.)

@@ -17,8 +17,10 @@ mod fact_change;
 pub mod groups;
 pub mod ingest;
 pub mod learning;
+pub mod leases;
 mod locks;
 mod membership;
+pub mod nodes;
 pub mod notices;
 pub mod outage;
 pub mod page;
@@ -65,6 +67,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("could not migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database holds a migration this build does not know: a newer coachloop has
+    /// migrated it, and this one would misread what that one writes.
+    #[error(
+        "the database was migrated by a newer coachloop (migration {migration} is not known \
+         to version {version}); run that version or newer"
+    )]
+    NewerDatabase {
+        migration: i64,
+        version: &'static str,
+    },
     /// The database could not be reached (relayed from the event writer, which saw the
     /// `sqlx` error itself; see [`StoreError::is_unavailable`]).
     #[error("the database cannot be reached: {0}")]
@@ -78,6 +90,18 @@ impl StoreError {
 
     pub fn conflict(field: &str, message: impl Into<String>) -> Self {
         Self::Conflict(FieldError::new(field, message))
+    }
+
+    /// What a failed migration means: a database migrated by a newer coachloop is told
+    /// apart from other failures.
+    pub(crate) fn migrating(err: sqlx::migrate::MigrateError) -> Self {
+        match err {
+            sqlx::migrate::MigrateError::VersionMissing(migration) => Self::NewerDatabase {
+                migration,
+                version: nodes::VERSION,
+            },
+            other => Self::Migrate(other),
+        }
     }
 
     /// True when the store was closed (the process is shutting down).
@@ -108,8 +132,10 @@ fn unreachable(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // SQLSTATE class 08: connection exception; 57P01 admin_shutdown, 57P02
             // crash_shutdown, 57P03 cannot_connect_now (starting up or in recovery);
-            // 53300 too_many_connections. (SQLite's codes are plain numbers, never these.)
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            // 53300 too_many_connections; 25006 read_only_sql_transaction (a standby
+            // during a failover). (SQLite's codes are plain numbers, never these.)
+            code.starts_with("08")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "25006")
         }),
         _ => false,
     }
@@ -180,7 +206,11 @@ impl Store {
         let backend = Backend::of(url)?;
         let options = backend.options(url)?;
         let (write, read) = backend.pools(url).await?;
-        backend.migrator().run(&write).await?;
+        backend
+            .migrator()
+            .run(&write)
+            .await
+            .map_err(StoreError::migrating)?;
         let node: Arc<str> = node_id().into();
         let (wakes, tasks) = match backend {
             Backend::Sqlite => (wakes::Wakes::default(), Vec::new()),
@@ -278,17 +308,22 @@ impl Store {
 
 /// A new node's name (see [`Store::node`]).
 fn node_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!(
+        "{}:{}:{:04x}",
+        hostname(),
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+/// The name of the host this process runs on (`localhost` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!(
-        "{host}:{}:{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// True when `err` is a unique-constraint violation.
@@ -353,6 +388,7 @@ mod tests {
             coded("57P02"),
             coded("57P03"),
             coded("53300"),
+            coded("25006"),
         ];
         for error in &unavailable {
             assert!(error.is_unavailable(), "{error} is unavailability");

@@ -1,6 +1,7 @@
 //! coachloop's own admin API under `/api`: everything the console can do.
 
 mod admins;
+mod cluster;
 mod groups;
 mod risk;
 mod tokens;
@@ -16,6 +17,7 @@ pub use users::User;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(admins::router())
+        .merge(cluster::router())
         .merge(users::router())
         .merge(groups::router())
         .merge(risk::router())

@@ -155,6 +155,14 @@ impl TestApp {
         app
     }
 
+    /// Shuts the server down as SIGTERM does (in-flight requests and queued writes
+    /// finish; then the store is closed), keeping the database for the test to read.
+    pub fn shut_down(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -295,6 +303,13 @@ impl TestApp {
             .await
             .expect(200)["data"]
             .clone()
+    }
+
+    // ---- the installation -------------------------------------------------------------
+
+    /// `GET /api/cluster` with the admin token: the installation, unwrapped.
+    pub async fn cluster(&self) -> Value {
+        self.get(&self.admin, "/api/cluster").await.expect(200)["data"].clone()
     }
 
     // ---- people -----------------------------------------------------------------------
