@@ -39,6 +39,10 @@ pub struct Config {
     /// sent to: `false` (none), `true` (all) or a list of ranges (`["10.0.0.0/8"]`; in
     /// the environment comma-separated: `10.0.0.0/8,192.168.1.5`).
     pub allow_private_destinations: PrivateDestinations,
+    /// Seconds a node holds a notice job it sends (PostgreSQL with several nodes): a job
+    /// in flight on a node that dies is sent by another this long after it was claimed.
+    /// Keep it well above the longest send (webhooks time out after 10 s, SMTP 15 s).
+    pub notice_lease: u64,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             smtp_password_file: None,
             smtp_from: "coachloop <coachloop@localhost>".to_owned(),
             allow_private_destinations: PrivateDestinations::default(),
+            notice_lease: coachloop_server::notices::NOTICE_LEASE.as_secs(),
         }
     }
 }
@@ -80,6 +85,7 @@ const KEYS: &[&str] = &[
     "smtp_password_file",
     "smtp_from",
     "allow_private_destinations",
+    "notice_lease",
 ];
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -148,7 +154,13 @@ impl Config {
                 password,
                 from: self.smtp_from.clone(),
             });
+        anyhow::ensure!(
+            self.notice_lease >= 1,
+            "notice_lease must be at least 1 (seconds), not {}",
+            self.notice_lease
+        );
         Ok(coachloop_server::ServerConfig {
+            notice_lease: std::time::Duration::from_secs(self.notice_lease),
             max_body_bytes: self.max_body_bytes,
             max_bulk_events: self.max_bulk_events,
             public_url: self.public_url.clone(),

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     /// production; tests make a name resolve to an internal address with it (CI machines
     /// have no outside DNS).
     pub static_hosts: HashMap<String, Vec<IpAddr>>,
+    /// How long a node holds a notice job it sends (PostgreSQL, several nodes): another
+    /// node sends it when a node dies mid-send, this long after it claimed it.
+    pub notice_lease: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             smtp: None,
             allow_private_destinations: PrivateDestinations::default(),
             static_hosts: HashMap::new(),
+            notice_lease: notices::NOTICE_LEASE,
         }
     }
 }
@@ -112,6 +116,7 @@ impl AppState {
             config.smtp.clone(),
             base_url,
             webhooks,
+            config.notice_lease,
         ));
         let state = Self(Arc::new(Shared {
             store,

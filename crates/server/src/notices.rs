@@ -51,6 +51,10 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a node holds a notice job it sends, by default (PostgreSQL; see
+/// `Store::claim_jobs`): well past the longest send (a webhook's timeout, SMTP's), so a
+/// live node's job is never sent again beside it; a dead node's goes out this long after.
+pub const NOTICE_LEASE: Duration = Duration::from_secs(60);
 
 /// How email leaves: the SMTP server and the sender.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +110,8 @@ struct Runner {
     http: outbound::Client,
     smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox)>,
     base_url: String,
+    /// How long a claimed job is this node's (see [`NOTICE_LEASE`]).
+    lease: Duration,
 }
 
 fn transport(config: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
@@ -129,13 +135,14 @@ fn transport(config: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Exe
 }
 
 /// Runs until aborted. `base_url` is where learners' links point; webhooks go out
-/// through `http`.
+/// through `http`; a job claimed is this node's for `lease`.
 pub async fn run(
     store: Store,
     ingest: Ingestor,
     smtp: Option<SmtpConfig>,
     base_url: String,
     http: outbound::Client,
+    lease: Duration,
 ) {
     let smtp = match smtp.as_ref().map(|c| {
         let from: Mailbox = c
@@ -157,15 +164,19 @@ pub async fn run(
         ingest,
         smtp,
         base_url,
+        lease,
     });
     // In this task, so aborting it stops both.
     tokio::join!(lane(runner.clone(), "webhook"), lane(runner, "email"));
 }
 
-/// Sends the jobs of one kind, so slow email never holds up a webhook. What is being sent
-/// is kept in memory (`busy`) rather than leased with a write, and attempts are recorded
-/// in batches by a second loop: the way from a queued job to its delivery takes no write
-/// lock, which the event writer holds most of the time under load.
+/// Sends the jobs of one kind, so slow email never holds up a webhook. On SQLite what is
+/// being sent is kept in memory (`busy`) rather than leased with a write, and attempts are
+/// recorded in batches by a second loop: the way from a queued job to its delivery takes
+/// no write lock, which the event writer holds most of the time under load. On
+/// PostgreSQL, where several nodes run a runner, each job is claimed in the database with
+/// a lease before it is sent (`Store::claim_jobs`, which takes no lock another writer
+/// waits for), so one node sends it.
 ///
 /// A commit's wake-up reads only the jobs queued since the last read (`cursor`, a range
 /// of the primary key): under load that is a handful of rows, where reading every due
@@ -174,6 +185,7 @@ pub async fn run(
 /// after a read that filled the room.
 async fn lane(runner: Arc<Runner>, kind: &'static str) {
     let store = runner.store.clone();
+    let claims = store.claims_jobs();
     let wake = store.jobs_wake(kind).clone();
     let busy: Arc<Mutex<HashSet<JobId>>> = Arc::default();
     let rescan = Arc::new(AtomicBool::new(true));
@@ -201,7 +213,8 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
         loop {
             let notified = wake.notified();
             let now = store.clock().now_ms();
-            let scan = rescan.swap(false, Ordering::SeqCst) || next_at.is_some_and(|t| t <= now);
+            let scan =
+                claims || rescan.swap(false, Ordering::SeqCst) || next_at.is_some_and(|t| t <= now);
             let room = in_flight.saturating_sub(busy.lock().expect("not poisoned").len());
             if room == 0 {
                 // Full: the recorder wakes the lane when it frees room.
@@ -212,13 +225,16 @@ async fn lane(runner: Arc<Runner>, kind: &'static str) {
                 continue;
             }
             let read = async {
-                if scan {
+                if claims {
+                    let jobs = store.claim_jobs(kind, room, runner.lease).await?;
+                    Ok::<_, coachloop_store::StoreError>((jobs, None))
+                } else if scan {
                     // Jobs queued after this are the next reads' (read before the scan,
                     // so none falls between the two).
                     let last = store.last_job_id().await?;
                     let snapshot = busy.lock().expect("not poisoned").clone();
                     let jobs = store.due_jobs(kind, room, &snapshot).await?;
-                    Ok::<_, coachloop_store::StoreError>((jobs, Some(last)))
+                    Ok((jobs, Some(last)))
                 } else {
                     Ok((store.new_jobs(kind, cursor, room).await?, None))
                 }

@@ -406,6 +406,48 @@ impl Store {
         .await?)
     }
 
+    /// Whether a notice runner claims the jobs it sends in the database
+    /// ([`Store::claim_jobs`]): on PostgreSQL, where several nodes run one; on SQLite its
+    /// one runner keeps what it sends in memory and reads with [`Store::due_jobs`].
+    pub fn claims_jobs(&self) -> bool {
+        self.backend == crate::Backend::Postgres
+    }
+
+    /// Claims up to `limit` due jobs of `kind` for this node to send, for `lease`: no other
+    /// node takes them while the lease lasts (their `run_at` is moved to its end, and
+    /// `claimed_by` names this node). Recording the attempt ends the claim; a node that
+    /// dies mid-send leaves its jobs to be claimed again, and sent with the same delivery
+    /// id, once the lease ends. Each job comes back with the `run_at` it was due at.
+    pub async fn claim_jobs(
+        &self,
+        kind: &str,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Job>> {
+        let now = self.now_ms();
+        let columns: String = JOB_COLUMNS
+            .split(',')
+            .map(|c| match c.trim() {
+                "run_at" => "due.run_at".to_owned(),
+                c => format!("j.{c}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(sqlx::query_as(&format!(
+            "WITH due AS (SELECT id, run_at FROM jobs WHERE status = 'pending' AND kind = $1 \
+             AND run_at <= $2 ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs j SET run_at = $4, claimed_by = $5 FROM due WHERE j.id = due.id \
+             RETURNING {columns}"
+        ))
+        .bind(kind)
+        .bind(now)
+        .bind(limit as i64)
+        .bind(now + lease.as_millis() as i64)
+        .bind(self.node())
+        .fetch_all(&self.write)
+        .await?)
+    }
+
     /// Up to `limit` due jobs of `kind`, leaving out those in `busy` (being sent). A read:
     /// the runner keeps what it is sending in memory rather than leasing it with a write,
     /// so the moment a job is queued it can go out without waiting for the write lock
@@ -498,7 +540,8 @@ pub(crate) async fn push_records<'a>(
         update.push_with(backend, "v", &outcomes);
         update.push(
             " UPDATE jobs SET status = v.status, run_at = v.run_at, done_at = v.done_at, \
-             last_error = v.last_error, attempts = v.attempts FROM v WHERE jobs.id = v.id",
+             last_error = v.last_error, attempts = v.attempts, claimed_by = NULL \
+             FROM v WHERE jobs.id = v.id",
         );
     }
     Ok(())

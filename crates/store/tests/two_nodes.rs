@@ -193,3 +193,71 @@ async fn a_commit_on_one_node_wakes_the_other_nodes_executor() {
         .await
         .expect("the first node's commit wakes the second's executor");
 }
+
+/// Notice jobs are claimed by one node each; a job claimed by a node that never records
+/// an attempt (it died mid-send) is claimed again once its lease ends, as it was.
+#[tokio::test]
+async fn each_notice_job_is_claimed_by_one_node_until_its_lease_ends() {
+    let Some((a, b)) = installation().await else {
+        return;
+    };
+    let account = a.account;
+    a.store
+        .create_webhook(
+            account,
+            "https://hooks.example/in",
+            &["group.member_joined".to_owned()],
+        )
+        .await
+        .unwrap();
+    let group = a
+        .smart_group(account, "Any", at_least_within(1, "t_a", "P1D"))
+        .await;
+    for i in 0..30 {
+        let email = format!("p{i}@acme.example");
+        a.user(account, &email, None).await;
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.event(account, &email, "t_a", t0() - HOUR).await;
+    }
+    assert_eq!(a.members(account, group).await.len(), 30);
+    let lease = std::time::Duration::from_secs(60);
+    let (one, two) = tokio::join!(
+        a.store.claim_jobs("webhook", 20, lease),
+        b.store.claim_jobs("webhook", 20, lease)
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    let mut ids: Vec<i64> = one.iter().chain(&two).map(|job| job.id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 30, "every job claimed, none twice");
+    assert!(one.iter().chain(&two).all(|job| job.run_at <= t0()));
+    assert!(
+        a.store
+            .claim_jobs("webhook", 50, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The first node dies with its jobs in hand: the second takes them when the lease ends.
+    a.advance(lease.as_millis() as i64 - 1);
+    assert!(
+        b.store
+            .claim_jobs("webhook", 50, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    a.advance(1);
+    let again = b.store.claim_jobs("webhook", 50, lease).await.unwrap();
+    assert_eq!(again.len(), 30);
+    let dedupes: Vec<&str> = one
+        .iter()
+        .chain(&two)
+        .map(|job| job.dedupe.as_str())
+        .collect();
+    assert!(
+        again
+            .iter()
+            .all(|job| dedupes.contains(&job.dedupe.as_str()))
+    );
+}
