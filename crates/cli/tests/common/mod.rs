@@ -270,8 +270,14 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits for its "listening" log line.
     pub async fn start(data: &TestData) -> Self {
+        Self::start_with(data, &[]).await
+    }
+
+    /// [`Server::start`] with settings given as `COACHLOOP_*` variables.
+    pub async fn start_with(data: &TestData, settings: &[(&str, &str)]) -> Self {
         let mut child = data
             .command(&["serve", "--listen", "127.0.0.1:0"])
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
