@@ -8,6 +8,9 @@
 #   bench/ingest.sh           full run (30 s per phase)
 #   bench/ingest.sh --quick   under a minute per engine (5 s per phase, no 1 M top-up)
 #   ENGINES=sqlite bench/ingest.sh      one engine (see bench/engines.sh)
+#   ENGINES="postgres postgres2" bench/ingest.sh   PostgreSQL with one node, then two
+#       nodes on one database (the load split between them, the same connections in
+#       all), and the ratio of two to one: what coordinating nodes costs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,12 +25,22 @@ source bench/engines.sh
 [ -n "${BENCH_BIN:-}" ] || cargo build --release -q -p coachloop
 bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-bench-XXXXXX)
-trap 'kill ${server:-} 2>/dev/null || true; wait ${server:-} 2>/dev/null || true; rm -rf "$data"; drop_bench_databases' EXIT
+trap 'kill ${server:-} ${second:-} 2>/dev/null || true; wait ${server:-} ${second:-} 2>/dev/null || true; rm -rf "$data"; drop_bench_databases' EXIT
 
-run() { # script connections -> wrk output
-  wrk -t2 -c"$2" -d"$duration" --latency -s "bench/$1" "http://127.0.0.1:$port" 2>&1
+run() { # script connections -> wrk output (with two nodes, each wrk's output, and the
+  # summed rate as a last "Requests/sec" line)
+  if [ "$nodes" = 1 ]; then
+    wrk -t2 -c"$2" -d"$duration" --latency -s "bench/$1" "http://127.0.0.1:$port" 2>&1
+    return
+  fi
+  wrk -t1 -c"$(($2 / 2))" -d"$duration" --latency -s "bench/$1" "http://127.0.0.1:$port" > "$data/wrk1" 2>&1 &
+  local first=$!
+  wrk -t1 -c"$(($2 / 2))" -d"$duration" --latency -s "bench/$1" "http://127.0.0.1:$((port + 1))" > "$data/wrk2" 2>&1
+  wait $first
+  cat "$data/wrk1"
+  awk '/^Requests\/sec/ {sum += $2} END {printf "Requests/sec: %.2f\n", sum}' "$data/wrk1" "$data/wrk2"
 }
-rate() { awk '/^Requests\/sec/ {print $2}'; }
+rate() { awk '/^Requests\/sec/ {r = $2} END {print r}'; }
 pct() { awk -v p="$1" '$1 == p {print $2}'; }
 errors() { awk '/Non-2xx/ {print $NF}'; }
 # Mean events per writer transaction since the previous call.
@@ -42,10 +55,16 @@ commit_size() {
   last_sum=$sum; last_count=$count
 }
 
-measure() { # engine
+measure() { # engine (postgres2: PostgreSQL, two nodes)
 echo "#### $1"
 mkdir -p "$data/$1"
-engine_db "$1" "$data/$1"
+nodes=1
+if [ "$1" = postgres2 ]; then
+  nodes=2
+  engine_db postgres "$data/$1"
+else
+  engine_db "$1" "$data/$1"
+fi
 # 1,000 people, so events are matched as in real use.
 {
   echo "email,first_name,department"
@@ -56,6 +75,12 @@ export EVENTS_TOKEN=$($bin tokens create "${DB_ARGS[@]}" --name bench --scopes e
 $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+if [ "$nodes" = 2 ]; then
+  $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$((port + 1))" &
+  second=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((port + 1))/healthz" >/dev/null && break; sleep 0.1; done
+  echo "   two nodes on one database (latencies: the first node's half of the connections)"
+fi
 last_sum=0; last_count=0
 
 echo "== no-op route (GET /healthz), $connections connections, $duration"
@@ -80,11 +105,14 @@ while [ "$total" -lt "$top_up" ]; do
   total=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^coachloop_events_ingested_total/ {print int($2)}')
 done
 echo "== after $total events ingested: server RSS $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status)"
-kill $server; wait $server 2>/dev/null || true
+kill $server ${second:-}; wait $server ${second:-} 2>/dev/null || true; second=
 eval "single_$1=$single_rps bulk_$1=$(awk -v r="$bulk_rps" 'BEGIN {printf "%.0f", r * 1000}')"
 }
 
 for engine in $ENGINES; do measure "$engine"; done
 if [ -n "${single_sqlite:-}" ] && [ -n "${single_postgres:-}" ]; then
   echo "== PostgreSQL / SQLite, same run: single $(ratio "$single_postgres" "$single_sqlite") ($single_postgres / $single_sqlite events/s), bulk $(ratio "$bulk_postgres" "$bulk_sqlite") ($bulk_postgres / $bulk_sqlite events/s)"
+fi
+if [ -n "${single_postgres:-}" ] && [ -n "${single_postgres2:-}" ]; then
+  echo "== PostgreSQL, two nodes / one node, same run: single $(ratio "$single_postgres2" "$single_postgres") ($single_postgres2 / $single_postgres events/s), bulk $(ratio "$bulk_postgres2" "$bulk_postgres") ($bulk_postgres2 / $bulk_postgres events/s)"
 fi

@@ -7,7 +7,9 @@
 #      received - event POST sent);
 #   2. 10,000 enrolment emails (a campaign for 10,000 people) drained to the SMTP server.
 #
-# Both phases run on each store engine in turn (ENGINES, see bench/engines.sh).
+# Both phases run on each store engine in turn (ENGINES, see bench/engines.sh);
+# ENGINES=postgres2 runs phase 1 on two nodes of one PostgreSQL database, the events
+# split between them (phase 2 on one).
 #
 #   bench/notices.sh           1,000 events/s for 10 s; 10,000 emails
 #   bench/notices.sh --quick   1,000 events/s for 3 s; 2,000 emails (about a minute per engine)
@@ -28,7 +30,7 @@ cargo build --release -q -p coachloop-server --example notice_bench
 bin=${BENCH_BIN:-target/release/coachloop}
 driver=target/release/examples/notice_bench
 data=$(mktemp -d /tmp/coachloop-notice-bench-XXXXXX)
-trap 'kill ${server:-} $sink 2>/dev/null || true; wait ${server:-} $sink 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$data"; drop_bench_databases' EXIT
+trap 'kill ${server:-} ${second:-} $sink 2>/dev/null || true; wait ${server:-} $sink 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$data"; drop_bench_databases' EXIT
 
 python3 crates/server/tests/support/smtp_sink.py "$smtp_port" "$data/mail.jsonl" > "$data/sink.log" &
 sink=$!
@@ -36,10 +38,10 @@ sink=$!
 phase_people() { # first last -> CSV rows
   for ((i = $1; i <= $2; i++)); do echo "user$i@bench.example,User$i"; done
 }
-measure() { # engine
+measure() { # engine (postgres2: PostgreSQL, two nodes)
 echo "#### $1"
 mkdir -p "$data/$1"
-engine_db "$1" "$data/$1"
+engine_db "${1%2}" "$data/$1"
 { echo "email,first_name"; echo "warmup@bench.example,Warmup"; phase_people 1 "$(( rate * seconds ))"; } > "$data/latency.csv"
 $bin users import "${DB_ARGS[@]}" "$data/latency.csv" >/dev/null
 export ADMIN=$($bin tokens create "${DB_ARGS[@]}" --name bench-admin --scopes admin 2>/dev/null)
@@ -57,13 +59,22 @@ fi
 $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" 2> "$data/server.log" &
 server=$!
 for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+unset EVENTS_BASES
+if [ "$1" = postgres2 ]; then
+  second_base="http://127.0.0.1:$((port + 1))"
+  $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$((port + 1))" 2> "$data/server2.log" &
+  second=$!
+  for _ in $(seq 100); do curl -sf "$second_base/healthz" >/dev/null && break; sleep 0.1; done
+  export EVENTS_BASES="$BASE,$second_base"
+  echo "   two nodes on one database, the events split between them"
+fi
 
 echo "== event -> enrolment -> webhook, $rate events/s for $seconds s"
 $driver latency $rate $seconds
 
 echo "== $emails enrolment emails drained to a local SMTP server"
 # A second server on a fresh data directory with $emails people.
-kill $server; wait $server || true
+kill $server ${second:-}; wait $server ${second:-} || true; second=''
 unset COACHLOOP_SMTP_HOST COACHLOOP_SMTP_PORT COACHLOOP_SMTP_TLS
 data2="$data/$1/drain"; mkdir -p "$data2"
 engine_db "$1" "$data2"

@@ -302,6 +302,12 @@ async fn three_nodes_with_one_killed_mid_stream_lose_nothing_and_do_nothing_twic
             "user {user}: the leave at its instant"
         );
     }
+    let lag: i64 = scalar(
+        &mut db,
+        "SELECT MAX(recorded_at - at) FROM group_history WHERE change = 'left'",
+    )
+    .await;
+    eprintln!("leave lag: at most {lag} ms after the instant");
     let enrolments: Vec<(i64, i64)> =
         sqlx::query_as("SELECT user_id, COUNT(*) FROM enrollments GROUP BY user_id")
             .fetch_all(&mut db)

@@ -9,7 +9,9 @@
 //! `drain MAILFILE COUNT`: starts a campaign for all users and prints how long until the
 //! SMTP sink's MAILFILE holds COUNT messages.
 //!
-//! Environment: BASE (server URL), ADMIN (an admin token), EVENTS (an events:write token).
+//! Environment: BASE (server URL), ADMIN (an admin token), EVENTS (an events:write token);
+//! EVENTS_BASES (optional): comma-separated URLs of several nodes, sent the timed events
+//! in turn.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -167,9 +169,13 @@ async fn latency(rate: u64, seconds: u64) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let mut tasks = tokio::task::JoinSet::new();
-    let events_url = format!("{}/events", env("BASE"));
+    // EVENTS_BASES: several nodes of one installation, sent events in turn.
+    let bases: Vec<String> = std::env::var("EVENTS_BASES")
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|_| vec![env("BASE")]);
     let token = env("EVENTS");
     for i in 0..total {
+        let events_url = format!("{}/events", bases[i % bases.len()]);
         let due = start + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
         let email = format!("user{}@bench.example", i + 1);
