@@ -62,21 +62,39 @@ impl Order {
 
     /// Checks the cache of the accounts of `locks` (taken by the transaction on `conn`)
     /// against what other nodes committed (PostgreSQL; on SQLite one process writes, and
-    /// its cache is always current). Returns the accounts whose rules or event types
-    /// another node changed.
-    pub async fn check(&mut self, conn: &mut AnyConnection, locks: &Locks) -> Result<Vec<i64>> {
-        let mut changed = Vec::new();
+    /// its cache is always current). Says whose rules or event types another node
+    /// changed, and which accounts locked shared must be locked exclusively (see
+    /// [`Order::shares`]).
+    pub async fn check(&mut self, conn: &mut AnyConnection, locks: &Locks) -> Result<Checked> {
+        let mut checked = Checked::default();
+        // Begun again (an account needed its lock exclusively): only this round counts.
+        self.locked.clear();
         if Backend::of_connection(conn) != Backend::Postgres {
-            return Ok(changed);
+            return Ok(checked);
         }
-        for account in locks.iter() {
+        for (account, shared) in locks.iter() {
             let synced = self.engine.sync(conn, account).await?;
-            self.locked.push((account, synced.versions));
             if synced.rules_changed {
-                changed.push(account);
+                checked.rules_changed.push(account);
+            }
+            if !shared {
+                self.locked.push((account, synced.versions));
+            } else if synced.versions.rules != 0 {
+                checked.lock_exclusively.push(account);
             }
         }
-        Ok(changed)
+        Ok(checked)
+    }
+
+    /// Whether the events of `account` may be stored under its lock shared (PostgreSQL):
+    /// when it never had a smart group (its rules version is 0), as last checked. Such
+    /// writes change nothing a node caches and are not logged; creating the account's
+    /// first smart group first bumps the version under the lock exclusively, after which
+    /// every writer finds the account must be locked exclusively.
+    pub fn shares(&self, account: i64) -> bool {
+        self.engine
+            .seen(account)
+            .is_some_and(|seen| seen.rules == 0)
     }
 
     /// Marks `user`'s cached state as changed by this change.
@@ -170,6 +188,16 @@ impl Drop for Order {
     }
 }
 
+/// What [`Order::check`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    /// Accounts whose smart groups or event types another node changed.
+    pub rules_changed: Vec<i64>,
+    /// Accounts locked shared that now need the lock exclusively: the transaction must
+    /// start again.
+    pub lock_exclusively: Vec<i64>,
+}
+
 /// Which background tasks a committed change gives work to.
 #[derive(Debug, Default)]
 struct Wakeup {
@@ -205,7 +233,12 @@ impl Store {
     pub(crate) async fn change_facts_in(&self, locks: Locks) -> Result<FactChange> {
         let mut engine = Order::lock(&self.engine).await;
         let mut tx = self.begin_write(&locks).await?;
-        if !engine.check(&mut tx, &locks).await?.is_empty() {
+        if !engine
+            .check(&mut tx, &locks)
+            .await?
+            .rules_changed
+            .is_empty()
+        {
             // Another node renamed or deleted event types, or changed smart groups: the
             // event writer's names of types start over.
             self.event_types_changed();

@@ -423,6 +423,7 @@ impl Store {
         criteria: &Criteria,
         group: Option<i64>,
     ) -> Result<Snapshot> {
+        self.watch_facts(account).await?;
         let type_generation = self.types_generation();
         // Taken before the read begins: a change stamped at this instant or later may
         // be missing from the read, so it counts as a change since.
@@ -452,6 +453,27 @@ impl Store {
             }
         }
         Ok(snapshot)
+    }
+
+    /// Before a backfill's snapshot (PostgreSQL): the events of an account that never had
+    /// a smart group are stored under its lock shared, and not logged. Bumping its rules
+    /// version under the lock exclusively waits for those writers and makes every later
+    /// one lock it exclusively and log whom it touched, so the snapshot's catch-up finds
+    /// every change made after it.
+    async fn watch_facts(&self, account: AccountId) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let rules: i64 = sqlx::query_scalar("SELECT rules_version FROM accounts WHERE id = $1")
+            .bind(account.0)
+            .fetch_one(&self.read)
+            .await?;
+        if rules != 0 {
+            return Ok(());
+        }
+        let mut change = self.change_facts(account).await?;
+        change.engine.rules_changed(account.0);
+        change.commit(&self.wakes).await
     }
 
     /// One round of [`catch_up`] in a new read snapshot. True while so many people

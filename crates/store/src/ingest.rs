@@ -552,31 +552,48 @@ impl Writer {
         records: &[JobRecord<'_>],
         engine: &mut Order,
     ) -> Result<Vec<Receipt>> {
-        let locks = Locks::accounts(
-            (batch.iter())
-                .filter(|s| !s.events.is_empty())
-                .map(|s| s.account.0),
-        );
-        Backend::begin(&mut self.conn, &locks).await?;
-        let result = self.write_begun(batch, records, engine, &locks).await;
-        if result.is_err() {
-            // Fails harmlessly when the transaction is gone already.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        let accounts: BTreeSet<i64> = (batch.iter())
+            .filter(|s| !s.events.is_empty())
+            .map(|s| s.account.0)
+            .collect();
+        loop {
+            let mut locks = Locks::none();
+            for account in &accounts {
+                if engine.shares(*account) {
+                    locks.share(*account);
+                } else {
+                    locks.lock(*account);
+                }
+            }
+            Backend::begin(&mut self.conn, &locks).await?;
+            let result = self.write_begun(batch, records, engine, &locks).await;
+            if !matches!(result, Ok(Some(_))) {
+                // Fails harmlessly when the transaction is gone already.
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            }
+            // None: an account locked shared got its first smart group meanwhile; the
+            // check that found it out made the next round lock it exclusively.
+            if let Some(receipts) = result.transpose() {
+                return receipts;
+            }
         }
-        result
     }
 
-    /// [`Self::write_once`] in the transaction it began.
+    /// [`Self::write_once`] in the transaction it began; `None` when it must begin again.
     async fn write_begun(
         &mut self,
         batch: &[&Submission],
         records: &[JobRecord<'_>],
         engine: &mut Order,
         locks: &Locks,
-    ) -> Result<Vec<Receipt>> {
-        for account in engine.check(&mut self.conn, locks).await? {
+    ) -> Result<Option<Vec<Receipt>>> {
+        let checked = engine.check(&mut self.conn, locks).await?;
+        for account in &checked.rules_changed {
             // Another node renamed or deleted event types, or changed smart groups.
-            self.types.remove(&account);
+            self.types.remove(account);
+        }
+        if !checked.lock_exclusively.is_empty() {
+            return Ok(None);
         }
         let now = self.now.now_ms();
         let mut seen = existing_external_ids(&mut self.conn, batch).await?;
@@ -647,7 +664,7 @@ impl Writer {
             engine.committed();
             outcome.committed(&self.wakes);
         }
-        Ok(receipts)
+        Ok(Some(receipts))
     }
 
     /// The id of an event type, creating the type when a sender names a new one. New

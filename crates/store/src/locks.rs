@@ -6,9 +6,12 @@
 //! enrolments, rules or event types) takes that account's transaction-scoped advisory lock:
 //! changes of one account are ordered in the database, whichever node makes them, and a
 //! node's smart-group cache is checked against the account's versions under it (see
-//! `fact_change`). Locks are taken in account order in one statement, so two transactions
-//! never wait for each other in a circle. Writes that change no facts (recording a notice
-//! attempt, a token's last use) lock nothing.
+//! `fact_change`). The events of an account that never had a smart group go under the
+//! lock shared (writers of several nodes side by side, nothing for a cache to know); a
+//! smart group's creation takes it exclusively first, after which that account's writers
+//! take it exclusively too. Locks are taken in account order in one statement, so two
+//! transactions never wait for each other in a circle. Writes that change no facts
+//! (recording a notice attempt, a token's last use) lock nothing.
 
 use crate::{Backend, Result, StoreError};
 use coachloop_core::event_id::SLOT_BITS;
@@ -49,10 +52,11 @@ pub(crate) async fn claim_writer_slot(conn: &mut AnyConnection) -> Result<Option
     }
 }
 
-/// The accounts a write transaction locks (on PostgreSQL).
+/// The accounts a write transaction locks (on PostgreSQL): exclusively, or shared.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Locks {
     accounts: BTreeSet<i64>,
+    shared: BTreeSet<i64>,
 }
 
 impl Locks {
@@ -68,12 +72,27 @@ impl Locks {
     pub fn accounts(accounts: impl IntoIterator<Item = i64>) -> Self {
         Self {
             accounts: accounts.into_iter().collect(),
+            shared: BTreeSet::new(),
         }
     }
 
-    /// The accounts, in the order they are locked.
-    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
-        self.accounts.iter().copied()
+    /// Takes `account`'s lock exclusively too.
+    pub fn lock(&mut self, account: i64) {
+        self.accounts.insert(account);
+    }
+
+    /// Takes `account`'s lock shared instead (unless it is taken exclusively).
+    pub fn share(&mut self, account: i64) {
+        self.shared.insert(account);
+    }
+
+    /// The accounts with whether each is shared, in the order they are locked.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, bool)> + '_ {
+        let shared = self.shared.difference(&self.accounts).map(|a| (*a, true));
+        let exclusive = self.accounts.iter().map(|a| (*a, false));
+        let mut all: Vec<(i64, bool)> = shared.chain(exclusive).collect();
+        all.sort_unstable();
+        all.into_iter()
     }
 
     /// What opens a write transaction holding these locks, as one simple query (no bound
@@ -81,18 +100,21 @@ impl Locks {
     pub fn begin(&self, backend: Backend) -> String {
         match backend {
             Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
-            Backend::Postgres if self.accounts.is_empty() => "BEGIN".to_owned(),
+            Backend::Postgres if self.accounts.is_empty() && self.shared.is_empty() => {
+                "BEGIN".to_owned()
+            }
             Backend::Postgres => {
                 // One statement: its targets are evaluated left to right, in account order.
                 let mut sql = "BEGIN; SELECT ".to_owned();
-                for (i, account) in self.accounts.iter().enumerate() {
+                for (i, (account, shared)) in self.iter().enumerate() {
                     if i > 0 {
                         sql.push_str(", ");
                     }
                     // Keys are 32-bit; two accounts sharing one would only wait for each
                     // other.
                     let key = account.rem_euclid(1 << 31);
-                    let _ = write!(sql, "pg_advisory_xact_lock({LOCK_CLASS}, {key})");
+                    let mode = if shared { "_shared" } else { "" };
+                    let _ = write!(sql, "pg_advisory_xact_lock{mode}({LOCK_CLASS}, {key})");
                 }
                 sql
             }
@@ -106,11 +128,13 @@ mod tests {
 
     #[test]
     fn accounts_are_locked_in_order_in_one_statement() {
-        let locks = Locks::accounts([7, 3, 7]);
+        let mut locks = Locks::accounts([7, 3, 7]);
+        locks.share(5);
+        locks.share(7);
         assert_eq!(
             locks.begin(Backend::Postgres),
             "BEGIN; SELECT pg_advisory_xact_lock(1668050799, 3), \
-             pg_advisory_xact_lock(1668050799, 7)"
+             pg_advisory_xact_lock_shared(1668050799, 5), pg_advisory_xact_lock(1668050799, 7)"
         );
         assert_eq!(Locks::none().begin(Backend::Postgres), "BEGIN");
         assert_eq!(locks.begin(Backend::Sqlite), "BEGIN IMMEDIATE");

@@ -261,3 +261,30 @@ async fn each_notice_job_is_claimed_by_one_node_until_its_lease_ends() {
             .all(|job| dedupes.contains(&job.dedupe.as_str()))
     );
 }
+
+/// Events stored by both nodes while the account's first smart group is being created
+/// (before it, under the account's lock shared, unlogged): every one counts.
+#[tokio::test]
+async fn events_stored_while_the_first_smart_group_is_created_all_count() {
+    let Some((a, b)) = installation().await else {
+        return;
+    };
+    let account = a.account;
+    let people: Vec<String> = (0..60).map(|i| format!("p{i}@acme.example")).collect();
+    for email in &people {
+        a.user(account, email, None).await;
+    }
+    // Both nodes know the account has no smart group (their writers share its lock).
+    a.event(account, &people[0], "t_a", t0() - HOUR).await;
+    b.event(account, &people[1], "t_a", t0() - HOUR).await;
+    let (_, group) = tokio::join!(
+        async {
+            for (i, email) in people.iter().enumerate().skip(2) {
+                let node = if i % 2 == 0 { &a } else { &b };
+                node.event(account, email, "t_a", t0() - HOUR).await;
+            }
+        },
+        a.smart_group(account, "Any", at_least_within(1, "t_a", "P1D"))
+    );
+    assert_eq!(a.members(account, group).await.len(), people.len());
+}

@@ -6,6 +6,10 @@
 -- checks its cache against these under the lock and forgets what another node changed.
 ALTER TABLE accounts ADD COLUMN fact_version BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN rules_version BIGINT NOT NULL DEFAULT 0;
+-- An account whose rules version is 0 never had a smart group: its events are stored
+-- under a shared lock, unlogged. One with smart groups starts at 1.
+UPDATE accounts SET rules_version = 1
+WHERE EXISTS (SELECT 1 FROM groups g WHERE g.account_id = accounts.id AND g.group_type = 'smart_group');
 
 CREATE TABLE fact_log (
     account_id  BIGINT NOT NULL,
