@@ -31,6 +31,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::AnyConnection;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write;
 use std::sync::Arc;
 
 /// Rows per multi-row statement when writing changes.
@@ -1202,7 +1203,11 @@ pub(crate) struct Versions {
     pub rules: i64,
 }
 
-/// What [`Engine::sync`] found another node changed.
+/// A row of [`Engine::versions_sql`]: account, fact and rules versions, and a logged
+/// change since the last check (its version and whom it touched), if any.
+pub(crate) type VersionRow = (i64, i64, i64, Option<i64>, Option<String>);
+
+/// What [`Engine::check_versions`] found another node changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Synced {
     /// The committed versions, which the cache now reflects.
@@ -1240,25 +1245,39 @@ impl Engine {
         self.accounts.insert(account, rules);
     }
 
-    /// Checks what the cache holds of `account` against what is committed, under the
-    /// account's lock (PostgreSQL: other nodes change facts too). People another node
-    /// changed since the last check are forgotten (the log says whom each change touched;
-    /// should the log no longer reach back that far, everyone is); changed rules drop
-    /// the account's state. Either is loaded again on use.
-    pub(crate) async fn sync(&mut self, conn: &mut AnyConnection, account: i64) -> Result<Synced> {
-        let seen = self.seen.get(&account).copied();
-        let since = seen.map_or(i64::MAX, |v| v.facts);
-        let rows: Vec<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT a.fact_version, a.rules_version, l.version, array_to_string(l.users, ',') \
-             FROM accounts a LEFT JOIN fact_log l ON l.account_id = a.id AND l.version > $2 \
-             WHERE a.id = $1 ORDER BY l.version",
+    /// The read of the versions of `accounts` (PostgreSQL), with the log of the changes
+    /// made since this node last checked each: one statement of literals, so it can go in
+    /// the round trip that takes the accounts' locks (as the statement after them, so it
+    /// sees every change committed before they were granted). Rows for
+    /// [`Engine::check_versions`].
+    pub(crate) fn versions_sql(&self, accounts: &[i64]) -> String {
+        let mut since = String::new();
+        let mut list = String::new();
+        for account in accounts {
+            let seen = self.seen.get(account).map_or(i64::MAX, |v| v.facts);
+            let _ = write!(since, " WHEN {account} THEN {seen}");
+            if !list.is_empty() {
+                list.push(',');
+            }
+            let _ = write!(list, "{account}");
+        }
+        format!(
+            "SELECT a.id, a.fact_version, a.rules_version, l.version, \
+             array_to_string(l.users, ',') FROM accounts a LEFT JOIN fact_log l \
+             ON l.account_id = a.id AND l.version > (CASE a.id{since} END) \
+             WHERE a.id IN ({list}) ORDER BY a.id, l.version"
         )
-        .bind(account)
-        .bind(since)
-        .fetch_all(&mut *conn)
-        .await?;
-        let Some(&(facts, rules, _, _)) = rows.first() else {
-            return Ok(Synced::default());
+    }
+
+    /// Checks what the cache holds of `account` against what is committed (`rows`, the
+    /// account's rows of [`Engine::versions_sql`], read under the account's lock). People
+    /// another node changed since the last check are forgotten (the log says whom each
+    /// change touched; should the log no longer reach back that far, everyone is);
+    /// changed rules drop the account's state. Either is loaded again on use.
+    pub(crate) fn check_versions(&mut self, account: i64, rows: &[VersionRow]) -> Synced {
+        let seen = self.seen.get(&account).copied();
+        let Some(&(_, facts, rules, _, _)) = rows.first() else {
+            return Synced::default();
         };
         let versions = Versions { facts, rules };
         let mut rules_changed = false;
@@ -1272,12 +1291,12 @@ impl Engine {
                 rules_changed = true;
             }
             Some(seen) if seen.facts != facts => {
-                let logged: Vec<i64> = rows.iter().filter_map(|r| r.2).collect();
+                let logged: Vec<i64> = rows.iter().filter_map(|r| r.3).collect();
                 let whole = logged.len() as i64 == facts - seen.facts
                     && logged.first() == Some(&(seen.facts + 1));
                 if let Some(state) = self.accounts.get_mut(&account) {
                     if whole {
-                        let users = rows.iter().filter_map(|r| r.3.as_deref());
+                        let users = rows.iter().filter_map(|r| r.4.as_deref());
                         for user in users.flat_map(|list| list.split(',')) {
                             if let Ok(user) = user.parse() {
                                 state.forget(user);
@@ -1291,10 +1310,10 @@ impl Engine {
             Some(_) => {}
         }
         self.seen.insert(account, versions);
-        Ok(Synced {
+        Synced {
             versions,
             rules_changed,
-        })
+        }
     }
 
     /// The versions a committed change left `account` at (the cache reflects them).

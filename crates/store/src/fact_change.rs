@@ -13,7 +13,7 @@
 
 use crate::campaigns::Enrolled;
 use crate::db::Backend;
-use crate::engine::{AccountRules, Engine, Outcome, Versions};
+use crate::engine::{AccountRules, Engine, Outcome, VersionRow, Versions};
 use crate::locks::Locks;
 use crate::wakes::Wakes;
 use crate::{Result, Store};
@@ -60,20 +60,63 @@ impl Order {
         }
     }
 
+    /// Begins a write transaction on `conn` holding `locks` and checks the engine's cache
+    /// of their accounts (see [`Order::check`]); on PostgreSQL the versions are read in
+    /// the round trip that takes the locks.
+    pub async fn begin(&mut self, conn: &mut AnyConnection, locks: &Locks) -> Result<Checked> {
+        let backend = Backend::of_connection(conn);
+        if backend != Backend::Postgres {
+            Backend::begin(conn, locks).await?;
+            return Ok(Checked::default());
+        }
+        let accounts: Vec<i64> = locks.iter().map(|(account, _)| account).collect();
+        if accounts.is_empty() {
+            Backend::begin(conn, locks).await?;
+            return Ok(Checked::default());
+        }
+        let sql = format!(
+            "{}; {}",
+            locks.begin(backend),
+            self.engine.versions_sql(&accounts)
+        );
+        let rows = sqlx::raw_sql(&sql).fetch_all(&mut *conn).await?;
+        Ok(self.checked(locks, &rows)?)
+    }
+
     /// Checks the cache of the accounts of `locks` (taken by the transaction on `conn`)
     /// against what other nodes committed (PostgreSQL; on SQLite one process writes, and
     /// its cache is always current). Says whose rules or event types another node
     /// changed, and which accounts locked shared must be locked exclusively (see
     /// [`Order::shares`]).
     pub async fn check(&mut self, conn: &mut AnyConnection, locks: &Locks) -> Result<Checked> {
+        let accounts: Vec<i64> = locks.iter().map(|(account, _)| account).collect();
+        if Backend::of_connection(conn) != Backend::Postgres || accounts.is_empty() {
+            return Ok(Checked::default());
+        }
+        let sql = self.engine.versions_sql(&accounts);
+        let rows = sqlx::raw_sql(&sql).fetch_all(&mut *conn).await?;
+        self.checked(locks, &rows)
+    }
+
+    /// [`Order::check`] of the rows of `Engine::versions_sql`.
+    fn checked(&mut self, locks: &Locks, rows: &[sqlx::any::AnyRow]) -> Result<Checked> {
+        use sqlx::Row;
+        let mut read: Vec<VersionRow> = Vec::with_capacity(rows.len());
+        for row in rows {
+            read.push((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            ));
+        }
         let mut checked = Checked::default();
         // Begun again (an account needed its lock exclusively): only this round counts.
         self.locked.clear();
-        if Backend::of_connection(conn) != Backend::Postgres {
-            return Ok(checked);
-        }
         for (account, shared) in locks.iter() {
-            let synced = self.engine.sync(conn, account).await?;
+            let mine: Vec<VersionRow> = read.iter().filter(|r| r.0 == account).cloned().collect();
+            let synced = self.engine.check_versions(account, &mine);
             if synced.rules_changed {
                 checked.rules_changed.push(account);
             }

@@ -15,7 +15,7 @@
 
 use crate::db::{Backend, ListOf};
 use crate::engine::{Engine, Outcome, When};
-use crate::fact_change::Order;
+use crate::fact_change::{Checked, Order};
 use crate::locks::Locks;
 use crate::notices::{Attempt, Job, JobRecord, push_records};
 use crate::outage::Retry;
@@ -565,8 +565,10 @@ impl Writer {
                     locks.lock(*account);
                 }
             }
-            Backend::begin(&mut self.conn, &locks).await?;
-            let result = self.write_begun(batch, records, engine, &locks).await;
+            let result = match engine.begin(&mut self.conn, &locks).await {
+                Ok(checked) => self.write_begun(batch, records, engine, checked).await,
+                Err(e) => Err(e),
+            };
             if !matches!(result, Ok(Some(_))) {
                 // Fails harmlessly when the transaction is gone already.
                 let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
@@ -585,9 +587,8 @@ impl Writer {
         batch: &[&Submission],
         records: &[JobRecord<'_>],
         engine: &mut Order,
-        locks: &Locks,
+        checked: Checked,
     ) -> Result<Option<Vec<Receipt>>> {
-        let checked = engine.check(&mut self.conn, locks).await?;
         for account in &checked.rules_changed {
             // Another node renamed or deleted event types, or changed smart groups.
             self.types.remove(account);

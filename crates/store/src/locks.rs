@@ -96,7 +96,8 @@ impl Locks {
     }
 
     /// What opens a write transaction holding these locks, as one simple query (no bound
-    /// values, one round trip).
+    /// values, one round trip) that returns no rows, so a read can follow it in the same
+    /// round trip.
     pub fn begin(&self, backend: Backend) -> String {
         match backend {
             Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
@@ -104,18 +105,22 @@ impl Locks {
                 "BEGIN".to_owned()
             }
             Backend::Postgres => {
-                // One statement: its targets are evaluated left to right, in account order.
-                let mut sql = "BEGIN; SELECT ".to_owned();
+                // One statement: the locks are taken left to right, in account order.
+                let mut sql = "BEGIN; SELECT 1 WHERE (".to_owned();
                 for (i, (account, shared)) in self.iter().enumerate() {
                     if i > 0 {
-                        sql.push_str(", ");
+                        sql.push_str(" || ");
                     }
                     // Keys are 32-bit; two accounts sharing one would only wait for each
                     // other.
                     let key = account.rem_euclid(1 << 31);
                     let mode = if shared { "_shared" } else { "" };
-                    let _ = write!(sql, "pg_advisory_xact_lock{mode}({LOCK_CLASS}, {key})");
+                    let _ = write!(
+                        sql,
+                        "pg_advisory_xact_lock{mode}({LOCK_CLASS}, {key})::text"
+                    );
                 }
+                sql.push_str(") IS NULL");
                 sql
             }
         }
@@ -133,8 +138,9 @@ mod tests {
         locks.share(7);
         assert_eq!(
             locks.begin(Backend::Postgres),
-            "BEGIN; SELECT pg_advisory_xact_lock(1668050799, 3), \
-             pg_advisory_xact_lock_shared(1668050799, 5), pg_advisory_xact_lock(1668050799, 7)"
+            "BEGIN; SELECT 1 WHERE (pg_advisory_xact_lock(1668050799, 3)::text || \
+             pg_advisory_xact_lock_shared(1668050799, 5)::text || \
+             pg_advisory_xact_lock(1668050799, 7)::text) IS NULL"
         );
         assert_eq!(Locks::none().begin(Backend::Postgres), "BEGIN");
         assert_eq!(locks.begin(Backend::Sqlite), "BEGIN IMMEDIATE");
