@@ -79,8 +79,9 @@ impl Order {
             locks.begin(backend),
             self.engine.versions_sql(&accounts)
         );
-        let rows = sqlx::raw_sql(&sql).fetch_all(&mut *conn).await?;
-        Ok(self.checked(locks, &rows)?)
+        // Without bound values: sent as one simple query, both statements.
+        let rows = conn.fetch_all(sql.as_str()).await?;
+        self.checked(locks, &rows)
     }
 
     /// Checks the cache of the accounts of `locks` (taken by the transaction on `conn`)
@@ -94,7 +95,7 @@ impl Order {
             return Ok(Checked::default());
         }
         let sql = self.engine.versions_sql(&accounts);
-        let rows = sqlx::raw_sql(&sql).fetch_all(&mut *conn).await?;
+        let rows = conn.fetch_all(sql.as_str()).await?;
         self.checked(locks, &rows)
     }
 
