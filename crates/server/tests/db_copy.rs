@@ -190,13 +190,16 @@ async fn a_server_on_the_copy_answers_every_read_as_the_original_did() {
     let link_path = &link[link.find("/learn").expect("a learner path")..];
 
     // The webhook's attempts fail (nothing listens on port 9) and are recorded; wait
-    // until no job is due (each waits for an instant the stopped clock never reaches),
-    // so the original stays as it is while it is read and copied.
+    // until no job is due (each waits for an instant the stopped clock never reaches)
+    // or being sent (on PostgreSQL a claimed job's run_at is its lease's end, and its
+    // attempt is recorded after), so the original stays as it is while it is read and
+    // copied.
     let started = std::time::Instant::now();
     loop {
         let jobs = app.store.jobs(app.account, None).await.unwrap();
         let now = app.clock.now_ms();
-        let settled = jobs.iter().all(|j| j.status != "pending" || j.run_at > now);
+        let settled = (jobs.iter())
+            .all(|j| j.status != "pending" || (j.run_at > now && j.claimed_by.is_none()));
         if settled && jobs.iter().any(|j| j.kind == "webhook" && j.attempts > 0) {
             break;
         }

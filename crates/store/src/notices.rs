@@ -77,6 +77,8 @@ pub struct Job {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub done_at: Option<i64>,
+    /// The node sending it now (PostgreSQL; see [`Store::claim_jobs`]).
+    pub claimed_by: Option<String>,
 }
 
 impl Job {
@@ -123,7 +125,7 @@ pub enum Attempt {
 }
 
 const JOB_COLUMNS: &str = "id, account_id, kind, dedupe, payload, run_at, attempts, status, \
-    last_error, created_at, done_at";
+    last_error, created_at, done_at, claimed_by";
 
 /// The notices a transaction queues, written with its other writes (see [`Script`]).
 /// An account's active webhooks are read once, however many facts it tells.
