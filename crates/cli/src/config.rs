@@ -228,6 +228,36 @@ mod tests {
     }
 
     #[test]
+    fn the_notice_lease_is_whole_seconds_and_at_least_one() {
+        Jail::expect_with(|jail| {
+            let load = || Config::load(None, &Overrides::default());
+            let lease = load()
+                .map_err(|e| e.to_string())?
+                .server()
+                .unwrap()
+                .notice_lease;
+            assert_eq!(lease, coachloop_server::notices::NOTICE_LEASE);
+            jail.set_env("COACHLOOP_NOTICE_LEASE", "3");
+            let lease = load()
+                .map_err(|e| e.to_string())?
+                .server()
+                .unwrap()
+                .notice_lease;
+            assert_eq!(lease, std::time::Duration::from_secs(3));
+            jail.set_env("COACHLOOP_NOTICE_LEASE", "0");
+            let err = load().map_err(|e| e.to_string())?.server().unwrap_err();
+            assert!(
+                err.to_string().contains("notice_lease must be at least 1"),
+                "{err}"
+            );
+            jail.set_env("COACHLOOP_NOTICE_LEASE", "soon");
+            let err = load().unwrap_err();
+            assert!(err.to_string().to_lowercase().contains("notice_lease"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn private_destinations_come_from_the_file_or_the_environment() {
         Jail::expect_with(|jail| {
             let load = || Config::load(Some(Path::new("coachloop.toml")), &Overrides::default());

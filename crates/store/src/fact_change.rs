@@ -154,9 +154,10 @@ impl Order {
 
     /// The statements that record this change in the versions of the accounts it locked
     /// (PostgreSQL; none on SQLite): each account's next versions, and in `fact_log` the
-    /// people it touched, with the people of `events` (ids of events it stored, whose
-    /// people are matched by the insert). Run before the commit, in its transaction.
-    pub fn versions_sql(&self, now: i64, events: &[(i64, Vec<i64>)]) -> String {
+    /// people it touched, with the people of `events` (account and id of events it
+    /// stored, whose people are matched by the insert). Run before the commit, in its
+    /// transaction.
+    pub fn versions_sql(&self, now: i64, events: &[(i64, i64)]) -> String {
         let mut sql = String::new();
         for (account, seen) in &self.locked {
             if !sql.is_empty() {
@@ -177,8 +178,11 @@ impl Order {
                 next.facts,
                 touched.join(",")
             );
-            if let Some((_, ids)) = events.iter().find(|(a, _)| a == account) {
-                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            let ids: Vec<String> = (events.iter())
+                .filter(|(a, _)| a == account)
+                .map(|(_, id)| id.to_string())
+                .collect();
+            if !ids.is_empty() {
                 let _ = write!(
                     sql,
                     " || ARRAY(SELECT user_id FROM events WHERE id = ANY('{{{}}}'::bigint[]) \
@@ -189,6 +193,12 @@ impl Order {
             let _ = write!(sql, ") AS u ORDER BY u), {now})");
         }
         sql
+    }
+
+    /// Whether this change holds accounts' locks exclusively, and so commits their next
+    /// versions (PostgreSQL).
+    pub fn locks_accounts(&self) -> bool {
+        !self.locked.is_empty()
     }
 
     fn next(&self, account: i64, seen: Versions) -> Versions {

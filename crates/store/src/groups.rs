@@ -1443,7 +1443,6 @@ async fn catch_up(
     at: i64,
 ) -> Result<usize> {
     let backend = Backend::of_connection(conn);
-    let (last_event, last_history) = marks(conn).await?;
     let (changed, events) = match snapshot.versions {
         // PostgreSQL: everyone another change touched since is read again whole.
         Some(since) => {
@@ -1458,7 +1457,9 @@ async fn catch_up(
                 }
             }
         }
+        // SQLite: one writer, whose ids and history rows come in commit order.
         None => {
+            let (last_event, last_history) = marks(conn).await?;
             let mut named = criteria.groups();
             named.extend(group);
             let changed: HashSet<i64> = sqlx::query_scalar(&format!(
@@ -1490,6 +1491,8 @@ async fn catch_up(
                 .bind(last_event)
                 .fetch_all(&mut *conn)
                 .await?;
+            snapshot.last_event = last_event;
+            snapshot.last_history = last_history;
             (changed, events)
         }
     };
@@ -1543,8 +1546,6 @@ async fn catch_up(
         }
     }
     snapshot.people = people;
-    snapshot.last_event = last_event;
-    snapshot.last_history = last_history;
     snapshot.at = at;
     Ok(changed.len() + added.len())
 }

@@ -640,16 +640,10 @@ impl Writer {
                 ruled.insert(row.account);
             }
         }
-        let mut stored: Vec<(i64, Vec<i64>)> = Vec::new();
-        for row in &rows {
-            match stored.last_mut() {
-                Some((account, ids)) if *account == row.account => ids.push(row.id.hi),
-                _ => match stored.iter_mut().find(|(a, _)| *a == row.account) {
-                    Some((_, ids)) => ids.push(row.id.hi),
-                    None => stored.push((row.account, vec![row.id.hi])),
-                },
-            }
-        }
+        let stored: Vec<(i64, i64)> = match engine.locks_accounts() {
+            true => rows.iter().map(|row| (row.account, row.id.hi)).collect(),
+            false => Vec::new(),
+        };
         let writes = Writes {
             rows: &rows,
             pairs: &pairs,
