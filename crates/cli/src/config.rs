@@ -252,7 +252,10 @@ mod tests {
             );
             jail.set_env("COACHLOOP_NOTICE_LEASE", "soon");
             let err = load().unwrap_err();
-            assert!(err.to_string().to_lowercase().contains("notice_lease"), "{err}");
+            assert!(
+                err.to_string().to_lowercase().contains("notice_lease"),
+                "{err}"
+            );
             Ok(())
         });
     }
