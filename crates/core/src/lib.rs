@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod compliance;
 pub mod content;
 pub mod criteria;
 pub mod destination;
