@@ -48,4 +48,8 @@ id_type!(
     JobId,
     /// One recorded attempt at a job.
     DeliveryId,
+    /// What an account asks of its people for one kind of training (compliance).
+    RequirementId,
+    /// A person excluded from a requirement for a while.
+    ExceptionId,
 );

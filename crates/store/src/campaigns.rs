@@ -265,15 +265,18 @@ async fn load_target(conn: &mut AnyConnection, campaign: i64) -> Result<Target> 
 
 /// What enrolling did: how many enrolments, and the earliest due instant among them
 /// (for the training executor's wake-up).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Enrolled {
     pub made: usize,
     pub earliest_due: Option<i64>,
+    /// Who was enrolled (account, user): their compliance is evaluated again.
+    pub people: Vec<(i64, i64)>,
 }
 
 impl Enrolled {
     fn add(&mut self, other: Enrolled) {
         self.made += other.made;
+        self.people.extend(other.people);
         self.earliest_due = match (self.earliest_due, other.earliest_due) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -328,6 +331,7 @@ async fn enrol(
     outbox: &mut Notices,
 ) -> Result<Enrolled> {
     let mut made = 0;
+    let mut enrolled = Vec::new();
     for chunk in people.chunks(CHUNK) {
         let mut query = QueryBuilder::new(
             "SELECT user_id, content_id, completed_at FROM enrollments WHERE campaign_id = ",
@@ -382,10 +386,13 @@ async fn enrol(
             announce(conn, target, &created, due_at, now, outbox).await?;
         }
         made += new.len();
+        enrolled.extend(new.iter().map(|e| (e.account_id, e.user_id)));
     }
+    enrolled.dedup();
     Ok(Enrolled {
         made,
         earliest_due: target.due_at(now).filter(|_| made > 0),
+        people: enrolled,
     })
 }
 
@@ -672,7 +679,9 @@ impl Store {
         } else {
             Enrolled::default()
         };
+        crate::compliance::recheck(&mut tx, &enrolled.people, now).await?;
         tx.commit().await?;
+        // Its start, end and deadlines, and any compliance change, are the executor's.
         self.wakes.training_changed();
         self.wakes.jobs_queued();
         Ok((self.campaign(account, CampaignId(id)).await?, enrolled.made))

@@ -1,5 +1,5 @@
-//! Training's timed work: campaigns start and end at their instants, and open enrolments
-//! fall past due at theirs.
+//! Training's timed work: campaigns start and end at their instants, open enrolments
+//! fall past due at theirs, and people's compliance changes at its own.
 
 use crate::campaigns::start;
 use crate::fact_change::FactChange;
@@ -84,6 +84,9 @@ impl Store {
             change.wake_jobs();
         }
         change.commit(&self.wakes).await?;
+        // People whose compliance changes by itself now (a completion expiring, a grace
+        // or an exception ending).
+        changed += self.run_due_compliance().await?;
         Ok(changed)
     }
 
@@ -94,7 +97,8 @@ impl Store {
              SELECT MIN(due_at) AS at FROM enrollments WHERE due_at IS NOT NULL \
              AND status IN ('Not Started', 'In Progress') \
              UNION ALL SELECT MIN(start_at) FROM campaigns WHERE status = 'Created' \
-             UNION ALL SELECT MIN(end_at) FROM campaigns WHERE status = 'In Progress') AS due",
+             UNION ALL SELECT MIN(end_at) FROM campaigns WHERE status = 'In Progress' \
+             UNION ALL SELECT MIN(changes_at) FROM compliance_people) AS due",
         )
         .fetch_one(&self.read)
         .await?)

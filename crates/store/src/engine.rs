@@ -210,6 +210,9 @@ pub(crate) struct Outcome {
     pub dues: Vec<(i64, i64, i64, Option<i64>)>,
     /// Enrolments the joins made (set by [`Outcome::write`]).
     pub enrolled: crate::campaigns::Enrolled,
+    /// The earliest compliance change the joins and leaves scheduled (set by the event
+    /// writer, which rechecks compliance in its own transaction).
+    pub compliance_due: Option<i64>,
 }
 
 impl Outcome {
@@ -218,6 +221,7 @@ impl Outcome {
     pub(crate) fn committed(&self, wakes: &Wakes) {
         wakes.groups_due(self.dues.iter().filter_map(|d| d.3).min());
         wakes.training_due(self.enrolled.earliest_due);
+        wakes.training_due(self.compliance_due);
         if !self.changes.is_empty() {
             wakes.jobs_queued();
         }

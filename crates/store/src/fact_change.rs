@@ -33,6 +33,9 @@ pub(crate) struct FactChange {
     wake: Wakeup,
     /// Engine state to put in place once committed, by account.
     replaced: Vec<(i64, AccountRules)>,
+    /// People (account, user) whose compliance is evaluated again before the commit
+    /// (see `compliance::recheck`).
+    pub(crate) recheck: Vec<(i64, i64)>,
 }
 
 /// Holding the engine's lock: the order of changes of facts. Forgets the people a change
@@ -303,6 +306,7 @@ impl Store {
             now: self.now_ms(),
             wake: Wakeup::default(),
             replaced: Vec::new(),
+            recheck: Vec::new(),
         })
     }
 }
@@ -315,6 +319,9 @@ impl FactChange {
             outcome.dues.iter().filter_map(|d| d.3).min(),
         );
         self.wake_enrolled(&outcome.enrolled);
+        // Joining or leaving a group can bring a person in or out of a requirement's scope.
+        self.recheck
+            .extend(outcome.changes.iter().map(|c| (c.account, c.user)));
         // Joins and leaves may have queued webhooks.
         self.wake.jobs |= !outcome.changes.is_empty();
     }
@@ -324,6 +331,7 @@ impl FactChange {
     pub fn wake_enrolled(&mut self, enrolled: &Enrolled) {
         self.wake_training(enrolled.earliest_due);
         self.wake.jobs |= enrolled.made > 0;
+        self.recheck.extend(enrolled.people.iter().copied());
     }
 
     /// Wakes the training executor once committed if `due` comes before its next task.
@@ -352,10 +360,15 @@ impl FactChange {
         let FactChange {
             mut engine,
             mut tx,
-            wake,
+            mut wake,
             replaced,
             now,
+            recheck,
         } = self;
+        if !recheck.is_empty() {
+            let due = crate::compliance::recheck(&mut tx, &recheck, now).await?;
+            wake.training_due = earliest(wake.training_due, due);
+        }
         let versions = engine.versions_sql(now, &[]);
         if !versions.is_empty() {
             tx.execute(versions.as_str()).await?;

@@ -1040,6 +1040,7 @@ impl Store {
     ) -> Result<()> {
         let outcome = settle_people(&mut change, account, users).await?;
         change.wake_for(&outcome);
+        change.recheck(account.0, users.iter().map(|u| u.0));
         change.commit(&self.wakes).await
     }
 }

@@ -975,6 +975,18 @@ async fn commit_with_groups(
         inserted?;
     }
     outcome.write_into(conn, now, &mut script).await?;
+    // Joins, leaves and the enrolments they made can change people's compliance: in an
+    // account with requirements, the writes go first, then the recheck, then the COMMIT.
+    let moved: Vec<(i64, i64)> = outcome
+        .changes
+        .iter()
+        .map(|c| (c.account, c.user))
+        .collect();
+    if !moved.is_empty() && crate::compliance::any_requirements(conn, ruled).await? {
+        script.run(conn).await?;
+        script = Script::new(conn);
+        outcome.compliance_due = crate::compliance::recheck(conn, &moved, now).await?;
+    }
     writes.push_commit(conn, &mut script).await?;
     script.run(conn).await?;
     Ok(outcome)

@@ -352,6 +352,8 @@ impl Store {
         if applied.iter().any(|a| a.finished) {
             change.wake_jobs();
         }
+        // A completion (or a first start) can change the person's compliance.
+        change.recheck(account.0, steps.iter().map(|(user, _, _)| user.0));
         change.commit(&self.wakes).await?;
         let mut stepped = Vec::with_capacity(applied.len());
         for ((_, id, _), done) in steps.iter().zip(applied) {

@@ -155,6 +155,13 @@ impl<'args> QueryBuilder<'args> {
         .push(")")
     }
 
+    /// Appends "`column` is one of `ids`": [`Backend::in_list`] with the list bound here.
+    pub fn push_in_list(&mut self, backend: Backend, column: &str, ids: &[i64]) -> &mut Self {
+        let sql = backend.in_list(column, 0, crate::db::ListOf::Integers);
+        let (before, after) = sql.split_once("$0").unwrap_or((&sql, ""));
+        self.push(before).push_bind(Backend::list(ids)).push(after)
+    }
+
     /// Pushes that put `separator` between items.
     pub fn separated(&mut self, separator: &'static str) -> Separated<'_, 'args> {
         Separated {

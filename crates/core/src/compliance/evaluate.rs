@@ -89,6 +89,13 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// The reason as of `now`: the stored reason with how overdue the person is, or how
+    /// long they have left when at risk (the stored part changes only with the status, so
+    /// it is not rewritten every day).
+    pub fn describe(&self, now: i64) -> String {
+        describe(&self.reason, self.status, self.deadline, now)
+    }
+
     /// A person excluded by an exception until `expires` (`None`: for good).
     pub fn excepted(granted_by: &str, reason: &str, expires: Option<i64>) -> Self {
         let until = match expires {
@@ -102,6 +109,17 @@ impl Evaluation {
             last_completed: None,
             next_change: expires,
         }
+    }
+}
+
+/// See [`Evaluation::describe`].
+pub fn describe(reason: &str, status: Status, deadline: Option<i64>, now: i64) -> String {
+    match deadline {
+        Some(d) if status != Status::Excepted && now >= d => {
+            format!("{reason}; {}", overdue(now, d))
+        }
+        Some(d) if status == Status::AtRisk => format!("{reason}, {}", days_left(now, d)),
+        _ => reason.to_owned(),
     }
 }
 
@@ -134,7 +152,12 @@ struct Obligation<'a> {
     pending: bool,
 }
 
-pub fn evaluate(req: &Requirement, person: &Person, records: &[Record<'_>], now: i64) -> Evaluation {
+pub fn evaluate(
+    req: &Requirement,
+    person: &Person,
+    records: &[Record<'_>],
+    now: i64,
+) -> Evaluation {
     if req.kind == RequirementKind::EventTriggered {
         return evaluate_triggered(req, records, now);
     }
@@ -214,37 +237,28 @@ pub fn evaluate(req: &Requirement, person: &Person, records: &[Record<'_>], now:
     };
     let tolerance = days(req.tolerance_days);
     let soon = days(req.due_soon_days);
+    let due = format!("{what}; {again} {}", day(deadline));
     let (status, reason) = if now >= deadline.saturating_add(tolerance) {
-        (
-            Status::NonCompliant,
-            format!("{what}; {again} {}; {}", day(deadline), overdue(now, deadline)),
-        )
+        (Status::NonCompliant, due)
     } else if now >= deadline {
         (
             Status::AtRisk,
-            format!(
-                "{what}; {again} {}; {}, inside the tolerance of {} days",
-                day(deadline),
-                overdue(now, deadline),
-                req.tolerance_days
-            ),
+            format!("{due} (tolerance {} days)", req.tolerance_days),
         )
     } else if pending || now >= deadline - soon {
-        (
-            Status::AtRisk,
-            format!("{what}; {again} {}, {}", day(deadline), days_left(now, deadline)),
-        )
+        (Status::AtRisk, due)
     } else {
-        (
-            Status::Compliant,
-            format!("{what}; {again} {}", day(deadline)),
-        )
+        (Status::Compliant, due)
     };
-    let next_change = [deadline - soon, deadline, deadline.saturating_add(tolerance)]
-        .into_iter()
-        .filter(|at| *at > now)
-        .filter(|at| !pending || *at != deadline - soon)
-        .min();
+    let next_change = [
+        deadline - soon,
+        deadline,
+        deadline.saturating_add(tolerance),
+    ]
+    .into_iter()
+    .filter(|at| *at > now)
+    .filter(|at| !pending || *at != deadline - soon)
+    .min();
     Evaluation {
         status,
         reason,
@@ -290,26 +304,16 @@ fn evaluate_triggered(req: &Requirement, records: &[Record<'_>], now: i64) -> Ev
         day(open.triggered_at.unwrap_or_default())
     );
     let tolerance = i64::from(req.tolerance_days) * DAY_MS;
+    let due = format!("{what}; due {}", day(deadline));
     let (status, reason) = if now >= deadline + tolerance {
-        (
-            Status::NonCompliant,
-            format!("{what}; due {}; {}", day(deadline), overdue(now, deadline)),
-        )
+        (Status::NonCompliant, due)
     } else if now >= deadline {
         (
             Status::AtRisk,
-            format!(
-                "{what}; due {}; {}, inside the tolerance of {} days",
-                day(deadline),
-                overdue(now, deadline),
-                req.tolerance_days
-            ),
+            format!("{due} (tolerance {} days)", req.tolerance_days),
         )
     } else {
-        (
-            Status::AtRisk,
-            format!("{what}; due {}, {}", day(deadline), days_left(now, deadline)),
-        )
+        (Status::AtRisk, due)
     };
     Evaluation {
         status,
@@ -374,7 +378,7 @@ mod tests {
         assert_eq!(e.next_change, None);
         let e = evaluate(&r, &PERSON, &records, ms("2026-12-01"));
         assert_eq!(
-            e.reason,
+            e.describe(ms("2026-12-01")),
             "last completed Password Management on 2025-11-03; due again 2026-11-03; \
              28 days overdue"
         );
@@ -387,7 +391,11 @@ mod tests {
         let records = [done("Phishing", "2025-11-03")];
         let e = evaluate(&r, &PERSON, &records, ms("2026-11-05"));
         assert_eq!(e.status, Status::AtRisk);
-        assert!(e.reason.ends_with("2 days overdue, inside the tolerance of 7 days"));
+        assert_eq!(
+            e.describe(ms("2026-11-05")),
+            "last completed Phishing on 2025-11-03; due again 2026-11-03 (tolerance 7 days); \
+             2 days overdue"
+        );
         assert_eq!(e.next_change, Some(ms("2026-11-10")));
         let e = evaluate(&r, &PERSON, &records, ms("2026-11-10"));
         assert_eq!(e.status, Status::NonCompliant);
@@ -403,7 +411,7 @@ mod tests {
         let e = evaluate(&r, &hire, &[], ms("2026-12-01T23:59:59Z"));
         assert_eq!(e.status, Status::AtRisk);
         assert_eq!(
-            e.reason,
+            e.describe(ms("2026-12-01T23:59:59Z")),
             "started on 2026-11-01; nothing that counts assigned or finished yet; \
              due 2026-12-02, in 1 day"
         );
@@ -424,7 +432,7 @@ mod tests {
         let e = evaluate(&r, &PERSON, &records, ms("2026-05-10"));
         assert_eq!(e.status, Status::AtRisk);
         assert_eq!(
-            e.reason,
+            e.describe(ms("2026-05-10")),
             "Safe Browsing not finished yet; due 2026-05-15, in 5 days"
         );
         let e = evaluate(&r, &PERSON, &records, ms("2026-05-16"));
@@ -469,7 +477,10 @@ mod tests {
         let e = evaluate(&r, &PERSON, &records, ms("2030-01-01"));
         assert_eq!(e.status, Status::Compliant);
         assert_eq!(e.next_change, None);
-        assert_eq!(e.reason, "completed Acceptable Use on 2020-01-01; it counts for good");
+        assert_eq!(
+            e.reason,
+            "completed Acceptable Use on 2020-01-01; it counts for good"
+        );
     }
 
     #[test]
@@ -511,7 +522,10 @@ mod tests {
     fn an_exception_says_who_why_and_until_when() {
         let e = Evaluation::excepted("ana@acme.example", "on leave", Some(ms("2026-12-24")));
         assert_eq!(e.status, Status::Excepted);
-        assert_eq!(e.reason, "excepted by ana@acme.example until 2026-12-24: on leave");
+        assert_eq!(
+            e.reason,
+            "excepted by ana@acme.example until 2026-12-24: on leave"
+        );
         assert_eq!(e.next_change, Some(ms("2026-12-24")));
     }
 }

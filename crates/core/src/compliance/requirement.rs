@@ -269,7 +269,12 @@ mod tests {
         r.title = " ".into();
         r.recurrence = Recurrence::Fixed { month: 2, day: 29 };
         r.tolerance_days = MAX_DAYS + 1;
-        let fields: Vec<String> = r.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = r
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["title", "recurrence.day", "tolerance_days"]);
         r = Requirement::default_for(RequirementKind::Awareness);
         r.recurrence = Recurrence::Fixed { month: 4, day: 31 };

@@ -2,6 +2,7 @@
 
 mod admins;
 mod cluster;
+mod compliance;
 mod groups;
 mod risk;
 mod tokens;
@@ -18,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(admins::router())
         .merge(cluster::router())
+        .merge(compliance::router())
         .merge(users::router())
         .merge(groups::router())
         .merge(risk::router())
