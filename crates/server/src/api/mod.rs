@@ -4,6 +4,7 @@ mod admins;
 mod cluster;
 mod groups;
 mod risk;
+mod success;
 mod tokens;
 mod training;
 mod users;
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(groups::router())
         .merge(risk::router())
+        .merge(success::router())
         .merge(tokens::router())
         .merge(training::router())
         .merge(webhooks::router())
