@@ -18,6 +18,7 @@ pub mod identity;
 pub mod ids;
 pub mod risk;
 pub mod scope;
+pub mod success;
 pub mod time;
 pub mod user;
 

@@ -32,6 +32,7 @@ mod script;
 mod signals;
 mod sql;
 pub mod statuses;
+pub mod success;
 pub mod testing;
 pub mod tokens;
 pub mod users;

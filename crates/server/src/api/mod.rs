@@ -5,6 +5,7 @@ mod cluster;
 mod compliance;
 mod groups;
 mod risk;
+mod success;
 mod tokens;
 mod training;
 mod users;
@@ -23,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(groups::router())
         .merge(risk::router())
+        .merge(success::router())
         .merge(tokens::router())
         .merge(training::router())
         .merge(webhooks::router())
