@@ -150,6 +150,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let people = seed_people(&store, account, args.people, &mut rng).await?;
     let groups = ensure_starter_groups(&store, account).await?;
     ensure_starter_campaigns(&store, account, &groups).await?;
+    ensure_compliance(&store, account).await?;
     let admin = fresh_token(&store, account, "demo-admin", "admin").await?;
     let events = fresh_token(&store, account, "demo-events", "events:write,events:read").await?;
     let report = fresh_token(&store, account, "demo-reporting", REPORTING_SCOPES).await?;
@@ -174,6 +175,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
     ));
 
+    print_compliance(&store, account).await?;
     print_intro(
         &config,
         addr,
@@ -193,6 +195,45 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_server.send(());
     server.await??;
     println!("demo stopped");
+    Ok(())
+}
+
+/// The frameworks the demo shows: SOC 2 and ISO/IEC 27001 (enabling one twice does
+/// nothing).
+async fn ensure_compliance(store: &Store, account: AccountId) -> anyhow::Result<()> {
+    for framework in ["soc2", "iso27001"] {
+        store.enable_framework(account, framework).await?;
+    }
+    Ok(())
+}
+
+/// Where the enabled controls stand, and a few people who are not compliant, and why.
+async fn print_compliance(store: &Store, account: AccountId) -> anyhow::Result<()> {
+    println!("Compliance (SOC 2 and ISO/IEC 27001 enabled):");
+    for c in store.compliance_controls(account).await? {
+        println!(
+            "  {:<9} {:<6} {:<8} {} compliant, {} at risk, {} non-compliant — {}",
+            c.control.framework,
+            c.control.id,
+            c.verdict.as_str(),
+            c.counts.compliant,
+            c.counts.at_risk,
+            c.counts.non_compliant,
+            c.control.title
+        );
+    }
+    let filter = coachloop_store::compliance::PeopleFilter {
+        status: Some(coachloop_core::compliance::Status::NonCompliant),
+        ..Default::default()
+    };
+    let (failing, count) = store
+        .compliance_people(account, &filter, coachloop_store::Page::new(1, 3))
+        .await?;
+    println!("Not compliant: {count} standings, for example:");
+    for p in failing {
+        println!("  {} ({}): {}", p.email, p.kind, p.reason);
+    }
+    println!();
     Ok(())
 }
 
@@ -434,6 +475,10 @@ fn print_intro(
          \n  curl -s -H \"Authorization: Bearer $REPORT\" '{base}/v1/account'\
          \n  curl -s -H \"Authorization: Bearer $REPORT\" '{base}/v1/training/campaigns'\
          \n  curl -s -H \"Authorization: Bearer $REPORT\" '{base}/v1/training/enrollments?per_page=5'\
+         \n\nCompliance, kept current as people train (SOC 2 and ISO/IEC 27001 are enabled):\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/compliance/controls'\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/compliance/non-compliant?per_page=5'\
+         \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/metrics/success'\
          \n\nCLI on the same data: coachloop tokens list{flag}\
          \n\nSending credential-risk events to {base}/events — Ctrl-C stops.\n",
         email = someone.email,
