@@ -77,7 +77,7 @@ impl Period {
         let first = NaiveDate::from_ymd_opt(FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2);
         let last = NaiveDate::from_ymd_opt(LAST_DAY.0, LAST_DAY.1, LAST_DAY.2);
         let day = |name: &str, text: &str| {
-            let date = parse_date(text.trim())
+            let date = parse_date(text)
                 .ok_or_else(|| FieldError::new(name, "a date written YYYY-MM-DD"))?;
             if Some(date) < first || Some(date) > last {
                 return Err(FieldError::new(
@@ -441,6 +441,9 @@ impl Evidence {
                     &r.count(status).to_string(),
                 ));
             }
+            if let Source::Account(id) = r.source {
+                props.push(prop("requirement-id", &id.to_string()));
+            }
             let mut o = json!({
                 "uuid": observation.to_string(),
                 "title": r.settings.title,
@@ -458,14 +461,6 @@ impl Evidence {
                 }],
                 "collected": collected,
             });
-            if let Some(source) = match r.source {
-                Source::Account(id) => Some(id),
-                Source::Default => None,
-            } {
-                o["props"]
-                    .as_array_mut()
-                    .map(|p| p.push(prop("requirement-id", &source.to_string())));
-            }
             let subjects: Vec<Value> = r
                 .people
                 .iter()

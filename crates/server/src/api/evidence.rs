@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The header that names the snapshot an export was kept as.
 pub const SNAPSHOT_HEADER: &str = "x-evidence-snapshot";
 
-/// The catalog's frameworks (for the documentation of `framework`).
+/// A framework of the catalog.
 #[derive(ToSchema)]
 #[schema(as = EvidenceFramework)]
 #[expect(
@@ -54,7 +54,7 @@ enum FrameworkParam {
     PciDss,
 }
 
-/// How an export is written (for the documentation of `format`).
+/// How the export is written.
 #[derive(ToSchema)]
 #[schema(as = EvidenceFormat)]
 #[expect(
@@ -75,7 +75,7 @@ enum FormatParam {
 pub struct EvidenceParams {
     /// The framework (`soc2`, `iso27001`, `nist-800-53`, `nist-csf`, `hipaa`, `pci-dss`);
     /// it need not be enabled.
-    #[param(value_type = FrameworkParam, required = true)]
+    #[param(inline, value_type = FrameworkParam, required = true)]
     pub framework: Option<String>,
     /// One control of it, as the standard writes it (`CC1.4`, `12.6.3.1`); default: all.
     pub control: Option<String>,
@@ -86,7 +86,7 @@ pub struct EvidenceParams {
     #[param(value_type = String, format = Date, required = true)]
     pub to: Option<String>,
     /// `csv` (default), `json` or `oscal` (OSCAL 1.2.1 assessment results, JSON).
-    #[param(value_type = Option<FormatParam>)]
+    #[param(inline, value_type = Option<FormatParam>)]
     pub format: Option<String>,
 }
 
@@ -101,8 +101,6 @@ fn bad_parameter(field: &str, message: &str) -> ApiError {
 fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
     value
         .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
         .ok_or_else(|| bad_parameter(field, "is required"))
 }
 
@@ -113,15 +111,15 @@ impl EvidenceParams {
         let framework = required(&self.framework, "framework")?;
         let from = required(&self.from, "from")?;
         let to = required(&self.to, "to")?;
-        let format = match self.format.as_deref().map(str::trim) {
-            None | Some("") => Format::Csv,
+        let format = match self.format.as_deref() {
+            None => Format::Csv,
             Some(text) => Format::parse(text)
                 .ok_or_else(|| bad_parameter("format", "must be `csv`, `json` or `oscal`"))?,
         };
         let period = Period::parse(from, to).map_err(|e| bad_parameter(&e.field, &e.message))?;
         let framework =
             catalog::framework(framework).ok_or_else(|| ApiError::not_found("framework"))?;
-        let control = match self.control.as_deref().map(str::trim) {
+        let control = match self.control.as_deref() {
             None | Some("") => None,
             Some(id) => Some(
                 catalog::control_of(framework.id, id)
@@ -162,7 +160,7 @@ fn document(snapshot: &Snapshot, body: String) -> Response {
             content(
                 (String = "text/csv"),
                 (Object = "application/json")),
-            headers(("x-evidence-snapshot" = i64, description = "the id of the snapshot this export was kept as"))),
+            headers(("x-evidence-snapshot" = String, description = "the id of the snapshot this export was kept as"))),
         (status = 400, description = "a missing or bad parameter (named in `details`): a date not written YYYY-MM-DD or out of range, `from` after `to`, an unknown format", body = ErrorBody),
         (status = 401, description = "bad token", body = ErrorBody),
         (status = 403, description = "the token lacks `admin`", body = ErrorBody),
@@ -252,7 +250,7 @@ async fn list_snapshots(
             content(
                 (String = "text/csv"),
                 (Object = "application/json")),
-            headers(("x-evidence-snapshot" = i64, description = "the snapshot's id"))),
+            headers(("x-evidence-snapshot" = String, description = "the snapshot's id"))),
         (status = 401, description = "bad token", body = ErrorBody),
         (status = 403, description = "the token lacks `admin`", body = ErrorBody),
         (status = 404, description = "no such snapshot in this account", body = ErrorBody)),
