@@ -58,6 +58,9 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Compliance evidence: exports, and checking the chain of kept exports.
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
     /// Ask a running server whether it is healthy (exit 0) or not (exit 1).
     Healthcheck {
         /// The server's base URL.
@@ -91,6 +94,43 @@ pub enum DbCommand {
         /// An empty database to copy into (migrated first), e.g. postgres://host/coachloop.
         #[arg(long)]
         to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCommand {
+    /// Export a framework's (or a control's) evidence for a period, as CSV, JSON or OSCAL
+    /// assessment results, and keep it as an evidence snapshot.
+    Export {
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        /// soc2, iso27001, nist-800-53, nist-csf, hipaa or pci-dss (need not be enabled).
+        #[arg(long)]
+        framework: String,
+        /// One control, as the standard writes it (e.g. CC1.4); default: all of them.
+        #[arg(long)]
+        control: Option<String>,
+        /// The period's first day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: String,
+        /// The period's last day, YYYY-MM-DD, included.
+        #[arg(long)]
+        to: String,
+        /// csv, json or oscal.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write the document here instead of to standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Recompute the chain of evidence snapshots and name the first broken link (exit 1).
+    Verify {
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -274,6 +314,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("database {:?} is up to date", config.database_url());
         }
         Command::Db(DbCommand::Copy { from, to }) => return db::copy(&from, &to).await,
+        Command::Compliance(command) => return compliance(command).await,
         Command::Healthcheck { url } => {
             let url = format!("{}/healthz", url.trim_end_matches('/'));
             // A server that accepts but never answers is unhealthy too, not a hang.
@@ -293,6 +334,95 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn compliance(command: ComplianceCommand) -> anyhow::Result<ExitCode> {
+    use coachloop_core::compliance::catalog;
+    use coachloop_core::compliance::evidence::{Format, Period};
+    match command {
+        ComplianceCommand::Export {
+            account,
+            framework,
+            control,
+            from,
+            to,
+            format,
+            output,
+            data,
+        } => {
+            let framework = catalog::framework(&framework).with_context(|| {
+                format!(
+                    "--framework `{framework}` is not one of: {}",
+                    catalog::FRAMEWORKS
+                        .iter()
+                        .map(|f| f.id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let control = control
+                .map(|id| {
+                    catalog::control_of(framework.id, &id).with_context(|| {
+                        format!(
+                            "--control `{id}` is not a control of {}: one of {}",
+                            framework.id,
+                            catalog::controls_of(framework.id)
+                                .map(|c| c.id)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+                })
+                .transpose()?;
+            let format = Format::parse(&format)
+                .with_context(|| format!("--format `{format}` is not csv, json or oscal"))?;
+            let period = Period::parse(&from, &to)
+                .map_err(|e| anyhow::anyhow!("--{} {}", e.field, e.message))?;
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            let query = coachloop_store::evidence::EvidenceQuery {
+                framework,
+                control,
+                period,
+                format,
+            };
+            let (snapshot, body) = store.export_evidence(account, &query).await?;
+            match &output {
+                Some(path) => std::fs::write(path, &body)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout()
+                        .write_all(body.as_bytes())
+                        .context("cannot write to standard output")?;
+                }
+            }
+            eprintln!(
+                "kept as evidence snapshot {} (sha256 {}){}",
+                snapshot.id,
+                snapshot.sha256,
+                output
+                    .map(|p| format!("; written to {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
+        ComplianceCommand::Verify { account, data } => {
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            let verification = store.verify_evidence(account).await?;
+            match verification.broken {
+                None => println!(
+                    "evidence chain intact: {} snapshot(s) checked",
+                    verification.checked
+                ),
+                Some(broken) => {
+                    println!("evidence snapshot {} is broken: {}", broken.id, broken.what);
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -578,3 +578,98 @@ async fn demo_serves_its_own_stream_of_events_until_ctrl_c() {
         stdout.joined()
     );
 }
+
+#[tokio::test]
+async fn compliance_export_keeps_snapshots_and_verify_names_a_tampered_one() {
+    let data = TestData::new().await;
+    let csv = write_csv(
+        &data,
+        "people.csv",
+        &[HEADER, "ana@acme.example,Ana,Lima,Finance,2024-02-01,"],
+    );
+    import(&data, &csv).await.success();
+    let file = data.scratch().join("soc2.oscal.json");
+    let export = data
+        .run(&[
+            "compliance",
+            "export",
+            "--framework",
+            "soc2",
+            "--control",
+            "CC1.4",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+            "--format",
+            "oscal",
+            "--output",
+            arg(&file),
+        ])
+        .await;
+    export.success();
+    assert!(
+        export.stderr.contains("kept as evidence snapshot 1"),
+        "{export:#?}"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let findings = &doc["assessment-results"]["results"][0]["findings"];
+    assert_eq!(findings[0]["target"]["target-id"], "soc2-cc1.4");
+    // To standard output, as CSV.
+    let csv = data
+        .run(&[
+            "compliance",
+            "export",
+            "--framework",
+            "soc2",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+        ])
+        .await;
+    assert!(
+        csv.success().starts_with("framework,controls,requirement,"),
+        "{csv:#?}"
+    );
+    assert!(csv.stdout.contains("ana@acme.example"), "{csv:#?}");
+    let bad = data
+        .run(&[
+            "compliance",
+            "export",
+            "--framework",
+            "soc2",
+            "--from",
+            "2026-12-31",
+            "--to",
+            "2026-01-01",
+        ])
+        .await;
+    assert!(
+        bad.failure().contains("--from must not come after `to`"),
+        "{bad:#?}"
+    );
+
+    let verify = data.run(&["compliance", "verify"]).await;
+    assert!(
+        verify.success().contains("2 snapshot(s) checked"),
+        "{verify:#?}"
+    );
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(data.url().expose())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE evidence_snapshots SET body = 'forged' WHERE id = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let verify = data.run(&["compliance", "verify"]).await;
+    assert_eq!(verify.code(), Some(1), "{verify:#?}");
+    assert!(
+        verify
+            .stdout
+            .contains("evidence snapshot 1 is broken: its body differs"),
+        "{verify:#?}"
+    );
+}

@@ -52,4 +52,6 @@ id_type!(
     RequirementId,
     /// A person excluded from a requirement for a while.
     ExceptionId,
+    /// An export of compliance evidence, kept append-only and hash-chained.
+    SnapshotId,
 );

@@ -16,7 +16,7 @@ use crate::fact_change::FactChange;
 use crate::sql::{QueryBuilder, Record, Separated};
 use crate::{Result, Store, StoreError};
 use coachloop_core::compliance::{
-    self, Evaluation, Person, Recurrence, Requirement, RequirementKind, Scope, Status,
+    self, Evaluation, Person, Recurrence, Requirement, RequirementKind, Scope, Status, evidence,
 };
 use coachloop_core::ids::{AccountId, ExceptionId, RequirementId, UserId};
 use coachloop_core::time::{date_of_ms, date_start_ms, parse_date};
@@ -284,6 +284,11 @@ impl Record for StandingRecord {
 /// One enrolment as evaluation reads it.
 #[derive(sqlx::FromRow)]
 struct EnrolmentRow {
+    /// Read for evidence only (see [`Inputs::load`]).
+    #[sqlx(default)]
+    id: i64,
+    #[sqlx(default)]
+    score: Option<i64>,
     user_id: i64,
     content_id: i64,
     campaign_id: i64,
@@ -327,6 +332,250 @@ fn triggered_at(cause: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// A person as evaluation reads them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PersonRow {
+    pub id: i64,
+    status: String,
+    employee_start_date: Option<String>,
+    joined_on: i64,
+    /// Read for evidence only (see [`Inputs::load`]).
+    #[sqlx(default)]
+    pub email: String,
+    #[sqlx(default)]
+    pub first_name: Option<String>,
+    #[sqlx(default)]
+    pub last_name: Option<String>,
+}
+
+/// Everything evaluating an account's people against some requirements reads, loaded
+/// once: [`refresh`] compares what it gives with what is stored and writes the
+/// difference; an evidence export evaluates with it and writes nothing.
+pub(crate) struct Inputs<'r> {
+    /// The requirements, each with its id when the account has it stored (`None`: a
+    /// default evaluated in memory, which no exception can name).
+    requirements: Vec<(Option<i64>, &'r Requirement)>,
+    titles: HashMap<i64, String>,
+    counted: Vec<Option<HashSet<i64>>>,
+    pub people: Vec<PersonRow>,
+    members: HashSet<(i64, i64)>,
+    by_person: HashMap<i64, Vec<EnrolmentRow>>,
+    excepted: HashMap<(i64, i64), Exception>,
+}
+
+impl<'r> Inputs<'r> {
+    /// Reads what evaluating `users` (everyone when `None`) against `requirements` needs,
+    /// on `conn`. With `detail`, also what evidence shows and evaluation does not need:
+    /// people's names and emails, enrolments' ids and scores, and the triggering event of
+    /// every enrolment a smart-group join made.
+    pub(crate) async fn load(
+        conn: &mut AnyConnection,
+        account: i64,
+        users: Option<&[i64]>,
+        requirements: Vec<(Option<i64>, &'r Requirement)>,
+        detail: bool,
+        now: i64,
+    ) -> Result<Inputs<'r>> {
+        let backend = Backend::of_connection(conn);
+        // Filters by the people asked about, as a bound JSON list.
+        let listed = |query: &mut QueryBuilder<'_>, column: &str| {
+            if let Some(users) = users {
+                query.push(" AND ").push_in_list(backend, column, users);
+            }
+        };
+
+        // The content library: which content each kind counts by default, and titles.
+        let content: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT id, kind, slug, title FROM content WHERE account_id = $1")
+                .bind(account)
+                .fetch_all(&mut *conn)
+                .await?;
+        let counted: Vec<Option<HashSet<i64>>> = requirements
+            .iter()
+            .map(|(_, r)| counted_content(r, &content))
+            .collect();
+        let titles: HashMap<i64, String> = content.into_iter().map(|c| (c.0, c.3)).collect();
+
+        let mut query = QueryBuilder::new(format!(
+            "SELECT id, status, employee_start_date, joined_on{} FROM users WHERE account_id = ",
+            if detail {
+                ", email, first_name, last_name"
+            } else {
+                ""
+            }
+        ));
+        query.push_bind(account);
+        listed(&mut query, "id");
+        if detail {
+            query.push(" ORDER BY id");
+        }
+        let people: Vec<PersonRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+
+        let mut members: HashSet<(i64, i64)> = HashSet::new();
+        for group in requirements
+            .iter()
+            .filter_map(|(_, r)| scope_group(&r.scope))
+        {
+            let mut query =
+                QueryBuilder::new("SELECT user_id FROM group_members WHERE group_id = ");
+            query.push_bind(group);
+            listed(&mut query, "user_id");
+            let users: Vec<i64> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+            members.extend(users.into_iter().map(|u| (group, u)));
+        }
+
+        let triggered = detail
+            || requirements
+                .iter()
+                .any(|(_, r)| r.kind == RequirementKind::EventTriggered);
+        let mut query = QueryBuilder::new(format!(
+            "SELECT {}user_id, content_id, campaign_id, enrolled_at, due_at, completed_at, \
+             {} AS joined FROM enrollments WHERE account_id = ",
+            if detail { "id, score, " } else { "" },
+            if triggered {
+                // Parsed only where a join made the enrolment.
+                "CASE WHEN cause LIKE '%\"kind\":\"group_joined\"%' THEN cause END"
+            } else {
+                "CAST(NULL AS TEXT)"
+            }
+        ));
+        query.push_bind(account);
+        listed(&mut query, "user_id");
+        if detail {
+            query.push(" ORDER BY enrolled_at, id");
+        }
+        let enrolments: Vec<EnrolmentRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+        let mut by_person: HashMap<i64, Vec<EnrolmentRow>> = HashMap::new();
+        for row in enrolments {
+            by_person.entry(row.user_id).or_default().push(row);
+        }
+
+        let mut query = QueryBuilder::new(
+            "SELECT id, requirement_id, user_id, reason, granted_by, created_at, expires_at, \
+             revoked_at FROM compliance_exceptions WHERE revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ",
+        );
+        query
+            .push_bind(now)
+            .push(") AND account_id = ")
+            .push_bind(account);
+        listed(&mut query, "user_id");
+        let exceptions: Vec<Exception> = query.build_query_as().fetch_all(&mut *conn).await?;
+        let mut excepted: HashMap<(i64, i64), Exception> = HashMap::new();
+        for e in exceptions {
+            // The one that lasts longest wins.
+            match excepted.entry((e.requirement_id, e.user_id)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(e);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let kept = o.get();
+                    if kept.expires_at.is_some()
+                        && e.expires_at.is_none_or(|t| Some(t) > kept.expires_at)
+                    {
+                        o.insert(e);
+                    }
+                }
+            }
+        }
+        Ok(Inputs {
+            requirements,
+            titles,
+            counted,
+            people,
+            members,
+            by_person,
+            excepted,
+        })
+    }
+
+    /// The enrolments of `person` that count for the `index`th requirement.
+    fn counting<'a>(
+        &'a self,
+        index: usize,
+        person: &PersonRow,
+    ) -> impl Iterator<Item = &'a EnrolmentRow> + 'a {
+        let r = self.requirements[index].1;
+        let counted = self.counted[index].as_ref();
+        self.by_person
+            .get(&person.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(move |e| counts(r, counted, e))
+    }
+
+    fn title(&self, content: i64) -> &str {
+        self.titles.get(&content).map_or("training", String::as_str)
+    }
+
+    /// The person's standing against the `index`th requirement at `now` (`None`: not in
+    /// its scope).
+    pub(crate) fn evaluate(
+        &self,
+        index: usize,
+        person: &PersonRow,
+        now: i64,
+    ) -> Option<Evaluation> {
+        let (id, r) = self.requirements[index];
+        let in_scope = person.status == "active"
+            && match r.scope {
+                Scope::All => true,
+                Scope::Group { group_id } => self.members.contains(&(group_id, person.id)),
+            };
+        if !in_scope {
+            return None;
+        }
+        if let Some(e) = id.and_then(|id| self.excepted.get(&(id, person.id))) {
+            return Some(Evaluation::excepted(&e.granted_by, &e.reason, e.expires_at));
+        }
+        let start = Person {
+            start_ms: person
+                .employee_start_date
+                .as_deref()
+                .and_then(parse_date)
+                .map(date_start_ms)
+                .unwrap_or_else(|| date_start_ms(date_of_ms(person.joined_on))),
+        };
+        let records: Vec<compliance::Record<'_>> = self
+            .counting(index, person)
+            .map(|e| compliance::Record {
+                content: e.content_id,
+                title: self.title(e.content_id),
+                enrolled_at: e.enrolled_at,
+                due_at: e.due_at,
+                completed_at: e.completed_at,
+                triggered_at: e.joined.as_deref().and_then(triggered_at),
+            })
+            .collect();
+        Some(compliance::evaluate(r, &start, &records, now))
+    }
+
+    /// The person's records for the `index`th requirement that `keep` keeps, as evidence
+    /// shows them.
+    pub(crate) fn records(
+        &self,
+        index: usize,
+        person: &PersonRow,
+        keep: impl Fn(i64, Option<i64>) -> bool,
+    ) -> Vec<evidence::TrainingRecord> {
+        self.counting(index, person)
+            .filter(|e| keep(e.enrolled_at, e.completed_at))
+            .map(|e| evidence::TrainingRecord {
+                enrollment_id: e.id,
+                content_id: e.content_id,
+                content: self.title(e.content_id).to_owned(),
+                campaign_id: e.campaign_id,
+                enrolled_at: e.enrolled_at,
+                due_at: e.due_at,
+                completed_at: e.completed_at,
+                score: e.score,
+                triggered_at: e.joined.as_deref().and_then(triggered_at),
+            })
+            .collect()
+    }
+}
+
 /// Re-evaluates `users` (every person when `None`) against the account's requirements
 /// (only `only` when given), in the caller's transaction, under the account's lock, and
 /// writes what changed: people's rows, requirement counts and verdicts, control history.
@@ -356,86 +605,14 @@ pub(crate) async fn refresh(
         .into_iter()
         .map(RequirementState::try_from)
         .collect::<Result<_>>()?;
+    let settings = requirements.iter().map(|r| (Some(r.id.0), &r.settings));
+    let inputs = Inputs::load(conn, account, users, settings.collect(), false, now).await?;
     // Filters by the people asked about, as a bound JSON list.
     let listed = |query: &mut QueryBuilder<'_>, column: &str| {
         if let Some(users) = users {
             query.push(" AND ").push_in_list(backend, column, users);
         }
     };
-
-    // The content library: which content each kind counts by default, and titles.
-    let content: Vec<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, kind, slug, title FROM content WHERE account_id = $1")
-            .bind(account)
-            .fetch_all(&mut *conn)
-            .await?;
-    let titles: HashMap<i64, &str> = content.iter().map(|c| (c.0, c.3.as_str())).collect();
-    let counted: Vec<Option<HashSet<i64>>> = requirements
-        .iter()
-        .map(|r| counted_content(&r.settings, &content))
-        .collect();
-
-    let mut query = QueryBuilder::new(
-        "SELECT id, status, employee_start_date, joined_on FROM users WHERE account_id = ",
-    );
-    query.push_bind(account);
-    listed(&mut query, "id");
-    let people: Vec<(i64, String, Option<String>, i64)> =
-        query.build_query_as().fetch_all(&mut *conn).await?;
-
-    let groups: Vec<i64> = requirements
-        .iter()
-        .filter_map(|r| scope_group(&r.settings.scope))
-        .collect();
-    let mut members: HashSet<(i64, i64)> = HashSet::new();
-    for group in &groups {
-        let mut query = QueryBuilder::new("SELECT user_id FROM group_members WHERE group_id = ");
-        query.push_bind(*group);
-        listed(&mut query, "user_id");
-        let users: Vec<i64> = query.build_query_scalar().fetch_all(&mut *conn).await?;
-        members.extend(users.into_iter().map(|u| (*group, u)));
-    }
-
-    let triggered = requirements
-        .iter()
-        .any(|r| r.settings.kind == RequirementKind::EventTriggered);
-    let mut query = QueryBuilder::new(format!(
-        "SELECT user_id, content_id, campaign_id, enrolled_at, due_at, completed_at, {} AS joined \
-         FROM enrollments WHERE account_id = ",
-        if triggered {
-            // Parsed only where a join made the enrolment.
-            "CASE WHEN cause LIKE '%\"kind\":\"group_joined\"%' THEN cause END"
-        } else {
-            "CAST(NULL AS TEXT)"
-        }
-    ));
-    query.push_bind(account);
-    listed(&mut query, "user_id");
-    let enrolments: Vec<EnrolmentRow> = query.build_query_as().fetch_all(&mut *conn).await?;
-    let mut by_person: HashMap<i64, Vec<EnrolmentRow>> = HashMap::new();
-    for row in enrolments {
-        by_person.entry(row.user_id).or_default().push(row);
-    }
-
-    let mut query = QueryBuilder::new(
-        "SELECT id, requirement_id, user_id, reason, granted_by, created_at, expires_at, \
-         revoked_at FROM compliance_exceptions WHERE revoked_at IS NULL \
-         AND (expires_at IS NULL OR expires_at > ",
-    );
-    query
-        .push_bind(now)
-        .push(") AND account_id = ")
-        .push_bind(account);
-    listed(&mut query, "user_id");
-    let exceptions: Vec<Exception> = query.build_query_as().fetch_all(&mut *conn).await?;
-    let mut excepted: HashMap<(i64, i64), &Exception> = HashMap::new();
-    for e in &exceptions {
-        // The one that lasts longest wins.
-        let entry = excepted.entry((e.requirement_id, e.user_id)).or_insert(e);
-        if entry.expires_at.is_some() && e.expires_at.is_none_or(|t| Some(t) > entry.expires_at) {
-            *entry = e;
-        }
-    }
 
     let mut query = QueryBuilder::new(
         "SELECT requirement_id, user_id, status, reason, deadline, last_completed, changes_at, \
@@ -456,49 +633,18 @@ pub(crate) async fn refresh(
     let mut writes: Vec<StandingRecord> = Vec::new();
     let mut deltas: Vec<Counts> = vec![Counts::default(); requirements.len()];
     let mut refreshed = Refreshed::default();
-    for (id, status, start_date, joined_on) in &people {
-        let person = Person {
-            start_ms: start_date
-                .as_deref()
-                .and_then(parse_date)
-                .map(date_start_ms)
-                .unwrap_or_else(|| date_start_ms(date_of_ms(*joined_on))),
-        };
-        let enrolled = by_person.get(id).map(Vec::as_slice).unwrap_or_default();
+    for person in &inputs.people {
+        let id = &person.id;
         for (index, requirement) in requirements.iter().enumerate() {
-            let r = &requirement.settings;
             let key = (requirement.id.0, *id);
-            let in_scope = status == "active"
-                && match r.scope {
-                    Scope::All => true,
-                    Scope::Group { group_id } => members.contains(&(group_id, *id)),
-                };
             let before = stored.remove(&key);
-            if !in_scope {
+            let Some(evaluation) = inputs.evaluate(index, person, now) else {
                 if let Some(before) = before {
                     deltas[index].add(status_of(&before.status)?, -1);
                     refreshed.changed += 1;
                     delete_standing(conn, requirement.id.0, *id).await?;
                 }
                 continue;
-            }
-            let evaluation = match excepted.get(&key) {
-                Some(e) => Evaluation::excepted(&e.granted_by, &e.reason, e.expires_at),
-                None => {
-                    let records: Vec<compliance::Record<'_>> = enrolled
-                        .iter()
-                        .filter(|e| counts(r, counted[index].as_ref(), e))
-                        .map(|e| compliance::Record {
-                            content: e.content_id,
-                            title: titles.get(&e.content_id).copied().unwrap_or("training"),
-                            enrolled_at: e.enrolled_at,
-                            due_at: e.due_at,
-                            completed_at: e.completed_at,
-                            triggered_at: e.joined.as_deref().and_then(triggered_at),
-                        })
-                        .collect();
-                    compliance::evaluate(r, &person, &records, now)
-                }
             };
             let same = before.as_ref().is_some_and(|b| {
                 b.status == evaluation.status.as_str()
@@ -690,7 +836,10 @@ async fn record_history(
     Ok(())
 }
 
-async fn requirements_of(conn: &mut AnyConnection, account: i64) -> Result<Vec<RequirementState>> {
+pub(crate) async fn requirements_of(
+    conn: &mut AnyConnection,
+    account: i64,
+) -> Result<Vec<RequirementState>> {
     let rows: Vec<RequirementRow> = sqlx::query_as(&format!(
         "SELECT {REQUIREMENT_COLUMNS} FROM compliance_requirements WHERE account_id = $1 \
          ORDER BY id"

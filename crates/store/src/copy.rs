@@ -526,6 +526,25 @@ pub static TABLES: &[Table] = &[
             ("at", Int),
         ],
     },
+    Table {
+        name: "evidence_snapshots",
+        key: ID,
+        identity: true,
+        columns: &[
+            ("id", Int),
+            ("account_id", Int),
+            ("framework", Text),
+            ("control", Text),
+            ("format", Text),
+            ("period_from", Text),
+            ("period_to", Text),
+            ("collected_at", Int),
+            ("body", Text),
+            ("sha256", Text),
+            ("previous_sha256", Text),
+            ("chain_sha256", Text),
+        ],
+    },
 ];
 
 /// The migrations' own bookkeeping, which each side keeps for itself.

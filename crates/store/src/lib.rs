@@ -14,6 +14,7 @@ mod deadlines;
 pub mod engine;
 pub mod event_types;
 pub mod events;
+pub mod evidence;
 mod fact_change;
 pub mod groups;
 pub mod ingest;

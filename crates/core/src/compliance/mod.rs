@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod evaluate;
+pub mod evidence;
 pub mod requirement;
 
 pub use catalog::{CONTROLS, Control, FRAMEWORKS, Framework};

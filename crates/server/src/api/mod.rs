@@ -3,6 +3,7 @@
 mod admins;
 mod cluster;
 mod compliance;
+mod evidence;
 mod groups;
 mod risk;
 mod success;
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(admins::router())
         .merge(cluster::router())
         .merge(compliance::router())
+        .merge(evidence::router())
         .merge(users::router())
         .merge(groups::router())
         .merge(risk::router())
