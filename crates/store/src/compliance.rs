@@ -13,6 +13,7 @@
 
 use crate::db::{Backend, ListOf};
 use crate::fact_change::FactChange;
+use crate::scan::{self, EnrolmentRow};
 use crate::sql::{QueryBuilder, Record, Separated};
 use crate::{Result, Store, StoreError};
 use coachloop_core::compliance::{
@@ -281,22 +282,21 @@ impl Record for StandingRecord {
     }
 }
 
-/// One enrolment as evaluation reads it.
-#[derive(sqlx::FromRow)]
-struct EnrolmentRow {
-    /// Read for evidence only (see [`Inputs::load`]).
-    #[sqlx(default)]
-    id: i64,
-    #[sqlx(default)]
-    score: Option<i64>,
-    user_id: i64,
-    content_id: i64,
-    campaign_id: i64,
-    enrolled_at: i64,
-    due_at: Option<i64>,
-    completed_at: Option<i64>,
-    /// The cause, read only for enrolments a smart-group join made.
-    joined: Option<String>,
+/// A stored standing as `refresh` compares it: the reason as a hash.
+struct Stored {
+    status: Status,
+    reason: u64,
+    deadline: Option<i64>,
+    last_completed: Option<i64>,
+    changes_at: Option<i64>,
+    since: i64,
+}
+
+fn hash_of(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(sqlx::FromRow)]
@@ -377,11 +377,12 @@ impl<'r> Inputs<'r> {
         now: i64,
     ) -> Result<Inputs<'r>> {
         let backend = Backend::of_connection(conn);
-        // Filters by the people asked about, as a bound JSON list.
-        let listed = |query: &mut QueryBuilder<'_>, column: &str| {
-            if let Some(users) = users {
-                query.push(" AND ").push_in_list(backend, column, users);
-            }
+        // The people asked about, each found by an index on the person.
+        let from = |query: &mut QueryBuilder<'_>, table: &str, person: &str| {
+            match users {
+                Some(users) => query.push_list(&backend.from_listed(table, person, 0), users),
+                None => query.push(format_args!(" FROM {table} t WHERE ")),
+            };
         };
 
         // The content library: which content each kind counts by default, and titles.
@@ -397,17 +398,17 @@ impl<'r> Inputs<'r> {
         let titles: HashMap<i64, String> = content.into_iter().map(|c| (c.0, c.3)).collect();
 
         let mut query = QueryBuilder::new(format!(
-            "SELECT id, status, employee_start_date, joined_on{} FROM users WHERE account_id = ",
+            "SELECT t.id, t.status, t.employee_start_date, t.joined_on{}",
             if detail {
-                ", email, first_name, last_name"
+                ", t.email, t.first_name, t.last_name"
             } else {
                 ""
             }
         ));
-        query.push_bind(account);
-        listed(&mut query, "id");
+        from(&mut query, "users", "id");
+        query.push("t.account_id = ").push_bind(account);
         if detail {
-            query.push(" ORDER BY id");
+            query.push(" ORDER BY t.id");
         }
         let people: Vec<PersonRow> = query.build_query_as().fetch_all(&mut *conn).await?;
 
@@ -416,10 +417,9 @@ impl<'r> Inputs<'r> {
             .iter()
             .filter_map(|(_, r)| scope_group(&r.scope))
         {
-            let mut query =
-                QueryBuilder::new("SELECT user_id FROM group_members WHERE group_id = ");
-            query.push_bind(group);
-            listed(&mut query, "user_id");
+            let mut query = QueryBuilder::new("SELECT t.user_id");
+            from(&mut query, "group_members", "user_id");
+            query.push("t.group_id = ").push_bind(group);
             let users: Vec<i64> = query.build_query_scalar().fetch_all(&mut *conn).await?;
             members.extend(users.into_iter().map(|u| (group, u)));
         }
@@ -428,38 +428,47 @@ impl<'r> Inputs<'r> {
             || requirements
                 .iter()
                 .any(|(_, r)| r.kind == RequirementKind::EventTriggered);
-        let mut query = QueryBuilder::new(format!(
-            "SELECT {}user_id, content_id, campaign_id, enrolled_at, due_at, completed_at, \
-             {} AS joined FROM enrollments WHERE account_id = ",
-            if detail { "id, score, " } else { "" },
-            if triggered {
-                // Parsed only where a join made the enrolment.
-                "CASE WHEN cause LIKE '%\"kind\":\"group_joined\"%' THEN cause END"
-            } else {
-                "CAST(NULL AS TEXT)"
-            }
-        ));
-        query.push_bind(account);
-        listed(&mut query, "user_id");
-        if detail {
-            query.push(" ORDER BY enrolled_at, id");
-        }
-        let enrolments: Vec<EnrolmentRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+        // Parsed only where a join made the enrolment.
+        let joined = if triggered {
+            "CASE WHEN t.cause LIKE '%\"kind\":\"group_joined\"%' THEN t.cause END"
+        } else {
+            "CAST(NULL AS TEXT)"
+        };
         let mut by_person: HashMap<i64, Vec<EnrolmentRow>> = HashMap::new();
-        for row in enrolments {
-            by_person.entry(row.user_id).or_default().push(row);
+        if users.is_none() && !detail {
+            // Everyone, for a full pass: the whole account in bulk.
+            scan::each_enrolment(conn, account, &joined.replace("t.", ""), |row| {
+                by_person.entry(row.user_id).or_default().push(row);
+            })
+            .await?;
+        } else {
+            let mut query = QueryBuilder::new(format!(
+                "SELECT {}t.user_id, t.content_id, t.campaign_id, t.enrolled_at, t.due_at, \
+                 t.completed_at, {joined} AS joined",
+                if detail { "t.id, t.score, " } else { "" },
+            ));
+            from(&mut query, "enrollments", "user_id");
+            query.push("t.account_id = ").push_bind(account);
+            if detail {
+                query.push(" ORDER BY t.enrolled_at, t.id");
+            }
+            let enrolments: Vec<EnrolmentRow> =
+                query.build_query_as().fetch_all(&mut *conn).await?;
+            for row in enrolments {
+                by_person.entry(row.user_id).or_default().push(row);
+            }
         }
 
         let mut query = QueryBuilder::new(
-            "SELECT id, requirement_id, user_id, reason, granted_by, created_at, expires_at, \
-             revoked_at FROM compliance_exceptions WHERE revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > ",
+            "SELECT t.id, t.requirement_id, t.user_id, t.reason, t.granted_by, t.created_at, \
+             t.expires_at, t.revoked_at",
         );
+        from(&mut query, "compliance_exceptions", "user_id");
         query
+            .push("t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ")
             .push_bind(now)
-            .push(") AND account_id = ")
+            .push(") AND t.account_id = ")
             .push_bind(account);
-        listed(&mut query, "user_id");
         let exceptions: Vec<Exception> = query.build_query_as().fetch_all(&mut *conn).await?;
         let mut excepted: HashMap<(i64, i64), Exception> = HashMap::new();
         for e in exceptions {
@@ -590,6 +599,7 @@ pub(crate) async fn refresh(
     if users.is_some_and(<[i64]>::is_empty) {
         return Ok(Refreshed::default());
     }
+    let started = std::time::Instant::now();
     let mut query = QueryBuilder::new(format!(
         "SELECT {REQUIREMENT_COLUMNS} FROM compliance_requirements WHERE account_id = "
     ));
@@ -607,27 +617,65 @@ pub(crate) async fn refresh(
         .collect::<Result<_>>()?;
     let settings = requirements.iter().map(|r| (Some(r.id.0), &r.settings));
     let inputs = Inputs::load(conn, account, users, settings.collect(), false, now).await?;
-    // Filters by the people asked about, as a bound JSON list.
-    let listed = |query: &mut QueryBuilder<'_>, column: &str| {
-        if let Some(users) = users {
-            query.push(" AND ").push_in_list(backend, column, users);
+    let mut stored: HashMap<(i64, i64), Stored> = HashMap::new();
+    match users {
+        // Everyone: read in bulk, the reasons hashed as they go by.
+        None => {
+            let ids: Vec<i64> = requirements.iter().map(|r| r.id.0).collect();
+            let mut bad = None;
+            scan::each_standing(conn, account, &ids, |row| {
+                match Status::parse(&row.status) {
+                    Some(status) => {
+                        stored.insert(
+                            (row.requirement_id, row.user_id),
+                            Stored {
+                                status,
+                                reason: hash_of(&row.reason),
+                                deadline: row.deadline,
+                                last_completed: row.last_completed,
+                                changes_at: row.changes_at,
+                                since: row.since,
+                            },
+                        );
+                    }
+                    None => bad = Some(row.status.into_owned()),
+                }
+            })
+            .await?;
+            if let Some(status) = bad {
+                return Err(StoreError::Corrupt(format!("compliance status {status:?}")));
+            }
         }
-    };
-
-    let mut query = QueryBuilder::new(
-        "SELECT requirement_id, user_id, status, reason, deadline, last_completed, changes_at, \
-         since FROM compliance_people WHERE account_id = ",
-    );
-    query.push_bind(account);
-    listed(&mut query, "user_id");
-    if let Some(id) = only {
-        query.push(" AND requirement_id = ").push_bind(id);
+        Some(users) => {
+            let mut query = QueryBuilder::new(
+                "SELECT t.requirement_id, t.user_id, t.status, t.reason, t.deadline, \
+                 t.last_completed, t.changes_at, t.since",
+            );
+            query.push_list(
+                &backend.from_listed("compliance_people", "user_id", 0),
+                users,
+            );
+            query.push("t.account_id = ").push_bind(account);
+            if let Some(id) = only {
+                query.push(" AND t.requirement_id = ").push_bind(id);
+            }
+            let rows: Vec<StoredRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+            for row in rows {
+                stored.insert(
+                    (row.requirement_id, row.user_id),
+                    Stored {
+                        status: status_of(&row.status)?,
+                        reason: hash_of(&row.reason),
+                        deadline: row.deadline,
+                        last_completed: row.last_completed,
+                        changes_at: row.changes_at,
+                        since: row.since,
+                    },
+                );
+            }
+        }
     }
-    let stored: Vec<StoredRow> = query.build_query_as().fetch_all(&mut *conn).await?;
-    let mut stored: HashMap<(i64, i64), StoredRow> = stored
-        .into_iter()
-        .map(|row| ((row.requirement_id, row.user_id), row))
-        .collect();
+    let read = started.elapsed();
 
     // Evaluate; keep what differs from what is stored.
     let mut writes: Vec<StandingRecord> = Vec::new();
@@ -640,15 +688,15 @@ pub(crate) async fn refresh(
             let before = stored.remove(&key);
             let Some(evaluation) = inputs.evaluate(index, person, now) else {
                 if let Some(before) = before {
-                    deltas[index].add(status_of(&before.status)?, -1);
+                    deltas[index].add(before.status, -1);
                     refreshed.changed += 1;
                     delete_standing(conn, requirement.id.0, *id).await?;
                 }
                 continue;
             };
             let same = before.as_ref().is_some_and(|b| {
-                b.status == evaluation.status.as_str()
-                    && b.reason == evaluation.reason
+                b.status == evaluation.status
+                    && b.reason == hash_of(&evaluation.reason)
                     && b.deadline == evaluation.deadline
                     && b.last_completed == evaluation.last_completed
                     && b.changes_at == evaluation.next_change
@@ -657,11 +705,11 @@ pub(crate) async fn refresh(
                 continue;
             }
             let since = match &before {
-                Some(b) if b.status == evaluation.status.as_str() => b.since,
+                Some(b) if b.status == evaluation.status => b.since,
                 _ => now,
             };
             if let Some(b) = &before {
-                deltas[index].add(status_of(&b.status)?, -1);
+                deltas[index].add(b.status, -1);
             }
             deltas[index].add(evaluation.status, 1);
             refreshed.earliest = earliest(refreshed.earliest, evaluation.next_change);
@@ -682,12 +730,13 @@ pub(crate) async fn refresh(
     // of anyone not read (deleted people).
     for ((requirement, user), row) in stored {
         if let Some(index) = requirements.iter().position(|r| r.id.0 == requirement) {
-            deltas[index].add(status_of(&row.status)?, -1);
+            deltas[index].add(row.status, -1);
             refreshed.changed += 1;
             delete_standing(conn, requirement, user).await?;
         }
     }
     refreshed.changed += writes.len();
+    let evaluated = started.elapsed();
     for chunk in writes.chunks(backend.rows_per_insert()) {
         let mut upsert = QueryBuilder::with(backend, "");
         upsert.push_records(backend, "compliance_people", chunk);
@@ -734,6 +783,15 @@ pub(crate) async fn refresh(
             .await?;
         }
     }
+    tracing::debug!(
+        account,
+        people = inputs.people.len(),
+        changed = refreshed.changed,
+        read_ms = read.as_millis() as u64,
+        evaluate_ms = (evaluated - read).as_millis() as u64,
+        write_ms = (started.elapsed() - evaluated).as_millis() as u64,
+        "compliance refreshed"
+    );
     Ok(refreshed)
 }
 

@@ -131,6 +131,24 @@ impl Backend {
         }
     }
 
+    /// ` FROM table t WHERE … AND `: the rows of `table` whose `column` is one of a list
+    /// of integers bound as `$n`, each found by an index on `column`. On SQLite the list
+    /// is read first (`CROSS JOIN`: given an `IN` list, SQLite may read the table by
+    /// another index); on PostgreSQL as `= ANY(array)` (a join with the list, guessed at
+    /// a hundred rows, is planned as a scan of the table).
+    pub(crate) fn from_listed(self, table: &str, column: &str, n: usize) -> String {
+        match self {
+            Self::Sqlite => format!(
+                " FROM {} CROSS JOIN {table} t WHERE t.{column} = w.value AND ",
+                self.list_rows(n, ListOf::Integers)
+            ),
+            Self::Postgres => format!(
+                " FROM {table} t WHERE {} AND ",
+                self.in_list(&format!("t.{column}"), n, ListOf::Integers)
+            ),
+        }
+    }
+
     /// A list bound as one parameter: a JSON array (both engines read it in SQL).
     pub(crate) fn list<T: serde::Serialize>(items: &[T]) -> String {
         serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())

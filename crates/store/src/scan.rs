@@ -1,4 +1,4 @@
-//! Bulk reads of events, chunk by chunk. sqlx hands each row from its SQLite worker
+//! Bulk reads of events (and of enrolments and compliance standings), chunk by chunk. sqlx hands each row from its SQLite worker
 //! thread to the reader through a channel, a thread wake-up per row: at millions of rows
 //! that cost several times the scan itself. Here the database folds each chunk of rows
 //! into one JSON array, so the hand-over (and the `Any` driver's per-row conversion) is
@@ -107,6 +107,104 @@ pub(crate) async fn each_risk(
     each_row::<Risks>(conn, columns, &from, order, key, key_of, each).await
 }
 
+/// One enrolment as compliance reads it (see `compliance::Inputs`).
+#[derive(Deserialize, sqlx::FromRow)]
+pub(crate) struct EnrolmentRow {
+    pub user_id: i64,
+    /// Read for evidence (and by chunked reads) only.
+    #[sqlx(default)]
+    pub id: i64,
+    pub content_id: i64,
+    pub campaign_id: i64,
+    pub enrolled_at: i64,
+    pub due_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    /// The cause, read only for enrolments a smart-group join made.
+    pub joined: Option<String>,
+    #[sqlx(default)]
+    pub score: Option<i64>,
+}
+
+/// Calls `each` for every enrolment of an account; `joined_sql` is the expression read
+/// as `joined`. On SQLite in chunks folded into JSON, in id order over
+/// `enrollments_account`; PostgreSQL streams the rows as they are (folding costs it more
+/// than the rows' hand-over).
+pub(crate) async fn each_enrolment(
+    conn: &mut AnyConnection,
+    account: i64,
+    joined_sql: &str,
+    mut each: impl FnMut(EnrolmentRow),
+) -> Result<()> {
+    let columns = format!(
+        "user_id, id, content_id, campaign_id, enrolled_at, due_at, completed_at, \
+         {joined_sql} AS joined, score"
+    );
+    match Backend::of_connection(conn) {
+        Backend::Sqlite => {
+            let from = format!("enrollments WHERE account_id = {account} AND id > $1");
+            let key_of = |row: &EnrolmentRow| [row.id, 0, 0, 0];
+            let start = Key::new(&[i64::MIN]);
+            each_row::<Enrolments>(conn, &columns, &from, "id", start, key_of, each).await
+        }
+        Backend::Postgres => {
+            use futures_util::TryStreamExt;
+            let sql = format!("SELECT {columns} FROM enrollments WHERE account_id = $1");
+            let mut rows = sqlx::query_as::<_, EnrolmentRow>(&sql)
+                .bind(account)
+                .fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                each(row);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A stored compliance standing (see `compliance::refresh`); the reason borrows.
+#[derive(Deserialize)]
+pub(crate) struct StandingRow<'a> {
+    pub requirement_id: i64,
+    pub user_id: i64,
+    #[serde(borrow)]
+    pub status: Cow<'a, str>,
+    #[serde(borrow)]
+    pub reason: Cow<'a, str>,
+    pub deadline: Option<i64>,
+    pub last_completed: Option<i64>,
+    pub changes_at: Option<i64>,
+    pub since: i64,
+}
+
+/// Calls `each` for every stored standing of the requirements `requirements` (one
+/// account's), in key order.
+pub(crate) async fn each_standing(
+    conn: &mut AnyConnection,
+    account: i64,
+    requirements: &[i64],
+    each: impl FnMut(StandingRow<'_>),
+) -> Result<()> {
+    let ids: Vec<String> = requirements.iter().map(i64::to_string).collect();
+    let columns = "requirement_id, user_id, status, reason, deadline, last_completed, \
+        changes_at, since";
+    let from = format!(
+        "compliance_people WHERE account_id = {account} AND requirement_id IN ({}) \
+         AND (requirement_id, user_id) > ($1, $2)",
+        ids.join(", ")
+    );
+    let key_of = |row: &StandingRow<'_>| [row.requirement_id, row.user_id, 0, 0];
+    let order = "requirement_id, user_id";
+    each_row::<Standings>(
+        conn,
+        columns,
+        &from,
+        order,
+        Key::new(&[i64::MIN, i64::MIN]),
+        key_of,
+        each,
+    )
+    .await
+}
+
 /// The rows a walk reads (a type whose rows may borrow from the chunk's text).
 trait Rows {
     type Row<'a>: Deserialize<'a>;
@@ -124,7 +222,20 @@ impl Rows for Risks {
     type Row<'a> = RiskRow;
 }
 
-/// Calls `each` for every row of `columns` from `from` (whose WHERE clause ends with a
+struct Enrolments;
+
+impl Rows for Enrolments {
+    type Row<'a> = EnrolmentRow;
+}
+
+struct Standings;
+
+impl Rows for Standings {
+    type Row<'a> = StandingRow<'a>;
+}
+
+/// Calls `each` for every row of `columns` (each an expression, which may end in
+/// `AS name`) from `from` (whose WHERE clause ends with a
 /// condition that the row's key in `order` is beyond `$1`…) in `order`, chunk by chunk
 /// from `key`; `key_of` gives a row's key, padded with zeros.
 async fn each_row<R: Rows>(
@@ -137,11 +248,15 @@ async fn each_row<R: Rows>(
     mut each: impl FnMut(R::Row<'_>),
 ) -> Result<()> {
     // The subquery picks the next chunk after the last row seen; the outer query folds
-    // it into one value.
+    // it into one value, naming each column by its alias (`… AS name`) if it has one.
+    let names: Vec<&str> = columns
+        .split(", ")
+        .map(|c| c.rsplit_once(" AS ").map_or(c, |(_, alias)| alias))
+        .collect();
     let sql = format!(
         "SELECT {} FROM (SELECT {columns} FROM {from} AND user_id IS NOT NULL \
          ORDER BY {order} LIMIT {CHUNK}) AS chunk",
-        Backend::of_connection(conn).json_rows(columns, order)
+        Backend::of_connection(conn).json_rows(&names.join(", "), order)
     );
     let mut text = chunk(conn, &sql, key).await?;
     loop {

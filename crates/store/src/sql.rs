@@ -155,10 +155,10 @@ impl<'args> QueryBuilder<'args> {
         .push(")")
     }
 
-    /// Appends "`column` is one of `ids`": [`Backend::in_list`] with the list bound here.
-    pub fn push_in_list(&mut self, backend: Backend, column: &str, ids: &[i64]) -> &mut Self {
-        let sql = backend.in_list(column, 0, crate::db::ListOf::Integers);
-        let (before, after) = sql.split_once("$0").unwrap_or((&sql, ""));
+    /// Appends `sql`, in which `$0` stands for `ids` bound as one list (the text of
+    /// [`Backend::in_list`] or [`Backend::list_rows`] made with `n = 0`).
+    pub fn push_list(&mut self, sql: &str, ids: &[i64]) -> &mut Self {
+        let (before, after) = sql.split_once("$0").unwrap_or((sql, ""));
         self.push(before).push_bind(Backend::list(ids)).push(after)
     }
 
