@@ -380,7 +380,7 @@ impl<'r> Inputs<'r> {
         // The people asked about, each found by an index on the person.
         let from = |query: &mut QueryBuilder<'_>, table: &str, person: &str| {
             match users {
-                Some(users) => query.push_list(&backend.from_listed(table, person, 0), users),
+                Some(users) => query.push_list(&backend.rows_listed(table, person, 0), users),
                 None => query.push(format_args!(" FROM {table} t WHERE ")),
             };
         };
@@ -652,7 +652,7 @@ pub(crate) async fn refresh(
                  t.last_completed, t.changes_at, t.since",
             );
             query.push_list(
-                &backend.from_listed("compliance_people", "user_id", 0),
+                &backend.rows_listed("compliance_people", "user_id", 0),
                 users,
             );
             query.push("t.account_id = ").push_bind(account);

@@ -136,7 +136,7 @@ impl Backend {
     /// is read first (`CROSS JOIN`: given an `IN` list, SQLite may read the table by
     /// another index); on PostgreSQL as `= ANY(array)` (a join with the list, guessed at
     /// a hundred rows, is planned as a scan of the table).
-    pub(crate) fn from_listed(self, table: &str, column: &str, n: usize) -> String {
+    pub(crate) fn rows_listed(self, table: &str, column: &str, n: usize) -> String {
         match self {
             Self::Sqlite => format!(
                 " FROM {} CROSS JOIN {table} t WHERE t.{column} = w.value AND ",
