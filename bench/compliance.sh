@@ -6,7 +6,8 @@
 #   (a) enabling them: the first evaluation of everyone, every row written;
 #   (b) a full evaluation (`POST /api/compliance/evaluate`): everything read and evaluated
 #       again, nothing to write — the server's own time;
-#   (c) a completion's request (an xAPI statement; the person's status is updated in its
+#   (c) an OSCAL assessment-results export of one control (SOC 2 CC1.4) over a year;
+#   (d) a completion's request (an xAPI statement; the person's status is updated in its
 #       transaction): p50 / p99 over COMPLETIONS requests, one at a time, and that the
 #       status did change.
 #
@@ -21,6 +22,8 @@ cd "$(dirname "$0")/.."
 people=100000
 if [ "${1:-}" = "--quick" ]; then people=10000; fi
 completions=${COMPLETIONS:-200}
+# FRAMEWORKS="" measures the completions with nothing enabled (what compliance adds).
+frameworks=${FRAMEWORKS-soc2 iso27001 pci-dss nist-csf}
 port=${BENCH_PORT:-18185}
 
 source bench/engines.sh
@@ -30,9 +33,11 @@ bin=${BENCH_BIN:-target/release/coachloop}
 data=$(mktemp -d /tmp/coachloop-compliance-bench-XXXXXX)
 trap 'kill ${server:-} 2>/dev/null || true; wait ${server:-} 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$data"; drop_bench_databases' EXIT
 
-$bin migrate --data-dir "$data" >/dev/null 2>&1
+# The seed is kept apart: each engine starts from it untouched.
+mkdir -p "$data/seed"
+$bin migrate --data-dir "$data/seed" >/dev/null 2>&1
 start=$(date +%s)
-python3 bench/reporting_seed.py "$data/coachloop.db" "$people" 10
+python3 bench/reporting_seed.py "$data/seed/coachloop.db" "$people" 10
 echo "== seeded in $(( $(date +%s) - start )) s"
 export BASE="http://127.0.0.1:$port"
 
@@ -44,30 +49,40 @@ ms() { # command... -> milliseconds it took
 
 for engine in $ENGINES; do
   echo "#### $engine"
-  engine_db "$engine" "$data"
+  mkdir -p "$data/$engine"
+  engine_db "$engine" "$data/$engine"
   if [ "$engine" = postgres ]; then
-    $bin db copy --from "sqlite://$data/coachloop.db" --to "${DB_ARGS[3]}" 2>/dev/null | tail -1
+    $bin db copy --from "sqlite://$data/seed/coachloop.db" --to "${DB_ARGS[3]}" 2>/dev/null | tail -1
+  else
+    cp "$data/seed/coachloop.db" "$data/$engine/coachloop.db"
   fi
   admin=$($bin tokens create "${DB_ARGS[@]}" --name "bench-admin-$engine" --scopes admin 2>/dev/null)
   lms=$($bin tokens create "${DB_ARGS[@]}" --name "bench-lms-$engine" --scopes events:write 2>/dev/null)
-  $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" 2> "$data/server-$engine.log" &
+  $bin serve "${DB_ARGS[@]}" --listen "127.0.0.1:$port" 2> "$data/$engine/server.log" &
   server=$!
   for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
   auth=(-H "Authorization: Bearer $admin")
 
   total=0
-  for framework in soc2 iso27001 pci-dss nist-csf; do
+  for framework in $frameworks; do
     took=$(ms curl -sf -X PUT "${auth[@]}" "$BASE/api/compliance/frameworks/$framework")
     total=$((total + took))
   done
   controls=$(curl -sf "${auth[@]}" "$BASE/api/compliance/controls" | jq '.data | length')
   standings=$(curl -sf "${auth[@]}" "$BASE/api/compliance/people?per_page=1" | jq '.meta.count')
-  echo "== enabling 4 frameworks ($controls controls): $total ms, $standings standings written"
+  echo "== enabling ${frameworks:-no frameworks} ($controls controls): $total ms, $standings standings written"
 
   for round in 1 2 3; do
     curl -sf -X POST "${auth[@]}" "$BASE/api/compliance/evaluate" \
       | jq -r --arg r "$round" '"== full evaluation " + $r + ": " + (.data.took_ms|tostring) + " ms, " + (.data.changed|tostring) + " rows changed"'
   done
+
+  if [ -n "$frameworks" ]; then
+    from=$(date -u -d '1 year ago' +%F); to=$(date -u +%F)
+    took=$(ms curl -sf "${auth[@]}" -o "$data/oscal.json" \
+      "$BASE/api/compliance/evidence?framework=soc2&control=CC1.4&from=$from&to=$to&format=oscal")
+    echo "== OSCAL export of SOC 2 CC1.4 ($from to $to): $took ms, $(( $(stat -c %s "$data/oscal.json") / 1024 )) KiB"
+  fi
 
   # Open enrolments of distinct people, finished one request at a time.
   open=$(curl -sf "${auth[@]}" "$BASE/api/enrollments?status=Not%20Started&per_page=500" \
