@@ -277,6 +277,25 @@ async fn settings_are_validated_and_accounts_kept_apart() {
         .await;
     bad.expect(422);
     assert_eq!(bad.detail_fields(), ["recurrence.day", "title"]);
+    // Every field given is checked, even one the kind does not read.
+    let bad = app
+        .patch(
+            &app.admin,
+            &path,
+            &json!({"scope": {"kind": "all", "group_id": 0}}),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.detail_fields(), ["scope.group_id"]);
+    let bad = app
+        .patch(
+            &app.admin,
+            &path,
+            &json!({"recurrence": {"kind": "once", "months": 0}}),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.detail_fields(), ["recurrence.months"]);
     let bad = app
         .patch(&app.admin, &path, &json!({"content": [999_999]}))
         .await;

@@ -115,6 +115,19 @@ impl From<Recurrence> for RecurrenceBody {
 
 impl RecurrenceBody {
     fn parse(&self) -> Result<Recurrence, FieldError> {
+        // Every field given is checked against its bounds, whether the kind reads it or not.
+        for (field, value, max) in [
+            ("months", self.months, 120),
+            ("month", self.month, 12),
+            ("day", self.day, 31),
+        ] {
+            if value.is_some_and(|v| !(1..=max).contains(&v)) {
+                return Err(FieldError::new(
+                    format!("recurrence.{field}"),
+                    format!("between 1 and {max}"),
+                ));
+            }
+        }
         let missing = |field: &str| FieldError::new(format!("recurrence.{field}"), "required");
         match self.kind.as_str() {
             "rolling" => Ok(Recurrence::Rolling {
@@ -161,6 +174,9 @@ impl From<Scope> for ScopeBody {
 
 impl ScopeBody {
     fn parse(&self) -> Result<Scope, FieldError> {
+        if self.group_id.is_some_and(|id| id < 1) {
+            return Err(FieldError::new("scope.group_id", "a positive integer"));
+        }
         match (self.kind.as_str(), self.group_id) {
             ("all", _) => Ok(Scope::All),
             ("group", Some(group_id)) => Ok(Scope::Group { group_id }),
