@@ -268,10 +268,14 @@ impl Store {
                 .fetch_optional(&self.read)
                 .await?
                 .ok_or(StoreError::NotFound("content"))?;
-        let enrollment: i64 = sqlx::query_scalar(
-            "SELECT id FROM enrollments WHERE user_id = $1 AND content_id = $2 \
+        // By the person's index: SQLite, given the choice, took the content's (every
+        // enrolment in that content, 100,000 of them at a benchmark's size: 80 ms).
+        let enrollment: i64 = sqlx::query_scalar(&format!(
+            "SELECT id FROM {} WHERE user_id = $1 AND content_id = $2 \
              ORDER BY completed_at IS NOT NULL, enrolled_at DESC, id DESC LIMIT 1",
-        )
+            self.backend
+                .table_using("enrollments", Some("enrollments_user_id"))
+        ))
         .bind(user)
         .bind(content)
         .fetch_optional(&self.read)

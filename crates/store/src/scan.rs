@@ -176,33 +176,59 @@ pub(crate) struct StandingRow<'a> {
 }
 
 /// Calls `each` for every stored standing of the requirements `requirements` (one
-/// account's), in key order.
+/// account's): on SQLite in chunks folded into JSON, in key order; PostgreSQL streams the
+/// rows in one pass (a chunk's keyset read, planned on the statistics of a table just
+/// filled, can scan it whole each time).
 pub(crate) async fn each_standing(
     conn: &mut AnyConnection,
     account: i64,
     requirements: &[i64],
-    each: impl FnMut(StandingRow<'_>),
+    mut each: impl FnMut(StandingRow<'_>),
 ) -> Result<()> {
     let ids: Vec<String> = requirements.iter().map(i64::to_string).collect();
     let columns = "requirement_id, user_id, status, reason, deadline, last_completed, \
         changes_at, since";
-    let from = format!(
-        "compliance_people WHERE account_id = {account} AND requirement_id IN ({}) \
-         AND (requirement_id, user_id) > ($1, $2)",
+    let scope = format!(
+        "compliance_people WHERE account_id = {account} AND requirement_id IN ({})",
         ids.join(", ")
     );
-    let key_of = |row: &StandingRow<'_>| [row.requirement_id, row.user_id, 0, 0];
-    let order = "requirement_id, user_id";
-    each_row::<Standings>(
-        conn,
-        columns,
-        &from,
-        order,
-        Key::new(&[i64::MIN, i64::MIN]),
-        key_of,
-        each,
-    )
-    .await
+    match Backend::of_connection(conn) {
+        Backend::Sqlite => {
+            let from = format!("{scope} AND (requirement_id, user_id) > ($1, $2)");
+            let key_of = |row: &StandingRow<'_>| [row.requirement_id, row.user_id, 0, 0];
+            let order = "requirement_id, user_id";
+            let start = Key::new(&[i64::MIN, i64::MIN]);
+            each_row::<Standings>(conn, columns, &from, order, start, key_of, each).await
+        }
+        Backend::Postgres => {
+            use futures_util::TryStreamExt;
+            type Owned = (
+                i64,
+                i64,
+                String,
+                String,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                i64,
+            );
+            let sql = format!("SELECT {columns} FROM {scope}");
+            let mut rows = sqlx::query_as::<_, Owned>(&sql).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                each(StandingRow {
+                    requirement_id: row.0,
+                    user_id: row.1,
+                    status: Cow::Owned(row.2),
+                    reason: Cow::Owned(row.3),
+                    deadline: row.4,
+                    last_completed: row.5,
+                    changes_at: row.6,
+                    since: row.7,
+                });
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The rows a walk reads (a type whose rows may borrow from the chunk's text).
