@@ -17,50 +17,14 @@ use crate::scan::{self, EnrolmentRow};
 use crate::sql::{QueryBuilder, Record, Separated};
 use crate::{Result, Store, StoreError};
 use coachloop_core::compliance::{
-    self, Evaluation, Person, Recurrence, Requirement, RequirementKind, Scope, Status, evidence,
+    self, Evaluation, Person, Recurrence, Requirement, RequirementKind, Scope, Status, Verdict,
+    evidence,
 };
 use coachloop_core::ids::{AccountId, ExceptionId, RequirementId, UserId};
 use coachloop_core::time::{date_of_ms, date_start_ms, parse_date};
 use serde::Serialize;
 use sqlx::AnyConnection;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-/// A requirement's (and so its controls') verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    AtRisk,
-    Fail,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::AtRisk => "at_risk",
-            Self::Fail => "fail",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        match text {
-            "fail" => Self::Fail,
-            "at_risk" => Self::AtRisk,
-            _ => Self::Pass,
-        }
-    }
-
-    fn of(counts: &Counts) -> Self {
-        if counts.non_compliant > 0 {
-            Self::Fail
-        } else if counts.at_risk > 0 {
-            Self::AtRisk
-        } else {
-            Self::Pass
-        }
-    }
-}
 
 /// People in scope of a requirement, by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -218,7 +182,7 @@ impl TryFrom<RequirementRow> for RequirementState {
         Ok(Self {
             id: RequirementId(row.id),
             settings,
-            verdict: Verdict::parse(&row.status),
+            verdict: Verdict::parse(&row.status).ok_or_else(|| corrupt("unknown status"))?,
             counts: Counts {
                 compliant: row.compliant,
                 at_risk: row.at_risk,
@@ -757,7 +721,7 @@ pub(crate) async fn refresh(
         counts.at_risk += delta.at_risk;
         counts.non_compliant += delta.non_compliant;
         counts.excepted += delta.excepted;
-        let verdict = Verdict::of(&counts);
+        let verdict = Verdict::of(counts.non_compliant as usize, counts.at_risk as usize);
         sqlx::query(
             "UPDATE compliance_requirements SET compliant = $1, at_risk = $2, \
              non_compliant = $3, excepted = $4, status = $5 WHERE id = $6",

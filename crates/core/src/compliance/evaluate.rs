@@ -57,6 +57,42 @@ impl Status {
     }
 }
 
+/// A requirement's (and so its controls') verdict: it fails while anyone in scope is
+/// non-compliant, is at risk while anyone is at risk, and passes otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    AtRisk,
+    Fail,
+}
+
+impl Verdict {
+    pub fn of(non_compliant: usize, at_risk: usize) -> Self {
+        if non_compliant > 0 {
+            Self::Fail
+        } else if at_risk > 0 {
+            Self::AtRisk
+        } else {
+            Self::Pass
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::AtRisk => "at_risk",
+            Self::Fail => "fail",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pass, Self::AtRisk, Self::Fail]
+            .into_iter()
+            .find(|v| v.as_str() == text)
+    }
+}
+
 /// What the evaluation needs of the person.
 #[derive(Debug, Clone, Copy)]
 pub struct Person {

@@ -14,7 +14,7 @@
 //! document carries when it was collected.
 
 use super::catalog::{Control, Framework, controls_of};
-use super::evaluate::Status;
+use super::evaluate::{Status, Verdict};
 use super::requirement::Requirement;
 use crate::FieldError;
 use crate::time::{date_of_ms, date_start_ms, format_date, format_ms, parse_date};
@@ -170,37 +170,13 @@ pub struct RequirementEvidence {
     pub people: Vec<PersonEvidence>,
 }
 
-/// A requirement's (and so its controls') verdict, from its people's statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    AtRisk,
-    Fail,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::AtRisk => "at_risk",
-            Self::Fail => "fail",
-        }
-    }
-}
-
 impl RequirementEvidence {
     pub fn count(&self, status: Status) -> usize {
         self.people.iter().filter(|p| p.status == status).count()
     }
 
     pub fn verdict(&self) -> Verdict {
-        if self.count(Status::NonCompliant) > 0 {
-            Verdict::Fail
-        } else if self.count(Status::AtRisk) > 0 {
-            Verdict::AtRisk
-        } else {
-            Verdict::Pass
-        }
+        Verdict::of(self.count(Status::NonCompliant), self.count(Status::AtRisk))
     }
 }
 

@@ -12,5 +12,5 @@ pub mod evidence;
 pub mod requirement;
 
 pub use catalog::{CONTROLS, Control, FRAMEWORKS, Framework};
-pub use evaluate::{Evaluation, Person, Record, Status, evaluate};
+pub use evaluate::{Evaluation, Person, Record, Status, Verdict, evaluate};
 pub use requirement::{Recurrence, Requirement, RequirementKind, Scope};
