@@ -1,5 +1,6 @@
 //! Configuration: defaults → TOML file (`--config`) → `COACHLOOP_*` environment → flags.
 
+use anyhow::Context;
 use coachloop_core::destination::PrivateDestinations;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -43,6 +44,13 @@ pub struct Config {
     /// in flight on a node that dies is sent by another this long after it was claimed.
     /// Keep it well above the longest send (webhooks time out after 10 s, SMTP 15 s).
     pub notice_lease: u64,
+    /// The file holding the installation's secret key, which seals remote sync keys at
+    /// rest (made on first use); default `secret.key` in `data_dir`. Give every node the
+    /// same file.
+    pub secret_key_file: Option<PathBuf>,
+    /// Where a region's Reporting API answers, for remote sync, when not the reference
+    /// service's host (`{ eu = "https://proxy.example/kb4-eu" }`).
+    pub sync_regions: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -64,6 +72,8 @@ impl Default for Config {
             smtp_from: "coachloop <coachloop@localhost>".to_owned(),
             allow_private_destinations: PrivateDestinations::default(),
             notice_lease: coachloop_server::notices::NOTICE_LEASE.as_secs(),
+            secret_key_file: None,
+            sync_regions: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -86,6 +96,8 @@ const KEYS: &[&str] = &[
     "smtp_from",
     "allow_private_destinations",
     "notice_lease",
+    "secret_key_file",
+    "sync_regions",
 ];
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -160,6 +172,8 @@ impl Config {
             self.notice_lease
         );
         Ok(coachloop_server::ServerConfig {
+            secret_key: std::sync::Arc::new(self.secret_key()?),
+            regions: self.regions()?,
             notice_lease: std::time::Duration::from_secs(self.notice_lease),
             max_body_bytes: self.max_body_bytes,
             max_bulk_events: self.max_bulk_events,
@@ -168,6 +182,32 @@ impl Config {
             allow_private_destinations: self.allow_private_destinations.clone(),
             ..coachloop_server::ServerConfig::default()
         })
+    }
+}
+
+impl Config {
+    /// The installation's secret key, from `secret_key_file` (made there on first use).
+    pub fn secret_key(&self) -> anyhow::Result<coachloop_server::secrets::SecretKey> {
+        let path = self
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"));
+        coachloop_server::secrets::SecretKey::load_or_create(&path)
+    }
+
+    /// The reference service's regions with `sync_regions` in their place.
+    pub fn regions(&self) -> anyhow::Result<coachloop_server::remote::Regions> {
+        use coachloop_core::compliance::remote::Region;
+        let overrides = self
+            .sync_regions
+            .iter()
+            .map(|(name, url)| {
+                Region::parse(name)
+                    .map(|r| (r, url.clone()))
+                    .with_context(|| format!("sync_regions: `{name}` is not us, eu, ca, uk or de"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(coachloop_server::remote::Regions::with(overrides))
     }
 }
 

@@ -4,6 +4,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod import;
+mod sync;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -122,6 +123,17 @@ pub enum ComplianceCommand {
         /// Write the document here instead of to standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Sync the account's remote Reporting API connections now (or one of them), with
+    /// progress; an interrupted sync resumes where it stopped. Exit 1 if one fails.
+    Sync {
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        /// One connection, by id or name; default: every one of the account.
+        #[arg(long)]
+        connection: Option<String>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -409,6 +421,11 @@ async fn compliance(command: ComplianceCommand) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default()
             );
         }
+        ComplianceCommand::Sync {
+            account,
+            connection,
+            data,
+        } => return sync::run(&load(&data, None)?, &account, connection.as_deref()).await,
         ComplianceCommand::Verify { account, data } => {
             let store = open_store(&load(&data, None)?).await?;
             let account = account_id(&store, &account).await?;

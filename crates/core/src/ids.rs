@@ -54,4 +54,6 @@ id_type!(
     ExceptionId,
     /// An export of compliance evidence, kept append-only and hash-chained.
     SnapshotId,
+    /// A remote Reporting API that compliance syncs people and enrolments from.
+    ConnectionId,
 );

@@ -14,9 +14,11 @@ pub mod notices;
 pub mod ops;
 pub mod outbound;
 pub mod paging;
+pub mod remote;
 pub mod reporting;
 pub mod schedule;
 pub mod schemas;
+pub mod secrets;
 pub mod user_events;
 pub mod xapi;
 
@@ -61,6 +63,12 @@ pub struct ServerConfig {
     /// How long a node holds a notice job it sends (PostgreSQL, several nodes): another
     /// node sends it when a node dies mid-send, this long after it claimed it.
     pub notice_lease: std::time::Duration,
+    /// Seals remote sync keys at rest (see [`secrets`]); every node needs the same.
+    pub secret_key: Arc<secrets::SecretKey>,
+    /// Where each region's Reporting API answers (remote sync).
+    pub regions: remote::Regions,
+    /// One remote sync request's limit.
+    pub sync_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +81,9 @@ impl Default for ServerConfig {
             allow_private_destinations: PrivateDestinations::default(),
             static_hosts: HashMap::new(),
             notice_lease: notices::NOTICE_LEASE,
+            secret_key: Arc::new(secrets::SecretKey::random()),
+            regions: remote::Regions::default(),
+            sync_timeout: remote::REQUEST_TIMEOUT,
         }
     }
 }
@@ -118,6 +129,15 @@ impl AppState {
             webhooks,
             config.notice_lease,
         ));
+        let syncer = remote::Syncer {
+            store: store.clone(),
+            client: outbound
+                .client(config.sync_timeout)
+                .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for syncs: {e}"))?,
+            secret: config.secret_key.clone(),
+            holder: store.node().to_owned(),
+        };
+        let syncs = tokio::spawn(remote::runner(syncer.clone()));
         let state = Self(Arc::new(Shared {
             store,
             ingest,
@@ -126,6 +146,7 @@ impl AppState {
             reporting: reporting::Caches::default(),
             metrics,
             outbound,
+            syncer,
             config: Arc::new(config),
             background: vec![
                 executor.abort_handle(),
@@ -133,6 +154,7 @@ impl AppState {
                 daily.abort_handle(),
                 notices.abort_handle(),
                 heartbeats.abort_handle(),
+                syncs.abort_handle(),
             ],
         }));
         Ok((state, writer))
@@ -157,6 +179,8 @@ pub struct Shared {
     pub metrics: Arc<metrics::Metrics>,
     /// Where requests to user-given URLs may go.
     pub outbound: outbound::Gate,
+    /// Remote syncs: runs and *Test connection*.
+    pub syncer: remote::Syncer,
     pub config: Arc<ServerConfig>,
     /// Background tasks (the executors, daily risk), stopped with the state.
     background: Vec<tokio::task::AbortHandle>,

@@ -345,6 +345,29 @@ body!(
     GroupChangesInput => group_input(false)
 );
 
+/// Ids of a remote Reporting API's campaigns: positive integers, at most
+/// `coachloop_core::compliance::remote::MAX_CAMPAIGNS`.
+pub fn remote_campaign_ids() -> Array {
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1)),
+        )
+        .max_items(Some(coachloop_core::compliance::remote::MAX_CAMPAIGNS))
+        .description(Some("remote campaign ids (`campaign_id`)"))
+        .build()
+}
+
+/// A Reporting API key: one word.
+pub fn api_key() -> Object {
+    string(
+        format!("^[{WS}]*[^{WS}{CONTROL}]{{1,4096}}[{WS}]*$"),
+        "the Reporting API key, as the remote gave it",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

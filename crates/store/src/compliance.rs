@@ -16,6 +16,7 @@ use crate::fact_change::FactChange;
 use crate::scan::{self, EnrolmentRow};
 use crate::sql::{QueryBuilder, Record, Separated};
 use crate::{Result, Store, StoreError};
+use coachloop_core::compliance::remote::Counting;
 use coachloop_core::compliance::{
     self, Evaluation, Person, Recurrence, Requirement, RequirementKind, Scope, Status, Verdict,
     evidence,
@@ -99,6 +100,8 @@ pub struct PersonStanding {
     pub last_completed: Option<i64>,
     pub since: i64,
     pub changes_at: Option<i64>,
+    /// The sync connection that added the person (`None`: a person of the account).
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -325,6 +328,8 @@ pub(crate) struct Inputs<'r> {
     members: HashSet<(i64, i64)>,
     by_person: HashMap<i64, Vec<EnrolmentRow>>,
     excepted: HashMap<(i64, i64), Exception>,
+    /// What each sync connection's enrolments count for (empty: the account has none).
+    synced: HashMap<i64, Counting>,
 }
 
 impl<'r> Inputs<'r> {
@@ -423,6 +428,51 @@ impl<'r> Inputs<'r> {
             }
         }
 
+        // Enrolments synced from remote Reporting APIs, each remote module under a key of
+        // its own below zero (never a content id here).
+        let synced = crate::sync::countings(conn, account).await?;
+        let mut titles = titles;
+        if !synced.is_empty() {
+            let mut query = QueryBuilder::new(
+                "SELECT t.user_id, t.remote_id, t.connection_id, t.campaign_id, t.module_name, \
+                 t.enrolled_at, t.due_at, t.completed_at",
+            );
+            from(&mut query, "sync_enrollments", "user_id");
+            query.push("t.account_id = ").push_bind(account);
+            if detail {
+                query.push(" ORDER BY t.enrolled_at, t.remote_id");
+            }
+            type SyncedRow = (
+                i64,
+                i64,
+                i64,
+                Option<i64>,
+                String,
+                i64,
+                Option<i64>,
+                Option<i64>,
+            );
+            let rows: Vec<SyncedRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+            let mut modules: HashMap<(i64, String), i64> = HashMap::new();
+            for (user, remote, connection, campaign, module, enrolled, due, completed) in rows {
+                let next = -(modules.len() as i64) - 1;
+                let key = *modules.entry((connection, module)).or_insert(next);
+                by_person.entry(user).or_default().push(EnrolmentRow {
+                    user_id: user,
+                    id: remote,
+                    content_id: key,
+                    campaign_id: campaign.unwrap_or(0),
+                    enrolled_at: enrolled,
+                    due_at: due,
+                    completed_at: completed,
+                    joined: None,
+                    score: None,
+                    connection: Some(connection),
+                });
+            }
+            titles.extend(modules.into_iter().map(|((_, module), key)| (key, module)));
+        }
+
         let mut query = QueryBuilder::new(
             "SELECT t.id, t.requirement_id, t.user_id, t.reason, t.granted_by, t.created_at, \
              t.expires_at, t.revoked_at",
@@ -459,6 +509,7 @@ impl<'r> Inputs<'r> {
             members,
             by_person,
             excepted,
+            synced,
         })
     }
 
@@ -475,7 +526,13 @@ impl<'r> Inputs<'r> {
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .filter(move |e| counts(r, counted, e))
+            .filter(move |e| match e.connection {
+                Some(connection) => self
+                    .synced
+                    .get(&connection)
+                    .is_some_and(|c| c.counts(r.kind, Some(e.campaign_id).filter(|id| *id > 0))),
+                None => counts(r, counted, e),
+            })
     }
 
     fn title(&self, content: i64) -> &str {
@@ -1201,8 +1258,13 @@ impl Store {
         let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
         let mut select = QueryBuilder::new(
             "SELECT p.requirement_id, r.kind, p.user_id, u.email, u.first_name, u.last_name, \
-             p.status, p.reason, p.deadline, p.last_completed, p.since, p.changes_at \
-             FROM compliance_people p JOIN compliance_requirements r ON r.id = p.requirement_id \
+             p.status, p.reason, p.deadline, p.last_completed, p.since, p.changes_at, \
+             (SELECT MIN(c.name) FROM sync_people sp JOIN sync_connections c \
+              ON c.id = sp.connection_id WHERE sp.user_id = p.user_id AND sp.created = ",
+        );
+        select.push_bind(true).push(
+            ") AS source FROM compliance_people p \
+             JOIN compliance_requirements r ON r.id = p.requirement_id \
              JOIN users u ON u.id = p.user_id",
         );
         push_filter(&mut select);

@@ -34,6 +34,7 @@ mod signals;
 mod sql;
 pub mod statuses;
 pub mod success;
+pub mod sync;
 pub mod testing;
 pub mod tokens;
 pub mod users;
@@ -281,6 +282,11 @@ impl Store {
     /// What the training executor sleeps on.
     pub fn training_wake(&self) -> &Arc<wakes::Wake> {
         &self.wakes.training
+    }
+
+    /// Woken when a remote sync becomes due sooner than the runner expects.
+    pub fn sync_wake(&self) -> &Arc<wakes::Wake> {
+        &self.wakes.syncs
     }
 
     fn now_ms(&self) -> i64 {

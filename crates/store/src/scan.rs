@@ -123,6 +123,10 @@ pub(crate) struct EnrolmentRow {
     pub joined: Option<String>,
     #[sqlx(default)]
     pub score: Option<i64>,
+    /// The sync connection it came from (`None`: this installation's own).
+    #[sqlx(default)]
+    #[serde(default)]
+    pub connection: Option<i64>,
 }
 
 /// Calls `each` for every enrolment of an account; `joined_sql` is the expression read

@@ -35,6 +35,8 @@ pub(crate) enum Signal {
     Jobs,
     /// A token was revoked: cached lookups of tokens are stale.
     Revoked,
+    /// A remote sync is due at this instant.
+    SyncDue(i64),
 }
 
 impl Signal {
@@ -46,6 +48,7 @@ impl Signal {
             Self::Training => "T".into(),
             Self::Jobs => "j".into(),
             Self::Revoked => "r".into(),
+            Self::SyncDue(at) => format!("s{at}"),
         }
     }
 
@@ -58,6 +61,7 @@ impl Signal {
             'T' => Some(Self::Training),
             'j' => Some(Self::Jobs),
             'r' => Some(Self::Revoked),
+            's' => at().map(Self::SyncDue),
             _ => None,
         }
     }

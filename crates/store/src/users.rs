@@ -276,7 +276,7 @@ async fn upsert_user(
     }
 }
 
-async fn insert_user(
+pub(crate) async fn insert_user(
     conn: &mut AnyConnection,
     account: AccountId,
     changes: &UserChanges,
@@ -316,7 +316,7 @@ async fn insert_user(
     Ok(id)
 }
 
-async fn update_user(
+pub(crate) async fn update_user(
     conn: &mut AnyConnection,
     account: AccountId,
     id: UserId,

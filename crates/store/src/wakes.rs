@@ -16,6 +16,8 @@ pub struct Wakes {
     /// One per lane of the notice runner, so slow email never holds up a webhook.
     pub webhooks: Arc<Wake>,
     pub emails: Arc<Wake>,
+    /// The remote sync runner.
+    pub syncs: Arc<Wake>,
     /// Counts revocations of tokens seen, here or on other nodes (see
     /// [`Wakes::revocations`]).
     revocations: Arc<AtomicU64>,
@@ -74,6 +76,12 @@ impl Wakes {
         self.tell_others(Signal::Jobs);
     }
 
+    /// After a commit that made a remote sync due at `at`.
+    pub(crate) fn sync_due(&self, at: i64) {
+        self.syncs.due(Some(at));
+        self.tell_others(Signal::SyncDue(at));
+    }
+
     /// After a token was revoked.
     pub(crate) fn token_revoked(&self) {
         self.revocations.fetch_add(1, Ordering::SeqCst);
@@ -100,13 +108,20 @@ impl Wakes {
             Signal::Revoked => {
                 self.revocations.fetch_add(1, Ordering::SeqCst);
             }
+            Signal::SyncDue(at) => self.syncs.due(Some(at)),
         }
     }
 
     /// Wakes every task of this node and drops cached tokens (signals may have been
     /// missed: each task then reads what is due).
     pub(crate) fn everything_local(&self) {
-        for wake in [&self.groups, &self.training, &self.webhooks, &self.emails] {
+        for wake in [
+            &self.groups,
+            &self.training,
+            &self.webhooks,
+            &self.emails,
+            &self.syncs,
+        ] {
             wake.kick();
         }
         self.revocations.fetch_add(1, Ordering::SeqCst);

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod evaluate;
 pub mod evidence;
+pub mod remote;
 pub mod requirement;
 
 pub use catalog::{CONTROLS, Control, FRAMEWORKS, Framework};

@@ -323,6 +323,8 @@ pub struct Standing {
     pub since: String,
     /// When the status changes by itself unless something else changes first.
     pub changes_at: Option<String>,
+    /// The sync connection that added this person (null: a person of this account).
+    pub source: Option<String>,
 }
 
 impl From<PersonStanding> for Standing {
@@ -340,6 +342,7 @@ impl From<PersonStanding> for Standing {
             last_completed: p.last_completed.map(format_ms),
             since: format_ms(p.since),
             changes_at: p.changes_at.map(format_ms),
+            source: p.source,
         }
     }
 }

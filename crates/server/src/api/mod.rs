@@ -3,6 +3,7 @@
 mod admins;
 mod cluster;
 mod compliance;
+mod connections;
 mod evidence;
 mod groups;
 mod risk;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(admins::router())
         .merge(cluster::router())
         .merge(compliance::router())
+        .merge(connections::router())
         .merge(evidence::router())
         .merge(users::router())
         .merge(groups::router())
