@@ -172,7 +172,7 @@ impl Config {
             self.notice_lease
         );
         Ok(coachloop_server::ServerConfig {
-            secret_key: std::sync::Arc::new(self.secret_key()?),
+            secret_key: std::sync::Arc::new(self.secrets()),
             regions: self.regions()?,
             notice_lease: std::time::Duration::from_secs(self.notice_lease),
             max_body_bytes: self.max_body_bytes,
@@ -186,13 +186,13 @@ impl Config {
 }
 
 impl Config {
-    /// The installation's secret key, from `secret_key_file` (made there on first use).
-    pub fn secret_key(&self) -> anyhow::Result<coachloop_server::secrets::SecretKey> {
-        let path = self
-            .secret_key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("secret.key"));
-        coachloop_server::secrets::SecretKey::load_or_create(&path)
+    /// The installation's secret key, kept in `secret_key_file` (made there on first use).
+    pub fn secrets(&self) -> coachloop_server::secrets::Secrets {
+        coachloop_server::secrets::Secrets::file(
+            self.secret_key_file
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("secret.key")),
+        )
     }
 
     /// The reference service's regions with `sync_regions` in their place.

@@ -673,3 +673,130 @@ async fn compliance_export_keeps_snapshots_and_verify_names_a_tampered_one() {
         "{verify:#?}"
     );
 }
+
+#[tokio::test]
+async fn compliance_sync_reads_a_remote_coachloop_and_says_what_it_did() {
+    let client = reqwest::Client::new();
+    let remote_data = TestData::new().await;
+    let key = create_token(
+        &remote_data,
+        "default",
+        "sync",
+        "account:read,user:read,campaign:read,enrollments:read",
+    )
+    .await;
+    let remote_admin = create_token(&remote_data, "default", "admin", "admin").await;
+    let remote = Server::start(&remote_data).await;
+    for email in ["ana@remote.example", "bo@remote.example"] {
+        let (status, body) = post(
+            &client,
+            &remote_admin,
+            &remote.url("/api/users"),
+            &json!({"email": email}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    // The server and the command share the installation's secret key file.
+    let data = TestData::new().await;
+    let key_file = data.scratch().join("secret.key");
+    let config = data.scratch().join("coachloop.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "allow_private_destinations = true\nsecret_key_file = {:?}\n",
+            arg(&key_file)
+        ),
+    )
+    .unwrap();
+    let admin = create_token(&data, "default", "admin", "admin").await;
+    let server = Server::start_with(
+        &data,
+        &[
+            ("COACHLOOP_ALLOW_PRIVATE_DESTINATIONS", "true"),
+            ("COACHLOOP_SECRET_KEY_FILE", arg(&key_file)),
+        ],
+    )
+    .await;
+    let (status, body) = post(
+        &client,
+        &admin,
+        &server.url("/api/compliance/connections"),
+        &json!({"name": "remote", "base_url": remote.base, "key": key}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["data"]["id"].as_i64().unwrap();
+    // The server syncs it at once.
+    let mut synced = Value::Null;
+    for _ in 0..200 {
+        let (_, body) = get(
+            &client,
+            &admin,
+            &server.url(&format!("/api/compliance/connections/{id}")),
+        )
+        .await;
+        synced = body["data"].clone();
+        if synced["status"] != "pending" || synced["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(synced["status"], "ok", "{synced}");
+    assert_eq!(synced["people"], 2);
+    server.interrupt().await;
+
+    let (status, body) = post(
+        &client,
+        &remote_admin,
+        &remote.url("/api/users"),
+        &json!({"email": "cy@remote.example"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let sync = data
+        .run(&["compliance", "sync", "--config", arg(&config)])
+        .await;
+    let said = sync.success();
+    assert!(said.contains("remote: synced 3 rows in"), "{sync:#?}");
+    assert!(
+        said.contains(": 3 people, 0 campaigns, 0 enrolments"),
+        "{sync:#?}"
+    );
+
+    // Another secret key cannot open the connection's key: the sync fails and says why.
+    let other = data.scratch().join("other.toml");
+    std::fs::write(
+        &other,
+        format!(
+            "allow_private_destinations = true\nsecret_key_file = {:?}\n",
+            arg(&data.scratch().join("other.key"))
+        ),
+    )
+    .unwrap();
+    let failed = data
+        .run(&["compliance", "sync", "--config", arg(&other)])
+        .await;
+    assert!(
+        failed
+            .failure()
+            .contains("cannot be opened with this installation's secret key"),
+        "{failed:#?}"
+    );
+    let unknown = data
+        .run(&[
+            "compliance",
+            "sync",
+            "--connection",
+            "nope",
+            "--config",
+            arg(&config),
+        ])
+        .await;
+    assert!(
+        unknown.failure().contains("no sync connection `nope`"),
+        "{unknown:#?}"
+    );
+    remote.interrupt().await;
+}

@@ -64,7 +64,7 @@ pub struct ServerConfig {
     /// node sends it when a node dies mid-send, this long after it claimed it.
     pub notice_lease: std::time::Duration,
     /// Seals remote sync keys at rest (see [`secrets`]); every node needs the same.
-    pub secret_key: Arc<secrets::SecretKey>,
+    pub secret_key: Arc<secrets::Secrets>,
     /// Where each region's Reporting API answers (remote sync).
     pub regions: remote::Regions,
     /// One remote sync request's limit.
@@ -81,7 +81,7 @@ impl Default for ServerConfig {
             allow_private_destinations: PrivateDestinations::default(),
             static_hosts: HashMap::new(),
             notice_lease: notices::NOTICE_LEASE,
-            secret_key: Arc::new(secrets::SecretKey::random()),
+            secret_key: Arc::new(secrets::Secrets::random()),
             regions: remote::Regions::default(),
             sync_timeout: remote::REQUEST_TIMEOUT,
         }

@@ -9,7 +9,7 @@
 //! of it is applied; a malformed one fails the run where it stands, to resume there.
 
 use crate::outbound::{self, Client, DestinationError};
-use crate::secrets::SecretKey;
+use crate::secrets::Secrets;
 use chrono::DateTime;
 use coachloop_core::compliance::remote::Region;
 use coachloop_core::identity::Email;
@@ -574,7 +574,7 @@ impl Progress for Quiet {
 pub struct Syncer {
     pub store: Store,
     pub client: Client,
-    pub secret: Arc<SecretKey>,
+    pub secret: Arc<Secrets>,
     /// Who holds runs: this node (or a CLI process).
     pub holder: String,
 }
@@ -657,6 +657,13 @@ impl Syncer {
         let connection = &claimed.connection;
         let key = self
             .secret
+            .key()
+            .map_err(|e| {
+                Failed::Problem(Problem::new(
+                    "key",
+                    format!("the installation's secret key cannot be read: {e:#}"),
+                ))
+            })?
             .open(&claimed.key_sealed, &key_context(connection.account_id.0))
             .map_err(|e| Failed::Problem(Problem::new("key", e.to_string())))?;
         let key = String::from_utf8(key)

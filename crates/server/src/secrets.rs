@@ -2,7 +2,8 @@
 //! again (a remote sync connection's Reporting API key) with XChaCha20-Poly1305. The key
 //! lives in a file outside the database (`secret_key_file`, by default `secret.key` in
 //! the data directory), so a copy of the database alone does not give the keys away.
-//! Every node of an installation must be given the same file.
+//! Every node of an installation must be given the same file. It is read (or made) when
+//! first needed, so an installation that never seals anything has none.
 
 use anyhow::Context;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -30,6 +31,46 @@ impl std::fmt::Debug for SecretKey {
      by a node with another secret_key_file?"
 )]
 pub struct Unsealable;
+
+/// The installation's secret key, read from its file (or made there) on first use.
+#[derive(Debug)]
+pub struct Secrets {
+    file: Option<std::path::PathBuf>,
+    key: std::sync::Mutex<Option<SecretKey>>,
+}
+
+impl Secrets {
+    /// The key kept in `path`.
+    pub fn file(path: std::path::PathBuf) -> Self {
+        Self {
+            file: Some(path),
+            key: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A key of this process only (tests).
+    pub fn random() -> Self {
+        Self {
+            file: None,
+            key: std::sync::Mutex::new(Some(SecretKey::random())),
+        }
+    }
+
+    /// The key: read or made at the first call.
+    pub fn key(&self) -> anyhow::Result<SecretKey> {
+        let mut key = self.key.lock().expect("not poisoned");
+        if let Some(key) = key.as_ref() {
+            return Ok(key.clone());
+        }
+        let path = self
+            .file
+            .as_deref()
+            .context("no secret key file is configured")?;
+        let loaded = SecretKey::load_or_create(path)?;
+        *key = Some(loaded.clone());
+        Ok(loaded)
+    }
+}
 
 impl SecretKey {
     /// A new random key (tests, and a file made on first start).

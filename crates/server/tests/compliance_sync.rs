@@ -683,3 +683,103 @@ async fn failures_are_reported_and_nothing_is_half_applied() {
         ["/v1/training/enrollments?include_campaign_id=true&page=2&per_page=500"]
     );
 }
+
+/// Two nodes (two holders over one database): one holds a run while the other cannot
+/// take it; once the holder's lease passes (it died), the other takes the run over where
+/// it stands, and the first, back, can apply nothing more.
+#[tokio::test]
+async fn a_run_is_held_by_one_node_and_taken_over_when_its_lease_ends() {
+    use coachloop_core::identity::Email;
+    use coachloop_core::ids::ConnectionId;
+    use coachloop_store::sync::{Position, RemotePerson, Stage, SyncPage};
+    let (_fake, base) =
+        Fake::start(|_: &str| json_response(StatusCode::UNAUTHORIZED, json!({}))).await;
+    let app = TestApp::spawn_with(local_config(Regions::default())).await;
+    let id = connect(&app, json!({"name": "n", "base_url": base, "key": "k"})).await;
+    // The server's own try fails (a wrong key) and is due again in an hour.
+    assert_eq!(settled(&app, id).await["status"], "pending");
+    let target = Some((app.account, ConnectionId(id)));
+    let lease = Duration::from_secs(120);
+    let a = app
+        .store
+        .claim_sync(target, "node-a", lease)
+        .await
+        .unwrap()
+        .expect("free");
+    assert_eq!(
+        a.position,
+        Position {
+            stage: Stage::People,
+            page: 1
+        }
+    );
+    assert!(
+        app.store
+            .claim_sync(target, "node-b", lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let person = |email: &str, remote_id| RemotePerson {
+        remote_id,
+        email: Email::parse(email).unwrap(),
+        first_name: None,
+        last_name: None,
+        job_title: None,
+        department: None,
+        employee_start_date: None,
+        archived: false,
+    };
+    let next = Position {
+        stage: Stage::ArchivedPeople,
+        page: 1,
+    };
+    let applied = app
+        .store
+        .apply_sync_page(
+            &a,
+            "node-a",
+            lease,
+            &SyncPage::People(vec![person("a@x.example", 1)]),
+            Some(next),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.added, 1);
+
+    app.clock.advance(chrono::Duration::seconds(121));
+    let b = app
+        .store
+        .claim_sync(target, "node-b", lease)
+        .await
+        .unwrap()
+        .expect("the lease has ended");
+    assert_eq!(b.position, next, "resumed where node-a stopped");
+    assert_eq!(b.run_started_at, a.run_started_at);
+    let late = app
+        .store
+        .apply_sync_page(
+            &a,
+            "node-a",
+            lease,
+            &SyncPage::People(vec![person("b@x.example", 2)]),
+            Some(next),
+        )
+        .await;
+    assert!(late.is_err(), "node-a no longer holds the run");
+    let users = app
+        .get(&app.admin, "/api/users?per_page=10")
+        .await
+        .expect(200);
+    assert_eq!(
+        users["meta"]["count"], 1,
+        "nothing of node-a's late page: {users}"
+    );
+    app.store.finish_sync(&b, "node-b").await.unwrap();
+    let c = app
+        .get(&app.admin, &format!("/api/compliance/connections/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(c["data"]["status"], "ok");
+    assert_eq!(c["data"]["people"], 1);
+}

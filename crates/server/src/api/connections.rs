@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use coachloop_core::FieldError;
 use coachloop_core::compliance::remote::{Counting, Region};
-use coachloop_core::ids::ConnectionId;
+use coachloop_core::ids::{AccountId, ConnectionId};
 use coachloop_core::time::format_ms;
 use coachloop_store::sync::{Connection, ConnectionChanges, NewConnection};
 use serde::{Deserialize, Serialize};
@@ -228,6 +228,16 @@ pub struct RemoteCampaign {
     pub status: String,
 }
 
+/// A key sealed for the account with the installation's secret key.
+fn seal(state: &AppState, account: AccountId, key: &str) -> Result<Vec<u8>, ApiError> {
+    let secret = state
+        .config
+        .secret_key
+        .key()
+        .map_err(|e| ApiError::internal(format!("the installation's secret key: {e:#}")))?;
+    Ok(secret.seal(key.as_bytes(), &key_context(account.0)))
+}
+
 /// The last characters of a key, for people to tell keys apart.
 fn hint(key: &str) -> String {
     let chars: Vec<char> = key.chars().collect();
@@ -337,10 +347,7 @@ async fn create_connection(
         name,
         region,
         base_url,
-        key_sealed: state
-            .config
-            .secret_key
-            .seal(key.as_bytes(), &key_context(account.0)),
+        key_sealed: seal(&state, account, &key)?,
         key_hint: hint(&key),
         requirements,
         interval_minutes: i64::from(input.interval_minutes.unwrap_or(60)),
@@ -409,11 +416,7 @@ async fn update_connection(
         key: match input.key.as_deref() {
             Some(key) => {
                 let key = key_of(key, "key")?;
-                let sealed = state
-                    .config
-                    .secret_key
-                    .seal(key.as_bytes(), &key_context(account.0));
-                Some((sealed, hint(&key)))
+                Some((seal(&state, account, &key)?, hint(&key)))
             }
             None => None,
         },
@@ -475,8 +478,9 @@ async fn test_connection(
     let key = state
         .config
         .secret_key
-        .open(&sealed, &key_context(account.0))
+        .key()
         .ok()
+        .and_then(|secret| secret.open(&sealed, &key_context(account.0)).ok())
         .and_then(|k| String::from_utf8(k).ok());
     let tested = match key {
         Some(key) => {
