@@ -671,7 +671,9 @@ impl Syncer {
         let remote = Remote::new(self.client.clone(), &connection.base_url, key);
         let mut position = claimed.position;
         loop {
+            let started = std::time::Instant::now();
             let page = self.fetch(&remote, claimed, position, progress).await?;
+            let fetched = started.elapsed();
             let full = page.len() >= PER_PAGE && position.stage != Stage::Campaigns;
             let next = if full {
                 Some(Position {
@@ -688,6 +690,15 @@ impl Syncer {
                 .apply_sync_page(claimed, &self.holder, LEASE, &page, next)
                 .await
                 .map_err(Failed::Store)?;
+            tracing::debug!(
+                connection = connection.id.0,
+                stage = position.stage.as_str(),
+                page = position.page,
+                rows = page.len(),
+                fetch_ms = fetched.as_millis() as u64,
+                apply_ms = (started.elapsed() - fetched).as_millis() as u64,
+                "sync page applied"
+            );
             progress.page(position.stage, page.len());
             match next {
                 Some(next) => position = next,

@@ -79,5 +79,6 @@ CREATE TABLE sync_enrollments (
     synced_at      BIGINT NOT NULL,
     PRIMARY KEY (connection_id, remote_id)
 );
+-- By person only: an account's whole set is read by a scan (a full evaluation), and an
+-- index on the account would be chosen over this one for a list of people.
 CREATE INDEX sync_enrollments_user ON sync_enrollments (user_id);
-CREATE INDEX sync_enrollments_account ON sync_enrollments (account_id);
