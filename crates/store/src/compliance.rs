@@ -399,12 +399,21 @@ impl<'r> Inputs<'r> {
             "CAST(NULL AS TEXT)"
         };
         let mut by_person: HashMap<i64, Vec<EnrolmentRow>> = HashMap::new();
-        if users.is_none() && !detail {
-            // Everyone, for a full pass: the whole account in bulk.
-            scan::each_enrolment(conn, account, &joined.replace("t.", ""), |row| {
+        if users.is_none() {
+            // Everyone, for a full pass or an export: the whole account in bulk. (An
+            // export read it `ORDER BY enrolled_at, id` through the `Any` driver: a sort
+            // of every enrolment and a conversion per row, 1 M of them at 100,000 people.)
+            let only = counted_only(&requirements, &counted);
+            scan::each_enrolment(conn, account, &joined.replace("t.", ""), &only, |row| {
                 by_person.entry(row.user_id).or_default().push(row);
             })
             .await?;
+            if detail {
+                // Evidence lists a person's records oldest first.
+                for rows in by_person.values_mut() {
+                    rows.sort_unstable_by_key(|e| (e.enrolled_at, e.id));
+                }
+            }
         } else {
             let mut query = QueryBuilder::new(format!(
                 "SELECT {}t.user_id, t.content_id, t.campaign_id, t.enrolled_at, t.due_at, \
@@ -777,6 +786,43 @@ async fn delete_standing(conn: &mut AnyConnection, requirement: i64, user: i64) 
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The condition (`AND …`, or nothing) that keeps of an account's enrolments only those
+/// that can count for one of `requirements` (see [`counts`]): of a content piece or a
+/// campaign one of them names. Nothing when one counts by the cause alone (event-triggered
+/// training of any content). The ids are integers of ours, listed inline.
+fn counted_only(
+    requirements: &[(Option<i64>, &Requirement)],
+    counted: &[Option<HashSet<i64>>],
+) -> String {
+    let mut content = Vec::new();
+    let mut campaigns = Vec::new();
+    for ((_, r), counted) in requirements.iter().zip(counted) {
+        let Some(counted) = counted else {
+            return String::new();
+        };
+        content.extend(counted.iter().copied());
+        campaigns.extend(r.campaigns.iter().copied());
+    }
+    let list = |ids: &mut Vec<i64>| {
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (content.is_empty(), campaigns.is_empty()) {
+        (true, true) => " AND 1 = 0".to_owned(),
+        (false, true) => format!(" AND content_id IN ({})", list(&mut content)),
+        (true, false) => format!(" AND campaign_id IN ({})", list(&mut campaigns)),
+        (false, false) => format!(
+            " AND (content_id IN ({}) OR campaign_id IN ({}))",
+            list(&mut content),
+            list(&mut campaigns)
+        ),
+    }
 }
 
 /// The content ids a requirement counts when an admin picked none (`None`: look at the
