@@ -318,7 +318,7 @@ async fn oscal_validates_and_is_the_same_twice() {
         format!("#{}", resource["uuid"].as_str().unwrap())
     );
     assert_eq!(resource["rlinks"][0]["hashes"][0]["algorithm"], "SHA-256");
-    // The embedded records are the CSV export of a control of the requirement.
+    // The embedded records are the CSV export of a control of the requirement, gzipped.
     let csv = app
         .get(
             &app.admin,
@@ -329,6 +329,19 @@ async fn oscal_validates_and_is_the_same_twice() {
         resource["rlinks"][0]["hashes"][0]["value"],
         sha256_hex(csv.text.as_bytes())
     );
+    assert_eq!(resource["base64"]["media-type"], "application/gzip");
+    let gzip = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        resource["base64"]["value"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut embedded = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(gzip.as_slice()),
+        &mut embedded,
+    )
+    .unwrap();
+    assert_eq!(embedded, csv.text);
 
     // Later, a person fails: not satisfied; still valid; another document.
     app.clock.set(

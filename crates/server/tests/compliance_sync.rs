@@ -215,6 +215,26 @@ async fn remote_people_and_enrolments_are_evaluated_like_local_ones() {
     );
     assert_eq!(cy["source"], "Acme KnowBe4");
 
+    // Evidence shows the synced records with their source.
+    let evidence = app
+        .get(
+            &app.admin,
+            "/api/compliance/evidence?framework=soc2&from=2026-01-01&to=2026-12-31&format=json",
+        )
+        .await
+        .expect(200);
+    let people_of = evidence["requirements"][0]["people"].as_array().unwrap();
+    let bo_records = &people_of
+        .iter()
+        .find(|p| p["email"] == "bo@acme.example")
+        .unwrap()["records"];
+    assert_eq!(bo_records[0]["source"], "Acme KnowBe4", "{bo_records}");
+    assert_eq!(
+        bo_records[0]["content"],
+        "Cyber Hygiene: Password Management"
+    );
+    assert_eq!(bo_records[0]["content_id"], Value::Null);
+
     // Mapped to phishing, the campaign no longer counts for awareness.
     let campaigns = app
         .get(

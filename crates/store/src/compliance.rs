@@ -329,7 +329,7 @@ pub(crate) struct Inputs<'r> {
     by_person: HashMap<i64, Vec<EnrolmentRow>>,
     excepted: HashMap<(i64, i64), Exception>,
     /// What each sync connection's enrolments count for (empty: the account has none).
-    synced: HashMap<i64, Counting>,
+    synced: HashMap<i64, (String, Counting)>,
 }
 
 impl<'r> Inputs<'r> {
@@ -404,9 +404,12 @@ impl<'r> Inputs<'r> {
             "CAST(NULL AS TEXT)"
         };
         let mut by_person: HashMap<i64, Vec<EnrolmentRow>> = HashMap::new();
-        if users.is_none() && !detail {
-            // Everyone, for a full pass: the whole account in bulk.
-            scan::each_enrolment(conn, account, &joined.replace("t.", ""), |row| {
+        if users.is_none() {
+            // Everyone, for a full pass or an export: the whole account in bulk. (An
+            // export read it `ORDER BY enrolled_at, id` through the `Any` driver: a sort
+            // of every enrolment and a conversion per row, 1 M of them at 100,000 people.)
+            let only = counted_only(&requirements, &counted);
+            scan::each_enrolment(conn, account, &joined.replace("t.", ""), &only, |row| {
                 by_person.entry(row.user_id).or_default().push(row);
             })
             .await?;
@@ -439,9 +442,6 @@ impl<'r> Inputs<'r> {
             );
             from(&mut query, "sync_enrollments", "user_id");
             query.push("t.account_id = ").push_bind(account);
-            if detail {
-                query.push(" ORDER BY t.enrolled_at, t.remote_id");
-            }
             type SyncedRow = (
                 i64,
                 i64,
@@ -471,6 +471,12 @@ impl<'r> Inputs<'r> {
                 });
             }
             titles.extend(modules.into_iter().map(|((_, module), key)| (key, module)));
+        }
+        if detail {
+            // Evidence lists a person's records oldest first, synced ones among them.
+            for rows in by_person.values_mut() {
+                rows.sort_unstable_by_key(|e| (e.enrolled_at, e.id));
+            }
         }
 
         let mut query = QueryBuilder::new(
@@ -527,10 +533,9 @@ impl<'r> Inputs<'r> {
             .unwrap_or_default()
             .iter()
             .filter(move |e| match e.connection {
-                Some(connection) => self
-                    .synced
-                    .get(&connection)
-                    .is_some_and(|c| c.counts(r.kind, Some(e.campaign_id).filter(|id| *id > 0))),
+                Some(connection) => self.synced.get(&connection).is_some_and(|(_, c)| {
+                    c.counts(r.kind, Some(e.campaign_id).filter(|id| *id > 0))
+                }),
                 None => counts(r, counted, e),
             })
     }
@@ -601,6 +606,10 @@ impl<'r> Inputs<'r> {
                 completed_at: e.completed_at,
                 score: e.score,
                 triggered_at: e.joined.as_deref().and_then(triggered_at),
+                source: e
+                    .connection
+                    .and_then(|c| self.synced.get(&c))
+                    .map(|(name, _)| name.clone()),
             })
             .collect()
     }
@@ -834,6 +843,43 @@ async fn delete_standing(conn: &mut AnyConnection, requirement: i64, user: i64) 
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The condition (`AND …`, or nothing) that keeps of an account's enrolments only those
+/// that can count for one of `requirements` (see [`counts`]): of a content piece or a
+/// campaign one of them names. Nothing when one counts by the cause alone (event-triggered
+/// training of any content). The ids are integers of ours, listed inline.
+fn counted_only(
+    requirements: &[(Option<i64>, &Requirement)],
+    counted: &[Option<HashSet<i64>>],
+) -> String {
+    let mut content = Vec::new();
+    let mut campaigns = Vec::new();
+    for ((_, r), counted) in requirements.iter().zip(counted) {
+        let Some(counted) = counted else {
+            return String::new();
+        };
+        content.extend(counted.iter().copied());
+        campaigns.extend(r.campaigns.iter().copied());
+    }
+    let list = |ids: &mut Vec<i64>| {
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (content.is_empty(), campaigns.is_empty()) {
+        (true, true) => " AND 1 = 0".to_owned(),
+        (false, true) => format!(" AND content_id IN ({})", list(&mut content)),
+        (true, false) => format!(" AND campaign_id IN ({})", list(&mut campaigns)),
+        (false, false) => format!(
+            " AND (content_id IN ({}) OR campaign_id IN ({}))",
+            list(&mut content),
+            list(&mut campaigns)
+        ),
+    }
 }
 
 /// The content ids a requirement counts when an admin picked none (`None`: look at the

@@ -99,6 +99,7 @@ impl Store {
         control: Option<&'static Control>,
         period: Period,
     ) -> Result<Evidence> {
+        let started = std::time::Instant::now();
         let mut tx = self.read.begin_with(self.backend.begin_snapshot()).await?;
         let now = self.now_ms();
         let name: Option<String> = sqlx::query_scalar("SELECT name FROM accounts WHERE id = $1")
@@ -142,6 +143,7 @@ impl Store {
             .collect();
         let inputs = Inputs::load(&mut tx, account.0, None, settings.clone(), true, now).await?;
         tx.commit().await?;
+        let read = started.elapsed();
 
         let mut requirements: Vec<RequirementEvidence> = settings
             .iter()
@@ -182,6 +184,13 @@ impl Store {
                 });
             }
         }
+        tracing::debug!(
+            account = account.0,
+            people = inputs.people.len(),
+            read_ms = read.as_millis() as u64,
+            evaluate_ms = (started.elapsed() - read).as_millis() as u64,
+            "evidence collected"
+        );
         Ok(Evidence {
             account_id: account.0,
             account: name,
@@ -204,7 +213,9 @@ impl Store {
         let evidence = self
             .collect_evidence(account, query.framework, query.control, query.period)
             .await?;
+        let started = std::time::Instant::now();
         let body = evidence.render(query.format);
+        let rendered = started.elapsed();
         let mut snapshot = Snapshot {
             id: 0,
             framework: query.framework.id.to_owned(),
@@ -218,6 +229,7 @@ impl Store {
             chain_sha256: String::new(),
             size: body.chars().count() as i64,
         };
+        let hashed = started.elapsed();
         let mut tx = self.begin_write(&Locks::account(account.0)).await?;
         snapshot.previous_sha256 = sqlx::query_scalar(
             "SELECT chain_sha256 FROM evidence_snapshots WHERE account_id = $1 \
@@ -246,6 +258,15 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        tracing::debug!(
+            account = account.0,
+            format = query.format.as_str(),
+            bytes = body.len(),
+            render_ms = rendered.as_millis() as u64,
+            hash_ms = (hashed - rendered).as_millis() as u64,
+            store_ms = (started.elapsed() - hashed).as_millis() as u64,
+            "evidence kept"
+        );
         Ok((snapshot, body))
     }
 

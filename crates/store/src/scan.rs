@@ -129,14 +129,15 @@ pub(crate) struct EnrolmentRow {
     pub connection: Option<i64>,
 }
 
-/// Calls `each` for every enrolment of an account; `joined_sql` is the expression read
-/// as `joined`. On SQLite in chunks folded into JSON, in id order over
+/// Calls `each` for every enrolment of an account that `only` keeps (a condition of ours
+/// starting with `AND`, or nothing); `joined_sql` is the expression read as `joined`. On SQLite in chunks folded into JSON, in id order over
 /// `enrollments_account`; PostgreSQL streams the rows as they are (folding costs it more
 /// than the rows' hand-over).
 pub(crate) async fn each_enrolment(
     conn: &mut AnyConnection,
     account: i64,
     joined_sql: &str,
+    only: &str,
     mut each: impl FnMut(EnrolmentRow),
 ) -> Result<()> {
     let columns = format!(
@@ -145,14 +146,14 @@ pub(crate) async fn each_enrolment(
     );
     match Backend::of_connection(conn) {
         Backend::Sqlite => {
-            let from = format!("enrollments WHERE account_id = {account} AND id > $1");
+            let from = format!("enrollments WHERE account_id = {account}{only} AND id > $1");
             let key_of = |row: &EnrolmentRow| [row.id, 0, 0, 0];
             let start = Key::new(&[i64::MIN]);
             each_row::<Enrolments>(conn, &columns, &from, "id", start, key_of, each).await
         }
         Backend::Postgres => {
             use futures_util::TryStreamExt;
-            let sql = format!("SELECT {columns} FROM enrollments WHERE account_id = $1");
+            let sql = format!("SELECT {columns} FROM enrollments WHERE account_id = $1{only}");
             let mut rows = sqlx::query_as::<_, EnrolmentRow>(&sql)
                 .bind(account)
                 .fetch(&mut *conn);

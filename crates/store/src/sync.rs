@@ -369,19 +369,19 @@ impl Record for EnrolmentRecord {
     }
 }
 
-/// The connections of an account with the rule of what each one's enrolments count for
-/// (empty when it has none: nothing else is read).
+/// The connections of an account: each one's name and the rule of what its enrolments
+/// count for (empty when it has none: nothing else is read).
 pub(crate) async fn countings(
     conn: &mut sqlx::AnyConnection,
     account: i64,
-) -> Result<HashMap<i64, Counting>> {
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, requirements FROM sync_connections WHERE account_id = $1")
+) -> Result<HashMap<i64, (String, Counting)>> {
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, name, requirements FROM sync_connections WHERE account_id = $1")
             .bind(account)
             .fetch_all(&mut *conn)
             .await?;
     rows.into_iter()
-        .map(|(id, text)| Ok((id, counting(id, &text)?)))
+        .map(|(id, name, text)| Ok((id, (name, counting(id, &text)?))))
         .collect()
 }
 

@@ -17,12 +17,16 @@ use super::catalog::{Control, Framework, controls_of};
 use super::evaluate::{Status, Verdict};
 use super::requirement::Requirement;
 use crate::FieldError;
-use crate::time::{date_of_ms, date_start_ms, format_date, format_ms, parse_date};
-use base64::Engine;
+use crate::time::{
+    date_of_ms, date_start_ms, format_date, format_ms, parse_date, push_date_of_ms, push_ms,
+};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::io::{self, Write};
 use uuid::Uuid;
+
+mod oscal;
 
 /// The namespace of coachloop's own OSCAL properties.
 pub const OSCAL_NS: &str = "urn:coachloop:oscal";
@@ -126,6 +130,9 @@ pub struct TrainingRecord {
     pub score: Option<i64>,
     /// Event-triggered training: when the triggering event (the smart-group join) was.
     pub triggered_at: Option<i64>,
+    /// The sync connection the record came from (its ids are the remote's); `None`: this
+    /// installation's own.
+    pub source: Option<String>,
 }
 
 impl TrainingRecord {
@@ -230,7 +237,9 @@ impl Evidence {
     /// One row per record; a person with none in the period has one row without
     /// training, so everyone in scope is listed.
     pub fn csv(&self) -> String {
-        csv_of(self, &self.requirements)
+        let mut out = Vec::new();
+        write_csv(self, &self.requirements, &mut out).expect("writing to memory");
+        String::from_utf8(out).expect("CSV of UTF-8 fields")
     }
 
     pub fn json(&self) -> String {
@@ -262,7 +271,8 @@ impl Evidence {
                         "last_completed": p.last_completed.map(format_ms),
                         "records": p.records.iter().map(|t| json!({
                             "enrollment_id": t.enrollment_id,
-                            "content_id": t.content_id,
+                            // A remote module has no id here.
+                            "content_id": t.source.is_none().then_some(t.content_id),
                             "content": t.content,
                             "campaign_id": t.campaign_id,
                             "enrolled_at": format_ms(t.enrolled_at),
@@ -272,6 +282,7 @@ impl Evidence {
                             "effective_date": t.completed_at.map(|at| format_date(date_of_ms(at))),
                             "triggered_at": t.triggered_at.map(format_ms),
                             "trigger_to_completion_seconds": t.trigger_to_completion_secs(),
+                            "source": t.source,
                         })).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 })
@@ -297,275 +308,11 @@ impl Evidence {
     /// An OSCAL assessment-results document (1.2.1): one result for the period; one
     /// observation per requirement, its people as subjects (each a party in the
     /// metadata) with their status; one finding per control, `satisfied` unless someone
-    /// is non-compliant; each requirement's records as a CSV resource in the back matter
-    /// (embedded, with its SHA-256), which its observation cites as evidence.
+    /// is non-compliant; each requirement's records as a resource in the back matter (the
+    /// CSV export's bytes, gzip-compressed and embedded, with the CSV's SHA-256), which
+    /// its observation cites as evidence. Written compact, in one pass.
     pub fn oscal(&self) -> String {
-        let doc = self.document_uuid();
-        let name = |kind: &str, what: &str| Uuid::new_v5(&doc, format!("{kind}|{what}").as_bytes());
-        let prop = |name: &str, value: &str| json!({"name": name, "ns": OSCAL_NS, "value": value});
-        let period = format!(
-            "{} to {}",
-            format_date(self.period.from),
-            format_date(self.period.to)
-        );
-        let scope = match self.control {
-            Some(c) => format!("{} {}", self.framework.title, c.id),
-            None => self.framework.title.to_owned(),
-        };
-        let collected = format_ms(self.collected_at);
-
-        let mut parties: Vec<Value> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for p in self.requirements.iter().flat_map(|r| &r.people) {
-            if seen.insert(p.user_id) {
-                let mut party = json!({
-                    "uuid": self.party_uuid(p.user_id).to_string(),
-                    "type": "person",
-                    "email-addresses": [p.email],
-                    "props": [prop("user-id", &p.user_id.to_string())],
-                });
-                if let Some(name) = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-                    party["name"] = json!(name);
-                }
-                parties.push(party);
-            }
-        }
-
-        let mut resources: Vec<Value> = Vec::new();
-        let plan = name("plan", "requirements");
-        resources.push(json!({
-            "uuid": plan.to_string(),
-            "title": "Assessment plan: the requirements coachloop evaluated",
-            "description": self.requirements.iter().map(|r| format!(
-                "* {} (`{}`, {} settings): controls {}",
-                r.settings.title,
-                r.settings.kind.as_str(),
-                if r.source == Source::Default { "default" } else { "the account's" },
-                r.controls.iter().map(|c| c.id).collect::<Vec<_>>().join(", "),
-            )).collect::<Vec<_>>().join("\n"),
-            "props": [prop("framework", self.framework.id)],
-        }));
-
-        let mut observations: Vec<Value> = Vec::new();
-        let mut findings: Vec<Value> = Vec::new();
-        let mut reviewed: Vec<Value> = Vec::new();
-        for r in &self.requirements {
-            let kind = r.settings.kind.as_str();
-            let records = csv_of(self, std::slice::from_ref(r));
-            let resource = name("records", kind);
-            let filename = format!(
-                "{}-{kind}-{}-{}.csv",
-                self.framework.id,
-                format_date(self.period.from),
-                format_date(self.period.to)
-            );
-            let mut href = format!(
-                "/api/compliance/evidence?framework={}&from={}&to={}&format=csv",
-                self.framework.id,
-                format_date(self.period.from),
-                format_date(self.period.to)
-            );
-            if let Some(c) = r.controls.first() {
-                href.push_str(&format!("&control={}", query_escape(c.id)));
-            }
-            resources.push(json!({
-                "uuid": resource.to_string(),
-                "title": format!("Training records: {}, {period}", r.settings.title),
-                "props": [prop("requirement-kind", kind), prop("collected", &collected)],
-                "rlinks": [{
-                    "href": href,
-                    "media-type": "text/csv",
-                    "hashes": [{"algorithm": "SHA-256", "value": sha256_hex(records.as_bytes())}],
-                }],
-                "base64": {
-                    "filename": filename,
-                    "media-type": "text/csv",
-                    "value": base64::engine::general_purpose::STANDARD.encode(records.as_bytes()),
-                },
-                "remarks": "The rlink names the export these records come from; its hash is \
-                            that of the embedded copy, as collected.",
-            }));
-
-            let verdict = r.verdict();
-            let counts = format!(
-                "{} in scope: {} compliant, {} at risk, {} non-compliant, {} excepted",
-                r.people.len(),
-                r.count(Status::Compliant),
-                r.count(Status::AtRisk),
-                r.count(Status::NonCompliant),
-                r.count(Status::Excepted)
-            );
-            let observation = name("observation", kind);
-            let mut props = vec![
-                prop("requirement-kind", kind),
-                prop("requirement-status", verdict.as_str()),
-                prop(
-                    "settings",
-                    if r.source == Source::Default {
-                        "default"
-                    } else {
-                        "account"
-                    },
-                ),
-                prop("tolerance-days", &r.settings.tolerance_days.to_string()),
-                prop("new-hire-days", &r.settings.new_hire_days.to_string()),
-                prop("in-scope", &r.people.len().to_string()),
-            ];
-            for status in Status::ALL {
-                props.push(prop(
-                    &format!("count-{}", status.as_str().replace('_', "-")),
-                    &r.count(status).to_string(),
-                ));
-            }
-            if let Source::Account(id) = r.source {
-                props.push(prop("requirement-id", &id.to_string()));
-            }
-            let mut o = json!({
-                "uuid": observation.to_string(),
-                "title": r.settings.title,
-                "description": format!(
-                    "Each person in scope evaluated against \"{}\" at {collected}, with their \
-                     training records of {period}. {counts}.",
-                    r.settings.title
-                ),
-                "props": props,
-                "methods": ["EXAMINE", "TEST"],
-                "types": ["control-objective"],
-                "relevant-evidence": [{
-                    "href": format!("#{resource}"),
-                    "description": format!("Training records of {period} as CSV"),
-                }],
-                "collected": collected,
-            });
-            let subjects: Vec<Value> = r
-                .people
-                .iter()
-                .map(|p| {
-                    let mut props = vec![prop("status", p.status.as_str())];
-                    if let Some(reason) = nonblank(&p.reason) {
-                        props.push(prop("reason", reason));
-                    }
-                    if let Some(at) = p.last_completed {
-                        props.push(prop("last-completed", &format_ms(at)));
-                    }
-                    if let Some(at) = p.deadline {
-                        props.push(prop("due", &format_ms(at)));
-                    }
-                    json!({
-                        "subject-uuid": self.party_uuid(p.user_id).to_string(),
-                        "type": "party",
-                        "title": p.email,
-                        "props": props,
-                    })
-                })
-                .collect();
-            if !subjects.is_empty() {
-                o["subjects"] = Value::Array(subjects);
-            }
-            observations.push(o);
-
-            for c in &r.controls {
-                let (target_type, target_id) = oscal_target(c);
-                reviewed.push(json!({"control-id": oscal_control_id(c)}));
-                let satisfied = verdict != Verdict::Fail;
-                findings.push(json!({
-                    "uuid": name("finding", &format!("{}|{}", c.framework, c.id)).to_string(),
-                    "title": format!("{} {}: {}", self.framework.title, c.id, c.title),
-                    "description": format!(
-                        "{} {} asks \"{}\": {}. {counts}.",
-                        self.framework.title,
-                        c.id,
-                        r.settings.title,
-                        match verdict {
-                            Verdict::Pass => "everyone in scope is compliant or excepted",
-                            Verdict::AtRisk => "no one is non-compliant; some are at risk",
-                            Verdict::Fail => "some are non-compliant",
-                        }
-                    ),
-                    "props": [
-                        prop("control-id", c.id),
-                        prop("framework", c.framework),
-                        prop("control-status", verdict.as_str()),
-                    ],
-                    "target": {
-                        "type": target_type,
-                        "target-id": target_id,
-                        "status": {
-                            "state": if satisfied { "satisfied" } else { "not-satisfied" },
-                            "reason": if satisfied { "pass" } else { "fail" },
-                        },
-                    },
-                    "related-observations": [{"observation-uuid": observation.to_string()}],
-                }));
-            }
-        }
-        // Controls that no requirement answers for (none in the catalog today) are still
-        // reviewed.
-        for c in self.controls() {
-            let id = oscal_control_id(c);
-            if !reviewed.iter().any(|r| r["control-id"] == id) {
-                reviewed.push(json!({"control-id": id}));
-            }
-        }
-
-        let mut metadata_props = vec![
-            prop("account", &self.account),
-            prop("framework", self.framework.id),
-            prop(
-                "framework-enabled",
-                if self.enabled { "true" } else { "false" },
-            ),
-            prop("period-from", &format_date(self.period.from)),
-            prop("period-to", &format_date(self.period.to)),
-            prop("collected", &collected),
-        ];
-        if let Some(c) = self.control {
-            metadata_props.push(prop("control-id", c.id));
-        }
-        let mut metadata = json!({
-            "title": format!("coachloop training evidence: {scope}, {period}"),
-            "last-modified": collected,
-            "version": format!("{}+{}", format_date(self.period.to), collected),
-            "oscal-version": OSCAL_VERSION,
-            "props": metadata_props,
-        });
-        if !parties.is_empty() {
-            metadata["parties"] = Value::Array(parties);
-        }
-        let mut result = json!({
-            "uuid": name("result", "").to_string(),
-            "title": format!("Security awareness training: {scope}, {period}"),
-            "description": format!(
-                "Every person in scope of the requirements behind {scope}, with their status \
-                 when collected ({collected}) and their training records dated by when the \
-                 training happened in {period}."
-            ),
-            "start": format_ms(self.period.start_ms()),
-            "end": format_ms(self.period.end_ms() - 1),
-            "reviewed-controls": {"control-selections": [{"include-controls": reviewed}]},
-        });
-        if let Some(remark) = self.remark() {
-            metadata["remarks"] = json!(remark);
-            result["remarks"] = json!(remark);
-        }
-        if !observations.is_empty() {
-            result["observations"] = Value::Array(observations);
-        }
-        if !findings.is_empty() {
-            result["findings"] = Value::Array(findings);
-        }
-        let document = json!({
-            "assessment-results": {
-                "uuid": doc.to_string(),
-                "metadata": metadata,
-                "import-ap": {"href": format!("#{plan}")},
-                "results": [result],
-                "back-matter": {"resources": resources},
-            }
-        });
-        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
-        text.push('\n');
-        text
+        oscal::document(self)
     }
 
     fn document_uuid(&self) -> Uuid {
@@ -677,14 +424,28 @@ const CSV_HEADER: &[&str] = &[
     "score",
     "triggered_at",
     "trigger_to_completion_seconds",
+    "source",
     "collected_at",
 ];
 
-fn csv_of(evidence: &Evidence, requirements: &[RequirementEvidence]) -> String {
-    let mut out = String::new();
-    push_row(&mut out, CSV_HEADER.iter().map(|h| (*h).to_owned()));
+/// Writes the records of `requirements` as CSV to `out`: one row per record; a person
+/// with none in the period has one row without training, so everyone in scope is listed.
+/// Rows are made in a buffer handed to `out` every 64 KiB (at 100,000 people the CSV is
+/// a quarter of a gigabyte: an OSCAL export compresses it on the way, never holding it
+/// whole), each person's columns once for all their rows.
+fn write_csv(
+    evidence: &Evidence,
+    requirements: &[RequirementEvidence],
+    out: &mut impl Write,
+) -> io::Result<()> {
+    const BLOCK: usize = 1 << 16;
+    let mut csv = Csv::new(2 * BLOCK);
+    for header in CSV_HEADER {
+        csv.field(header);
+    }
+    csv.end();
     let collected = format_ms(evidence.collected_at);
-    let opt = |v: Option<i64>| v.map(format_ms).unwrap_or_default();
+    let mut person = Csv::new(256);
     for r in requirements {
         // Every control of the framework that asks it, whichever one was exported: the
         // records of a control are those of its requirement, the same for each.
@@ -694,71 +455,132 @@ fn csv_of(evidence: &Evidence, requirements: &[RequirementEvidence]) -> String {
             .collect::<Vec<_>>()
             .join(" ");
         for p in &r.people {
-            let person = [
-                evidence.framework.id.to_owned(),
-                controls.clone(),
-                r.settings.kind.as_str().to_owned(),
-                p.user_id.to_string(),
-                p.name.clone().unwrap_or_default(),
-                p.email.clone(),
-                p.status.as_str().to_owned(),
-                p.reason.clone(),
-            ];
+            person.line.clear();
+            person.first = true;
+            person.field(evidence.framework.id);
+            person.field(&controls);
+            person.field(r.settings.kind.as_str());
+            person.number(Some(p.user_id));
+            person.field(p.name.as_deref().unwrap_or_default());
+            person.field(&p.email);
+            person.field(p.status.as_str());
+            person.field(&p.reason);
             if p.records.is_empty() {
-                let blank = std::iter::repeat_n(String::new(), 8);
-                push_row(
-                    &mut out,
-                    person
-                        .iter()
-                        .cloned()
-                        .chain(blank)
-                        .chain([collected.clone()]),
-                );
+                csv.line.extend_from_slice(&person.line);
+                csv.first = false;
+                for _ in 0..9 {
+                    csv.field("");
+                }
+                csv.field(&collected);
+                csv.end();
             }
             for t in &p.records {
-                let training = [
-                    t.content.clone(),
-                    format_ms(t.enrolled_at),
-                    opt(t.due_at),
-                    opt(t.completed_at),
-                    t.completed_at
-                        .map(|at| format_date(date_of_ms(at)))
-                        .unwrap_or_default(),
-                    t.score.map(|s| s.to_string()).unwrap_or_default(),
-                    opt(t.triggered_at),
-                    t.trigger_to_completion_secs()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default(),
-                    collected.clone(),
-                ];
-                push_row(&mut out, person.iter().cloned().chain(training));
+                csv.line.extend_from_slice(&person.line);
+                csv.first = false;
+                csv.field(&t.content);
+                csv.time(Some(t.enrolled_at));
+                csv.time(t.due_at);
+                csv.time(t.completed_at);
+                csv.pushed(|line| {
+                    if let Some(at) = t.completed_at {
+                        push_date_of_ms(line, at);
+                    }
+                });
+                csv.number(t.score);
+                csv.time(t.triggered_at);
+                csv.number(t.trigger_to_completion_secs());
+                csv.field(t.source.as_deref().unwrap_or_default());
+                csv.field(&collected);
+                csv.end();
+            }
+            if csv.line.len() >= BLOCK {
+                out.write_all(&csv.line)?;
+                csv.line.clear();
             }
         }
     }
-    out
+    out.write_all(&csv.line)
 }
 
-/// One CSV line (RFC 4180: CRLF; a field with a comma, quote or line break is quoted). A
+/// CSV lines (RFC 4180: CRLF; a field with a comma, quote or line break is quoted). A
 /// field that a spreadsheet would run as a formula gets a leading `'`.
-fn push_row(out: &mut String, fields: impl Iterator<Item = String>) {
-    for (i, field) in fields.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let field = if field.starts_with(['=', '+', '-', '@']) && !is_number(&field) {
-            format!("'{field}")
-        } else {
-            field
-        };
-        if field.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&field.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(&field);
+struct Csv {
+    line: Vec<u8>,
+    /// No field written yet on this line.
+    first: bool,
+}
+
+impl Csv {
+    fn new(capacity: usize) -> Self {
+        Self {
+            line: Vec::with_capacity(capacity),
+            first: true,
         }
     }
-    out.push_str("\r\n");
+
+    fn separate(&mut self) {
+        if !self.first {
+            self.line.push(b',');
+        }
+        self.first = false;
+    }
+
+    fn field(&mut self, field: &str) {
+        self.separate();
+        let formula = field.starts_with(['=', '+', '-', '@']) && !is_number(field);
+        let quoted = field.contains([',', '"', '\n', '\r']);
+        if quoted {
+            self.line.push(b'"');
+        }
+        if formula {
+            self.line.push(b'\'');
+        }
+        if quoted {
+            for (i, part) in field.split('"').enumerate() {
+                if i > 0 {
+                    self.line.extend_from_slice(b"\"\"");
+                }
+                self.line.extend_from_slice(part.as_bytes());
+            }
+            self.line.push(b'"');
+        } else {
+            self.line.extend_from_slice(field.as_bytes());
+        }
+    }
+
+    /// An instant (see [`Csv::pushed`]).
+    fn time(&mut self, at: Option<i64>) {
+        self.pushed(|line| {
+            if let Some(at) = at {
+                push_ms(line, at);
+            }
+        });
+    }
+
+    /// A field that `push` appends: an instant or a day, nothing to quote; defused if it
+    /// starts with a sign (a year past 9999).
+    fn pushed(&mut self, push: impl FnOnce(&mut Vec<u8>)) {
+        self.separate();
+        let start = self.line.len();
+        push(&mut self.line);
+        if matches!(self.line.get(start), Some(b'+' | b'-')) {
+            self.line.insert(start, b'\'');
+        }
+    }
+
+    /// A number: nothing to quote, and a number is never defused.
+    fn number(&mut self, n: Option<i64>) {
+        self.separate();
+        if let Some(n) = n {
+            // Writing to a Vec cannot fail.
+            let _ = write!(self.line, "{n}");
+        }
+    }
+
+    fn end(&mut self) {
+        self.first = true;
+        self.line.extend_from_slice(b"\r\n");
+    }
 }
 
 fn is_number(text: &str) -> bool {
@@ -875,5 +697,49 @@ mod tests {
         let mut later = e.clone();
         later.collected_at += 1;
         assert_ne!(later.oscal(), a);
+    }
+
+    #[test]
+    fn oscal_embeds_the_csv_export_compressed_with_its_hash() {
+        use std::io::Read;
+        let mut e = evidence();
+        e.requirements[0].people[0].records.push(TrainingRecord {
+            enrollment_id: 3,
+            content_id: 4,
+            content: "Phishing, \"advanced\"".into(),
+            campaign_id: 5,
+            enrolled_at: 1_780_000_000_000,
+            due_at: Some(1_781_000_000_000),
+            completed_at: Some(1_780_500_000_000),
+            score: Some(-1),
+            triggered_at: None,
+            source: None,
+        });
+        let csv = e.csv();
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert!(
+            lines[1].ends_with(
+                r#","Phishing, ""advanced""",2026-05-28T20:26:40.000Z,2026-06-09T10:13:20.000Z,2026-06-03T15:20:00.000Z,2026-06-03,-1,,,,2026-09-21T14:13:20.000Z"#
+            ),
+            "{}",
+            lines[1]
+        );
+        let doc: Value = serde_json::from_str(&e.oscal()).unwrap();
+        let resource = &doc["assessment-results"]["back-matter"]["resources"][1];
+        assert_eq!(resource["base64"]["media-type"], "application/gzip");
+        let gzip = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            resource["base64"]["value"].as_str().unwrap(),
+        )
+        .unwrap();
+        let mut embedded = String::new();
+        flate2::read::GzDecoder::new(gzip.as_slice())
+            .read_to_string(&mut embedded)
+            .unwrap();
+        assert_eq!(embedded, csv);
+        assert_eq!(
+            resource["rlinks"][0]["hashes"][0]["value"],
+            sha256_hex(csv.as_bytes())
+        );
     }
 }
