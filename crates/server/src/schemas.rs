@@ -157,6 +157,14 @@ pub fn name() -> Object {
     )
 }
 
+/// A remote sync connection's name: 1 to 255 characters, trimmed.
+pub fn connection_name() -> Object {
+    string(
+        nonblank_pattern(255),
+        "1 to 255 characters, unique among the account's connections",
+    )
+}
+
 /// The body of `POST /api/groups` (`create`) or `PATCH /api/groups/{id}`. What criteria
 /// may say is the criteria language (README, "Smart groups"); a bad node is a 422 naming
 /// its path.

@@ -559,7 +559,7 @@ async fn test_connection_tells_each_problem_apart() {
         )
         .await;
     assert_eq!(mapping.detail_fields(), ["requirements.awareness"]);
-    strict
+    let made = strict
         .post_json(
             &strict.admin,
             "/api/compliance/connections",
@@ -567,6 +567,15 @@ async fn test_connection_tells_each_problem_apart() {
         )
         .await
         .expect(201);
+    let path = format!("/api/compliance/connections/{}", made["data"]["id"]);
+    for null in [
+        json!({"key": null}),
+        json!({"name": null}),
+        json!({"requirements": {"awareness": null}}),
+    ] {
+        let refused = strict.patch(&strict.admin, &path, &null).await;
+        assert!(refused.status.is_client_error(), "{null}: {}", refused.text);
+    }
     strict
         .post_json(
             &strict.admin,

@@ -31,6 +31,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(connection_campaigns))
 }
 
+/// An optional field that, when given, is a value: `null` is refused like any other
+/// wrong type (the schema does not allow it).
+fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// The reference service's regions.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -60,16 +70,32 @@ impl From<RegionName> for Region {
 #[serde(deny_unknown_fields)]
 pub struct Counts {
     #[schema(schema_with = crate::schemas::remote_campaign_ids)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub awareness: Option<Vec<i64>>,
     #[schema(schema_with = crate::schemas::remote_campaign_ids)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub phishing: Option<Vec<i64>>,
     #[schema(schema_with = crate::schemas::remote_campaign_ids)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub policy: Option<Vec<i64>>,
     #[schema(schema_with = crate::schemas::remote_campaign_ids)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub role_based: Option<Vec<i64>>,
 }
 
@@ -87,7 +113,7 @@ impl Counts {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionInput {
-    #[schema(schema_with = crate::schemas::name)]
+    #[schema(schema_with = crate::schemas::connection_name)]
     pub name: String,
     /// The reference service's region (its host); or give `base_url` instead.
     pub region: Option<RegionName>,
@@ -107,7 +133,8 @@ pub struct ConnectionInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionUpdate {
-    #[schema(schema_with = crate::schemas::name)]
+    #[schema(schema_with = crate::schemas::connection_name)]
+    #[serde(default, deserialize_with = "not_null")]
     pub name: Option<String>,
     /// A new region (replaces a base URL).
     pub region: Option<RegionName>,
@@ -116,6 +143,7 @@ pub struct ConnectionUpdate {
     pub base_url: Option<String>,
     /// A new key.
     #[schema(schema_with = crate::schemas::api_key)]
+    #[serde(default, deserialize_with = "not_null")]
     pub key: Option<String>,
     pub requirements: Option<Counts>,
     #[schema(minimum = 5, maximum = 10080)]
