@@ -336,3 +336,58 @@ async fn settings_are_validated_and_accounts_kept_apart() {
         .expect(200);
     assert_eq!(controls["data"], json!([]));
 }
+
+/// A full pass over thousands of people (evaluated on several threads, the stored
+/// standings read beside the inputs) agrees with what each change stored: nothing to
+/// change; and it puts right a reason changed behind the server's back.
+#[tokio::test]
+async fn a_full_pass_over_thousands_agrees_with_every_change() {
+    use coachloop_core::user::UserChanges;
+    let app = TestApp::spawn().await;
+    let rows: Vec<UserChanges> = (0..2_500)
+        .map(|i| {
+            let start = if i % 3 == 0 {
+                "2026-10-20"
+            } else {
+                "2020-01-01"
+            };
+            UserChanges::from_json(&json!({
+                "email": format!("p{i}@acme.example"),
+                "employee_start_date": start,
+            }))
+            .unwrap()
+        })
+        .collect();
+    app.store.upsert_users(app.account, &rows).await.unwrap();
+    app.put_json(&app.admin, "/api/compliance/frameworks/soc2", &json!({}))
+        .await
+        .expect(200);
+    let cc14 = control(&app, "CC1.4").await;
+    assert_eq!(
+        cc14["counts"],
+        json!({"compliant": 0, "at_risk": 834, "non_compliant": 1666, "excepted": 0,
+               "in_scope": 2500})
+    );
+    let evaluated = app
+        .post_json(&app.admin, "/api/compliance/evaluate", &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(evaluated["data"]["changed"], 0);
+
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(app.database_url().expose())
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE compliance_people SET reason = 'forged' \
+         WHERE user_id = (SELECT MAX(id) FROM users)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let evaluated = app
+        .post_json(&app.admin, "/api/compliance/evaluate", &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(evaluated["data"]["changed"], 1);
+}

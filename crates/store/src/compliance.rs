@@ -586,6 +586,41 @@ impl<'r> Inputs<'r> {
         Some(compliance::evaluate(r, &start, &records, now))
     }
 
+    /// Every person's evaluation against each of the first `n` requirements, in the order
+    /// of `people` then requirements, each with its reason's hash. On up to four threads
+    /// (each evaluation formats its reason: at 100,000 people and four requirements, most
+    /// of a full pass's CPU).
+    pub(crate) fn evaluate_all(&self, n: usize, now: i64) -> Vec<Option<(Evaluation, u64)>> {
+        let part = |people: &[PersonRow]| {
+            let mut out = Vec::with_capacity(people.len() * n);
+            for person in people {
+                for index in 0..n {
+                    out.push(self.evaluate(index, person, now).map(|e| {
+                        let hash = hash_of(&e.reason);
+                        (e, hash)
+                    }));
+                }
+            }
+            out
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get().min(4));
+        if threads < 2 || self.people.len() < 2_000 {
+            return part(&self.people);
+        }
+        let size = self.people.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = self
+                .people
+                .chunks(size)
+                .map(|people| scope.spawn(move || part(people)))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|part| part.join().expect("an evaluation does not panic"))
+                .collect()
+        })
+    }
+
     /// The person's records for the `index`th requirement that `keep` keeps, as evidence
     /// shows them.
     pub(crate) fn records(
@@ -625,6 +660,22 @@ pub(crate) async fn refresh(
     only: Option<i64>,
     now: i64,
 ) -> Result<Refreshed> {
+    refresh_with(conn, None, account, users, only, now).await
+}
+
+/// [`refresh`]; with `aside` (a pool of other connections), a pass over everyone reads the
+/// stored standings on one of them while `conn` reads the inputs. Only where nothing was
+/// written in the caller's transaction before: the other connection sees what is
+/// committed, which is then what the transaction sees (the account's lock keeps other
+/// writers of its compliance out).
+pub(crate) async fn refresh_with(
+    conn: &mut AnyConnection,
+    aside: Option<&sqlx::AnyPool>,
+    account: i64,
+    users: Option<&[i64]>,
+    only: Option<i64>,
+    now: i64,
+) -> Result<Refreshed> {
     let backend = Backend::of_connection(conn);
     if users.is_some_and(<[i64]>::is_empty) {
         return Ok(Refreshed::default());
@@ -646,37 +697,26 @@ pub(crate) async fn refresh(
         .map(RequirementState::try_from)
         .collect::<Result<_>>()?;
     let settings = requirements.iter().map(|r| (Some(r.id.0), &r.settings));
-    let inputs = Inputs::load(conn, account, users, settings.collect(), false, now).await?;
-    let mut stored: HashMap<(i64, i64), Stored> = HashMap::new();
-    match users {
-        // Everyone: read in bulk, the reasons hashed as they go by.
-        None => {
-            let ids: Vec<i64> = requirements.iter().map(|r| r.id.0).collect();
-            let mut bad = None;
-            scan::each_standing(conn, account, &ids, |row| {
-                match Status::parse(&row.status) {
-                    Some(status) => {
-                        stored.insert(
-                            (row.requirement_id, row.user_id),
-                            Stored {
-                                status,
-                                reason: hash_of(&row.reason),
-                                deadline: row.deadline,
-                                last_completed: row.last_completed,
-                                changes_at: row.changes_at,
-                                since: row.since,
-                            },
-                        );
-                    }
-                    None => bad = Some(row.status.into_owned()),
-                }
-            })
-            .await?;
-            if let Some(status) = bad {
-                return Err(StoreError::Corrupt(format!("compliance status {status:?}")));
-            }
+    let settings: Vec<(Option<i64>, &Requirement)> = settings.collect();
+    let ids: Vec<i64> = requirements.iter().map(|r| r.id.0).collect();
+    let (inputs, mut stored) = match (users, aside) {
+        // Everyone, the stored standings read beside the inputs.
+        (None, Some(pool)) => {
+            let mut other = pool.acquire().await?;
+            let (inputs, stored) = futures_util::future::join(
+                Inputs::load(conn, account, users, settings, false, now),
+                stored_all(&mut other, account, &ids),
+            )
+            .await;
+            (inputs?, stored?)
         }
-        Some(users) => {
+        (None, None) => {
+            let inputs = Inputs::load(conn, account, users, settings, false, now).await?;
+            (inputs, stored_all(conn, account, &ids).await?)
+        }
+        (Some(users), _) => {
+            let inputs = Inputs::load(conn, account, Some(users), settings, false, now).await?;
+            let mut stored: HashMap<(i64, i64), Stored> = HashMap::new();
             let mut query = QueryBuilder::new(
                 "SELECT t.requirement_id, t.user_id, t.status, t.reason, t.deadline, \
                  t.last_completed, t.changes_at, t.since",
@@ -703,20 +743,23 @@ pub(crate) async fn refresh(
                     },
                 );
             }
+            (inputs, stored)
         }
-    }
+    };
     let read = started.elapsed();
 
     // Evaluate; keep what differs from what is stored.
     let mut writes: Vec<StandingRecord> = Vec::new();
     let mut deltas: Vec<Counts> = vec![Counts::default(); requirements.len()];
     let mut refreshed = Refreshed::default();
+    let evaluations = inputs.evaluate_all(requirements.len(), now);
+    let mut evaluations = evaluations.into_iter();
     for person in &inputs.people {
         let id = &person.id;
         for (index, requirement) in requirements.iter().enumerate() {
             let key = (requirement.id.0, *id);
             let before = stored.remove(&key);
-            let Some(evaluation) = inputs.evaluate(index, person, now) else {
+            let Some((evaluation, reason)) = evaluations.next().flatten() else {
                 if let Some(before) = before {
                     deltas[index].add(before.status, -1);
                     refreshed.changed += 1;
@@ -726,7 +769,7 @@ pub(crate) async fn refresh(
             };
             let same = before.as_ref().is_some_and(|b| {
                 b.status == evaluation.status
-                    && b.reason == hash_of(&evaluation.reason)
+                    && b.reason == reason
                     && b.deadline == evaluation.deadline
                     && b.last_completed == evaluation.last_completed
                     && b.changes_at == evaluation.next_change
@@ -823,6 +866,38 @@ pub(crate) async fn refresh(
         "compliance refreshed"
     );
     Ok(refreshed)
+}
+
+/// Every stored standing of the requirements `ids`, read in bulk, the reasons hashed as
+/// they go by.
+async fn stored_all(
+    conn: &mut AnyConnection,
+    account: i64,
+    ids: &[i64],
+) -> Result<HashMap<(i64, i64), Stored>> {
+    let mut stored = HashMap::new();
+    let mut bad = None;
+    scan::each_standing(conn, account, ids, |row| match Status::parse(&row.status) {
+        Some(status) => {
+            stored.insert(
+                (row.requirement_id, row.user_id),
+                Stored {
+                    status,
+                    reason: hash_of(&row.reason),
+                    deadline: row.deadline,
+                    last_completed: row.last_completed,
+                    changes_at: row.changes_at,
+                    since: row.since,
+                },
+            );
+        }
+        None => bad = Some(row.status.into_owned()),
+    })
+    .await?;
+    match bad {
+        Some(status) => Err(StoreError::Corrupt(format!("compliance status {status:?}"))),
+        None => Ok(stored),
+    }
 }
 
 fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -1449,7 +1524,8 @@ impl Store {
     pub async fn evaluate_compliance(&self, account: AccountId) -> Result<usize> {
         let mut change = self.change_facts(account).await?;
         let now = change.now;
-        let refreshed = refresh(&mut change.tx, account.0, None, None, now).await?;
+        let refreshed =
+            refresh_with(&mut change.tx, Some(&self.read), account.0, None, None, now).await?;
         change.wake_training(refreshed.earliest);
         change.commit(&self.wakes).await?;
         Ok(refreshed.changed)
