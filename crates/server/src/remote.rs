@@ -734,16 +734,10 @@ impl Syncer {
                 _ => return Err(Failed::Problem(problem)),
             };
             progress.waiting(&problem.message, wait);
-            let renewed = self
-                .store
+            self.store
                 .renew_sync(claimed, &self.holder, wait + LEASE)
                 .await
                 .map_err(Failed::Store)?;
-            if !renewed {
-                return Err(Failed::Store(coachloop_store::StoreError::Conflict(
-                    coachloop_core::FieldError::new("lease", "another node took this sync over"),
-                )));
-            }
             tokio::time::sleep(wait).await;
         }
     }

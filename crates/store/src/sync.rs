@@ -824,13 +824,8 @@ impl Store {
         Ok(())
     }
 
-    /// Renews a run's lease while it waits (a `Retry-After`); `false`: lost.
-    pub async fn renew_sync(
-        &self,
-        claimed: &Claimed,
-        holder: &str,
-        hold: Duration,
-    ) -> Result<bool> {
+    /// Renews a run's lease while it waits (a `Retry-After`); fails if it was lost.
+    pub async fn renew_sync(&self, claimed: &Claimed, holder: &str, hold: Duration) -> Result<()> {
         let now = self.now_ms();
         let done = sqlx::query(
             "UPDATE sync_connections SET lease_until = $1 WHERE id = $2 AND lease_holder = $3 \
@@ -842,7 +837,10 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 0 {
+            return Err(lease_lost());
+        }
+        Ok(())
     }
 
     /// The campaigns last synced from a connection: `(remote id, name, status)`.
