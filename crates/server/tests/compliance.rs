@@ -338,8 +338,9 @@ async fn settings_are_validated_and_accounts_kept_apart() {
 }
 
 /// A full pass over thousands of people (evaluated on several threads, the stored
-/// standings read beside the inputs) agrees with what each change stored: nothing to
-/// change; and it puts right a reason changed behind the server's back.
+/// standings read beside the inputs, the enrolments in two halves) agrees with what each
+/// change stored: nothing to change; and it writes again a row whose digest does not
+/// match (as rows written before digests), putting right its reason.
 #[tokio::test]
 async fn a_full_pass_over_thousands_agrees_with_every_change() {
     use coachloop_core::user::UserChanges;
@@ -374,20 +375,63 @@ async fn a_full_pass_over_thousands_agrees_with_every_change() {
         .expect(200);
     assert_eq!(evaluated["data"]["changed"], 0);
 
+    // Everyone enrolled in two pieces of content (5,000 enrolments, read by a full pass
+    // in two halves at once): each standing was updated as they were made.
+    let content = app
+        .get(&app.admin, "/api/content?per_page=2")
+        .await
+        .expect(200);
+    let modules: Vec<i64> = content["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    app.post_json(
+        &app.admin,
+        "/api/campaigns",
+        &json!({"name": "Annual", "content": modules, "groups": [0], "relative_duration": "P30D"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(control(&app, "CC1.4").await["counts"]["at_risk"], 2500);
+    let evaluated = app
+        .post_json(&app.admin, "/api/compliance/evaluate", &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(evaluated["data"]["changed"], 0);
+
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(app.database_url().expose())
         .await
         .unwrap();
-    sqlx::query(
-        "UPDATE compliance_people SET reason = 'forged' \
-         WHERE user_id = (SELECT MAX(id) FROM users)",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    let forge = "UPDATE compliance_people SET reason = 'forged'{} \
+        WHERE user_id = (SELECT MAX(id) FROM users)";
+    // The reason alone: the digest still says what was written, so nothing is read
+    // again (a full pass compares digests, not 400,000 reasons).
+    sqlx::query(&forge.replace("{}", ""))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let evaluated = app
+        .post_json(&app.admin, "/api/compliance/evaluate", &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(evaluated["data"]["changed"], 0);
+    sqlx::query(&forge.replace("{}", ", digest = NULL"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let evaluated = app
         .post_json(&app.admin, "/api/compliance/evaluate", &json!({}))
         .await
         .expect(200);
     assert_eq!(evaluated["data"]["changed"], 1);
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM compliance_people WHERE user_id = (SELECT MAX(id) FROM users)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(reason.contains("due"), "{reason}");
 }

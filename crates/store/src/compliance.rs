@@ -23,6 +23,7 @@ use coachloop_core::compliance::{
 };
 use coachloop_core::ids::{AccountId, ExceptionId, RequirementId, UserId};
 use coachloop_core::time::{date_of_ms, date_start_ms, parse_date};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use sqlx::AnyConnection;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -221,6 +222,7 @@ struct StandingRecord {
     last_completed: Option<i64>,
     changes_at: Option<i64>,
     since: i64,
+    digest: i64,
 }
 
 impl Record for StandingRecord {
@@ -234,6 +236,7 @@ impl Record for StandingRecord {
         ("last_completed", "bigint"),
         ("changes_at", "bigint"),
         ("since", "bigint"),
+        ("digest", "bigint"),
     ];
 
     fn bind<'args>(&self, row: &mut Separated<'_, 'args>) {
@@ -245,25 +248,45 @@ impl Record for StandingRecord {
             .push_bind(self.deadline)
             .push_bind(self.last_completed)
             .push_bind(self.changes_at)
-            .push_bind(self.since);
+            .push_bind(self.since)
+            .push_bind(self.digest);
     }
 }
 
-/// A stored standing as `refresh` compares it: the reason as a hash.
+/// A stored standing as `refresh` compares it: what it holds besides `since` as its
+/// digest (`None`: written before digests, never the same).
 struct Stored {
     status: Status,
-    reason: u64,
-    deadline: Option<i64>,
-    last_completed: Option<i64>,
-    changes_at: Option<i64>,
+    digest: Option<i64>,
     since: i64,
 }
 
-fn hash_of(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut hasher);
-    hasher.finish()
+/// A digest of what a standing's row holds besides `since` — status, reason, deadline,
+/// last completion, next change — so that a full pass compares one integer per row
+/// instead of reading every reason. FNV-1a: the same in every build, as a stored value
+/// must be.
+fn digest(e: &Evaluation) -> i64 {
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(PRIME);
+        }
+    };
+    eat(e.status.as_str().as_bytes());
+    eat(&[0xff]);
+    eat(e.reason.as_bytes());
+    eat(&[0xff]);
+    for instant in [e.deadline, e.last_completed, e.next_change] {
+        match instant {
+            Some(at) => {
+                eat(&[1]);
+                eat(&at.to_le_bytes());
+            }
+            None => eat(&[0]),
+        }
+    }
+    hash as i64
 }
 
 #[derive(sqlx::FromRow)]
@@ -271,10 +294,7 @@ struct StoredRow {
     requirement_id: i64,
     user_id: i64,
     status: String,
-    reason: String,
-    deadline: Option<i64>,
-    last_completed: Option<i64>,
-    changes_at: Option<i64>,
+    digest: Option<i64>,
     since: i64,
 }
 
@@ -325,9 +345,9 @@ pub(crate) struct Inputs<'r> {
     titles: HashMap<i64, String>,
     counted: Vec<Option<HashSet<i64>>>,
     pub people: Vec<PersonRow>,
-    members: HashSet<(i64, i64)>,
-    by_person: HashMap<i64, Vec<EnrolmentRow>>,
-    excepted: HashMap<(i64, i64), Exception>,
+    members: FxHashSet<(i64, i64)>,
+    by_person: FxHashMap<i64, Vec<EnrolmentRow>>,
+    excepted: FxHashMap<(i64, i64), Exception>,
     /// What each sync connection's enrolments count for (empty: the account has none).
     synced: HashMap<i64, (String, Counting)>,
 }
@@ -339,6 +359,7 @@ impl<'r> Inputs<'r> {
     /// every enrolment a smart-group join made.
     pub(crate) async fn load(
         conn: &mut AnyConnection,
+        aside: Option<&sqlx::AnyPool>,
         account: i64,
         users: Option<&[i64]>,
         requirements: Vec<(Option<i64>, &'r Requirement)>,
@@ -381,7 +402,7 @@ impl<'r> Inputs<'r> {
         }
         let people: Vec<PersonRow> = query.build_query_as().fetch_all(&mut *conn).await?;
 
-        let mut members: HashSet<(i64, i64)> = HashSet::new();
+        let mut members: FxHashSet<(i64, i64)> = FxHashSet::default();
         for group in requirements
             .iter()
             .filter_map(|(_, r)| scope_group(&r.scope))
@@ -403,16 +424,67 @@ impl<'r> Inputs<'r> {
         } else {
             "CAST(NULL AS TEXT)"
         };
-        let mut by_person: HashMap<i64, Vec<EnrolmentRow>> = HashMap::new();
+        let mut by_person: FxHashMap<i64, Vec<EnrolmentRow>> = FxHashMap::default();
         if users.is_none() {
             // Everyone, for a full pass or an export: the whole account in bulk. (An
             // export read it `ORDER BY enrolled_at, id` through the `Any` driver: a sort
             // of every enrolment and a conversion per row, 1 M of them at 100,000 people.)
             let only = counted_only(&requirements, &counted);
-            scan::each_enrolment(conn, account, &joined.replace("t.", ""), &only, |row| {
-                by_person.entry(row.user_id).or_default().push(row);
-            })
-            .await?;
+            let bare = joined.replace("t.", "");
+            let tail = match (detail, triggered) {
+                (true, _) => format!(", {bare} AS joined, score"),
+                (false, true) => format!(", {bare} AS joined"),
+                (false, false) => String::new(),
+            };
+            let mut push = |row: EnrolmentRow| by_person.entry(row.user_id).or_default().push(row);
+            match aside {
+                Some(pool) => {
+                    // Two halves of the account's ids at once, the second on another
+                    // connection and worker thread: the engine's work and the parsing of
+                    // a million rows spread over two cores.
+                    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+                        "SELECT MIN(id), MAX(id) FROM enrollments WHERE account_id = $1",
+                    )
+                    .bind(account)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if let (Some(first), Some(last)) = (first, last) {
+                        let middle = first + (last - first) / 2;
+                        let (pool, tail2, only2) = (pool.clone(), tail.clone(), only.clone());
+                        let second = tokio::spawn(async move {
+                            let mut conn = pool.acquire().await?;
+                            let mut rows = Vec::new();
+                            let ids = scan::Ids {
+                                after: middle,
+                                last,
+                            };
+                            scan::each_enrolment(&mut conn, account, &tail2, &only2, ids, |row| {
+                                rows.push(row)
+                            })
+                            .await?;
+                            Ok::<_, StoreError>(rows)
+                        });
+                        let ids = scan::Ids {
+                            after: first - 1,
+                            last: middle,
+                        };
+                        let read =
+                            scan::each_enrolment(conn, account, &tail, &only, ids, &mut push).await;
+                        if read.is_err() {
+                            second.abort();
+                        }
+                        read?;
+                        // (Never cancelled once awaited: a join error is its panic.)
+                        let rows = second
+                            .await
+                            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                        rows.into_iter().for_each(push);
+                    }
+                }
+                None => {
+                    scan::each_enrolment(conn, account, &tail, &only, scan::Ids::ALL, push).await?
+                }
+            }
         } else {
             let mut query = QueryBuilder::new(format!(
                 "SELECT {}t.user_id, t.content_id, t.campaign_id, t.enrolled_at, t.due_at, \
@@ -490,7 +562,7 @@ impl<'r> Inputs<'r> {
             .push(") AND t.account_id = ")
             .push_bind(account);
         let exceptions: Vec<Exception> = query.build_query_as().fetch_all(&mut *conn).await?;
-        let mut excepted: HashMap<(i64, i64), Exception> = HashMap::new();
+        let mut excepted: FxHashMap<(i64, i64), Exception> = FxHashMap::default();
         for e in exceptions {
             // The one that lasts longest wins.
             match excepted.entry((e.requirement_id, e.user_id)) {
@@ -587,17 +659,17 @@ impl<'r> Inputs<'r> {
     }
 
     /// Every person's evaluation against each of the first `n` requirements, in the order
-    /// of `people` then requirements, each with its reason's hash. On up to four threads
+    /// of `people` then requirements, each with its [`digest`]. On up to four threads
     /// (each evaluation formats its reason: at 100,000 people and four requirements, most
     /// of a full pass's CPU).
-    pub(crate) fn evaluate_all(&self, n: usize, now: i64) -> Vec<Option<(Evaluation, u64)>> {
+    pub(crate) fn evaluate_all(&self, n: usize, now: i64) -> Vec<Option<(Evaluation, i64)>> {
         let part = |people: &[PersonRow]| {
             let mut out = Vec::with_capacity(people.len() * n);
             for person in people {
                 for index in 0..n {
                     out.push(self.evaluate(index, person, now).map(|e| {
-                        let hash = hash_of(&e.reason);
-                        (e, hash)
+                        let digest = digest(&e);
+                        (e, digest)
                     }));
                 }
             }
@@ -704,22 +776,26 @@ pub(crate) async fn refresh_with(
         (None, Some(pool)) => {
             let mut other = pool.acquire().await?;
             let (inputs, stored) = futures_util::future::join(
-                Inputs::load(conn, account, users, settings, false, now),
-                stored_all(&mut other, account, &ids),
+                Inputs::load(conn, Some(pool), account, users, settings, false, now),
+                async {
+                    let stored = stored_all(&mut other, account, &ids).await;
+                    tracing::debug!(ms = started.elapsed().as_millis() as u64, "standings read");
+                    stored
+                },
             )
             .await;
             (inputs?, stored?)
         }
         (None, None) => {
-            let inputs = Inputs::load(conn, account, users, settings, false, now).await?;
+            let inputs = Inputs::load(conn, None, account, users, settings, false, now).await?;
             (inputs, stored_all(conn, account, &ids).await?)
         }
         (Some(users), _) => {
-            let inputs = Inputs::load(conn, account, Some(users), settings, false, now).await?;
-            let mut stored: HashMap<(i64, i64), Stored> = HashMap::new();
+            let inputs =
+                Inputs::load(conn, None, account, Some(users), settings, false, now).await?;
+            let mut stored: FxHashMap<(i64, i64), Stored> = FxHashMap::default();
             let mut query = QueryBuilder::new(
-                "SELECT t.requirement_id, t.user_id, t.status, t.reason, t.deadline, \
-                 t.last_completed, t.changes_at, t.since",
+                "SELECT t.requirement_id, t.user_id, t.status, t.digest, t.since",
             );
             query.push_list(
                 &backend.rows_listed("compliance_people", "user_id", 0),
@@ -735,10 +811,7 @@ pub(crate) async fn refresh_with(
                     (row.requirement_id, row.user_id),
                     Stored {
                         status: status_of(&row.status)?,
-                        reason: hash_of(&row.reason),
-                        deadline: row.deadline,
-                        last_completed: row.last_completed,
-                        changes_at: row.changes_at,
+                        digest: row.digest,
                         since: row.since,
                     },
                 );
@@ -759,7 +832,7 @@ pub(crate) async fn refresh_with(
         for (index, requirement) in requirements.iter().enumerate() {
             let key = (requirement.id.0, *id);
             let before = stored.remove(&key);
-            let Some((evaluation, reason)) = evaluations.next().flatten() else {
+            let Some((evaluation, digest)) = evaluations.next().flatten() else {
                 if let Some(before) = before {
                     deltas[index].add(before.status, -1);
                     refreshed.changed += 1;
@@ -767,14 +840,7 @@ pub(crate) async fn refresh_with(
                 }
                 continue;
             };
-            let same = before.as_ref().is_some_and(|b| {
-                b.status == evaluation.status
-                    && b.reason == reason
-                    && b.deadline == evaluation.deadline
-                    && b.last_completed == evaluation.last_completed
-                    && b.changes_at == evaluation.next_change
-            });
-            if same {
+            if before.as_ref().is_some_and(|b| b.digest == Some(digest)) {
                 continue;
             }
             let since = match &before {
@@ -796,6 +862,7 @@ pub(crate) async fn refresh_with(
                 last_completed: evaluation.last_completed,
                 changes_at: evaluation.next_change,
                 since,
+                digest,
             });
         }
     }
@@ -817,7 +884,7 @@ pub(crate) async fn refresh_with(
             " ON CONFLICT (requirement_id, user_id) DO UPDATE SET status = excluded.status, \
              reason = excluded.reason, deadline = excluded.deadline, \
              last_completed = excluded.last_completed, changes_at = excluded.changes_at, \
-             since = excluded.since",
+             since = excluded.since, digest = excluded.digest",
         );
         upsert.build().execute(&mut *conn).await?;
     }
@@ -868,14 +935,13 @@ pub(crate) async fn refresh_with(
     Ok(refreshed)
 }
 
-/// Every stored standing of the requirements `ids`, read in bulk, the reasons hashed as
-/// they go by.
+/// Every stored standing of the requirements `ids`, read in bulk.
 async fn stored_all(
     conn: &mut AnyConnection,
     account: i64,
     ids: &[i64],
-) -> Result<HashMap<(i64, i64), Stored>> {
-    let mut stored = HashMap::new();
+) -> Result<FxHashMap<(i64, i64), Stored>> {
+    let mut stored = FxHashMap::default();
     let mut bad = None;
     scan::each_standing(conn, account, ids, |row| match Status::parse(&row.status) {
         Some(status) => {
@@ -883,10 +949,7 @@ async fn stored_all(
                 (row.requirement_id, row.user_id),
                 Stored {
                     status,
-                    reason: hash_of(&row.reason),
-                    deadline: row.deadline,
-                    last_completed: row.last_completed,
-                    changes_at: row.changes_at,
+                    digest: row.digest,
                     since: row.since,
                 },
             );

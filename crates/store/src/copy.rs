@@ -491,6 +491,7 @@ pub static TABLES: &[Table] = &[
             ("last_completed", Int),
             ("changes_at", Int),
             ("since", Int),
+            ("digest", Int),
         ],
     },
     Table {

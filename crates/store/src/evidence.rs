@@ -141,7 +141,8 @@ impl Store {
                 },
             )
             .collect();
-        let inputs = Inputs::load(&mut tx, account.0, None, settings.clone(), true, now).await?;
+        let inputs =
+            Inputs::load(&mut tx, None, account.0, None, settings.clone(), true, now).await?;
         tx.commit().await?;
         let read = started.elapsed();
 

@@ -120,8 +120,11 @@ pub(crate) struct EnrolmentRow {
     pub due_at: Option<i64>,
     pub completed_at: Option<i64>,
     /// The cause, read only for enrolments a smart-group join made.
+    #[sqlx(default)]
+    #[serde(default)]
     pub joined: Option<String>,
     #[sqlx(default)]
+    #[serde(default)]
     pub score: Option<i64>,
     /// The sync connection it came from (`None`: this installation's own).
     #[sqlx(default)]
@@ -129,33 +132,56 @@ pub(crate) struct EnrolmentRow {
     pub connection: Option<i64>,
 }
 
-/// Calls `each` for every enrolment of an account that `only` keeps (a condition of ours
-/// starting with `AND`, or nothing); `joined_sql` is the expression read as `joined`. On SQLite in chunks folded into JSON, in id order over
-/// `enrollments_account`; PostgreSQL streams the rows as they are (folding costs it more
-/// than the rows' hand-over).
+/// A range of row ids: after `after`, up to `last`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ids {
+    pub after: i64,
+    pub last: i64,
+}
+
+impl Ids {
+    pub(crate) const ALL: Self = Self {
+        after: i64::MIN,
+        last: i64::MAX,
+    };
+}
+
+/// Calls `each` for every enrolment of an account in `ids` that `only` keeps (a
+/// condition of ours starting with `AND`, or nothing). `tail` names the columns read
+/// after `completed_at`, in order: nothing, `… AS joined`, or that and `score` (what a
+/// full pass does not need is not read). On SQLite in chunks folded into JSON, in id
+/// order over `enrollments_account`; PostgreSQL streams the rows as they are (folding
+/// costs it more than the rows' hand-over).
 pub(crate) async fn each_enrolment(
     conn: &mut AnyConnection,
     account: i64,
-    joined_sql: &str,
+    tail: &str,
     only: &str,
+    ids: Ids,
     mut each: impl FnMut(EnrolmentRow),
 ) -> Result<()> {
-    let columns = format!(
-        "user_id, id, content_id, campaign_id, enrolled_at, due_at, completed_at, \
-         {joined_sql} AS joined, score"
-    );
+    let columns =
+        format!("user_id, id, content_id, campaign_id, enrolled_at, due_at, completed_at{tail}");
     match Backend::of_connection(conn) {
         Backend::Sqlite => {
-            let from = format!("enrollments WHERE account_id = {account}{only} AND id > $1");
+            let from = format!(
+                "enrollments WHERE account_id = {account}{only} AND id <= {} AND id > $1",
+                ids.last
+            );
             let key_of = |row: &EnrolmentRow| [row.id, 0, 0, 0];
-            let start = Key::new(&[i64::MIN]);
+            let start = Key::new(&[ids.after]);
             each_row::<Enrolments>(conn, &columns, &from, "id", start, key_of, each).await
         }
         Backend::Postgres => {
             use futures_util::TryStreamExt;
-            let sql = format!("SELECT {columns} FROM enrollments WHERE account_id = $1{only}");
+            let sql = format!(
+                "SELECT {columns} FROM enrollments WHERE account_id = $1{only} \
+                 AND id > $2 AND id <= $3"
+            );
             let mut rows = sqlx::query_as::<_, EnrolmentRow>(&sql)
                 .bind(account)
+                .bind(ids.after)
+                .bind(ids.last)
                 .fetch(&mut *conn);
             while let Some(row) = rows.try_next().await? {
                 each(row);
@@ -165,18 +191,14 @@ pub(crate) async fn each_enrolment(
     }
 }
 
-/// A stored compliance standing (see `compliance::refresh`); the reason borrows.
+/// A stored compliance standing as a full pass compares it (see `compliance::refresh`).
 #[derive(Deserialize)]
 pub(crate) struct StandingRow<'a> {
     pub requirement_id: i64,
     pub user_id: i64,
     #[serde(borrow)]
     pub status: Cow<'a, str>,
-    #[serde(borrow)]
-    pub reason: Cow<'a, str>,
-    pub deadline: Option<i64>,
-    pub last_completed: Option<i64>,
-    pub changes_at: Option<i64>,
+    pub digest: Option<i64>,
     pub since: i64,
 }
 
@@ -191,8 +213,7 @@ pub(crate) async fn each_standing(
     mut each: impl FnMut(StandingRow<'_>),
 ) -> Result<()> {
     let ids: Vec<String> = requirements.iter().map(i64::to_string).collect();
-    let columns = "requirement_id, user_id, status, reason, deadline, last_completed, \
-        changes_at, since";
+    let columns = "requirement_id, user_id, status, digest, since";
     let scope = format!(
         "compliance_people WHERE account_id = {account} AND requirement_id IN ({})",
         ids.join(", ")
@@ -207,16 +228,7 @@ pub(crate) async fn each_standing(
         }
         Backend::Postgres => {
             use futures_util::TryStreamExt;
-            type Owned = (
-                i64,
-                i64,
-                String,
-                String,
-                Option<i64>,
-                Option<i64>,
-                Option<i64>,
-                i64,
-            );
+            type Owned = (i64, i64, String, Option<i64>, i64);
             let sql = format!("SELECT {columns} FROM {scope}");
             let mut rows = sqlx::query_as::<_, Owned>(&sql).fetch(&mut *conn);
             while let Some(row) = rows.try_next().await? {
@@ -224,11 +236,8 @@ pub(crate) async fn each_standing(
                     requirement_id: row.0,
                     user_id: row.1,
                     status: Cow::Owned(row.2),
-                    reason: Cow::Owned(row.3),
-                    deadline: row.4,
-                    last_completed: row.5,
-                    changes_at: row.6,
-                    since: row.7,
+                    digest: row.3,
+                    since: row.4,
                 });
             }
             Ok(())

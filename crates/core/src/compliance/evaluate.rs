@@ -19,7 +19,7 @@
 //! within `completion_days` of the event, with the same tolerance.
 
 use super::requirement::{Requirement, RequirementKind};
-use crate::time::{date_of_ms, format_date};
+use crate::time::format_day_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -160,7 +160,7 @@ pub fn describe(reason: &str, status: Status, deadline: Option<i64>, now: i64) -
 }
 
 fn day(ms: i64) -> String {
-    format_date(date_of_ms(ms))
+    format_day_ms(ms)
 }
 
 fn overdue(now: i64, deadline: i64) -> String {
