@@ -17,6 +17,7 @@ pub mod events;
 pub mod evidence;
 mod fact_change;
 pub mod groups;
+pub mod identities;
 pub mod ingest;
 pub mod learning;
 pub mod leases;

@@ -6,6 +6,7 @@ mod compliance;
 mod connections;
 mod evidence;
 mod groups;
+mod identities;
 mod risk;
 mod success;
 mod tokens;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(connections::router())
         .merge(evidence::router())
         .merge(users::router())
+        .merge(identities::router())
         .merge(groups::router())
         .merge(risk::router())
         .merge(success::router())
