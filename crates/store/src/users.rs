@@ -396,17 +396,7 @@ async fn set_identities(
         .fetch_one(&mut *conn)
         .await?;
     if let Some(email) = &changes.email {
-        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = FALSE")
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await?;
-        // An alias equal to the new email becomes the email.
-        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND identity = $2")
-            .bind(id.0)
-            .bind(&email_norm)
-            .execute(&mut *conn)
-            .await?;
-        insert_identity(conn, account, id, email.as_str(), false).await?;
+        replace_main_identity(conn, account, id, email.as_str()).await?;
     }
     if let Some(aliases) = &changes.aliases {
         sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = TRUE")
@@ -419,6 +409,36 @@ async fn set_identities(
             }
         }
     }
+    attribute_events(conn, account, id).await
+}
+
+/// Makes `display` the identity a person is known by first (their email; for a person an
+/// identity provider named without one, its userName), in place of the one they had.
+pub(crate) async fn replace_main_identity(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    id: UserId,
+    display: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = FALSE")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    // An alias equal to the new identity becomes it.
+    sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND identity = $2")
+        .bind(id.0)
+        .bind(normalize_identity(display))
+        .execute(&mut *conn)
+        .await?;
+    insert_identity(conn, account, id, display, false).await
+}
+
+/// Gives a person the unmatched events that named any of their identities.
+pub(crate) async fn attribute_events(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    id: UserId,
+) -> Result<()> {
     sqlx::query(
         "UPDATE events SET user_id = $1 WHERE account_id = $2 AND user_id IS NULL \
          AND target_norm IN (SELECT identity FROM user_identities WHERE user_id = $1)",
