@@ -33,7 +33,7 @@ pub fn render(group: &ScimGroup, base: &str, members: bool) -> Value {
     }));
     // The version must not depend on whether members were read: it covers what the row
     // says of them (how many, when the group last changed).
-    let seed = json!([body, g.member_count, g.updated_at]);
+    let seed = json!({"group": body, "members": g.member_count, "changed": g.updated_at});
     if members {
         body["members"] = (group.members.iter())
             .map(|m| {
