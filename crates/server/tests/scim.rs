@@ -1084,3 +1084,199 @@ async fn another_accounts_users_and_groups_are_not_found() {
         "ana@acme.example"
     );
 }
+
+async fn module(app: &TestApp) -> i64 {
+    let list = app
+        .get(&app.admin, "/api/content?per_page=500")
+        .await
+        .expect(200);
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["slug"] == "password-management")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn enrolled(app: &TestApp, user: i64) -> usize {
+    let page = app
+        .get(&app.admin, &format!("/api/enrollments?user_id={user}"))
+        .await
+        .expect(200);
+    page["data"].as_array().unwrap().len()
+}
+
+async fn smart(app: &TestApp, name: &str, criteria: Value) -> i64 {
+    app.post_json(
+        &app.admin,
+        "/api/groups",
+        &json!({"name": name, "criteria": criteria}),
+    )
+    .await
+    .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn attribute_and_membership_changes_move_smart_groups_and_campaigns_at_once() {
+    let app = TestApp::spawn().await;
+    let scim = Scim::new(&app).await;
+    let finance = smart(
+        &app,
+        "Finance people",
+        json!({"user": {"attribute": "department", "equals": "Finance"}}),
+    )
+    .await;
+    let (ana, bo, _) = three(&scim).await;
+    // Created over SCIM with the department: in the smart group at once.
+    assert_eq!(members(&app, finance).await, [ana]);
+    // An attribute change re-evaluates in the same request.
+    scim.patch(
+        &format!("/Users/{bo}"),
+        json!([{"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": "Finance"},
+               {"op": "replace", "path": "active", "value": true}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(members(&app, finance).await, [ana, bo]);
+    scim.patch(
+        &format!("/Users/{ana}"),
+        json!([{"op": "remove", "path": format!("{ENTERPRISE}:department")}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(members(&app, finance).await, [bo]);
+
+    // A SCIM group that a campaign targets and a smart group names.
+    let team = id(&scim
+        .post("/Groups", &json!({"displayName": "Team"}))
+        .await
+        .expect(201));
+    let in_team = smart(&app, "In team", json!({"group": {"member_of": team}})).await;
+    let module = module(&app).await;
+    app.post_json(
+        &app.admin,
+        "/api/campaigns",
+        &json!({"name": "Team training", "content": [module], "groups": [team], "relative_duration": "P30D"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(enrolled(&app, ana).await, 0);
+    scim.patch(
+        &format!("/Groups/{team}"),
+        json!([{"op": "add", "path": "members", "value": [{"value": ana.to_string()}]}]),
+    )
+    .await;
+    assert_eq!(enrolled(&app, ana).await, 1);
+    assert_eq!(members(&app, in_team).await, [ana]);
+    scim.patch(
+        &format!("/Groups/{team}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{ana}\"]")}]),
+    )
+    .await;
+    assert_eq!(members(&app, in_team).await, Vec::<i64>::new());
+    // Leaving does not cancel the enrolment, which stays on record.
+    assert_eq!(enrolled(&app, ana).await, 1);
+    let history = app
+        .get(&app.admin, &format!("/api/groups/{team}/history"))
+        .await
+        .expect(200);
+    let reasons: Vec<&Value> = (history["data"].as_array().unwrap().iter())
+        .map(|h| &h["reason"][0]["kind"])
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            &json!("removed_by_identity_provider"),
+            &json!("added_by_identity_provider")
+        ]
+    );
+
+    // An archived person added to a targeted group is not enrolled.
+    scim.patch(
+        &format!("/Users/{bo}"),
+        json!([{"op": "replace", "value": {"active": false}}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(members(&app, finance).await, Vec::<i64>::new());
+    scim.patch(
+        &format!("/Groups/{team}"),
+        json!([{"op": "add", "path": "members", "value": [{"value": bo.to_string()}]}]),
+    )
+    .await;
+    assert_eq!(enrolled(&app, bo).await, 0);
+}
+
+async fn in_scope(app: &TestApp) -> Value {
+    let controls = app
+        .get(&app.admin, "/api/compliance/controls")
+        .await
+        .expect(200);
+    controls["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "CC1.4")
+        .unwrap()["counts"]["in_scope"]
+        .clone()
+}
+
+#[tokio::test]
+async fn deactivation_and_deletion_archive_and_reactivation_restores_compliance_scope() {
+    let app = TestApp::spawn().await;
+    let scim = Scim::new(&app).await;
+    app.put_json(&app.admin, "/api/compliance/frameworks/soc2", &json!({}))
+        .await
+        .expect(200);
+    let ana = id(&scim.user(minimal("ana@acme.example")).await);
+    let bo = id(&scim.user(minimal("bo@acme.example")).await);
+    assert_eq!(in_scope(&app).await, 2);
+    let module = module(&app).await;
+    app.post_json(
+        &app.admin,
+        "/api/campaigns",
+        &json!({"name": "Everyone", "content": [module], "groups": [0], "relative_duration": "P30D"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(enrolled(&app, ana).await, 1);
+
+    // Okta's deactivation: out of scope, records kept.
+    scim.patch(
+        &format!("/Users/{ana}"),
+        json!([{"op": "replace", "value": {"active": false}}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(in_scope(&app).await, 1);
+    assert_eq!(enrolled(&app, ana).await, 1);
+    // A new person while a campaign enrols everyone: an inactive one is not enrolled.
+    let cy = id(&scim
+        .user(json!({"userName": "cy@acme.example", "active": false}))
+        .await);
+    assert_eq!(enrolled(&app, cy).await, 0);
+    assert_eq!(in_scope(&app).await, 1);
+    // Reactivation restores.
+    scim.patch(
+        &format!("/Users/{ana}"),
+        json!([{"op": "replace", "value": {"active": true}}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(in_scope(&app).await, 2);
+
+    // DELETE archives too; the same userName later brings the same person back.
+    assert_eq!(scim.delete(&format!("/Users/{bo}")).await.status, 204);
+    assert_eq!(in_scope(&app).await, 1);
+    assert_eq!(enrolled(&app, bo).await, 1);
+    let back = scim.user(minimal("BO@acme.example")).await;
+    assert_eq!(id(&back), bo);
+    assert_eq!(back["userName"], "BO@acme.example");
+    assert_eq!(back["active"], true);
+    assert_eq!(in_scope(&app).await, 2);
+    assert_eq!(enrolled(&app, bo).await, 1);
+}
