@@ -2,8 +2,8 @@
 //! smart-group criteria target like any other group.
 
 use super::patch::{self, Shape, field};
-use super::query::ListQuery;
-use super::resource::{compact, id_of, refuse_unknown, text, with_meta};
+use super::query::{ListQuery, Listing};
+use super::resource::{compact, id_of, refuse_unknown, text, version_of, with_meta};
 use super::schema::{GROUP_ATTRS, GROUP_SCHEMA};
 use super::{Answer, Body, ScimClient, ScimError, ScimResult, base_url, check_version, if_match};
 use crate::AppState;
@@ -95,23 +95,7 @@ pub fn parse(body: &Value) -> ScimResult<ScimGroupInput> {
 pub async fn list(
     State(state): State<AppState>,
     ScimClient(auth): ScimClient,
-    RawQuery(query): RawQuery,
-) -> ScimResult<Answer> {
-    answer_list(&state, &auth, ListQuery::from_query(query.as_deref())?).await
-}
-
-pub async fn search(
-    State(state): State<AppState>,
-    ScimClient(auth): ScimClient,
-    Body(body): Body,
-) -> ScimResult<Answer> {
-    answer_list(&state, &auth, ListQuery::from_search(&body)?).await
-}
-
-async fn answer_list(
-    state: &AppState,
-    auth: &crate::auth::Auth,
-    query: ListQuery,
+    Listing(query): Listing,
 ) -> ScimResult<Answer> {
     // Okta and Entra ID look groups up with `excludedAttributes=members`: skip reading them.
     let members = query.projection.wants("members");
@@ -123,7 +107,7 @@ async fn answer_list(
             members,
         )
         .await?;
-    let base = base_url(state);
+    let base = base_url(&state);
     let resources = groups.iter().map(|g| render(g, &base, members)).collect();
     Ok(Answer(StatusCode::OK, query.answer(total, resources)))
 }
@@ -217,8 +201,5 @@ pub async fn delete(
 }
 
 fn version(group: &ScimGroup, base: &str) -> String {
-    render(group, base, false)["meta"]["version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    version_of(&render(group, base, false))
 }

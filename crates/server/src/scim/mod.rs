@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
             "/Users",
             get(users::list).post(users::create).fallback(not_allowed),
         )
-        .route("/Users/.search", post(users::search).fallback(not_allowed))
+        .route("/Users/.search", post(users::list).fallback(not_allowed))
         .route(
             "/Users/{id}",
             get(users::read)
@@ -62,10 +62,7 @@ pub fn router() -> Router<AppState> {
             "/Groups",
             get(groups::list).post(groups::create).fallback(not_allowed),
         )
-        .route(
-            "/Groups/.search",
-            post(groups::search).fallback(not_allowed),
-        )
+        .route("/Groups/.search", post(groups::list).fallback(not_allowed))
         .route(
             "/Groups/{id}",
             get(groups::read)

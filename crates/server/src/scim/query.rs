@@ -29,44 +29,24 @@ impl ListQuery {
     pub fn from_query(query: Option<&str>) -> ScimResult<Self> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
             .map_err(|e| ScimError::invalid_value(format!("bad query string: {e}")))?;
-        let get = |name: &str| {
+        Self::from_parts(|name| {
             (pairs.iter().rev())
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| Value::String(v.clone()))
-        };
-        Self::from_parts(
-            get("filter"),
-            get("startIndex"),
-            get("count"),
-            get("attributes"),
-            get("excludedAttributes"),
-        )
+        })
     }
 
     /// From the body of a `POST /.search`.
     pub fn from_search(body: &Value) -> ScimResult<Self> {
-        let get = |name: &str| {
+        Self::from_parts(|name| {
             (body.as_object().into_iter().flatten())
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
-        };
-        Self::from_parts(
-            get("filter"),
-            get("startIndex"),
-            get("count"),
-            get("attributes"),
-            get("excludedAttributes"),
-        )
+        })
     }
 
-    fn from_parts(
-        filter: Option<Value>,
-        start: Option<Value>,
-        count: Option<Value>,
-        attributes: Option<Value>,
-        excluded: Option<Value>,
-    ) -> ScimResult<Self> {
-        let filter = match filter {
+    fn from_parts(get: impl Fn(&str) -> Option<Value>) -> ScimResult<Self> {
+        let filter = match get("filter") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) if text.trim().is_empty() => None,
             Some(Value::String(text)) => Some(
@@ -77,13 +57,15 @@ impl ListQuery {
         };
         Ok(Self {
             filter,
-            start_index: integer("startIndex", start)?.unwrap_or(1).max(1),
-            count: integer("count", count)?
+            start_index: integer("startIndex", get("startIndex"))?
+                .unwrap_or(1)
+                .max(1),
+            count: integer("count", get("count"))?
                 .unwrap_or(DEFAULT_COUNT)
                 .clamp(0, MAX_RESULTS),
             projection: Projection {
-                attributes: paths("attributes", attributes)?,
-                excluded: paths("excludedAttributes", excluded)?,
+                attributes: paths("attributes", get("attributes"))?,
+                excluded: paths("excludedAttributes", get("excludedAttributes"))?,
             },
         })
     }
@@ -319,5 +301,20 @@ fn remove(resource: &mut Map<String, Value>, path: &AttrPath) {
             }
         }
         _ => {}
+    }
+}
+
+/// A list request: the query string of a `GET`, or the body of a `POST /.search`.
+pub struct Listing(pub ListQuery);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Listing {
+    type Rejection = ScimError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> ScimResult<Self> {
+        if req.method() == axum::http::Method::POST {
+            let super::Body(body) = super::Body::from_request(req, state).await?;
+            return ListQuery::from_search(&body).map(Listing);
+        }
+        ListQuery::from_query(req.uri().query()).map(Listing)
     }
 }

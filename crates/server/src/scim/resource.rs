@@ -79,6 +79,14 @@ pub fn with_meta(
     body
 }
 
+/// The `meta.version` of a rendered resource.
+pub fn version_of(body: &Value) -> String {
+    body["meta"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The numeric id of a path (an id that is not a number names nothing: 404).
 pub fn id_of(text: &str, what: &str) -> ScimResult<i64> {
     text.parse::<i64>()

@@ -1,8 +1,8 @@
 //! `/scim/v2/Users`: people as a provider sees them.
 
 use super::patch::{self, Shape, field};
-use super::query::ListQuery;
-use super::resource::{boolean, compact, id_of, refuse_unknown, text, with_meta};
+use super::query::{ListQuery, Listing};
+use super::resource::{boolean, compact, id_of, refuse_unknown, text, version_of, with_meta};
 use super::schema::{ENTERPRISE_ATTRS, ENTERPRISE_SCHEMA, USER_ATTRS, USER_IGNORED, USER_SCHEMA};
 use super::{Answer, Body, ScimClient, ScimError, ScimResult, base_url, check_version, if_match};
 use crate::AppState;
@@ -167,37 +167,18 @@ fn emails(body: &Value) -> ScimResult<Vec<ScimEmail>> {
 }
 
 fn version(user: &ScimUser, base: &str) -> String {
-    render(user, base)["meta"]["version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    version_of(&render(user, base))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     ScimClient(auth): ScimClient,
-    RawQuery(query): RawQuery,
-) -> ScimResult<Answer> {
-    answer_list(&state, &auth, ListQuery::from_query(query.as_deref())?).await
-}
-
-pub async fn search(
-    State(state): State<AppState>,
-    ScimClient(auth): ScimClient,
-    Body(body): Body,
-) -> ScimResult<Answer> {
-    answer_list(&state, &auth, ListQuery::from_search(&body)?).await
-}
-
-async fn answer_list(
-    state: &AppState,
-    auth: &crate::auth::Auth,
-    query: ListQuery,
+    Listing(query): Listing,
 ) -> ScimResult<Answer> {
     let (users, total) = (state.store)
         .scim_users(auth.account(), query.filter.as_ref(), query.window())
         .await?;
-    let base = base_url(state);
+    let base = base_url(&state);
     let resources = users.iter().map(|u| render(u, &base)).collect();
     Ok(Answer(StatusCode::OK, query.answer(total, resources)))
 }

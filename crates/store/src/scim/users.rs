@@ -2,12 +2,17 @@
 
 use super::filter::{Scope, push_filter};
 use super::{Window, bad_filter};
+use crate::script::Script;
 use crate::sql::QueryBuilder;
-use crate::users::{COLUMNS, User, attribute_events, replace_main_identity};
-use crate::{Result, Store, StoreError, is_unique_violation};
+use crate::users::{
+    COLUMNS, User, email_conflict, identity_taken, push_status, queue_attribute_events,
+    queue_main_identity,
+};
+use crate::{Result, Store, StoreError};
 use coachloop_core::identity::{Email, normalize_identity};
 use coachloop_core::ids::{AccountId, UserId};
 use coachloop_core::scim::Filter;
+use coachloop_core::user::UserStatus;
 use sqlx::{AnyConnection, FromRow};
 use tracing::instrument;
 
@@ -365,7 +370,11 @@ async fn write(
         text.push(("manager_name", name));
         text.push(("manager_email", email));
     }
-    let status = if input.active { "active" } else { "archived" };
+    let status = if input.active {
+        UserStatus::Active
+    } else {
+        UserStatus::Archived
+    };
     let id = match existing {
         None => {
             let mut insert = QueryBuilder::new(
@@ -381,7 +390,7 @@ async fn write(
                 .push_bind(account.0)
                 .push_bind(now)
                 .push_bind(now)
-                .push_bind(status)
+                .push_bind(status.as_str())
                 .push_bind((!input.active).then_some(now))
                 .push_bind(true);
             for (_, value) in &text {
@@ -392,7 +401,7 @@ async fn write(
                 .build_query_scalar()
                 .fetch_one(&mut *conn)
                 .await
-                .map_err(|e| email_taken(e, &main))?;
+                .map_err(|e| email_conflict(e, &main))?;
             UserId(id)
         }
         Some(existing) => {
@@ -402,16 +411,8 @@ async fn write(
                 .push_bind(now)
                 .push(", provisioning_managed = ")
                 .push_bind(true)
-                .push(", scim_deleted_at = NULL, status = ")
-                .push_bind(status);
-            if input.active {
-                update.push(", archived_at = NULL");
-            } else {
-                update
-                    .push(", archived_at = COALESCE(archived_at, ")
-                    .push_bind(now)
-                    .push(")");
-            }
+                .push(", scim_deleted_at = NULL");
+            push_status(&mut update, status, now);
             for (column, value) in &text {
                 update
                     .push(format!(", {column} = "))
@@ -426,21 +427,26 @@ async fn write(
                 .build()
                 .execute(&mut *conn)
                 .await
-                .map_err(|e| email_taken(e, &main))?;
+                .map_err(|e| email_conflict(e, &main))?;
             id
         }
     };
+    // The rest goes in one round trip.
+    let mut script = Script::new(conn);
     if existing.is_none_or(|e| e.user.email != main) {
-        replace_main_identity(conn, account, id, &main).await?;
-        attribute_events(conn, account, id).await?;
+        queue_main_identity(&mut script, account, id, &main, existing.is_some());
+        queue_attribute_events(&mut script, account, id);
     }
-    sqlx::query("DELETE FROM user_emails WHERE account_id = $1 AND user_id = $2")
-        .bind(account.0)
-        .bind(id.0)
-        .execute(&mut *conn)
-        .await?;
+    if existing.is_some() {
+        (script.statement(2))
+            .push("DELETE FROM user_emails WHERE account_id = ")
+            .push_bind(account.0)
+            .push(" AND user_id = ")
+            .push_bind(id.0);
+    }
     if !input.emails.is_empty() {
-        let mut insert = QueryBuilder::new(
+        let insert = script.statement(8 * input.emails.len());
+        insert.push(
             "INSERT INTO user_emails (user_id, position, account_id, value, value_norm, kind, \
              is_primary, display) ",
         );
@@ -454,20 +460,12 @@ async fn write(
                 .push_bind(email.primary)
                 .push_bind(email.display.clone());
         });
-        insert.build().execute(&mut *conn).await?;
     }
+    script
+        .run(conn)
+        .await
+        .map_err(|e| identity_taken(e, "emails", &main))?;
     Ok(id)
-}
-
-fn email_taken(err: sqlx::Error, email: &str) -> StoreError {
-    if is_unique_violation(&err) {
-        StoreError::conflict(
-            "emails",
-            format!("`{email}` is the email or userName of another person already"),
-        )
-    } else {
-        err.into()
-    }
 }
 
 /// The name and email of the person `reference` names (a user id of this account), if
