@@ -468,6 +468,14 @@ async fn write(
     Ok(id)
 }
 
+#[derive(FromRow)]
+struct Manager {
+    email: String,
+    display_name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
 /// The name and email of the person `reference` names (a user id of this account), if
 /// it names one.
 async fn manager(
@@ -478,7 +486,7 @@ async fn manager(
     let Some(id) = reference.and_then(|r| r.trim().parse::<i64>().ok()) else {
         return Ok((None, None));
     };
-    let found: Option<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    let found: Option<Manager> = sqlx::query_as(
         "SELECT email, display_name, first_name, last_name FROM users \
          WHERE account_id = $1 AND id = $2",
     )
@@ -486,11 +494,12 @@ async fn manager(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((email, display, first, last)) = found else {
+    let Some(found) = found else {
         return Ok((None, None));
     };
-    let name = display.or_else(|| {
-        let joined = [first, last]
+    let email = found.email;
+    let name = found.display_name.or_else(|| {
+        let joined = [found.first_name, found.last_name]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
