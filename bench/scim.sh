@@ -7,12 +7,12 @@
 #   then the figures of both engines side by side.
 #
 #   bench/scim.sh           100,000 users, 20 s of look-ups
-#   bench/scim.sh --quick   5,000 users, 3 s of look-ups (under a minute for both engines)
+#   bench/scim.sh --quick   2,000 users, 3 s of look-ups (under a minute for both engines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 users=100000; lookups=20s
-if [ "${1:-}" = "--quick" ]; then users=5000; lookups=3s; fi
+if [ "${1:-}" = "--quick" ]; then users=2000; lookups=3s; fi
 port=${BENCH_PORT:-18183}
 export SCIM_USERS=$users SCIM_THREADS=2
 
