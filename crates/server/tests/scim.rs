@@ -1280,3 +1280,31 @@ async fn deactivation_and_deletion_archive_and_reactivation_restores_compliance_
     assert_eq!(in_scope(&app).await, 2);
     assert_eq!(enrolled(&app, bo).await, 1);
 }
+
+#[tokio::test]
+async fn a_provisioned_person_takes_the_unmatched_events_that_named_them() {
+    let app = TestApp::spawn().await;
+    let scim = Scim::new(&app).await;
+    let typed = "dashlane_user_typed_weak_password";
+    app.submit_one(&common::event("Zed@Acme.example ", typed))
+        .await;
+    app.submit_one(&common::event("zed-laptop", typed)).await;
+    // Known by the primary email, and (without any email) by the userName.
+    let zed = id(&scim
+        .user(
+            json!({"userName": "zed", "emails": [{"value": "zed@acme.example", "primary": true}]}),
+        )
+        .await);
+    let kiosk = id(&scim.user(minimal("ZED-LAPTOP")).await);
+    for (user, count) in [(zed, 1), (kiosk, 1)] {
+        let timeline = app
+            .get(&app.admin, &format!("/api/users/{user}/timeline"))
+            .await
+            .expect(200);
+        assert_eq!(
+            timeline["data"].as_array().unwrap().len(),
+            count,
+            "{timeline}"
+        );
+    }
+}
