@@ -1,7 +1,7 @@
 //! SCIM groups: provisioned groups (`adi_managed_group`) and their members.
 
 use super::filter::{Scope, push_filter};
-use super::{Window, bad_filter};
+use super::{Window, bad_filter, known_total};
 use crate::groups::{GROUP_COLUMNS, GROUP_FROM, Group, PROVISIONED, group_kind, set_membership};
 use crate::sql::QueryBuilder;
 use crate::{Result, Store, StoreError, is_unique_violation};
@@ -175,21 +175,26 @@ impl Store {
             }
             Ok(())
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM groups g");
-        condition(&mut count)?;
         let mut conn = self.read.acquire().await?;
-        let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
-        if window.count <= 0 || total <= window.offset {
-            return Ok((Vec::new(), total));
+        let mut groups: Vec<Group> = Vec::new();
+        if window.count > 0 {
+            let mut select = QueryBuilder::new(format!("SELECT {GROUP_COLUMNS} FROM {GROUP_FROM}"));
+            condition(&mut select)?;
+            select
+                .push(" ORDER BY g.id LIMIT ")
+                .push_bind(window.count)
+                .push(" OFFSET ")
+                .push_bind(window.offset);
+            groups = select.build_query_as().fetch_all(&mut *conn).await?;
         }
-        let mut select = QueryBuilder::new(format!("SELECT {GROUP_COLUMNS} FROM {GROUP_FROM}"));
-        condition(&mut select)?;
-        select
-            .push(" ORDER BY g.id LIMIT ")
-            .push_bind(window.count)
-            .push(" OFFSET ")
-            .push_bind(window.offset);
-        let groups: Vec<Group> = select.build_query_as().fetch_all(&mut *conn).await?;
+        let total = match known_total(window, groups.len()) {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::new("SELECT COUNT(*) FROM groups g");
+                condition(&mut count)?;
+                count.build_query_scalar().fetch_one(&mut *conn).await?
+            }
+        };
         Ok((
             with_members(&mut conn, account, groups, members).await?,
             total,

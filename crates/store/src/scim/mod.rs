@@ -27,3 +27,9 @@ pub struct Window {
 fn bad_filter(message: String) -> crate::StoreError {
     crate::StoreError::invalid("filter", message)
 }
+
+/// How many match in all, when a first page that came back short says it: then no count
+/// is needed (Okta's `userName eq` look-up before each create is such a page).
+fn known_total(window: Window, rows: usize) -> Option<i64> {
+    (window.offset == 0 && window.count > 0 && (rows as i64) < window.count).then_some(rows as i64)
+}

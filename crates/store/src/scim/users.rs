@@ -1,7 +1,7 @@
 //! SCIM users: people, written and read with the attributes a provider sends.
 
 use super::filter::{Scope, push_filter};
-use super::{Window, bad_filter};
+use super::{Window, bad_filter, known_total};
 use crate::script::Script;
 use crate::sql::QueryBuilder;
 use crate::users::{
@@ -229,22 +229,27 @@ impl Store {
             }
             Ok(())
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM users u");
-        condition(&mut count)?;
         let mut conn = self.read.acquire().await?;
-        let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
-        if window.count <= 0 || total <= window.offset {
-            return Ok((Vec::new(), total));
+        let mut rows: Vec<Row> = Vec::new();
+        if window.count > 0 {
+            let mut select =
+                QueryBuilder::new(format!("SELECT {COLUMNS}, {SCIM_COLUMNS} FROM users u"));
+            condition(&mut select)?;
+            select
+                .push(" ORDER BY u.id LIMIT ")
+                .push_bind(window.count)
+                .push(" OFFSET ")
+                .push_bind(window.offset);
+            rows = select.build_query_as().fetch_all(&mut *conn).await?;
         }
-        let mut select =
-            QueryBuilder::new(format!("SELECT {COLUMNS}, {SCIM_COLUMNS} FROM users u"));
-        condition(&mut select)?;
-        select
-            .push(" ORDER BY u.id LIMIT ")
-            .push_bind(window.count)
-            .push(" OFFSET ")
-            .push_bind(window.offset);
-        let rows: Vec<Row> = select.build_query_as().fetch_all(&mut *conn).await?;
+        let total = match known_total(window, rows.len()) {
+            Some(total) => total,
+            None => {
+                let mut count = QueryBuilder::new("SELECT COUNT(*) FROM users u");
+                condition(&mut count)?;
+                count.build_query_scalar().fetch_one(&mut *conn).await?
+            }
+        };
         let users = with_emails(&mut conn, account, rows).await?;
         Ok((users, total))
     }
@@ -298,6 +303,10 @@ async fn with_emails(
     account: AccountId,
     rows: Vec<Row>,
 ) -> Result<Vec<ScimUser>> {
+    // Emails are stored for people a provider named; a page of others needs no read.
+    if rows.iter().all(|r| r.user_name.is_none()) {
+        return Ok(rows.into_iter().map(|row| scim_user(row, &[])).collect());
+    }
     let mut query = QueryBuilder::new(
         "SELECT user_id, value, kind, is_primary, display FROM user_emails WHERE account_id = ",
     );
@@ -310,34 +319,38 @@ async fn with_emails(
     let emails: Vec<EmailRow> = query.build_query_as().fetch_all(&mut *conn).await?;
     Ok(rows
         .into_iter()
-        .map(|row| {
-            let emails = match &row.user_name {
-                Some(_) => (emails.iter())
-                    .filter(|e| e.user_id == row.user.id.0)
-                    .map(|e| ScimEmail {
-                        value: e.value.clone(),
-                        kind: e.kind.clone(),
-                        primary: e.is_primary,
-                        display: e.display.clone(),
-                    })
-                    .collect(),
-                None => vec![ScimEmail {
-                    value: row.user.email.clone(),
-                    kind: None,
-                    primary: true,
-                    display: None,
-                }],
-            };
-            ScimUser {
-                user_name: row.user_name.unwrap_or_else(|| row.user.email.clone()),
-                display_name: row.display_name,
-                name_formatted: row.name_formatted,
-                manager_ref: row.manager_ref,
-                emails,
-                user: row.user,
-            }
-        })
+        .map(|row| scim_user(row, &emails))
         .collect())
+}
+
+/// A user of a row, with its emails among `emails` (a person no provider named has
+/// their email, as primary).
+fn scim_user(row: Row, emails: &[EmailRow]) -> ScimUser {
+    let emails = match &row.user_name {
+        Some(_) => (emails.iter())
+            .filter(|e| e.user_id == row.user.id.0)
+            .map(|e| ScimEmail {
+                value: e.value.clone(),
+                kind: e.kind.clone(),
+                primary: e.is_primary,
+                display: e.display.clone(),
+            })
+            .collect(),
+        None => vec![ScimEmail {
+            value: row.user.email.clone(),
+            kind: None,
+            primary: true,
+            display: None,
+        }],
+    };
+    ScimUser {
+        user_name: row.user_name.unwrap_or_else(|| row.user.email.clone()),
+        display_name: row.display_name,
+        name_formatted: row.name_formatted,
+        manager_ref: row.manager_ref,
+        emails,
+        user: row.user,
+    }
 }
 
 /// Writes `input` over `existing` (or as a new person) and returns the person's id.
