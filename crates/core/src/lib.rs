@@ -17,6 +17,7 @@ pub mod event_id;
 pub mod identity;
 pub mod ids;
 pub mod risk;
+pub mod scim;
 pub mod scope;
 pub mod success;
 pub mod time;

@@ -18,6 +18,7 @@ pub mod remote;
 pub mod reporting;
 pub mod schedule;
 pub mod schemas;
+pub mod scim;
 pub mod secrets;
 pub mod user_events;
 pub mod xapi;
@@ -218,6 +219,7 @@ pub fn app(state: AppState) -> Router {
     router
         .merge(docs::router(Arc::new(docs::complete(openapi))))
         .merge(learn::router())
+        .merge(scim::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -699,10 +699,7 @@ impl Store {
         join: bool,
     ) -> Result<bool> {
         let mut change = self.change_facts(account).await?;
-        let FactChange {
-            engine, tx, now, ..
-        } = &mut change;
-        let now = *now;
+        let tx = &mut change.tx;
         let (group_type, status) = group_kind(tx, account, id).await?;
         match group_type.as_str() {
             SMART => {
@@ -726,76 +723,14 @@ impl Store {
             _ => {}
         }
         require_user(tx, account, user).await?;
-        let changed = if join {
-            sqlx::query(
-                "INSERT INTO group_members (group_id, user_id, account_id, joined_at, version) \
-                 VALUES ($1, $2, $3, $4, 0) ON CONFLICT (group_id, user_id) DO NOTHING",
-            )
-            .bind(id.0)
-            .bind(user.0)
-            .bind(account.0)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-        } else {
-            sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
-                .bind(id.0)
-                .bind(user.0)
-                .execute(&mut **tx)
-                .await?
-        }
-        .rows_affected()
-            > 0;
-        if !changed {
-            return Ok(false);
-        }
         let kind = if join {
             "added_by_admin"
         } else {
             "removed_by_admin"
         };
-        sqlx::query(
-            "INSERT INTO group_history (account_id, group_id, user_id, change, at, version, \
-             reason, recorded_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $5)",
-        )
-        .bind(account.0)
-        .bind(id.0)
-        .bind(user.0)
-        .bind(if join { "joined" } else { "left" })
-        .bind(now)
-        .bind(json!([{ "kind": kind }]).to_string())
-        .execute(&mut **tx)
-        .await?;
-        let joined = Change {
-            account: account.0,
-            group: id.0,
-            user: user.0,
-            joined: join,
-            at: now,
-            version: 0,
-            reason: json!([{ "kind": kind }]).to_string(),
-        };
-        let mut outbox = crate::notices::Notices::default();
-        let enrolled = if join {
-            crate::campaigns::enrol_joins(tx, &[&joined], now, &mut outbox).await?
-        } else {
-            Default::default()
-        };
-        queue_membership_events(tx, std::slice::from_ref(&joined), now, &mut outbox).await?;
-        outbox.send(tx, now).await?;
-        engine.touch(account.0, user.0);
-        let rules = engine.account(tx, account.0).await?;
-        let mut outcome = Outcome::default();
-        let dependents = rules.group_changed(user.0, id.0, join);
-        if !dependents.is_empty() {
-            rules.person(tx, account.0, user.0, now).await?;
-            rules.evaluate(account.0, user.0, dependents, When::fact(now), &mut outcome);
+        if !set_membership(&mut change, account, id, user, join, kind).await? {
+            return Ok(false);
         }
-        outcome.write(tx, now).await?;
-        change.wake_for(&outcome);
-        change.wake_training(enrolled.earliest_due);
-        // A hand-made change may have queued webhooks and enrolment emails.
-        change.wake_jobs();
         change.commit(&self.wakes).await?;
         Ok(true)
     }
@@ -1076,6 +1011,96 @@ pub(crate) async fn settle_people(
     Ok(outcome)
 }
 
+/// Adds `user` to group `id` or removes them, in `change`, as `kind` (the reason its
+/// history records): the same consequences whoever asks — enrolment in the campaigns
+/// that target the group (active people only), webhooks, and the smart groups that name
+/// it. Returns whether membership changed.
+pub(crate) async fn set_membership(
+    change: &mut FactChange,
+    account: AccountId,
+    id: GroupId,
+    user: UserId,
+    join: bool,
+    kind: &str,
+) -> Result<bool> {
+    let FactChange {
+        engine, tx, now, ..
+    } = change;
+    let now = *now;
+    let changed = if join {
+        sqlx::query(
+            "INSERT INTO group_members (group_id, user_id, account_id, joined_at, version) \
+             VALUES ($1, $2, $3, $4, 0) ON CONFLICT (group_id, user_id) DO NOTHING",
+        )
+        .bind(id.0)
+        .bind(user.0)
+        .bind(account.0)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+    } else {
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(id.0)
+            .bind(user.0)
+            .execute(&mut **tx)
+            .await?
+    }
+    .rows_affected()
+        > 0;
+    if !changed {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO group_history (account_id, group_id, user_id, change, at, version, \
+         reason, recorded_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $5)",
+    )
+    .bind(account.0)
+    .bind(id.0)
+    .bind(user.0)
+    .bind(if join { "joined" } else { "left" })
+    .bind(now)
+    .bind(json!([{ "kind": kind }]).to_string())
+    .execute(&mut **tx)
+    .await?;
+    let joined = Change {
+        account: account.0,
+        group: id.0,
+        user: user.0,
+        joined: join,
+        at: now,
+        version: 0,
+        reason: json!([{ "kind": kind }]).to_string(),
+    };
+    let mut outbox = crate::notices::Notices::default();
+    // An archived person stays out of future enrolment, whatever groups they are in.
+    let active: bool = sqlx::query_scalar::<_, String>("SELECT status FROM users WHERE id = $1")
+        .bind(user.0)
+        .fetch_one(&mut **tx)
+        .await?
+        == "active";
+    let enrolled = if join && active {
+        crate::campaigns::enrol_joins(tx, &[&joined], now, &mut outbox).await?
+    } else {
+        Default::default()
+    };
+    queue_membership_events(tx, std::slice::from_ref(&joined), now, &mut outbox).await?;
+    outbox.send(tx, now).await?;
+    engine.touch(account.0, user.0);
+    let rules = engine.account(tx, account.0).await?;
+    let mut outcome = Outcome::default();
+    let dependents = rules.group_changed(user.0, id.0, join);
+    if !dependents.is_empty() {
+        rules.person(tx, account.0, user.0, now).await?;
+        rules.evaluate(account.0, user.0, dependents, When::fact(now), &mut outcome);
+    }
+    outcome.write(tx, now).await?;
+    change.wake_for(&outcome);
+    change.wake_training(enrolled.earliest_due);
+    // The change may have queued webhooks and enrolment emails.
+    change.wake_jobs();
+    Ok(true)
+}
+
 fn name_conflict(err: sqlx::Error, name: &str) -> StoreError {
     if is_unique_violation(&err) {
         StoreError::conflict(
@@ -1088,7 +1113,7 @@ fn name_conflict(err: sqlx::Error, name: &str) -> StoreError {
 }
 
 /// The type and status of a group of this account.
-async fn group_kind(
+pub(crate) async fn group_kind(
     conn: &mut AnyConnection,
     account: AccountId,
     id: GroupId,

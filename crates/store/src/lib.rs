@@ -30,6 +30,7 @@ pub mod page;
 pub mod reporting;
 pub mod risk;
 mod scan;
+pub mod scim;
 mod script;
 mod signals;
 mod sql;

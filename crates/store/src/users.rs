@@ -1,6 +1,7 @@
 //! People and the names they are known by. Adding a person or an alias attributes the
 //! unmatched events that named them, in the same transaction.
 
+use crate::script::Script;
 use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError, is_unique_violation};
 use coachloop_core::identity::normalize_identity;
@@ -333,15 +334,7 @@ pub(crate) async fn update_user(
             .push_bind(email.normalized());
     }
     if let Some(status) = changes.status {
-        update.push(", status = ").push_bind(status.as_str());
-        match status {
-            // Keep the first archiving instant when archived twice.
-            UserStatus::Archived => update
-                .push(", archived_at = COALESCE(archived_at, ")
-                .push_bind(now)
-                .push(")"),
-            UserStatus::Active => update.push(", archived_at = NULL"),
-        };
+        push_status(&mut update, status, now);
     }
     for (field, value) in &changes.attributes {
         update
@@ -369,7 +362,20 @@ pub(crate) async fn update_user(
     set_identities(conn, account, id, changes).await
 }
 
-fn email_conflict(err: sqlx::Error, email: &str) -> StoreError {
+/// Appends the `SET` items of a change of status to an `UPDATE users`.
+pub(crate) fn push_status(update: &mut QueryBuilder<'_>, status: UserStatus, now: i64) {
+    update.push(", status = ").push_bind(status.as_str());
+    match status {
+        // Keep the first archiving instant when archived twice.
+        UserStatus::Archived => update
+            .push(", archived_at = COALESCE(archived_at, ")
+            .push_bind(now)
+            .push(")"),
+        UserStatus::Active => update.push(", archived_at = NULL"),
+    };
+}
+
+pub(crate) fn email_conflict(err: sqlx::Error, email: &str) -> StoreError {
     if is_unique_violation(&err) {
         StoreError::conflict(
             "email",
@@ -396,17 +402,7 @@ async fn set_identities(
         .fetch_one(&mut *conn)
         .await?;
     if let Some(email) = &changes.email {
-        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = FALSE")
-            .bind(id.0)
-            .execute(&mut *conn)
-            .await?;
-        // An alias equal to the new email becomes the email.
-        sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND identity = $2")
-            .bind(id.0)
-            .bind(&email_norm)
-            .execute(&mut *conn)
-            .await?;
-        insert_identity(conn, account, id, email.as_str(), false).await?;
+        replace_main_identity(conn, account, id, email.as_str()).await?;
     }
     if let Some(aliases) = &changes.aliases {
         sqlx::query("DELETE FROM user_identities WHERE user_id = $1 AND is_alias = TRUE")
@@ -419,15 +415,96 @@ async fn set_identities(
             }
         }
     }
-    sqlx::query(
-        "UPDATE events SET user_id = $1 WHERE account_id = $2 AND user_id IS NULL \
-         AND target_norm IN (SELECT identity FROM user_identities WHERE user_id = $1)",
-    )
-    .bind(id.0)
-    .bind(account.0)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    attribute_events(conn, account, id).await
+}
+
+/// Makes `display` the identity a person is known by first (their email; for a person an
+/// identity provider named without one, its userName), in place of the one they had.
+pub(crate) async fn replace_main_identity(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    id: UserId,
+    display: &str,
+) -> Result<()> {
+    let mut script = Script::new(conn);
+    queue_main_identity(&mut script, account, id, display, true);
+    script
+        .run(conn)
+        .await
+        .map_err(|e| identity_taken(e, "email", display))
+}
+
+/// Queues the statements of [`replace_main_identity`] into `script` (`replacing`: the
+/// person had one; a new person has none to take away).
+pub(crate) fn queue_main_identity(
+    script: &mut Script<'_>,
+    account: AccountId,
+    id: UserId,
+    display: &str,
+    replacing: bool,
+) {
+    let norm = normalize_identity(display);
+    if replacing {
+        (script.statement(1))
+            .push("DELETE FROM user_identities WHERE user_id = ")
+            .push_bind(id.0)
+            .push(" AND is_alias = FALSE");
+        // An alias equal to the new identity becomes it.
+        (script.statement(2))
+            .push("DELETE FROM user_identities WHERE user_id = ")
+            .push_bind(id.0)
+            .push(" AND identity = ")
+            .push_bind(norm.clone());
+    }
+    let insert = script.statement(5);
+    insert.push(
+        "INSERT INTO user_identities (account_id, identity, display, user_id, is_alias) VALUES (",
+    );
+    insert
+        .separated(", ")
+        .push_bind(account.0)
+        .push_bind(norm)
+        .push_bind(display.to_owned())
+        .push_bind(id.0)
+        .push_bind(false);
+    insert.push(")");
+}
+
+/// Gives a person the unmatched events that named any of their identities.
+pub(crate) async fn attribute_events(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    id: UserId,
+) -> Result<()> {
+    let mut script = Script::new(conn);
+    queue_attribute_events(&mut script, account, id);
+    script.run(conn).await
+}
+
+/// Queues [`attribute_events`] into `script`.
+pub(crate) fn queue_attribute_events(script: &mut Script<'_>, account: AccountId, id: UserId) {
+    (script.statement(3))
+        .push("UPDATE events SET user_id = ")
+        .push_bind(id.0)
+        .push(" WHERE account_id = ")
+        .push_bind(account.0)
+        .push(
+            " AND user_id IS NULL AND target_norm IN \
+             (SELECT identity FROM user_identities WHERE user_id = ",
+        )
+        .push_bind(id.0)
+        .push(")");
+}
+
+/// A unique violation of an identity as a conflict on `field`.
+pub(crate) fn identity_taken(err: StoreError, field: &str, display: &str) -> StoreError {
+    match err {
+        StoreError::Database(e) if is_unique_violation(&e) => StoreError::conflict(
+            field,
+            format!("`{display}` belongs to another person already"),
+        ),
+        other => other,
+    }
 }
 
 async fn insert_identity(
@@ -449,15 +526,11 @@ async fn insert_identity(
     .execute(&mut *conn)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
-            let field = if is_alias { "aliases" } else { "email" };
-            StoreError::conflict(
-                field,
-                format!("`{display}` belongs to another person already"),
-            )
-        } else {
-            e.into()
-        }
+        identity_taken(
+            e.into(),
+            if is_alias { "aliases" } else { "email" },
+            display,
+        )
     })?;
     Ok(())
 }
