@@ -212,6 +212,72 @@ async fn a_user_with_only_a_user_name_is_created_read_and_looked_up() {
 }
 
 #[tokio::test]
+async fn concurrent_creates_each_get_their_own_answer() {
+    let app = TestApp::spawn().await;
+    let scim = Scim::new(&app).await;
+    let finance = smart(
+        &app,
+        "Finance people",
+        json!({"user": {"attribute": "department", "equals": "Finance"}}),
+    )
+    .await;
+    // Creates that arrive together are written together; one userName sent six times (in
+    // any case) is created once, whichever comes first, and the others conflict.
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let body = if i < 24 {
+            let department = if i % 3 == 0 { "Finance" } else { "Sales" };
+            json!({"schemas": [USER, ENTERPRISE], "userName": format!("u{i}"),
+                   "emails": [{"value": format!("u{i}@acme.example"), "type": "work"},
+                              {"value": format!("u{i}@home.example"), "type": "home"}],
+                   ENTERPRISE: {"department": department}})
+        } else {
+            minimal(if i % 2 == 0 { "same" } else { "SAME" })
+        };
+        let request = (app.request(Method::POST, "/scim/v2/Users", Some(&scim.token)))
+            .header(CONTENT_TYPE, "application/scim+json")
+            .body(body.to_string());
+        requests.spawn(async move {
+            let answer = request.send().await.expect("the server answers");
+            let status = answer.status().as_u16();
+            (i, status, answer.json::<Value>().await.expect("JSON"))
+        });
+    }
+    let mut in_finance = Vec::new();
+    let mut same = Vec::new();
+    for (i, status, body) in requests.join_all().await {
+        if i >= 24 {
+            same.push(status);
+            if status == 409 {
+                assert_eq!(body["scimType"], "uniqueness", "{body}");
+            }
+            continue;
+        }
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["userName"], format!("u{i}"));
+        assert_eq!(body["emails"][1]["value"], format!("u{i}@home.example"));
+        // What a create answers is what is stored.
+        let read = scim.get(&format!("/Users/{}", id(&body))).await.expect(200);
+        assert_eq!(read, body);
+        let person = (app.get(&app.admin, &format!("/api/users/{}", id(&body))))
+            .await
+            .expect(200);
+        assert_eq!(person["data"]["email"], format!("u{i}@acme.example"));
+        if i % 3 == 0 {
+            in_finance.push(id(&body));
+        }
+    }
+    same.sort_unstable();
+    assert_eq!(same, [201, 409, 409, 409, 409, 409]);
+    in_finance.sort_unstable();
+    let mut members = members(&app, finance).await;
+    members.sort_unstable();
+    assert_eq!(members, in_finance);
+    let all = scim.get("/Users?count=0").await.expect(200);
+    assert_eq!(all["totalResults"], 25);
+}
+
+#[tokio::test]
 async fn okta_tests_the_connection_and_pages_through_users() {
     let app = TestApp::spawn().await;
     let scim = Scim::new(&app).await;

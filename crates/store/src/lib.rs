@@ -203,6 +203,8 @@ pub struct Store {
     node: Arc<str>,
     /// Tasks that live as long as the store (PostgreSQL: cross-node wake-ups).
     tasks: Arc<Vec<tokio::task::AbortHandle>>,
+    /// SCIM creates waiting to be written together (see `scim::creates`).
+    scim_creates: Arc<scim::creates::Creates>,
 }
 
 impl Store {
@@ -239,6 +241,7 @@ impl Store {
             secrets: Arc::default(),
             node,
             tasks: Arc::new(tasks),
+            scim_creates: Arc::default(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;

@@ -9,6 +9,7 @@
 //! group (`adi_managed_group`) whose members change through the same path as every
 //! membership, so campaigns and smart groups react in the same transaction.
 
+pub(crate) mod creates;
 pub mod filter;
 pub mod groups;
 pub mod users;

@@ -106,43 +106,6 @@ struct EmailRow {
 }
 
 impl Store {
-    /// Creates a person from a provider's user, or brings back the one it deleted under
-    /// the same userName (their history stays theirs). A userName taken by a current
-    /// person is a conflict.
-    #[instrument(skip_all)]
-    pub async fn scim_create_user(
-        &self,
-        account: AccountId,
-        input: &ScimUserInput,
-    ) -> Result<ScimUser> {
-        check(input)?;
-        let mut change = self.change_facts(account).await?;
-        let now = change.now;
-        let found: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, scim_deleted_at FROM users \
-             WHERE account_id = $1 AND COALESCE(user_name_norm, email_norm) = $2",
-        )
-        .bind(account.0)
-        .bind(normalize_identity(&input.user_name))
-        .fetch_optional(&mut *change.tx)
-        .await?;
-        let id = match found {
-            Some((_, None)) => return Err(taken(&input.user_name)),
-            Some((id, Some(_))) => {
-                let deleted = load(&mut change.tx, account, UserId(id), true).await?;
-                write(&mut change.tx, account, Some(&deleted), input, now).await?
-            }
-            None => write(&mut change.tx, account, None, input, now).await?,
-        };
-        if input.active {
-            let enrolled =
-                crate::campaigns::enrol_new_people(&mut change.tx, account.0, &[id.0], now).await?;
-            change.wake_enrolled(&enrolled);
-        }
-        self.commit_people(change, account, &[id]).await?;
-        self.scim_user(account, id).await
-    }
-
     /// A user the provider has not deleted.
     #[instrument(skip_all)]
     pub async fn scim_user(&self, account: AccountId, id: UserId) -> Result<ScimUser> {
@@ -185,9 +148,11 @@ impl Store {
                 return Err(taken(&input.user_name).into());
             }
         }
-        write(&mut change.tx, account, Some(&current), &input, now).await?;
+        let mut script = Script::new(&change.tx);
+        let user = write(&mut change.tx, &mut script, account, &current, &input, now).await?;
+        run_identities(&mut script, &mut change.tx, &[&input]).await?;
         self.commit_people(change, account, &[id]).await?;
-        Ok(self.scim_user(account, id).await?)
+        Ok(user)
     }
 
     /// Deletes a user as a provider sees it: the person is archived (out of compliance
@@ -265,7 +230,7 @@ fn taken(user_name: &str) -> StoreError {
     )
 }
 
-fn check(input: &ScimUserInput) -> Result<()> {
+pub(super) fn check(input: &ScimUserInput) -> Result<()> {
     for (field, _) in &input.attributes {
         if !SCIM_TEXT_FIELDS.contains(field) {
             return Err(StoreError::invalid(field, "is not written over SCIM"));
@@ -275,6 +240,85 @@ fn check(input: &ScimUserInput) -> Result<()> {
         return Err(StoreError::invalid("userName", "is required"));
     }
     Ok(())
+}
+
+/// Creates people from provider users in the transaction on `conn`, in the order given,
+/// or brings back those it deleted under the same userName; a userName a current person
+/// holds (or another of `inputs`) is a conflict. Their identities and emails are queued
+/// in `script`; enrolment and smart groups are the caller's.
+pub(super) async fn create_all(
+    conn: &mut AnyConnection,
+    script: &mut Script<'_>,
+    account: AccountId,
+    inputs: &[&ScimUserInput],
+    now: i64,
+) -> Result<Vec<ScimUser>> {
+    let names: Vec<String> = (inputs.iter())
+        .map(|i| normalize_identity(&i.user_name))
+        .collect();
+    let mut query = QueryBuilder::new(
+        "SELECT COALESCE(user_name_norm, email_norm), id, scim_deleted_at FROM users \
+         WHERE account_id = ",
+    );
+    query
+        .push_bind(account.0)
+        .push(" AND COALESCE(user_name_norm, email_norm) IN (");
+    let mut list = query.separated(", ");
+    for name in &names {
+        list.push_bind(name.clone());
+    }
+    query.push(")");
+    // Planned for the values at hand, not kept: PostgreSQL would otherwise settle on a
+    // plan made while the table was small (a scan), and keep it as the table grows.
+    let found: Vec<(String, i64, Option<i64>)> = (query.build_query_as())
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut fresh = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let held = found.iter().find(|f| f.0 == names[i]);
+        if names[..i].contains(&names[i]) || held.is_some_and(|f| f.2.is_none()) {
+            return Err(taken(&input.user_name));
+        }
+        if held.is_none() {
+            fresh.push((*input, fields(conn, account, None, input).await?));
+        }
+    }
+    let mut inserted = insert_people(conn, account, &fresh, now).await?;
+    let mut users = Vec::with_capacity(inputs.len());
+    for (input, name) in inputs.iter().zip(&names) {
+        let user = match found.iter().find(|f| &f.0 == name) {
+            Some((_, id, _)) => {
+                let deleted = load(conn, account, UserId(*id), true).await?;
+                write(conn, script, account, &deleted, input, now).await?
+            }
+            None => {
+                let at = (inserted.iter())
+                    .position(|row| {
+                        (row.user_name.as_deref()).is_some_and(|n| normalize_identity(n) == *name)
+                    })
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("user `{name}` was not inserted"))
+                    })?;
+                written(script, account, None, input, inserted.swap_remove(at))
+            }
+        };
+        users.push(user);
+    }
+    Ok(users)
+}
+
+/// Runs the script of [`write`]s: a person's identity or email another person has is a
+/// conflict (named, when one person was written).
+pub(super) async fn run_identities(
+    script: &mut Script<'_>,
+    conn: &mut AnyConnection,
+    written: &[&ScimUserInput],
+) -> Result<()> {
+    script.run(conn).await.map_err(|e| match written {
+        [input] => identity_taken(e, "emails", input.main_identity().trim()),
+        _ => e,
+    })
 }
 
 async fn load(
@@ -353,18 +397,22 @@ fn scim_user(row: Row, emails: &[EmailRow]) -> ScimUser {
     }
 }
 
-/// Writes `input` over `existing` (or as a new person) and returns the person's id.
-async fn write(
+/// A person's columns and their values.
+type Fields = Vec<(&'static str, Option<String>)>;
+
+/// The person's columns `input` gives, with their values. The manager's name and email
+/// (which criteria read) follow the reference when it changes (always for a new person);
+/// otherwise they stay as they are, whoever set them.
+async fn fields(
     conn: &mut AnyConnection,
     account: AccountId,
     existing: Option<&ScimUser>,
     input: &ScimUserInput,
-    now: i64,
-) -> Result<UserId> {
+) -> Result<Fields> {
     let main = input.main_identity().trim().to_owned();
     let mut text: Vec<(&str, Option<String>)> = vec![
-        ("email", Some(main.clone())),
         ("email_norm", Some(normalize_identity(&main))),
+        ("email", Some(main)),
         ("user_name", Some(input.user_name.clone())),
         ("user_name_norm", Some(normalize_identity(&input.user_name))),
         ("display_name", input.display_name.clone()),
@@ -376,79 +424,120 @@ async fn write(
         let value = (input.attributes.iter()).find(|(f, _)| f == field);
         text.push((field, value.and_then(|(_, v)| v.clone())));
     }
-    // The manager's name and email (which criteria read) follow the reference when it
-    // changes; otherwise they stay as they are, whoever set them.
-    if existing.and_then(|e| e.manager_ref.as_ref()) != input.manager_ref.as_ref() {
-        let (name, email) = manager(conn, account, input.manager_ref.as_deref()).await?;
-        text.push(("manager_name", name));
-        text.push(("manager_email", email));
+    match existing {
+        Some(e) if e.manager_ref == input.manager_ref => {}
+        _ => {
+            let (name, email) = manager(conn, account, input.manager_ref.as_deref()).await?;
+            text.push(("manager_name", name));
+            text.push(("manager_email", email));
+        }
     }
-    let status = if input.active {
+    Ok(text)
+}
+
+fn status(input: &ScimUserInput) -> UserStatus {
+    if input.active {
         UserStatus::Active
     } else {
         UserStatus::Archived
+    }
+}
+
+/// Inserts new people, each with its [`fields`] (the same columns for all), in one
+/// statement, and returns their rows (in no particular order).
+async fn insert_people(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    people: &[(&ScimUserInput, Fields)],
+    now: i64,
+) -> Result<Vec<Row>> {
+    let Some((first, columns)) = people.first() else {
+        return Ok(Vec::new());
     };
-    let id = match existing {
-        None => {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO users (account_id, joined_on, updated_at, status, archived_at, \
-                 provisioning_managed",
-            );
-            for (column, _) in &text {
-                insert.push(", ").push(column);
-            }
-            insert.push(") VALUES (");
-            let mut values = insert.separated(", ");
-            values
-                .push_bind(account.0)
-                .push_bind(now)
-                .push_bind(now)
-                .push_bind(status.as_str())
-                .push_bind((!input.active).then_some(now))
-                .push_bind(true);
-            for (_, value) in &text {
-                values.push_bind(value.clone());
-            }
-            insert.push(") RETURNING id");
-            let id: i64 = insert
-                .build_query_scalar()
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| email_conflict(e, &main))?;
-            UserId(id)
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO users (account_id, joined_on, updated_at, status, archived_at, \
+         provisioning_managed",
+    );
+    for (column, _) in columns {
+        insert.push(", ").push(column);
+    }
+    insert.push(") ");
+    insert.push_values(people, |mut values, (input, text)| {
+        values
+            .push_bind(account.0)
+            .push_bind(now)
+            .push_bind(now)
+            .push_bind(status(input).as_str())
+            .push_bind((!input.active).then_some(now))
+            .push_bind(true);
+        for (_, value) in text {
+            values.push_bind(value.clone());
         }
-        Some(existing) => {
-            let id = existing.user.id;
-            let mut update = QueryBuilder::new("UPDATE users SET updated_at = ");
-            update
-                .push_bind(now)
-                .push(", provisioning_managed = ")
-                .push_bind(true)
-                .push(", scim_deleted_at = NULL");
-            push_status(&mut update, status, now);
-            for (column, value) in &text {
-                update
-                    .push(format!(", {column} = "))
-                    .push_bind(value.clone());
-            }
-            update
-                .push(" WHERE account_id = ")
-                .push_bind(account.0)
-                .push(" AND id = ")
-                .push_bind(id.0);
-            update
-                .build()
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| email_conflict(e, &main))?;
-            id
-        }
-    };
-    // The rest goes in one round trip.
-    let mut script = Script::new(conn);
+    });
+    insert.push(format!(" RETURNING {COLUMNS}, {SCIM_COLUMNS}"));
+    // Its text changes with the number of people: not worth a prepared statement each.
+    insert
+        .build_query_as::<Row>()
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| match people {
+            [_] => email_conflict(e, first.main_identity().trim()),
+            _ => e.into(),
+        })
+}
+
+/// Writes `input` over `current` and returns the person as written. The person's
+/// identity and emails are queued in `script`, which the caller runs.
+async fn write(
+    conn: &mut AnyConnection,
+    script: &mut Script<'_>,
+    account: AccountId,
+    current: &ScimUser,
+    input: &ScimUserInput,
+    now: i64,
+) -> Result<ScimUser> {
+    let text = fields(conn, account, Some(current), input).await?;
+    let mut update = QueryBuilder::new("UPDATE users SET updated_at = ");
+    update
+        .push_bind(now)
+        .push(", provisioning_managed = ")
+        .push_bind(true)
+        .push(", scim_deleted_at = NULL");
+    push_status(&mut update, status(input), now);
+    for (column, value) in &text {
+        update
+            .push(format!(", {column} = "))
+            .push_bind(value.clone());
+    }
+    update
+        .push(" WHERE account_id = ")
+        .push_bind(account.0)
+        .push(" AND id = ")
+        .push_bind(current.user.id.0)
+        .push(format!(" RETURNING {COLUMNS}, {SCIM_COLUMNS}"));
+    let row = update
+        .build_query_as::<Row>()
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| email_conflict(e, input.main_identity().trim()))?;
+    Ok(written(script, account, Some(current), input, row))
+}
+
+/// The person `input` was written as (`row`, over `existing`): their identity and emails
+/// are queued in `script`.
+fn written(
+    script: &mut Script<'_>,
+    account: AccountId,
+    existing: Option<&ScimUser>,
+    input: &ScimUserInput,
+    row: Row,
+) -> ScimUser {
+    let id = row.user.id;
+    let main = input.main_identity().trim();
     if existing.is_none_or(|e| e.user.email != main) {
-        queue_main_identity(&mut script, account, id, &main, existing.is_some());
-        queue_attribute_events(&mut script, account, id);
+        queue_main_identity(script, account, id, main, existing.is_some());
+        queue_attribute_events(script, account, id);
     }
     if existing.is_some() {
         (script.statement(2))
@@ -474,11 +563,11 @@ async fn write(
                 .push_bind(email.display.clone());
         });
     }
-    script
-        .run(conn)
-        .await
-        .map_err(|e| identity_taken(e, "emails", &main))?;
-    Ok(id)
+    // The emails are stored as given, in their order.
+    ScimUser {
+        emails: input.emails.clone(),
+        ..scim_user(row, &[])
+    }
 }
 
 #[derive(FromRow)]
