@@ -470,11 +470,14 @@ async fn a_wrong_key_stops_the_forwarder_with_what_to_fix_and_keeps_the_records(
 
 // ---- a stub target: what only the other side decides ---------------------------------
 
+/// An answer the stub gives: a status, and the `Retry-After` seconds.
+type Answer = (u16, Option<u64>);
+
 /// A User Event API stand-in that answers from a script, then 201, and keeps every
 /// external_id it stored, with the time of each request.
 #[derive(Clone, Default)]
 struct Stub {
-    script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
+    script: Arc<Mutex<Vec<Answer>>>,
     requests: Arc<Mutex<Vec<(Instant, u16)>>>,
     stored: Arc<Mutex<Vec<String>>>,
 }
@@ -613,4 +616,85 @@ async fn a_record_the_target_refuses_is_dead_lettered_and_the_rest_delivered() {
         "{dead:?}"
     );
     assert!(!stored.iter().any(|id| dead[0].record.contains(id.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_standard_input_and_pushed_over_http_are_delivered() {
+    let setup = Setup::new().await;
+    let server = Server::start(&setup.data).await;
+    let common = [
+        "forward",
+        "--target",
+        &server.base,
+        "--token-file",
+        arg(&setup.token_file),
+    ];
+
+    // Standard input: delivered, then the forwarder exits by itself.
+    let stdin_state = setup.state.with_file_name("stdin-state");
+    let mut child =
+        command(&[&common[..], &["--stdin", "--state-dir", arg(&stdin_state)]].concat())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start coachloop forward --stdin");
+    let mut input = child.stdin.take().unwrap();
+    let text = records("in", 0..50).join("\n") + "\n";
+    tokio::io::AsyncWriteExt::write_all(&mut input, text.as_bytes())
+        .await
+        .unwrap();
+    drop(input);
+    let exit = tokio::time::timeout(Duration::from_secs(90), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success());
+
+    // Pushed: answered once committed, with what became of each line.
+    let push_state = setup.state.with_file_name("push-state");
+    let mut pusher = Forwarder::start(&[
+        "--target",
+        &server.base,
+        "--token-file",
+        arg(&setup.token_file),
+        "--state-dir",
+        arg(&push_state),
+        "--receive",
+        "127.0.0.1:0",
+    ]);
+    let line = pusher
+        .log
+        .find(|l| l.contains("receiving records at http://"))
+        .await
+        .expect("the forwarder says where it receives records");
+    let url = line
+        .split_once("records at ")
+        .map(|(_, u)| u.trim().to_owned())
+        .unwrap();
+    let body = records("in", 50..60).join("\n") + "\nnot json\n";
+    let answer: Value = reqwest::Client::new()
+        .post(&url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["accepted"], 10, "{answer}");
+    assert!(
+        answer["refused"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("request line 11: not a JSON object"),
+        "{answer}"
+    );
+    until("the pushed records are delivered", || {
+        let state = push_state.clone();
+        async move { status(&state).await["delivered"] == 10 }
+    })
+    .await;
+    assert_exactly_once(&server, &setup.token, "in", 60).await;
+    let _ = pusher.child.start_kill();
 }
