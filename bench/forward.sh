@@ -10,12 +10,14 @@
 #
 #   bench/forward.sh           1,000,000 records, a 30 s outage
 #   bench/forward.sh --quick   100,000 records, a 5 s outage (about a minute, both engines)
+#   FORWARD_PARALLEL=N         requests in flight (default 8, as `forward`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 records=1000000; outage=30
 if [ "${1:-}" = "--quick" ]; then records=100000; outage=5; fi
 port=${BENCH_PORT:-18184}
+parallel=${FORWARD_PARALLEL:-8}
 
 source bench/engines.sh
 for tool in curl awk; do
@@ -51,7 +53,7 @@ start_server() { # engine
 
 forward() { # engine name token-file log [extra]
   $bin forward --target "$base" --token-file "$3" --file "$4" --once \
-    --state-dir "$data/$1/$2-state" --backfill-since 2020-01-01 2>>"$data/$1/$2.log"
+    --state-dir "$data/$1/$2-state" --backfill-since 2020-01-01 --parallel "$parallel" 2>>"$data/$1/$2.log"
 }
 
 declare -A rate sent got dead

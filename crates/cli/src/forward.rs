@@ -81,7 +81,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DATE")]
     pub backfill_since: Option<String>,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
 }
 
