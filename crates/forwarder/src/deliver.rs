@@ -306,6 +306,8 @@ fn unauthorized(target: &Target, message: &str) -> String {
 
 /// The items of request `id` the target did not store, from `GET /statuses/{id}` (an
 /// empty list when the key may not read statuses: then nothing more can be known).
+/// coachloop's status is final when the 201 arrives; a target that processes later
+/// lists no failures yet, and its refusals go unseen here.
 async fn failures(shared: &Shared, id: &str) -> Vec<(usize, String)> {
     let url = format!("{}/statuses/{id}", shared.target.base);
     let response = shared

@@ -216,8 +216,12 @@ async fn post_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<DataOf<RequestId>>)> {
-    auth.require(Scope::EventsWrite)?;
-    let result = submit(&state, &auth, &headers, body).await;
+    // A token without the scope is refused too, and the refusal shown with it: a
+    // Reporting key pasted into a sender is the commonest such mistake.
+    let result = match auth.require(Scope::EventsWrite) {
+        Ok(()) => submit(&state, &auth, &headers, body).await,
+        Err(e) => Err(e),
+    };
     // The sender's status: its last stored event, and its last refused request or items.
     let now = state.store.clock().now_ms();
     let (stored, error) = match &result {

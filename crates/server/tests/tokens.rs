@@ -351,3 +351,21 @@ async fn a_senders_token_shows_its_last_event_and_its_last_error() {
     );
     assert_eq!(entry["last_event_at"], "2026-11-01T12:03:00.000Z");
 }
+
+#[tokio::test]
+async fn a_key_of_the_wrong_kind_shows_why_it_was_refused() {
+    let app = TestApp::spawn().await;
+    let secret = app.token("sender", "enrollments:read").await;
+    app.post_events(&secret, &event("a@acme.example", "t"))
+        .await
+        .expect_error(403, "forbidden");
+    let entry = sender_entry(&app, |t| !t["last_error"].is_null()).await;
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("lacks the `events:write` scope"),
+        "{entry}"
+    );
+    assert!(entry["last_event_at"].is_null(), "{entry}");
+}
