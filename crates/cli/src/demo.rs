@@ -1,5 +1,6 @@
-//! `coachloop demo`: a throw-away organisation, tokens, the server, and a sender that
-//! streams realistic credential-risk events to the server's own User Event API over HTTP.
+//! `coachloop demo`: a throw-away organisation, tokens, the server, and a simulated
+//! password manager whose audit log `coachloop forward`'s code delivers to the server's
+//! own User Event API over HTTP.
 
 use crate::config::{Config, Overrides};
 use crate::{data_flag, open_store, shutdown_signal, without_password};
@@ -12,6 +13,11 @@ use coachloop_core::identity::Email;
 use coachloop_core::ids::{AccountId, GroupId};
 use coachloop_core::scope::Scopes;
 use coachloop_core::user::UserChanges;
+use coachloop_forwarder::deliver::Target;
+use coachloop_forwarder::input::Input;
+use coachloop_forwarder::mapping::Mapping;
+use coachloop_forwarder::outbox::Outbox;
+use coachloop_forwarder::status::Status;
 use coachloop_store::admins::NewAdmin;
 use coachloop_store::campaigns::{Due, NewCampaign};
 use coachloop_store::content::ContentFilter;
@@ -23,9 +29,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Args)]
@@ -183,15 +189,46 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &people[0],
         &groups,
     );
+    // The simulated password manager writes its audit log; `coachloop forward`'s own
+    // code delivers it to this server, as it would from a real export.
+    let forward_dir = tempfile::Builder::new()
+        .prefix("coachloop-demo-forward-")
+        .tempdir()
+        .context("cannot create a directory for the demo's audit log")?;
+    let audit_log = forward_dir.path().join("audit.jsonl");
+    let state_dir = forward_dir.path().join("state");
+    let options = coachloop_forwarder::Options {
+        target: Target::new(Some(&format!("http://{addr}")), None, events.clone())?,
+        input: Input::File {
+            path: audit_log.clone(),
+            follow: true,
+        },
+        mapping: Mapping::default_mapping(),
+        state_dir: state_dir.clone(),
+        // The simulated log replays some records from months ago: send them all.
+        backfill_since: Some(0),
+        listener: None,
+        parallel: 1,
+    };
+    let forwarder = tokio::spawn(coachloop_forwarder::run(options, std::future::pending()));
+    println!(
+        "Writing a simulated Dashlane audit log to {}; coachloop forward delivers it.\n",
+        audit_log.display()
+    );
     let sender = tokio::spawn(stream_events(
         format!("http://{addr}"),
-        Tokens { events, admin },
+        Tokens { admin },
+        Audit {
+            log: audit_log,
+            state: state_dir,
+        },
         people,
         args.rate,
         rng,
     ));
     shutdown_signal().await;
     sender.abort();
+    forwarder.abort();
     let _ = stop_server.send(());
     server.await??;
     println!("demo stopped");
@@ -480,22 +517,29 @@ fn print_intro(
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/compliance/non-compliant?per_page=5'\
          \n  curl -s -H \"Authorization: Bearer $ADMIN\" '{base}/api/metrics/success'\
          \n\nCLI on the same data: coachloop tokens list{flag}\
-         \n\nSending credential-risk events to {base}/events — Ctrl-C stops.\n",
+         \n\nCredential-risk events go to {base}/events through coachloop forward — Ctrl-C stops.\n",
         email = someone.email,
         flag = data_flag(config),
     );
 }
 
 struct Tokens {
-    events: String,
     admin: String,
 }
 
-/// Posts events at `rate` per second until aborted, as a password manager would, and
-/// every 10 s reports what was sent and the starter groups' sizes.
+/// The simulated audit log and the forwarder's state directory.
+struct Audit {
+    log: PathBuf,
+    state: PathBuf,
+}
+
+/// Appends audit-log records at `rate` per second until aborted, as a password manager
+/// exporting its log would, and every 10 s reports what the forwarder delivered and the
+/// starter groups' sizes.
 async fn stream_events(
     base: String,
     tokens: Tokens,
+    audit: Audit,
     people: Vec<Person>,
     rate: f64,
     mut rng: StdRng,
@@ -504,55 +548,62 @@ async fn stream_events(
     let weights: Vec<f64> = people.iter().map(|p| p.risk).collect();
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.01));
     let mut ticker = tokio::time::interval(interval);
-    let (mut sent, mut failed, mut unmatched) = (0u64, 0u64, 0u64);
+    let mut written = 0u64;
     let mut last_report = tokio::time::Instant::now();
     let mut shown_link = false;
+    let mut log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&audit.log)
+    {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("demo: cannot write {}: {e}", audit.log.display());
+            return;
+        }
+    };
     loop {
         ticker.tick().await;
         let index = weighted(&weights, &mut rng);
-        let (event, is_unmatched) = simulated_event(&people[index], &mut rng);
-        let body = match late_twin(&event, &mut rng) {
-            Some(late) => json!([event, late]),
-            None => event.clone(),
-        };
-        let response = client
-            .post(format!("{base}/events"))
-            .bearer_auth(&tokens.events)
-            .header("X-KB4-Integration", "coachloop-demo")
-            .json(&body)
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status().as_u16() == 201 => {
-                sent += 1;
-                unmatched += u64::from(is_unmatched);
-            }
-            Ok(r) => {
-                failed += 1;
-                eprintln!(
-                    "demo sender: {} {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                );
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("demo sender: {e}");
-            }
+        let record = simulated_record(&people[index], &mut rng);
+        let mut lines = record.to_string() + "\n";
+        if let Some(late) = late_twin(&record, &mut rng) {
+            lines += &(late.to_string() + "\n");
         }
+        if let Err(e) = log.write_all(lines.as_bytes()) {
+            eprintln!("demo: cannot write {}: {e}", audit.log.display());
+            return;
+        }
+        written += 1;
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = tokio::time::Instant::now();
-            println!(
-                "sent {sent} events ({unmatched} for identities no one has yet, {failed} failed); latest: {} {}",
-                event["target_user"].as_str().unwrap_or_default(),
-                event["event_type"].as_str().unwrap_or_default()
-            );
+            if let Some(status) = forwarded(&audit.state).await {
+                println!(
+                    "wrote {written} audit-log records; forwarded {} events ({} naming a device, not an email), {} queued, {} dead{}",
+                    status.delivered,
+                    status.device_users,
+                    status.queued,
+                    status.dead,
+                    status
+                        .last_error
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
             if let Some(sizes) = group_sizes(&client, &base, &tokens.admin).await {
                 println!("  smart groups: {sizes}");
             }
             learners_finish_some(&client, &base, &tokens.admin, &mut rng, &mut shown_link).await;
         }
     }
+}
+
+/// The forwarder's status, as `coachloop forward status` shows it.
+async fn forwarded(state: &Path) -> Option<Status> {
+    let outbox = Outbox::open_existing(state).await.ok()??;
+    let status = Status::of(&outbox).await.ok();
+    outbox.close().await;
+    status
 }
 
 /// Simulated learners: a few open enrolments are finished through the xAPI endpoint, as
@@ -643,19 +694,19 @@ fn slug_of(title: &str) -> String {
         .unwrap_or_default()
 }
 
-/// For a starter-play event, now and then the same behaviour from almost three months
-/// ago, as a sender replaying its audit log would send it: the person joins at once and
-/// leaves minutes later, when the old event leaves the window.
-fn late_twin(event: &Value, rng: &mut StdRng) -> Option<Value> {
-    let kind = event["event_type"].as_str()?;
+/// For a starter-play record, now and then the same behaviour from almost three months
+/// ago, as a password manager replaying its audit log would write it: the person joins at
+/// once and leaves minutes later, when the old event leaves the window.
+fn late_twin(record: &Value, rng: &mut StdRng) -> Option<Value> {
+    let kind = format!("dashlane_{}", record["log_type"].as_str()?);
     if !STARTER_PLAYS.iter().any(|p| p.event_type == kind) || !rng.gen_bool(0.4) {
         return None;
     }
     let occurred = chrono::Utc::now().checked_sub_months(chrono::Months::new(3))?
         + chrono::Duration::seconds(rng.gen_range(60..300));
-    let mut late = event.clone();
-    late["external_id"] = json!(uuid_like(rng));
-    late["occurred_date"] = json!(occurred.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let mut late = record.clone();
+    late["uuid"] = json!(uuid_like(rng));
+    late["date_time"] = json!(occurred.timestamp_millis());
     Some(late)
 }
 
@@ -708,9 +759,9 @@ fn frequency(entry: &CatalogEntry) -> u32 {
     }
 }
 
-/// One event as the password manager's integration would send it; the flag tells
-/// whether its target is an identity no person has (it will be stored unmatched).
-fn simulated_event(person: &Person, rng: &mut StdRng) -> (Value, bool) {
+/// One record of the password manager's audit log, in the shape its CLI exports
+/// (shared/reference/dashlane-events.md); the forwarder's mapping makes it an event.
+fn simulated_record(person: &Person, rng: &mut StdRng) -> Value {
     let entries = catalog::DASHLANE;
     let entry = entries
         .choose_weighted(rng, frequency)
@@ -726,17 +777,21 @@ fn simulated_event(person: &Person, rng: &mut StdRng) -> (Value, bool) {
     } else {
         person.email.clone()
     };
-    let mut event = json!({
-        "target_user": target,
-        "event_type": entry.name,
-        "external_id": uuid_like(rng),
-        "source": "Dashlane",
-        "risk_level": entry.suggested_risk,
-    });
-    if let Some(description) = description {
-        event["description"] = json!(description);
-    }
-    (event, shared_kiosk)
+    let login_status = match description {
+        Some("logged in to Dashlane") | None => "logged_in",
+        Some("not logged in to Dashlane") => "not_logged_in",
+        Some(_) => "no_account",
+    };
+    json!({
+        "uuid": uuid_like(rng),
+        "team_id": 1,
+        "category": "user_settings",
+        "log_type": entry.name.trim_start_matches("dashlane_"),
+        "date_time": chrono::Utc::now().timestamp_millis(),
+        "properties": {"domain_url": "intranet.acme.example", "login_status": login_status},
+        "author_login": target,
+        "schema_version": "1.0.0",
+    })
 }
 
 fn uuid_like(rng: &mut StdRng) -> String {

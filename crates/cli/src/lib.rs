@@ -3,6 +3,7 @@
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod forward;
 pub mod import;
 mod sync;
 
@@ -42,6 +43,9 @@ pub enum Command {
     },
     /// Run a demo: a seeded organisation and a live stream of events.
     Demo(demo::DemoArgs),
+    /// Deliver a password manager's audit log to a User Event API (coachloop's or the
+    /// reference service's), through a durable outbox; `forward status` shows how it goes.
+    Forward(forward::ForwardArgs),
     /// Manage accounts (tenants).
     #[command(subcommand)]
     Accounts(AccountsCommand),
@@ -290,6 +294,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             serve(config).await?;
         }
         Command::Demo(args) => demo::run(args).await?,
+        Command::Forward(args) => return forward::run(args).await,
         Command::Accounts(AccountsCommand::Create { name, data }) => {
             let store = open_store(&load(&data, None)?).await?;
             let account = store.create_account(&name).await?;

@@ -543,6 +543,7 @@ async fn demo_serves_its_own_stream_of_events_until_ctrl_c() {
         .and_then(|(_, rest)| rest.split('/').next())
         .map(|addr| format!("http://{addr}"))
         .unwrap_or_else(|| panic!("no address in {curl:?}"));
+    printed("coachloop forward delivers it").await;
 
     // The demo's sender reaches the demo's server.
     let client = reqwest::Client::new();
@@ -560,6 +561,17 @@ async fn demo_serves_its_own_stream_of_events_until_ctrl_c() {
         count > 0,
         "no events arrived within 10 s; stderr:\n{}",
         stderr.so_far()
+    );
+    // They came through the forwarder: mapped from audit-log records.
+    let (_, body) = get(&client, &events, &format!("{base}/events?per_page=1")).await;
+    let event = &body["data"][0];
+    assert_eq!(event["source"], "Dashlane", "{event}");
+    assert!(
+        event["event_type"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("dashlane_"))
+            && event["external_id"].is_string(),
+        "{event}"
     );
     let (status, body) = get(&client, &admin, &format!("{base}/api/users?per_page=1")).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -3,6 +3,7 @@
 //! Each surface exposes a router over [`AppState`]; [`app`] merges them and adds the
 //! layers every request passes (request id, trace span, metrics, body limit).
 
+pub mod activity;
 pub mod api;
 pub mod auth;
 pub mod docs;
@@ -143,6 +144,7 @@ impl AppState {
             store,
             ingest,
             tokens: Arc::default(),
+            activity: Arc::default(),
             limits: limits::RateLimiter::default(),
             reporting: reporting::Caches::default(),
             metrics,
@@ -174,6 +176,8 @@ pub struct Shared {
     pub store: Store,
     pub ingest: Ingestor,
     pub tokens: Arc<auth::TokenCache>,
+    /// Senders' last events and errors, written a second at a time.
+    pub activity: Arc<activity::Activity>,
     pub limits: limits::RateLimiter,
     /// Page anchors and current risk scores of the Reporting API.
     pub reporting: reporting::Caches,

@@ -216,10 +216,53 @@ async fn post_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<DataOf<RequestId>>)> {
-    auth.require(Scope::EventsWrite)?;
+    // A token without the scope is refused too, and the refusal shown with it: a
+    // Reporting key pasted into a sender is the commonest such mistake.
+    let result = match auth.require(Scope::EventsWrite) {
+        Ok(()) => submit(&state, &auth, &headers, body).await,
+        Err(e) => Err(e),
+    };
+    // The sender's status: its last stored event, and its last refused request or items.
+    let now = state.store.clock().now_ms();
+    let (stored, error) = match &result {
+        Ok((stored, refused, _)) => (*stored > 0, refused_items(refused, *stored)),
+        Err(e) if e.status.is_client_error() => (false, Some(e.message.clone())),
+        Err(_) => (false, None),
+    };
+    if stored || error.is_some() {
+        state.activity.record(
+            &state.store,
+            auth.token.id,
+            stored.then_some(now),
+            error.map(|why| (now, why)),
+        );
+    }
+    let request_id = result?.2;
+    Ok((
+        StatusCode::CREATED,
+        Json(DataOf {
+            data: RequestId {
+                id: request_id.to_string(),
+            },
+        }),
+    ))
+}
+
+/// Parses and stores one `POST /events`: events stored, the refused items, the request id.
+async fn submit(
+    state: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(usize, Vec<String>, Uuid)> {
     let body = body?;
     let now = state.store.clock().now();
     let (events, failures) = parse_submission(&body, now, state.config.max_bulk_events)?;
+    let stored = events.len();
+    let refused = failures
+        .iter()
+        .map(|f| format!("item {}: {}", f.index, f.reason))
+        .collect();
     let request_id = Uuid::now_v7();
     state
         .ingest
@@ -235,13 +278,16 @@ async fn post_events(
             failures,
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(DataOf {
-            data: RequestId {
-                id: request_id.to_string(),
-            },
-        }),
+    Ok((stored, refused, request_id))
+}
+
+/// A bulk request's refused items in words ("2 of 50 events refused, e.g. item 3: …").
+fn refused_items(refused: &[String], stored: usize) -> Option<String> {
+    let first = refused.first()?;
+    Some(format!(
+        "{} of {} events refused, e.g. {first}",
+        refused.len(),
+        refused.len() + stored
     ))
 }
 

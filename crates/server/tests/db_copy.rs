@@ -55,9 +55,11 @@ fn config() -> ServerConfig {
     }
 }
 
-/// GET `path` on `base` with `token`: the status and the body. Tokens' `last_used_at` is
-/// left out: every request made with a token moves it, written a moment later, so a read
-/// and a copy taken just after it can be a request apart.
+/// GET `path` on `base` with `token`: the status and the body. Tokens' `last_used_at`,
+/// `last_event_at` and `last_error*` are left out: requests move them, written a moment
+/// later (the sender's activity up to a second later), so a read and a copy taken just
+/// after it can be a request apart. The copy of those columns is checked by the row
+/// checksums of `copy::copy`.
 async fn read(client: &reqwest::Client, base: &str, token: &str, path: &str) -> (u16, Value) {
     let response = client
         .get(format!("{base}{path}"))
@@ -70,7 +72,15 @@ async fn read(client: &reqwest::Client, base: &str, token: &str, path: &str) -> 
     let mut body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if path == "/api/tokens" {
         for token in body["data"].as_array_mut().expect("a list of tokens") {
-            token.as_object_mut().unwrap().remove("last_used_at");
+            let token = token.as_object_mut().unwrap();
+            for moving in [
+                "last_used_at",
+                "last_event_at",
+                "last_error",
+                "last_error_at",
+            ] {
+                token.remove(moving);
+            }
         }
     }
     (status, body)

@@ -283,3 +283,89 @@ async fn last_use_is_recorded() {
     }
     assert_eq!(last_used, "2026-11-01T12:03:00.000Z");
 }
+
+/// `/api/tokens` until `ready` accepts the sender's entry (written off the request path,
+/// at most once a second: about 5 s at most).
+async fn sender_entry(app: &TestApp, ready: impl Fn(&Value) -> bool) -> Value {
+    let mut entry = Value::Null;
+    for _ in 0..250 {
+        let list = app.get(&app.admin, "/api/tokens").await.expect(200);
+        entry = find(&list, "sender").clone();
+        if ready(&entry) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    entry
+}
+
+#[tokio::test]
+async fn a_senders_token_shows_its_last_event_and_its_last_error() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .post_json(
+            &app.admin,
+            "/api/tokens",
+            &json!({"name":"sender","scopes":["events:write"]}),
+        )
+        .await
+        .expect(201);
+    let secret = created["data"]["secret"].as_str().unwrap();
+    // Pending: no event yet, no error.
+    let token = &created["data"]["token"];
+    assert!(token["last_event_at"].is_null() && token["last_error"].is_null());
+
+    app.clock.advance(Duration::minutes(2));
+    app.post_events(secret, &event("a@acme.example", "t"))
+        .await
+        .expect(201);
+    let entry = sender_entry(&app, |t| !t["last_event_at"].is_null()).await;
+    assert_eq!(entry["last_event_at"], "2026-11-01T12:02:00.000Z");
+    assert!(entry["last_error"].is_null(), "{entry}");
+
+    // A bulk request with a refused item: stored events and the error, both.
+    app.clock.advance(Duration::minutes(1));
+    let bulk = json!([event("a@acme.example", "t"), {"event_type": "t"}]);
+    app.post_events(secret, &bulk).await.expect(201);
+    let entry = sender_entry(&app, |t| !t["last_error"].is_null()).await;
+    assert_eq!(entry["last_event_at"], "2026-11-01T12:03:00.000Z");
+    assert_eq!(entry["last_error_at"], "2026-11-01T12:03:00.000Z");
+    let error = entry["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("1 of 2 events refused, e.g. item 1: ") && error.contains("target_user"),
+        "{error}"
+    );
+
+    // A refused request: the error changes, the last event stays.
+    app.clock.advance(Duration::minutes(1));
+    app.post_events_raw(secret, b"{not json".to_vec())
+        .await
+        .expect_error(400, "bad_request");
+    let entry = sender_entry(&app, |t| t["last_error_at"] == "2026-11-01T12:04:00.000Z").await;
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{entry}"
+    );
+    assert_eq!(entry["last_event_at"], "2026-11-01T12:03:00.000Z");
+}
+
+#[tokio::test]
+async fn a_key_of_the_wrong_kind_shows_why_it_was_refused() {
+    let app = TestApp::spawn().await;
+    let secret = app.token("sender", "enrollments:read").await;
+    app.post_events(&secret, &event("a@acme.example", "t"))
+        .await
+        .expect_error(403, "forbidden");
+    let entry = sender_entry(&app, |t| !t["last_error"].is_null()).await;
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("lacks the `events:write` scope"),
+        "{entry}"
+    );
+    assert!(entry["last_event_at"].is_null(), "{entry}");
+}

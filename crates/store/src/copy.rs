@@ -98,6 +98,9 @@ pub static TABLES: &[Table] = &[
             ("revoked_at", Int),
             ("rate_per_second", Int),
             ("rate_per_day", Int),
+            ("last_event_at", Int),
+            ("last_error", Text),
+            ("last_error_at", Int),
         ],
     },
     Table {

@@ -27,6 +27,9 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
     pub rate_per_second: Option<i64>,
     pub rate_per_day: Option<i64>,
+    pub last_event_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
     pub secret_hash: String,
 }
 
@@ -44,6 +47,10 @@ pub struct Token {
     pub revoked_at: Option<i64>,
     /// The most requests a second and a UTC day the token may make (none: no limit).
     pub limits: RateLimits,
+    /// A sender's activity: when an event it sent was last stored, and its last refused
+    /// request (when, and why in words).
+    pub last_event_at: Option<i64>,
+    pub last_error: Option<(i64, String)>,
 }
 
 /// A token's request quota; both are off unless set.
@@ -89,6 +96,8 @@ impl From<TokenRow> for Token {
                 per_second: row.rate_per_second.and_then(|r| u32::try_from(r).ok()),
                 per_day: row.rate_per_day.and_then(|r| u32::try_from(r).ok()),
             },
+            last_event_at: row.last_event_at,
+            last_error: row.last_error_at.zip(row.last_error),
         }
     }
 }
@@ -115,7 +124,7 @@ fn new_secret() -> String {
 
 const SELECT: &str = "SELECT t.id, t.account_id, a.name AS account_name, t.name, t.scopes, \
     t.expires_at, t.created_at, t.last_used_at, t.revoked_at, t.rate_per_second, \
-    t.rate_per_day, t.secret_hash \
+    t.rate_per_day, t.last_event_at, t.last_error, t.last_error_at, t.secret_hash \
     FROM tokens t JOIN accounts a ON a.id = t.account_id";
 
 fn parse_label(name: &str) -> Result<&str> {
@@ -240,6 +249,39 @@ impl Store {
             .bind(id.0)
             .execute(&mut *change.tx)
             .await?;
+        change.commit(&self.wakes).await
+    }
+
+    /// Records what a sender's token did: an event stored at `event_at`, a request
+    /// refused at `error.0` for the reason `error.1`. Callers batch these (the server
+    /// writes a token's activity at most once a second), so this is off the event path.
+    #[instrument(skip_all)]
+    pub async fn record_token_activity(
+        &self,
+        id: TokenId,
+        event_at: Option<i64>,
+        error: Option<(i64, &str)>,
+    ) -> Result<()> {
+        // In the order of changes of facts, as `touch_token` and for the same reason.
+        let mut change = self.change_facts_in(crate::Locks::none()).await?;
+        if let Some(at) = event_at {
+            sqlx::query(
+                "UPDATE tokens SET last_event_at = $1 \
+                 WHERE id = $2 AND (last_event_at IS NULL OR last_event_at < $1)",
+            )
+            .bind(at)
+            .bind(id.0)
+            .execute(&mut *change.tx)
+            .await?;
+        }
+        if let Some((at, why)) = error {
+            sqlx::query("UPDATE tokens SET last_error = $1, last_error_at = $2 WHERE id = $3")
+                .bind(why)
+                .bind(at)
+                .bind(id.0)
+                .execute(&mut *change.tx)
+                .await?;
+        }
         change.commit(&self.wakes).await
     }
 }

@@ -275,8 +275,14 @@ impl Server {
 
     /// [`Server::start`] with settings given as `COACHLOOP_*` variables.
     pub async fn start_with(data: &TestData, settings: &[(&str, &str)]) -> Self {
+        Self::start_on(data, "127.0.0.1:0", settings).await
+    }
+
+    /// [`Server::start_with`] on a given address (a server restarted where senders know
+    /// it).
+    pub async fn start_on(data: &TestData, listen: &str, settings: &[(&str, &str)]) -> Self {
         let mut child = data
-            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .command(&["serve", "--listen", listen])
             .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

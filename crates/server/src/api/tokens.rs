@@ -33,6 +33,12 @@ pub struct Token {
     pub revoked_at: Option<String>,
     pub rate_per_second: Option<u32>,
     pub rate_per_day: Option<u32>,
+    /// When an event this token sent was last stored; null until the first one (a
+    /// sender's integration is *Pending* until then).
+    pub last_event_at: Option<String>,
+    /// This token's last refused `POST /events` (or refused items of one), in words.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
 }
 
 impl From<TokenRow> for Token {
@@ -47,6 +53,9 @@ impl From<TokenRow> for Token {
             revoked_at: t.revoked_at.map(format_ms),
             rate_per_second: t.limits.per_second,
             rate_per_day: t.limits.per_day,
+            last_event_at: t.last_event_at.map(format_ms),
+            last_error_at: t.last_error.as_ref().map(|(at, _)| format_ms(*at)),
+            last_error: t.last_error.map(|(_, why)| why),
         }
     }
 }
