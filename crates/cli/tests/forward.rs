@@ -83,6 +83,14 @@ impl Forwarder {
         self.log.rest().await;
         (status.success(), self.log.joined())
     }
+
+    /// The URL the forwarder logs after `what` (`"status at "`, `"receiving records at "`).
+    async fn url_after(&mut self, what: &str) -> String {
+        let line = (self.log.find(|l| l.contains(what)).await)
+            .unwrap_or_else(|| panic!("the forwarder logs `{what}`"));
+        let (_, url) = line.split_once(what).expect("the line names it");
+        url.trim().to_owned()
+    }
 }
 
 /// `coachloop forward status --json` of a state directory (`Null` before the forwarder
@@ -192,15 +200,7 @@ async fn the_target_down_at_start_gets_everything_once_it_is_up_and_status_says_
     let addr = free_address();
     let base = format!("http://{addr}");
     let mut forwarder = Forwarder::start(&setup.args(&base, &["--status-listen", "127.0.0.1:0"]));
-    let line = forwarder
-        .log
-        .find(|l| l.contains("status at http://"))
-        .await
-        .expect("the forwarder says where its status is");
-    let status_url = line
-        .split_once("status at ")
-        .map(|(_, url)| url.trim().to_owned())
-        .unwrap();
+    let status_url = forwarder.url_after("status at ").await;
     let client = reqwest::Client::new();
     let local = |client: reqwest::Client, url: String| async move {
         client
@@ -663,15 +663,7 @@ async fn records_from_standard_input_and_pushed_over_http_are_delivered() {
         "--receive",
         "127.0.0.1:0",
     ]);
-    let line = pusher
-        .log
-        .find(|l| l.contains("receiving records at http://"))
-        .await
-        .expect("the forwarder says where it receives records");
-    let url = line
-        .split_once("records at ")
-        .map(|(_, u)| u.trim().to_owned())
-        .unwrap();
+    let url = pusher.url_after("receiving records at ").await;
     let body = records("in", 50..60).join("\n") + "\nnot json\n";
     let answer: Value = reqwest::Client::new()
         .post(&url)

@@ -215,12 +215,7 @@ async fn a_user_with_only_a_user_name_is_created_read_and_looked_up() {
 async fn concurrent_creates_each_get_their_own_answer() {
     let app = TestApp::spawn().await;
     let scim = Scim::new(&app).await;
-    let finance = smart(
-        &app,
-        "Finance people",
-        json!({"user": {"attribute": "department", "equals": "Finance"}}),
-    )
-    .await;
+    let finance = finance_group(&app).await;
     // Creates that arrive together are written together; one userName sent six times (in
     // any case) is created once, whichever comes first, and the others conflict.
     let mut requests = tokio::task::JoinSet::new();
@@ -1174,6 +1169,12 @@ async fn enrolled(app: &TestApp, user: i64) -> usize {
     page["data"].as_array().unwrap().len()
 }
 
+/// A smart group of the people whose department is Finance.
+async fn finance_group(app: &TestApp) -> i64 {
+    let criteria = json!({"user": {"attribute": "department", "equals": "Finance"}});
+    smart(app, "Finance people", criteria).await
+}
+
 async fn smart(app: &TestApp, name: &str, criteria: Value) -> i64 {
     app.post_json(
         &app.admin,
@@ -1190,12 +1191,7 @@ async fn smart(app: &TestApp, name: &str, criteria: Value) -> i64 {
 async fn attribute_and_membership_changes_move_smart_groups_and_campaigns_at_once() {
     let app = TestApp::spawn().await;
     let scim = Scim::new(&app).await;
-    let finance = smart(
-        &app,
-        "Finance people",
-        json!({"user": {"attribute": "department", "equals": "Finance"}}),
-    )
-    .await;
+    let finance = finance_group(&app).await;
     let (ana, bo, _) = three(&scim).await;
     // Created over SCIM with the department: in the smart group at once.
     assert_eq!(members(&app, finance).await, [ana]);
