@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SCIM benchmark (issue 18), on each store engine (ENGINES, see bench/engines.sh):
 #   1. provision users through POST /scim/v2/Users from 8 concurrent clients (wrk, 8
-#      connections), one transaction per request; the rate is users/s (target >= 2,000);
+#      connections; creates that arrive together share a transaction); users/s (target >= 2,000);
 #   2. Okta's look-up before create, `GET /Users?filter=userName eq "…"` of random
 #      existing users from 8 clients; its p99 (target < 5 ms);
 #   then the figures of both engines side by side.
