@@ -10,6 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use coachloop_forwarder::outbox::Outbox;
+use coachloop_forwarder::status::Status;
 use common::{Lines, PATIENCE, Server, TestData, all_pages, arg, command, create_token, run};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -91,6 +93,14 @@ impl Forwarder {
         let (_, url) = line.split_once(what).expect("the line names it");
         url.trim().to_owned()
     }
+}
+
+/// The outbox in `dir`'s `state` directory, and its status, read directly.
+async fn outbox_status(dir: &Path) -> (Outbox, Status) {
+    let outbox = (Outbox::open_existing(&dir.join("state")).await.unwrap())
+        .expect("the forwarder made its outbox");
+    let status = Status::of(&outbox).await.unwrap();
+    (outbox, status)
 }
 
 /// `coachloop forward status --json` of a state directory (`Null` before the forwarder
@@ -570,13 +580,7 @@ async fn a_429_is_honoured_with_its_retry_after_and_5xx_are_retried() {
         stored,
         (0..5).map(|i| format!("stub-{i}")).collect::<Vec<_>>()
     );
-    let outbox = coachloop_forwarder::outbox::Outbox::open_existing(&dir.path().join("state"))
-        .await
-        .unwrap()
-        .unwrap();
-    let s = coachloop_forwarder::status::Status::of(&outbox)
-        .await
-        .unwrap();
+    let (_, s) = outbox_status(dir.path()).await;
     assert_eq!((s.delivered, s.queued, s.dead), (5, 0, 0));
     assert!(s.last_error.unwrap().contains("500"));
 }
@@ -601,13 +605,7 @@ async fn a_record_the_target_refuses_is_dead_lettered_and_the_rest_delivered() {
         .await
         .expect("forwarded");
     let stored = stub.stored.lock().unwrap().clone();
-    let outbox = coachloop_forwarder::outbox::Outbox::open_existing(&dir.path().join("state"))
-        .await
-        .unwrap()
-        .unwrap();
-    let s = coachloop_forwarder::status::Status::of(&outbox)
-        .await
-        .unwrap();
+    let (outbox, s) = outbox_status(dir.path()).await;
     assert_eq!((s.delivered, s.dead, s.queued), (7, 1, 0), "{s:?}");
     assert_eq!(stored.len(), 7);
     let dead = outbox.dead(5).await.unwrap();

@@ -271,21 +271,14 @@ async fn last_use_is_recorded() {
         .await
         .expect(201);
 
-    // Recorded off the request path: poll a bounded number of times (about 2 s at most).
-    let mut last_used = Value::Null;
-    for _ in 0..100 {
-        let list = app.get(&app.admin, "/api/tokens").await.expect(200);
-        last_used = find(&list, "sender")["last_used_at"].clone();
-        if !last_used.is_null() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Recorded off the request path.
+    let last_used =
+        sender_entry(&app, |e| !e["last_used_at"].is_null()).await["last_used_at"].clone();
     assert_eq!(last_used, "2026-11-01T12:03:00.000Z");
 }
 
-/// `/api/tokens` until `ready` accepts the sender's entry (written off the request path,
-/// at most once a second: about 5 s at most).
+/// `/api/tokens` until `ready` accepts the sender's entry (last use and activity are
+/// written off the request path, activity at most once a second: about 5 s at most).
 async fn sender_entry(app: &TestApp, ready: impl Fn(&Value) -> bool) -> Value {
     let mut entry = Value::Null;
     for _ in 0..250 {
