@@ -16,6 +16,7 @@ pub mod event;
 pub mod event_id;
 pub mod identity;
 pub mod ids;
+pub mod notice;
 pub mod risk;
 pub mod scim;
 pub mod scope;

@@ -315,9 +315,28 @@ async fn lesson(
         Err(e) => return store_error(e),
     };
     let now = state.store.clock().now_ms();
+    // Why this training, in the words of the enrolment email.
+    let reason = match state
+        .store
+        .campaign_notices(account, enrollment.campaign_id)
+        .await
+    {
+        Ok(notices) => {
+            state
+                .store
+                .enrollment_reason(&enrollment, notices.settings.reason_shows_site)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let reason = match reason {
+        Ok(Some(reason)) => format!("<p class=\"reason\">{}</p>\n", escape(&reason)),
+        Ok(None) => String::new(),
+        Err(e) => return store_error(e),
+    };
     let core = content.content();
     let mut body = format!(
-        "<p class=\"note\">{}. About {} minutes.</p>\n{}\n",
+        "{reason}<p class=\"note\">{}. About {} minutes.</p>\n{}\n",
         describe(&enrollment),
         content.minutes,
         core.body_html()

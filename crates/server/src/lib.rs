@@ -123,10 +123,18 @@ impl AppState {
         let webhooks = outbound
             .client(notices::WEBHOOK_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for webhooks: {e}"))?;
+        let mailer = match config.smtp.as_ref().map(notices::Mailer::new) {
+            None => None,
+            Some(Ok(mailer)) => Some(mailer),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "email is off: the SMTP settings are not usable");
+                None
+            }
+        };
         let notices = tokio::spawn(notices::run(
             store.clone(),
             ingest.clone(),
-            config.smtp.clone(),
+            mailer.clone(),
             base_url,
             webhooks,
             config.notice_lease,
@@ -150,6 +158,7 @@ impl AppState {
             metrics,
             outbound,
             syncer,
+            mailer,
             config: Arc::new(config),
             background: vec![
                 executor.abort_handle(),
@@ -186,6 +195,8 @@ pub struct Shared {
     pub outbound: outbound::Gate,
     /// Remote syncs: runs and *Test connection*.
     pub syncer: remote::Syncer,
+    /// Email, when an SMTP server is configured (the notice runner's, and test sends).
+    pub mailer: Option<notices::Mailer>,
     pub config: Arc<ServerConfig>,
     /// Background tasks (the executors, daily risk), stopped with the state.
     background: Vec<tokio::task::AbortHandle>,

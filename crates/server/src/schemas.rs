@@ -217,7 +217,16 @@ fn one_or_more_of<'a>(names: impl IntoIterator<Item = &'a str>) -> ArrayBuilder 
 
 /// A webhook's events: one or more of the names notices are sent for.
 pub fn webhook_events() -> Array {
-    one_or_more_of(coachloop_store::notices::WEBHOOK_EVENTS.iter().copied()).build()
+    one_or_more_of(
+        (coachloop_store::notices::WEBHOOK_EVENTS.iter().copied())
+            .chain(coachloop_core::notice::Notice::ALL.map(|n| n.as_str())),
+    )
+    .description(Some(
+        "format `json`: the facts to send (`enrollment.created`, …); `slack` or `teams`: \
+         the notices whose text to post (`enrolled`, `reminder`, `past_due`, \
+         `past_due_manager`, `completed`)",
+    ))
+    .build()
 }
 
 /// A token's scopes: one or more of the known names.

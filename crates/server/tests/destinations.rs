@@ -221,14 +221,26 @@ async fn a_destination_refused_at_send_time_fails_the_attempt_unsent() {
     );
     let by_name = app
         .store
-        .create_webhook(app.account, &by_name, &events)
+        .create_webhook(
+            app.account,
+            &by_name,
+            &events,
+            coachloop_store::notices::FORMAT_JSON,
+            None,
+        )
         .await
         .unwrap()
         .id
         .0;
     let by_literal = app
         .store
-        .create_webhook(app.account, &by_literal, &events)
+        .create_webhook(
+            app.account,
+            &by_literal,
+            &events,
+            coachloop_store::notices::FORMAT_JSON,
+            None,
+        )
         .await
         .unwrap()
         .id

@@ -98,11 +98,17 @@ async fn eventually(app: &TestApp, what: &str, mut check: impl AsyncFnMut() -> b
 /// A group of people with a `TYPED` event in the last hour, and an auto-enrolling
 /// campaign on it; returns the campaign id.
 async fn playbook(app: &TestApp) -> i64 {
+    playbook_for(app, TYPED).await
+}
+
+/// A group of people with an `event_type` event in the last hour, and an auto-enrolling
+/// campaign on it (due in 7 days); returns the campaign id.
+async fn playbook_for(app: &TestApp, event_type: &str) -> i64 {
     let group = app
         .post_json(
             &app.admin,
             "/api/groups",
-            &json!({"name": "typed", "criteria": {"event": {"type": TYPED, "within": "PT1H"}}}),
+            &json!({"name": "typed", "criteria": {"event": {"type": event_type, "within": "PT1H"}}}),
         )
         .await
         .expect(201)["data"]["id"]
@@ -324,6 +330,7 @@ impl SmtpSink {
             .arg(script)
             .arg(port.to_string())
             .arg(&out)
+            .arg("decode")
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs tests/support/smtp_sink.py (pip install aiosmtpd)");
@@ -354,27 +361,6 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Decodes a quoted-printable body as a mail client would (soft breaks, `=XX`).
-fn quoted_printable(text: &str) -> String {
-    let joined = text.replace("=\r\n", "").replace("=\n", "");
-    let mut out = Vec::new();
-    let bytes = joined.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'=', Some(hex)) if hex.iter().all(u8::is_ascii_hexdigit) => {
-                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn free_port() -> u16 {
@@ -410,8 +396,11 @@ async fn email_waits_out_a_down_smtp_server_and_tells_the_manager_when_past_due(
     let messages = sink.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["to"], json!(["ana@acme.example"]));
-    let data = quoted_printable(messages[0]["data"].as_str().unwrap());
-    assert!(data.contains("Subject: Training for you: Cyber Hygiene: Password Management"));
+    assert_eq!(
+        messages[0]["subject"],
+        "Training for you: Cyber Hygiene: Password Management"
+    );
+    let data = messages[0]["text"].as_str().unwrap();
     // The due date as a person reads it, not as a machine stores it.
     let enrolment = &app.get(&app.admin, "/api/enrollments").await.expect(200)["data"][0];
     let due = chrono::DateTime::parse_from_rfc3339(enrolment["due_date"].as_str().unwrap())
@@ -448,7 +437,7 @@ async fn email_waits_out_a_down_smtp_server_and_tells_the_manager_when_past_due(
     assert!(
         messages
             .iter()
-            .any(|m| m["data"].as_str().unwrap().contains("Subject: Reminder:"))
+            .any(|m| m["subject"].as_str().unwrap().starts_with("Reminder:"))
     );
     // And never twice.
     app.store.run_due_training().await.unwrap();
@@ -514,9 +503,428 @@ async fn a_database_error_during_a_notice_is_retried() {
     assert_eq!((job.status.as_str(), job.attempts), ("done", 2), "{job:#?}");
     let messages = sink.messages();
     assert_eq!(messages.len(), 2, "{messages:?}");
-    let data = quoted_printable(messages[1]["data"].as_str().unwrap());
-    assert!(data.contains("Subject: Reminder: "), "{data}");
+    let subject = messages[1]["subject"].as_str().unwrap();
+    assert!(subject.starts_with("Reminder: "), "{subject}");
     let log = app.store.deliveries(job.id).await.unwrap();
     let outcomes: Vec<bool> = log.iter().map(|d| d.ok).collect();
     assert_eq!(outcomes, [false, true], "{log:#?}");
+}
+
+/// The catalog's event type whose description the reason sentence uses.
+const COMPROMISED: &str = "dashlane_user_typed_compromised_password";
+
+async fn set_notices(app: &TestApp, campaign: i64, body: &Value) -> Value {
+    app.put_json(
+        &app.admin,
+        &format!("/api/campaigns/{campaign}/notices"),
+        body,
+    )
+    .await
+    .expect(200)
+}
+
+fn message_to<'a>(messages: &'a [Value], to: &str) -> &'a Value {
+    messages
+        .iter()
+        .find(|m| m["to"][0] == to)
+        .unwrap_or_else(|| panic!("no message to {to}: {messages:#?}"))
+}
+
+#[tokio::test]
+async fn a_campaigns_own_text_goes_as_html_and_text_in_the_persons_language_with_the_reason() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(port, dir.path());
+    let app = spawn_with_smtp(port).await;
+    app.create_user(
+        &json!({"email": "ana@acme.example", "first_name": "Ana <b>&",
+                            "language": "de-AT"}),
+    )
+    .await;
+    app.create_user(&json!({"email": "bob@acme.example", "language": "ja"}))
+        .await;
+    let campaign = playbook_for(&app, COMPROMISED).await;
+    set_notices(
+        &app,
+        campaign,
+        &json!({"templates": [
+            {"notice": "enrolled", "subject": "Training: {{ content_title }}",
+             "body": "Hi {{ first_name }}!\n\n{{ reason }}\n\nDue: {{ due }}"},
+            {"notice": "enrolled", "language": "de", "subject": "Schulung: {{ content_title }}",
+             "body": "Hallo **{{ first_name }}**!\n\n{{ reason }}", "button": "Los geht's"},
+        ]}),
+    )
+    .await;
+    app.submit_one(&event("ana@acme.example", COMPROMISED))
+        .await;
+    app.submit_one(&event("bob@acme.example", COMPROMISED))
+        .await;
+    eventually(&app, "two emails", async || sink.messages().len() >= 2).await;
+    let messages = sink.messages();
+
+    // Ana reads German (de-AT → de), her name escaped in HTML only, the reason said.
+    let ana = message_to(&messages, "ana@acme.example");
+    assert_eq!(
+        ana["subject"],
+        "Schulung: Cyber Hygiene: Password Management"
+    );
+    assert!(
+        ana["to_header"]
+            .as_str()
+            .unwrap()
+            .contains("ana@acme.example")
+    );
+    let text = ana["text"].as_str().unwrap();
+    let html = ana["html"].as_str().unwrap();
+    assert!(text.starts_with("Hallo **Ana <b>&**!"), "{text}");
+    assert!(
+        html.contains("Hallo <strong>Ana &lt;b&gt;&amp;</strong>!"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>"), "{html}");
+    let day = start_time().format("%A %-d %B").to_string();
+    let reason = format!("On {day}, a login used a known-compromised password.");
+    assert!(text.contains(&reason), "{text}");
+    assert!(html.contains(&reason), "{html}");
+    // The button to the learner's own link, in both parts.
+    let link = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Los geht's: "))
+        .expect("the link under the button's label");
+    assert!(link.contains("/learn/"), "{link}");
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    assert!(
+        ana["message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("<email.enrolled."),
+        "{ana}"
+    );
+
+    // Bob's language has no text of its own: the campaign's text for every language.
+    let bob = message_to(&messages, "bob@acme.example");
+    assert_eq!(
+        bob["subject"],
+        "Training: Cyber Hygiene: Password Management"
+    );
+    assert!(
+        bob["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Hi bob@acme.example!")
+    );
+
+    // The lesson page says the same at the top.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = client.get(link).send().await.unwrap();
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    let cookie = opened.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let location = opened.headers()["location"].to_str().unwrap().to_owned();
+    let page = client
+        .get(app.url(&location))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&reason), "{page}");
+}
+
+#[tokio::test]
+async fn reminders_go_at_each_offset_and_none_after_completion() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(port, dir.path());
+    let app = spawn_with_smtp(port).await;
+    let ana = app.create_user(&json!({"email": "ana@acme.example"})).await;
+    let campaign = playbook(&app).await;
+    let set = set_notices(
+        &app,
+        campaign,
+        &json!({"settings": {"reminders": ["P1D", "P3D", "PT0S"], "completed": true}}),
+    )
+    .await;
+    assert_eq!(
+        set["data"]["settings"]["reminders"],
+        json!(["P3D", "P1D", "PT0S"])
+    );
+    app.submit_one(&event("ana@acme.example", TYPED)).await;
+    eventually(&app, "the enrolment email", async || {
+        sink.messages().len() == 1
+    })
+    .await;
+    let enrolment = &app.get(&app.admin, "/api/enrollments").await.expect(200)["data"][0];
+    let due = chrono::DateTime::parse_from_rfc3339(enrolment["due_date"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let jobs = app.store.jobs(app.account, Some("email")).await.unwrap();
+    let mut reminders: Vec<(String, i64)> = jobs
+        .iter()
+        .filter(|j| j.dedupe.starts_with("email:reminder:"))
+        .map(|j| {
+            (
+                j.dedupe.rsplit(':').next().unwrap().to_owned(),
+                due - j.run_at,
+            )
+        })
+        .collect();
+    reminders.sort();
+    let day = 86_400_000;
+    assert_eq!(
+        reminders,
+        [
+            ("P1D".into(), day),
+            ("P3D".into(), 3 * day),
+            ("PT0S".into(), 0)
+        ]
+    );
+
+    // Three days before: the first reminder.
+    app.clock
+        .set(chrono::DateTime::from_timestamp_millis(due - 3 * day + 60_000).unwrap());
+    eventually(&app, "the first reminder", async || {
+        sink.messages().len() == 2
+    })
+    .await;
+    assert!(
+        sink.messages()[1]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reminder:")
+    );
+
+    // Finished the day after: the completion notice, and no reminder from then on.
+    let id = enrolment["id"].as_i64().unwrap();
+    app.clock
+        .set(chrono::DateTime::from_timestamp_millis(due - 2 * day).unwrap());
+    app.store
+        .learn(
+            app.account,
+            coachloop_core::ids::UserId(ana["id"].as_i64().unwrap()),
+            coachloop_core::ids::EnrollmentId(id),
+            &coachloop_store::learning::Step::External {
+                at: due - 2 * day,
+                outcome: coachloop_core::enrolment::External::Completed,
+            },
+        )
+        .await
+        .unwrap();
+    eventually(&app, "the completion notice", async || {
+        sink.messages().len() == 3
+    })
+    .await;
+    assert!(
+        sink.messages()[2]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Completed:")
+    );
+    app.clock
+        .set(chrono::DateTime::from_timestamp_millis(due + 60_000).unwrap());
+    app.store.run_due_training().await.unwrap();
+    eventually(&app, "every reminder handled", async || {
+        let jobs = app.store.jobs(app.account, Some("email")).await.unwrap();
+        jobs.iter().all(|j| j.status != "pending")
+    })
+    .await;
+    assert_eq!(sink.messages().len(), 3, "{:#?}", sink.messages());
+    let jobs = app.store.jobs(app.account, Some("email")).await.unwrap();
+    let skipped = jobs
+        .iter()
+        .filter(|j| j.dedupe.starts_with("email:reminder:"))
+        .filter(|j| j.last_error.as_deref().unwrap_or("").contains("finished"))
+        .count();
+    assert_eq!(skipped, 2, "{jobs:#?}");
+}
+
+#[tokio::test]
+async fn bad_templates_are_refused_naming_what_to_fix_and_the_preview_renders_without_sending() {
+    let app = TestApp::spawn().await;
+    let campaign = playbook(&app).await;
+    let path = format!("/api/campaigns/{campaign}/notices");
+    let got = app.get(&app.admin, &path).await.expect(200);
+    assert_eq!(got["data"]["settings"]["reminders"], json!(["P1D"]));
+    assert_eq!(got["data"]["built_in"].as_array().unwrap().len(), 5);
+    let bad = app
+        .put_json(
+            &app.admin,
+            &path,
+            &json!({"settings": {"reminders": ["soon"]}, "templates": [
+                {"notice": "enrolled", "subject": "Hi", "body": "Hello {{ frist_name }}"},
+                {"notice": "nagging", "subject": "x", "body": "y"},
+                {"notice": "reminder", "language": "english!", "subject": "x", "body": "y"},
+            ]}),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(
+        bad.detail_fields(),
+        [
+            "settings.reminders[0]",
+            "templates[0].body",
+            "templates[1].notice",
+            "templates[2].language"
+        ]
+    );
+    assert!(bad.text.contains("frist_name"), "{}", bad.text);
+    app.put_json(&app.admin, "/api/campaigns/999999/notices", &json!({}))
+        .await
+        .expect(404);
+
+    // A campaign start's enrolment has no reason; the preview renders the campaign's text
+    // for the person, sends nothing, and says what would not go.
+    set_notices(
+        &app,
+        campaign,
+        &json!({"templates": [{"notice": "enrolled", "subject": "S {{ name }}",
+                               "body": "R=[{{ reason }}] {{ content_title }}"}]}),
+    )
+    .await;
+    let ana = app
+        .create_user(&json!({"email": "ana@acme.example", "first_name": "Ana",
+                             "last_name": "Silva"}))
+        .await;
+    let preview = app
+        .post_json(
+            &app.admin,
+            &format!("/api/campaigns/{campaign}/notices/preview"),
+            &json!({"user_id": ana["id"]}),
+        )
+        .await
+        .expect(200);
+    let previews = preview["data"].as_array().unwrap();
+    assert_eq!(previews.len(), 5);
+    let enrolled = &previews[0];
+    assert_eq!(enrolled["subject"], "S Ana Silva");
+    assert_eq!(enrolled["to"], "Ana Silva <ana@acme.example>");
+    assert!(
+        enrolled["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("R=[] Cyber Hygiene")
+    );
+    let manager = previews
+        .iter()
+        .find(|p| p["notice"] == "past_due_manager")
+        .unwrap();
+    assert_eq!(manager["skipped"], "the person has no manager_email");
+    assert_eq!(app.store.jobs(app.account, None).await.unwrap().len(), 0);
+    // No SMTP server here: a test send says so.
+    app.post_json(
+        &app.admin,
+        &format!("/api/campaigns/{campaign}/notices/test"),
+        &json!({"notice": "enrolled", "to": "me@acme.example", "user_id": ana["id"]}),
+    )
+    .await
+    .expect(409);
+}
+
+#[tokio::test]
+async fn a_test_send_goes_to_the_address_given() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(port, dir.path());
+    let app = spawn_with_smtp(port).await;
+    let campaign = playbook(&app).await;
+    let ana = app.create_user(&json!({"email": "ana@acme.example"})).await;
+    let path = format!("/api/campaigns/{campaign}/notices/test");
+    let bad = app
+        .post_json(
+            &app.admin,
+            &path,
+            &json!({"notice": "enrolled", "to": "nobody", "user_id": ana["id"]}),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.detail_fields(), ["to"]);
+    let sent = app
+        .post_json(
+            &app.admin,
+            &path,
+            &json!({"notice": "reminder", "to": "me@acme.example", "user_id": ana["id"]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(sent["data"]["status_code"], 250);
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["to"], json!(["me@acme.example"]));
+    assert!(
+        messages[0]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reminder:")
+    );
+}
+
+#[tokio::test]
+async fn a_chat_gets_the_notice_text_without_the_link_and_is_retried_after_a_500() {
+    let app = spawn_allowing_loopback().await;
+    let (url, seen) = receiver(1).await;
+    let campaign = playbook(&app).await;
+    let bad = app
+        .post_json(
+            &app.admin,
+            "/api/webhooks",
+            &json!({"url": url, "format": "slack", "events": ["enrollment.created"]}),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.detail_fields(), ["events[0]"]);
+    let hook = app
+        .post_json(
+            &app.admin,
+            "/api/webhooks",
+            &json!({"url": url, "format": "slack", "events": ["enrolled"],
+                    "campaign_id": campaign}),
+        )
+        .await
+        .expect(201);
+    let hook_id = hook["data"]["id"].as_i64().unwrap();
+    assert_eq!(hook["data"]["format"], "slack");
+    app.create_user(&json!({"email": "ana@acme.example", "first_name": "Ana"}))
+        .await;
+    app.submit_one(&event("ana@acme.example", TYPED)).await;
+    eventually(&app, "the first try", async || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    eventually(&app, "the retry", async || {
+        app.clock.advance(Duration::milliseconds(500));
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].1, seen[1].1, "the same text on the retry");
+    let body: Value = serde_json::from_str(&seen[1].1).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("*Training for you: Cyber Hygiene: Password Management*"),
+        "{text}"
+    );
+    assert!(text.contains("Hello Ana,"), "{text}");
+    assert!(
+        !text.contains("/learn/"),
+        "no personal link in a shared channel: {text}"
+    );
+    let deliveries = format!("/api/webhooks/{hook_id}/deliveries");
+    eventually(&app, "the delivery recorded", async || {
+        let log = app.get(&app.admin, &deliveries).await.expect(200);
+        log["data"][0]["status"] == "done"
+    })
+    .await;
+    let log = app.get(&app.admin, &deliveries).await.expect(200);
+    assert_eq!(log["data"][0]["attempts"], 2);
+    assert_eq!(log["data"][0]["log"][0]["status_code"], 500);
 }

@@ -6,12 +6,13 @@
 
 use crate::db::Backend;
 use crate::membership::Change;
-use crate::notices::{self, Notices};
+use crate::notices::{self, EnrolmentNotice, Notices};
 use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError};
 use coachloop_core::duration::IsoDuration;
 use coachloop_core::enrolment::{EnrolmentStatus, Previous, may_enrol};
 use coachloop_core::ids::{AccountId, CampaignId, ContentId, EnrollmentId, GroupId, UserId};
+use coachloop_core::notice::{Notice, NoticeSettings};
 use coachloop_core::time::format_ms;
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, FromRow};
@@ -172,6 +173,7 @@ struct Target {
     allow_multiple: bool,
     cooldown: Option<IsoDuration>,
     due: Option<Due>,
+    notices: NoticeSettings,
 }
 
 impl Target {
@@ -192,7 +194,8 @@ impl Target {
 fn target_columns(backend: Backend) -> String {
     format!(
         "c.id AS campaign, c.account_id AS account, c.allow_multiple, c.cooldown, c.end_at, \
-         c.relative_duration, (SELECT {} FROM campaign_content WHERE campaign_id = c.id) AS content",
+         c.relative_duration, c.notices, \
+         (SELECT {} FROM campaign_content WHERE campaign_id = c.id) AS content",
         backend.json_list("content_id ORDER BY position")
     )
 }
@@ -206,6 +209,7 @@ struct TargetRow {
     cooldown: Option<String>,
     end_at: Option<i64>,
     relative_duration: Option<String>,
+    notices: Option<String>,
     /// JSON array of content ids.
     content: String,
 }
@@ -239,6 +243,8 @@ impl TryFrom<TargetRow> for Target {
             allow_multiple: row.allow_multiple,
             cooldown: duration("cooldown", row.cooldown.as_deref())?,
             due,
+            notices: NoticeSettings::from_stored(row.notices.as_deref())
+                .map_err(|e| corrupt("notices", &e))?,
         })
     }
 }
@@ -396,8 +402,9 @@ async fn enrol(
     })
 }
 
-/// Queues the notices of new enrolments: the email with the learner's link, a reminder
-/// before the due time, and `enrollment.created` webhooks.
+/// Queues the notices of new enrolments, as the campaign's settings say (the email with
+/// the learner's link, reminders before the due time), and `enrollment.created`
+/// webhooks.
 async fn announce(
     conn: &mut AnyConnection,
     target: &Target,
@@ -407,15 +414,24 @@ async fn announce(
     outbox: &mut Notices,
 ) -> Result<()> {
     let mut facts = Vec::with_capacity(created.len());
-    let mut emails = Vec::with_capacity(created.len() * 2);
+    let settings = &target.notices;
+    let reminders = due_at
+        .map(|due| settings.reminder_times(now, due))
+        .unwrap_or_default();
+    let mut queued = Vec::with_capacity(created.len() * (1 + reminders.len()));
     for (id, user, content, cause) in created {
-        emails.push((notices::EMAIL_ENROLLED, *id, now));
-        if let Some(due) = due_at {
-            // A day ahead, or half-way for a shorter course.
-            let lead = ((due - now) / 2).min(86_400_000);
-            if lead > 0 {
-                emails.push((notices::EMAIL_REMINDER, *id, due - lead));
-            }
+        let notice = |notice, offset, run_at| EnrolmentNotice {
+            campaign: target.campaign,
+            notice,
+            enrollment: *id,
+            offset,
+            run_at,
+        };
+        if settings.enrolled {
+            queued.push(notice(Notice::Enrolled, None, now));
+        }
+        for (offset, at) in &reminders {
+            queued.push(notice(Notice::Reminder, Some(offset.as_str()), *at));
         }
         facts.push((
             format!("enrollment:{id}"),
@@ -431,7 +447,7 @@ async fn announce(
             }),
         ));
     }
-    outbox.emails(target.account, &emails);
+    outbox.notices(conn, target.account, &queued).await?;
     outbox
         .event(
             conn,
@@ -441,6 +457,33 @@ async fn announce(
             now,
         )
         .await
+}
+
+/// The notice settings of `campaigns` (repeats allowed), read in the caller's
+/// transaction.
+pub(crate) async fn notice_settings(
+    conn: &mut AnyConnection,
+    campaigns: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, NoticeSettings>> {
+    let mut ids: Vec<i64> = campaigns.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut settings = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut query = QueryBuilder::new("SELECT id, notices FROM campaigns WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        let rows: Vec<(i64, Option<String>)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        for (id, stored) in rows {
+            let read = NoticeSettings::from_stored(stored.as_deref())
+                .map_err(|e| StoreError::Corrupt(format!("campaign {id}: {e}")))?;
+            settings.insert(id, read);
+        }
+    }
+    Ok(settings)
 }
 
 /// Enrols people who just joined groups in the active auto-enrolling campaigns that
@@ -816,6 +859,70 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or(StoreError::NotFound("enrollment"))
+    }
+}
+
+impl Store {
+    /// A person's latest enrolment in a campaign; with none, a sample of the one they
+    /// would get (id 0: its first content, due as the campaign says from now), to
+    /// preview the campaign's notices with.
+    pub async fn enrollment_or_sample(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        user: UserId,
+    ) -> Result<Enrollment> {
+        let latest: Option<Enrollment> = sqlx::query_as(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} \
+             WHERE e.account_id = $1 AND e.campaign_id = $2 AND e.user_id = $3 \
+             ORDER BY e.id DESC LIMIT 1"
+        ))
+        .bind(account.0)
+        .bind(campaign.0)
+        .bind(user.0)
+        .fetch_optional(&self.read)
+        .await?;
+        if let Some(latest) = latest {
+            return Ok(latest);
+        }
+        let found = self.campaign(account, campaign).await?;
+        let person = self.user(account, user).await?;
+        let first = found
+            .content
+            .first()
+            .ok_or(StoreError::NotFound("content of the campaign"))?;
+        let content = self.content(account, *first).await?;
+        let now = self.now_ms();
+        let due_at = match (found.end_at, found.relative_duration.as_deref()) {
+            (Some(at), _) => Some(at),
+            (None, Some(period)) => IsoDuration::parse(period).ok().map(|p| p.after_ms(now)),
+            (None, None) => None,
+        };
+        Ok(Enrollment {
+            id: EnrollmentId(0),
+            account_id: account,
+            campaign_id: campaign,
+            campaign_name: found.name,
+            content_id: *first,
+            content_kind: content.kind.as_str().to_owned(),
+            content_title: content.title,
+            user_id: user,
+            email: person.email,
+            first_name: person.first_name,
+            last_name: person.last_name,
+            employee_number: person.employee_number,
+            status: "Not Started".into(),
+            enrolled_at: now,
+            due_at,
+            started_at: None,
+            completed_at: None,
+            past_due_at: None,
+            time_spent: 0,
+            score: None,
+            attempts: 0,
+            policy_acknowledged: false,
+            cause: String::new(),
+        })
     }
 }
 

@@ -359,6 +359,22 @@ pub static TABLES: &[Table] = &[
             ("relative_duration", Text),
             ("created_at", Int),
             ("updated_at", Int),
+            ("notices", Text),
+        ],
+    },
+    Table {
+        name: "notice_templates",
+        key: &["account_id", "campaign_id", "notice", "language"],
+        identity: false,
+        columns: &[
+            ("account_id", Int),
+            ("campaign_id", Int),
+            ("notice", Text),
+            ("language", Text),
+            ("subject", Text),
+            ("body", Text),
+            ("button", Text),
+            ("updated_at", Int),
         ],
     },
     Table {
@@ -414,6 +430,8 @@ pub static TABLES: &[Table] = &[
             ("events", Text),
             ("active", Bool),
             ("created_at", Int),
+            ("format", Text),
+            ("campaign_id", Int),
         ],
     },
     Table {

@@ -1,12 +1,14 @@
 //! Training's timed work: campaigns start and end at their instants, open enrolments
 //! fall past due at theirs, and people's compliance changes at its own.
 
+use crate::campaigns::notice_settings;
 use crate::campaigns::start;
 use crate::fact_change::FactChange;
 use crate::locks::Locks;
-use crate::notices::{self, Notices};
+use crate::notices::{self, EnrolmentNotice, Notices};
 use crate::{Result, Store};
 use coachloop_core::ids::AccountId;
+use coachloop_core::notice::Notice;
 use coachloop_core::time::format_ms;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -56,17 +58,33 @@ impl Store {
         .fetch_all(&mut **tx)
         .await?;
         changed += past_due.len();
-        let mut by_account: HashMap<i64, Vec<(String, Value)>> = HashMap::new();
+        let settings = notice_settings(tx, past_due.iter().map(|row| row.2)).await?;
+        // Per account: the facts for webhooks, and the notices.
+        type Told<'a> = (Vec<(String, Value)>, Vec<EnrolmentNotice<'a>>);
+        let mut by_account: HashMap<i64, Told> = HashMap::new();
         let mut outbox = Notices::default();
         for (id, account, campaign, user, due) in &past_due {
-            outbox.emails(*account, &[(notices::EMAIL_PAST_DUE_MANAGER, *id, now)]);
-            by_account.entry(*account).or_default().push((
+            let (facts, queued) = by_account.entry(*account).or_default();
+            facts.push((
                 format!("enrollment:{id}"),
                 json!({"enrollment_id": id, "campaign_id": campaign, "user_id": user,
                        "status": "Past Due", "due_date": format_ms(*due)}),
             ));
+            let sends = &settings[campaign];
+            for notice in [Notice::PastDue, Notice::PastDueManager] {
+                if sends.sends(notice) {
+                    queued.push(EnrolmentNotice {
+                        campaign: *campaign,
+                        notice,
+                        enrollment: *id,
+                        offset: None,
+                        run_at: now,
+                    });
+                }
+            }
         }
-        for (account, facts) in by_account {
+        for (account, (facts, queued)) in by_account {
+            outbox.notices(tx, account, &queued).await?;
             outbox
                 .event(tx, account, notices::ENROLLMENT_PAST_DUE, &facts, now)
                 .await?;

@@ -3,13 +3,14 @@
 //! state machine (`coachloop_core::enrolment`) and scoped to the learner's own
 //! enrolments: another person's id is simply not found.
 
-use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment};
+use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment, notice_settings};
 use crate::content::ContentRow;
-use crate::notices;
+use crate::notices::{self, EnrolmentNotice};
 use crate::{Result, Store, StoreError};
 use coachloop_core::content::Grade;
 use coachloop_core::enrolment::{Enrolment, EnrolmentStatus, External};
 use coachloop_core::ids::{AccountId, EnrollmentId, UserId};
+use coachloop_core::notice::Notice;
 use coachloop_core::time::format_ms;
 use rand::RngCore;
 use serde_json::json;
@@ -208,6 +209,18 @@ async fn apply(
         outbox
             .event(conn, account.0, notices::ENROLLMENT_COMPLETED, &[fact], now)
             .await?;
+        let campaign = current.campaign_id.0;
+        let settings = notice_settings(conn, std::iter::once(campaign)).await?;
+        if settings.get(&campaign).is_some_and(|s| s.completed) {
+            let notice = EnrolmentNotice {
+                campaign,
+                notice: Notice::Completed,
+                enrollment: current.id.0,
+                offset: None,
+                run_at: now,
+            };
+            outbox.notices(conn, account.0, &[notice]).await?;
+        }
     }
     Ok(Applied {
         content,

@@ -24,6 +24,7 @@ pub mod leases;
 mod locks;
 mod membership;
 pub mod nodes;
+pub mod notice_texts;
 pub mod notices;
 pub mod outage;
 pub mod page;

@@ -7,7 +7,8 @@
 
 use crate::script::Script;
 use crate::{Result, Store, StoreError};
-use coachloop_core::ids::{AccountId, DeliveryId, JobId, WebhookId};
+use coachloop_core::ids::{AccountId, CampaignId, DeliveryId, JobId, WebhookId};
+use coachloop_core::notice::Notice;
 use rand::RngCore;
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, FromRow};
@@ -28,10 +29,11 @@ pub const WEBHOOK_EVENTS: [&str; 5] = [
     MEMBER_LEFT,
 ];
 
-/// Email templates.
-pub const EMAIL_ENROLLED: &str = "enrolled";
-pub const EMAIL_REMINDER: &str = "reminder";
-pub const EMAIL_PAST_DUE_MANAGER: &str = "past_due_manager";
+/// A webhook's body: coachloop's own signed JSON of a fact.
+pub const FORMAT_JSON: &str = "json";
+/// Chat: the text of notices, as a Slack or Microsoft Teams incoming webhook takes it.
+pub const FORMAT_SLACK: &str = "slack";
+pub const FORMAT_TEAMS: &str = "teams";
 
 #[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Webhook {
@@ -46,6 +48,10 @@ pub struct Webhook {
     #[sqlx(try_from = "crate::db::Flag")]
     pub active: bool,
     pub created_at: i64,
+    /// [`FORMAT_JSON`], [`FORMAT_SLACK`] or [`FORMAT_TEAMS`].
+    pub format: String,
+    /// A chat webhook's one campaign (none: all of the account's).
+    pub campaign_id: Option<i64>,
 }
 
 impl Webhook {
@@ -124,6 +130,9 @@ pub enum Attempt {
     },
 }
 
+const WEBHOOK_COLUMNS: &str =
+    "id, account_id, url, secret, events, active, created_at, format, campaign_id";
+
 const JOB_COLUMNS: &str = "id, account_id, kind, dedupe, payload, run_at, attempts, status, \
     last_error, created_at, done_at, claimed_by";
 
@@ -131,9 +140,29 @@ const JOB_COLUMNS: &str = "id, account_id, kind, dedupe, payload, run_at, attemp
 /// An account's active webhooks are read once, however many facts it tells.
 #[derive(Default)]
 pub(crate) struct Notices {
-    /// Active webhooks per account: (id, the events it subscribes to).
-    hooks: HashMap<i64, Vec<(i64, Vec<String>)>>,
+    /// Active webhooks per account.
+    hooks: HashMap<i64, Vec<Hook>>,
     jobs: Vec<NewJob>,
+}
+
+/// An active webhook, as the queue needs it.
+struct Hook {
+    id: i64,
+    /// Fact events (a JSON webhook) or notice names (chat).
+    events: Vec<String>,
+    chat: bool,
+    campaign: Option<i64>,
+}
+
+/// A notice about an enrolment, to queue: an email, and the same text to every chat
+/// webhook of the account that takes it.
+pub(crate) struct EnrolmentNotice<'a> {
+    pub campaign: i64,
+    pub notice: Notice,
+    pub enrollment: i64,
+    /// A reminder's offset before the due time (see `NoticeSettings::reminders`).
+    pub offset: Option<&'a str>,
+    pub run_at: i64,
 }
 
 struct NewJob {
@@ -159,10 +188,10 @@ impl Notices {
             return Ok(());
         }
         let hooks = account_hooks(&mut self.hooks, conn, account).await?;
-        for (hook, events) in hooks.iter() {
-            if !events.iter().any(|e| e == event) {
-                continue;
-            }
+        for Hook { id: hook, .. } in hooks
+            .iter()
+            .filter(|h| !h.chat && h.events.iter().any(|e| e == event))
+        {
             for (key, data) in facts {
                 let dedupe = format!("webhook:{hook}:{event}:{key}");
                 let payload = json!({
@@ -198,20 +227,55 @@ impl Notices {
         let hooks = account_hooks(&mut self.hooks, conn, account).await?;
         Ok(hooks
             .iter()
-            .any(|(_, events)| events.iter().any(|e| e == event)))
+            .any(|h| !h.chat && h.events.iter().any(|e| e == event)))
     }
 
-    /// Queues emails, each (template, enrolment, when to send); `run_at` may be later (a
-    /// reminder). A repeat of a queued email is dropped when written.
-    pub fn emails(&mut self, account: i64, emails: &[(&str, i64, i64)]) {
-        self.jobs
-            .extend(emails.iter().map(|(template, enrollment, run_at)| NewJob {
+    /// Queues notices about enrolments: the email, and a job for each chat webhook that
+    /// takes the notice (for every campaign, or this one); `run_at` may be later (a
+    /// reminder). What the email says is decided when it is sent, from the campaign's
+    /// templates then. A repeat of a queued notice is dropped when written.
+    pub async fn notices(
+        &mut self,
+        conn: &mut AnyConnection,
+        account: i64,
+        notices: &[EnrolmentNotice<'_>],
+    ) -> Result<()> {
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let hooks = account_hooks(&mut self.hooks, conn, account).await?;
+        for n in notices {
+            let name = n.notice.as_str();
+            let key = match n.offset {
+                Some(offset) => format!("{name}:{}:{offset}", n.enrollment),
+                None => format!("{name}:{}", n.enrollment),
+            };
+            let mut payload = json!({"template": name, "enrollment_id": n.enrollment});
+            if let Some(offset) = n.offset {
+                payload["offset"] = json!(offset);
+            }
+            for hook in hooks.iter().filter(|h| {
+                h.chat
+                    && h.campaign.is_none_or(|c| c == n.campaign)
+                    && h.events.iter().any(|e| e == name)
+            }) {
+                self.jobs.push(NewJob {
+                    account,
+                    kind: "webhook",
+                    dedupe: format!("webhook:{}:{key}", hook.id),
+                    payload: json!({"webhook_id": hook.id, "notice": payload}).to_string(),
+                    run_at: n.run_at,
+                });
+            }
+            self.jobs.push(NewJob {
                 account,
                 kind: "email",
-                dedupe: format!("email:{template}:{enrollment}"),
-                payload: json!({"template": template, "enrollment_id": enrollment}).to_string(),
-                run_at: *run_at,
-            }));
+                dedupe: format!("email:{key}"),
+                payload: payload.to_string(),
+                run_at: n.run_at,
+            });
+        }
+        Ok(())
     }
 
     /// Adds the jobs' inserts to `script`, many rows a statement.
@@ -251,22 +315,30 @@ impl Notices {
 /// The account's active webhooks with the events each subscribes to, read once into
 /// `known`.
 async fn account_hooks<'a>(
-    known: &'a mut HashMap<i64, Vec<(i64, Vec<String>)>>,
+    known: &'a mut HashMap<i64, Vec<Hook>>,
     conn: &mut AnyConnection,
     account: i64,
-) -> Result<&'a [(i64, Vec<String>)]> {
+) -> Result<&'a [Hook]> {
     Ok(match known.entry(account) {
         Entry::Occupied(known) => known.into_mut(),
         Entry::Vacant(slot) => {
-            let rows: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT id, events FROM webhooks WHERE account_id = $1 AND active = TRUE",
+            let rows: Vec<(i64, String, String, Option<i64>)> = sqlx::query_as(
+                "SELECT id, events, format, campaign_id FROM webhooks \
+                 WHERE account_id = $1 AND active = TRUE",
             )
             .bind(account)
             .fetch_all(&mut *conn)
             .await?;
             slot.insert(
                 (rows.into_iter())
-                    .map(|(id, events)| Ok((id, event_names(id, &events)?)))
+                    .map(|(id, events, format, campaign)| {
+                        Ok(Hook {
+                            id,
+                            events: event_names(id, &events)?,
+                            chat: format != FORMAT_JSON,
+                            campaign,
+                        })
+                    })
                     .collect::<Result<_>>()?,
             )
         }
@@ -305,34 +377,42 @@ impl crate::sql::Record for JobRow<'_> {
 }
 
 impl Store {
-    /// Registers a webhook; its signing secret is made here and returned with it.
+    /// Registers a webhook; its signing secret is made here and returned with it. A chat
+    /// webhook (`format` slack or teams) names notices in `events`, and may be for one
+    /// campaign of the account.
     pub async fn create_webhook(
         &self,
         account: AccountId,
         url: &str,
         events: &[String],
+        format: &str,
+        campaign: Option<CampaignId>,
     ) -> Result<Webhook> {
+        if let Some(campaign) = campaign {
+            self.campaign(account, campaign).await?;
+        }
         let mut secret = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO webhooks (account_id, url, secret, events, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO webhooks (account_id, url, secret, events, created_at, format, \
+             campaign_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(account.0)
         .bind(url)
         .bind(format!("whsec_{}", hex::encode(secret)))
         .bind(serde_json::to_string(events).unwrap_or_else(|_| "[]".into()))
         .bind(self.now_ms())
+        .bind(format)
+        .bind(campaign.map(|c| c.0))
         .fetch_one(&self.write)
         .await?;
         self.webhook(account, WebhookId(id)).await
     }
 
     pub async fn webhook(&self, account: AccountId, id: WebhookId) -> Result<Webhook> {
-        sqlx::query_as(
-            "SELECT id, account_id, url, secret, events, active, created_at FROM webhooks \
-             WHERE account_id = $1 AND id = $2",
-        )
+        sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE account_id = $1 AND id = $2"
+        ))
         .bind(account.0)
         .bind(id.0)
         .fetch_optional(&self.read)
@@ -341,10 +421,9 @@ impl Store {
     }
 
     pub async fn list_webhooks(&self, account: AccountId) -> Result<Vec<Webhook>> {
-        Ok(sqlx::query_as(
-            "SELECT id, account_id, url, secret, events, active, created_at FROM webhooks \
-             WHERE account_id = $1 ORDER BY id",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE account_id = $1 ORDER BY id"
+        ))
         .bind(account.0)
         .fetch_all(&self.read)
         .await?)

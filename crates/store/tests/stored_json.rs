@@ -133,6 +133,8 @@ async fn webhook_events_that_cannot_be_read_are_an_error_not_no_events() {
             db.account,
             "https://hooks.example.com/x",
             &["enrollment.created".to_owned()],
+            coachloop_store::notices::FORMAT_JSON,
+            None,
         )
         .await
         .unwrap();

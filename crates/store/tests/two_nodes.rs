@@ -207,6 +207,8 @@ async fn each_notice_job_is_claimed_by_one_node_until_its_lease_ends() {
             account,
             "https://hooks.example/in",
             &["group.member_joined".to_owned()],
+            coachloop_store::notices::FORMAT_JSON,
+            None,
         )
         .await
         .unwrap();

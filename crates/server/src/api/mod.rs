@@ -7,6 +7,7 @@ mod connections;
 mod evidence;
 mod groups;
 mod identities;
+mod notices;
 mod risk;
 mod success;
 mod tokens;
@@ -33,5 +34,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(success::router())
         .merge(tokens::router())
         .merge(training::router())
+        .merge(notices::router())
         .merge(webhooks::router())
 }

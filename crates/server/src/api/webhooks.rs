@@ -8,10 +8,14 @@ use crate::paging::DataOf;
 use axum::extract::State;
 use axum::http::StatusCode;
 use coachloop_core::FieldError;
-use coachloop_core::ids::WebhookId;
+use coachloop_core::ids::{CampaignId, WebhookId};
+use coachloop_core::notice::Notice;
 use coachloop_core::time::format_ms;
 use coachloop_store::StoreError;
-use coachloop_store::notices::{Delivery as DeliveryRow, Job, WEBHOOK_EVENTS, Webhook as Row};
+use coachloop_store::notices::{
+    Delivery as DeliveryRow, FORMAT_JSON, FORMAT_SLACK, FORMAT_TEAMS, Job, WEBHOOK_EVENTS,
+    Webhook as Row,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +37,10 @@ pub struct Webhook {
     pub events: Vec<String>,
     pub active: bool,
     pub created_at: String,
+    /// `json` (coachloop's signed fact), `slack` or `teams` (a notice's text).
+    pub format: String,
+    /// A chat webhook's one campaign; none: every campaign of the account.
+    pub campaign_id: Option<i64>,
 }
 
 impl TryFrom<Row> for Webhook {
@@ -46,6 +54,8 @@ impl TryFrom<Row> for Webhook {
             secret: w.secret,
             active: w.active,
             created_at: format_ms(w.created_at),
+            format: w.format,
+            campaign_id: w.campaign_id,
         })
     }
 }
@@ -58,6 +68,18 @@ pub struct WebhookInput {
     pub url: String,
     #[schema(schema_with = crate::schemas::webhook_events)]
     pub events: Vec<String>,
+    /// `json` (the default): coachloop's signed JSON of each fact. `slack` or `teams`: an
+    /// incoming webhook of the chat, sent the text of notices (never the learner's link).
+    #[serde(default = "json_format")]
+    #[schema(pattern = "^(json|slack|teams)$", default = "json")]
+    pub format: String,
+    /// For a chat webhook: only this campaign's notices.
+    #[schema(minimum = 1)]
+    pub campaign_id: Option<i64>,
+}
+
+fn json_format() -> String {
+    FORMAT_JSON.to_owned()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -107,27 +129,55 @@ impl LoggedDelivery {
             status: job.status,
             attempts: job.attempts,
             last_error: job.last_error,
-            body: payload["body"].clone(),
+            body: payload
+                .get("body")
+                .or_else(|| payload.get("notice"))
+                .cloned()
+                .unwrap_or_default(),
             log: log.into_iter().map(Attempt::from).collect(),
         })
     }
 }
 
-/// The events named; the URL is checked by [`create_webhook`], which may resolve it.
+/// The format and the events (facts, or a chat's notices) named; the URL is checked by
+/// [`create_webhook`], which may resolve it.
 fn validate(input: &WebhookInput) -> ApiResult<()> {
+    let notices = Notice::ALL.map(|n| n.as_str());
+    let known: &[&str] = match input.format.as_str() {
+        FORMAT_JSON => &WEBHOOK_EVENTS,
+        FORMAT_SLACK | FORMAT_TEAMS => &notices,
+        _ => {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "format",
+                "one of json, slack, teams",
+            )]));
+        }
+    };
+    if input.format == FORMAT_JSON && input.campaign_id.is_some() {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "campaign_id",
+            "only a chat webhook (format slack or teams) is for one campaign",
+        )]));
+    }
     if input.events.is_empty() {
         return Err(ApiError::invalid(vec![FieldError::new(
             "events",
-            format!("name at least one of: {}", WEBHOOK_EVENTS.join(", ")),
+            format!("name at least one of: {}", known.join(", ")),
         )]));
     }
     for (i, event) in input.events.iter().enumerate() {
-        if !WEBHOOK_EVENTS.contains(&event.as_str()) {
+        if !known.contains(&event.as_str()) {
             return Err(ApiError::invalid(vec![FieldError::new(
                 format!("events[{i}]"),
                 format!(
-                    "unknown event; expected one of: {}",
-                    WEBHOOK_EVENTS.join(", ")
+                    "unknown {} for format {}; expected one of: {}",
+                    if input.format == FORMAT_JSON {
+                        "event"
+                    } else {
+                        "notice"
+                    },
+                    input.format,
+                    known.join(", ")
                 ),
             )]));
         }
@@ -181,8 +231,21 @@ async fn create_webhook(
     events.dedup();
     let row = state
         .store
-        .create_webhook(auth.account(), input.url.trim(), &events)
-        .await?;
+        .create_webhook(
+            auth.account(),
+            input.url.trim(),
+            &events,
+            &input.format,
+            input.campaign_id.map(CampaignId),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::invalid(vec![FieldError::new(
+                "campaign_id",
+                "no such campaign in this account",
+            )]),
+            e => e.into(),
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(DataOf {

@@ -7,18 +7,20 @@
 //! origin and freshness; `X-Coachloop-Delivery` is the fact's id, the same on every
 //! retry, for receivers to drop a repeat after a crash between sending and recording.
 
-use crate::{learn, outbound};
+pub mod chat;
+pub mod compose;
+
+use crate::outbound;
 use coachloop_core::ids::{EnrollmentId, JobId, WebhookId};
-use coachloop_core::time::format_human_ms;
+use coachloop_core::notice::Notice;
 use coachloop_store::ingest::Ingestor;
-use coachloop_store::notices::{
-    Attempt, EMAIL_ENROLLED, EMAIL_PAST_DUE_MANAGER, EMAIL_REMINDER, Job,
-};
+use coachloop_store::notices::{Attempt, FORMAT_JSON, Job};
 use coachloop_store::outage::Retry;
 use coachloop_store::wakes::Wake;
 use coachloop_store::{Store, StoreError};
+use compose::{Audience, Composed, NotComposed};
 use hmac::{Hmac, Mac};
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -74,11 +76,77 @@ pub fn backoff_ms(attempt: i64) -> i64 {
     (1000i64 << (attempt - 1).clamp(0, 20)).min(3_600_000)
 }
 
-/// What an email job carries (written by the store's `Notices::emails`).
+/// What a notice job carries (written by the store's `Notices::notices`): an email's
+/// payload, and a chat webhook's `notice`.
 #[derive(Deserialize)]
-struct EmailJob {
+struct NoticeJob {
+    /// The notice's name.
     template: String,
     enrollment_id: EnrollmentId,
+    /// A reminder's offset before the due time.
+    offset: Option<String>,
+}
+
+/// How email leaves: the SMTP transport (a pool of connections) and the From address.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(config: &SmtpConfig) -> anyhow::Result<Self> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("smtp_from `{}` is not an address: {e}", config.from))?;
+        Ok(Self {
+            transport: transport(config)?,
+            from,
+        })
+    }
+
+    /// Sends a composed notice as a multipart email (plain text and HTML) with the
+    /// `Message-ID` given.
+    pub async fn send(&self, composed: &Composed, message_id: String) -> Attempt {
+        let (name, address) = &composed.to;
+        let to = match address.parse() {
+            Ok(address) => Mailbox::new(name.clone(), address),
+            Err(e) => {
+                return Attempt::Skipped {
+                    reason: format!("`{address}` is not an email address: {e}"),
+                };
+            }
+        };
+        let rendered = &composed.rendered;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject.clone())
+            .message_id(Some(message_id))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text.clone(),
+                rendered.html.clone(),
+            ));
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                return Attempt::Skipped {
+                    reason: format!("could not build the message: {e}"),
+                };
+            }
+        };
+        match self.transport.send(message).await {
+            Ok(response) => Attempt::Delivered {
+                status_code: Some(i64::from(u16::from(response.code()))),
+            },
+            Err(e) => Attempt::Failed {
+                status_code: e.status().map(|c| i64::from(u16::from(c))),
+                error: format!("SMTP: {e}"),
+                retry_at: None,
+            },
+        }
+    }
 }
 
 /// A failed attempt, tried again with backoff (see [`Runner::handle`]).
@@ -108,7 +176,7 @@ struct Runner {
     ingest: Ingestor,
     /// Sends only where `allow_private_destinations` allows (see `outbound`).
     http: outbound::Client,
-    smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox)>,
+    mailer: Option<Mailer>,
     base_url: String,
     /// How long a claimed job is this node's (see [`NOTICE_LEASE`]).
     lease: Duration,
@@ -139,30 +207,16 @@ fn transport(config: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Exe
 pub async fn run(
     store: Store,
     ingest: Ingestor,
-    smtp: Option<SmtpConfig>,
+    mailer: Option<Mailer>,
     base_url: String,
     http: outbound::Client,
     lease: Duration,
 ) {
-    let smtp = match smtp.as_ref().map(|c| {
-        let from: Mailbox = c
-            .from
-            .parse()
-            .map_err(|e| anyhow::anyhow!("smtp_from `{}` is not an address: {e}", c.from))?;
-        anyhow::Ok((transport(c)?, from))
-    }) {
-        None => None,
-        Some(Ok(pair)) => Some(pair),
-        Some(Err(e)) => {
-            warn!(error = %e, "email is off: the SMTP settings are not usable");
-            None
-        }
-    };
     let runner = Arc::new(Runner {
         http,
         store: store.clone(),
         ingest,
-        smtp,
+        mailer,
         base_url,
         lease,
     });
@@ -405,17 +459,41 @@ impl Runner {
             Ok(payload) => payload,
             Err(e) => return failed(e.to_string()),
         };
-        let (Some(hook), Some(_)) = (payload["webhook_id"].as_i64(), payload.get("body")) else {
-            return failed(format!(
-                "job {}: its payload names no webhook or body",
-                job.id
-            ));
+        let Some(hook) = payload["webhook_id"].as_i64() else {
+            return failed(format!("job {}: its payload names no webhook", job.id));
         };
         let hook = match self.store.webhook(job.account_id, WebhookId(hook)).await {
             Ok(hook) => hook,
             Err(e) => return not_read(format!("webhook {hook}"), e),
         };
-        let body = payload["body"].to_string();
+        // A fact's JSON, or a notice's text for a chat.
+        let (body, event) = match (payload.get("body"), payload.get("notice")) {
+            (Some(body), _) if hook.format == FORMAT_JSON => (
+                body.to_string(),
+                body["event"].as_str().unwrap_or("").to_owned(),
+            ),
+            (None, Some(notice)) if hook.format != FORMAT_JSON => {
+                let notice: NoticeJob = match serde_json::from_value(notice.clone()) {
+                    Ok(notice) => notice,
+                    Err(e) => {
+                        return failed(format!("job {}: its notice cannot be read: {e}", job.id));
+                    }
+                };
+                match self.compose(job, &notice, Audience::Chat).await {
+                    Ok(composed) => (
+                        chat::body(&hook.format, &composed.rendered).to_string(),
+                        notice.template,
+                    ),
+                    Err(attempt) => return attempt,
+                }
+            }
+            _ => {
+                return failed(format!(
+                    "job {}: its payload does not fit webhook {} ({})",
+                    job.id, hook.id, hook.format
+                ));
+            }
+        };
         let timestamp = (self.store.clock().now_ms() / 1000).to_string();
         let mut mac = Hmac::<Sha256>::new_from_slice(hook.secret.as_bytes())
             .expect("HMAC takes any key length");
@@ -436,10 +514,7 @@ impl Runner {
         };
         let sent = request
             .header("content-type", "application/json")
-            .header(
-                "x-coachloop-event",
-                payload["body"]["event"].as_str().unwrap_or(""),
-            )
+            .header("x-coachloop-event", event)
             .header("x-coachloop-delivery", job.dedupe.as_str())
             .header("x-coachloop-timestamp", timestamp)
             .header("x-coachloop-signature", signature)
@@ -464,148 +539,55 @@ impl Runner {
     }
 
     async fn email(&self, job: &Job) -> Attempt {
-        let Some((mailer, from)) = &self.smtp else {
+        let Some(mailer) = &self.mailer else {
             return Attempt::Skipped {
                 reason: "no SMTP server is configured (smtp_host)".into(),
             };
         };
-        let payload: EmailJob = match job.read_payload() {
+        let payload: NoticeJob = match job.read_payload() {
             Ok(payload) => payload,
             Err(e) => return failed(e.to_string()),
         };
-        let (template, id) = (payload.template.as_str(), payload.enrollment_id);
-        let account = job.account_id;
-        let enrollment = match self.store.enrollment(account, id).await {
-            Ok(e) => e,
-            Err(e) => return not_read(format!("enrolment {id}"), e),
+        let composed = match self.compose(job, &payload, Audience::Email).await {
+            Ok(composed) => composed,
+            Err(attempt) => return attempt,
         };
-        let finished = enrollment.is_finished();
-        let person = match self.store.user(account, enrollment.user_id).await {
-            Ok(p) => p,
-            Err(e) => return not_read(format!("user {}", enrollment.user_id), e),
-        };
-        let name = enrollment
-            .first_name
-            .clone()
-            .unwrap_or_else(|| enrollment.email.clone());
-        let due = enrollment
-            .due_at
-            .map(|d| format!("It is due by {}.\n\n", format_human_ms(d)))
-            .unwrap_or_default();
-        let (to, subject, text) = match template {
-            EMAIL_ENROLLED | EMAIL_REMINDER => {
-                if finished {
-                    return Attempt::Skipped {
-                        reason: "the enrolment is finished already".into(),
-                    };
-                }
-                let link = match self.link(&enrollment).await {
-                    Ok(link) => link,
-                    Err(e) => return failed(e),
-                };
-                let (subject, opening) = if template == EMAIL_ENROLLED {
-                    (
-                        format!("Training for you: {}", enrollment.content_title),
-                        format!(
-                            "You have been assigned \"{}\" ({}).",
-                            enrollment.content_title, enrollment.campaign_name
-                        ),
-                    )
-                } else {
-                    (
-                        format!("Reminder: {}", enrollment.content_title),
-                        format!(
-                            "A reminder: \"{}\" is still open.",
-                            enrollment.content_title
-                        ),
-                    )
-                };
-                (
-                    enrollment.email.clone(),
-                    subject,
-                    format!(
-                        "Hello {name},\n\n{opening}\n\n{due}Open it here (the link is yours \
-                         alone and works for 14 days):\n{link}\n"
-                    ),
-                )
-            }
-            EMAIL_PAST_DUE_MANAGER => {
-                let Some(manager) = person.manager_email.clone().filter(|m| !m.is_empty()) else {
-                    return Attempt::Skipped {
-                        reason: "the person has no manager_email".into(),
-                    };
-                };
-                (
-                    manager,
-                    format!("Overdue training: {}", enrollment.email),
-                    format!(
-                        "Hello,\n\n{} has not finished \"{}\" ({}), which was due by {}.\n",
-                        enrollment.email,
-                        enrollment.content_title,
-                        enrollment.campaign_name,
-                        enrollment.due_at.map(format_human_ms).unwrap_or_default()
-                    ),
-                )
-            }
-            other => {
-                return Attempt::Skipped {
-                    reason: format!("unknown email template `{other}`"),
-                };
-            }
-        };
-        let to: Mailbox = match to.parse() {
-            Ok(to) => to,
-            Err(e) => {
-                return Attempt::Skipped {
-                    reason: format!("`{to}` is not an email address: {e}"),
-                };
-            }
-        };
-        let message = Message::builder()
-            .from(from.clone())
-            .to(to)
-            .subject(subject)
-            // The same id on every retry: a mail system can drop a repeat.
-            .message_id(Some(format!(
-                "<{}@coachloop>",
-                job.dedupe.replace(':', ".")
-            )))
-            .header(ContentType::TEXT_PLAIN)
-            .body(text);
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                return Attempt::Skipped {
-                    reason: format!("could not build the message: {e}"),
-                };
-            }
-        };
-        match mailer.send(message).await {
-            Ok(response) => Attempt::Delivered {
-                status_code: Some(i64::from(u16::from(response.code()))),
-            },
-            Err(e) => Attempt::Failed {
-                status_code: e.status().map(|c| i64::from(u16::from(c))),
-                error: format!("SMTP: {e}"),
-                retry_at: None,
-            },
-        }
+        // The same id on every retry: a mail system can drop a repeat.
+        let id = format!("<{}@coachloop>", job.dedupe.replace(':', "."));
+        mailer.send(&composed, id).await
     }
 
-    async fn link(
+    /// Composes the notice a job names, or says what becomes of the job.
+    async fn compose(
         &self,
-        enrollment: &coachloop_store::campaigns::Enrollment,
-    ) -> Result<String, String> {
-        let key = self
-            .store
-            .secret(learn::KEY_NAME)
-            .await
-            .map_err(|e| format!("could not read the link key: {e}"))?;
-        let expires = self.store.clock().now_ms() + learn::LINK_TTL_MS;
-        Ok(format!(
-            "{}{}",
-            self.base_url,
-            learn::link_path(&key, enrollment, expires)
-        ))
+        job: &Job,
+        payload: &NoticeJob,
+        audience: Audience,
+    ) -> Result<Composed, Attempt> {
+        let Some(notice) = Notice::parse(&payload.template) else {
+            return Err(Attempt::Skipped {
+                reason: format!("unknown notice `{}`", payload.template),
+            });
+        };
+        let (account, id) = (job.account_id, payload.enrollment_id);
+        let enrollment = (self.store.enrollment(account, id).await)
+            .map_err(|e| not_read(format!("enrolment {id}"), e))?;
+        let person = (self.store.user(account, enrollment.user_id).await)
+            .map_err(|e| not_read(format!("user {}", enrollment.user_id), e))?;
+        compose::compose(
+            &self.store,
+            &self.base_url,
+            &enrollment,
+            &person.into(),
+            notice,
+            payload.offset.as_deref(),
+            audience,
+            false,
+        )
+        .await
+        .map_err(|e| match e {
+            NotComposed::Skip(reason) => Attempt::Skipped { reason },
+            NotComposed::Store(e) => not_read(format!("the notice of enrolment {id}"), e),
+        })
     }
 }
