@@ -178,7 +178,13 @@ pub fn check(template: &TemplateText) -> Vec<FieldError> {
                     })
                     .collect();
                 unknown.sort();
-                if !unknown.is_empty() {
+                if unknown.is_empty() {
+                    // An unknown filter or a runaway loop shows only when rendered.
+                    let sample = Value::from_serialize(Values::default());
+                    if let Err(e) = parsed.render(sample) {
+                        errors.push(FieldError::new(field, syntax_error(&e)));
+                    }
+                } else {
                     errors.push(FieldError::new(
                         field,
                         format!(
@@ -426,7 +432,12 @@ mod tests {
                 .into(),
             ..builtin(Notice::Enrolled)
         };
-        assert_eq!(check(&template), []);
+        assert_eq!(check(&template)[0].field, "body");
         assert!(render(&template, &values()).is_err());
+        let template = TemplateText {
+            body: "{{ first_name | shout }}".into(),
+            ..builtin(Notice::Enrolled)
+        };
+        assert_eq!(check(&template)[0].field, "body");
     }
 }
