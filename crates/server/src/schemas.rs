@@ -215,6 +215,13 @@ fn one_or_more_of<'a>(names: impl IntoIterator<Item = &'a str>) -> ArrayBuilder 
     )
 }
 
+/// Notice names (`enrolled`, `reminder`, …), none or more.
+pub fn notice_names() -> Array {
+    one_or_more_of(coachloop_core::notice::Notice::ALL.map(|n| n.as_str()))
+        .min_items(None)
+        .build()
+}
+
 /// A webhook's events: one or more of the names notices are sent for.
 pub fn webhook_events() -> Array {
     one_or_more_of(

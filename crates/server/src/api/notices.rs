@@ -342,6 +342,7 @@ pub struct PreviewInput {
     pub user_id: i64,
     /// The notices to render (default: all).
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::notice_names)]
     pub notices: Vec<String>,
 }
 
@@ -456,7 +457,7 @@ pub struct TestInput {
     #[schema(pattern = "^(enrolled|reminder|past_due|past_due_manager|completed)$")]
     pub notice: String,
     /// Where the test goes (instead of the learner or manager).
-    #[schema(min_length = 3, max_length = 320)]
+    #[schema(schema_with = crate::schemas::email)]
     pub to: String,
     /// The person whose notice it is.
     #[schema(minimum = 1)]
