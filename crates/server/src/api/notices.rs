@@ -5,7 +5,7 @@
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
-use crate::notices::compose::{self, Audience, NotComposed, Person};
+use crate::notices::compose::{self, Audience, Composed, NotComposed, Person};
 use crate::paging::DataOf;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -363,6 +363,61 @@ pub struct Preview {
     pub skipped: Option<String>,
 }
 
+/// A person's notices in a campaign, to preview or test: their enrolment (or a sample),
+/// and the campaign's settings.
+struct Sample {
+    settings: NoticeSettings,
+    enrollment: coachloop_store::campaigns::Enrollment,
+    person: Person,
+    base_url: String,
+}
+
+impl Sample {
+    async fn of(
+        state: &AppState,
+        headers: &HeaderMap,
+        auth: &crate::auth::Auth,
+        campaign: CampaignId,
+        user: i64,
+    ) -> ApiResult<Self> {
+        let account = auth.account();
+        let settings = state
+            .store
+            .campaign_notices(account, campaign)
+            .await?
+            .settings;
+        let enrollment = state
+            .store
+            .enrollment_or_sample(account, campaign, UserId(user))
+            .await?;
+        let person = state.store.user(account, enrollment.user_id).await?.into();
+        Ok(Self {
+            settings,
+            enrollment,
+            person,
+            base_url: crate::learn::base_url(state, headers),
+        })
+    }
+
+    /// The notice as it would go (a reminder: the earliest of the campaign's).
+    async fn compose(&self, state: &AppState, notice: Notice) -> Result<Composed, NotComposed> {
+        let offset = (notice == Notice::Reminder)
+            .then(|| self.settings.reminders.first().cloned())
+            .flatten();
+        compose::compose(
+            &state.store,
+            &self.base_url,
+            &self.enrollment,
+            &self.person,
+            notice,
+            offset.as_deref(),
+            Audience::Email,
+            true,
+        )
+        .await
+    }
+}
+
 fn mailbox(to: &(Option<String>, String)) -> String {
     match &to.0 {
         Some(name) => format!("{name} <{}>", to.1),
@@ -396,34 +451,11 @@ async fn preview_notices(
             .collect::<Result<_, _>>()
             .map_err(|e| ApiError::invalid(vec![e]))?
     };
-    let (account, campaign) = (auth.account(), CampaignId(id));
-    let settings = state
-        .store
-        .campaign_notices(account, campaign)
-        .await?
-        .settings;
-    let enrollment = state
-        .store
-        .enrollment_or_sample(account, campaign, UserId(input.user_id))
-        .await?;
-    let person: Person = state.store.user(account, enrollment.user_id).await?.into();
-    let base_url = crate::learn::base_url(&state, &headers);
+    let sample = Sample::of(&state, &headers, &auth, CampaignId(id), input.user_id).await?;
+    let settings = &sample.settings;
     let mut out = Vec::with_capacity(notices.len());
     for notice in notices {
-        let offset = (notice == Notice::Reminder)
-            .then(|| settings.reminders.first().cloned())
-            .flatten();
-        let composed = compose::compose(
-            &state.store,
-            &base_url,
-            &enrollment,
-            &person,
-            notice,
-            offset.as_deref(),
-            Audience::Email,
-            true,
-        )
-        .await;
+        let composed = sample.compose(&state, notice).await;
         out.push(match composed {
             Ok(c) => Preview {
                 notice: notice.as_str().into(),
@@ -500,16 +532,7 @@ async fn test_notice(
             "an email address such as security@example.com",
         )]));
     }
-    let (account, campaign) = (auth.account(), CampaignId(id));
-    let settings = state
-        .store
-        .campaign_notices(account, campaign)
-        .await?
-        .settings;
-    let enrollment = state
-        .store
-        .enrollment_or_sample(account, campaign, UserId(input.user_id))
-        .await?;
+    let sample = Sample::of(&state, &headers, &auth, CampaignId(id), input.user_id).await?;
     let Some(mailer) = &state.mailer else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -517,22 +540,7 @@ async fn test_notice(
             "this server sends no email: set smtp_host (see the README's configuration)",
         ));
     };
-    let person: Person = state.store.user(account, enrollment.user_id).await?.into();
-    let offset = (notice == Notice::Reminder)
-        .then(|| settings.reminders.first().cloned())
-        .flatten();
-    let mut composed = match compose::compose(
-        &state.store,
-        &crate::learn::base_url(&state, &headers),
-        &enrollment,
-        &person,
-        notice,
-        offset.as_deref(),
-        Audience::Email,
-        true,
-    )
-    .await
-    {
+    let mut composed = match sample.compose(&state, notice).await {
         Ok(composed) => composed,
         Err(NotComposed::Skip(reason)) => {
             return Err(ApiError::invalid(vec![FieldError::new("notice", reason)]));
