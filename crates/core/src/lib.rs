@@ -14,6 +14,7 @@ pub mod duration;
 pub mod enrolment;
 pub mod event;
 pub mod event_id;
+pub mod html;
 pub mod identity;
 pub mod ids;
 pub mod notice;

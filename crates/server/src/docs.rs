@@ -5,6 +5,7 @@ use crate::AppState;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
+use coachloop_core::html;
 use serde_json::Value;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -215,8 +216,8 @@ fn render(doc: &Value) -> String {
          td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;vertical-align:top}}\
          section{{border-top:1px solid #ddd;margin-top:1.5rem}}</style></head><body>\
          <h1>{t} API</h1><p>{d}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1).</p>",
-        t = escape(title),
-        d = escape(doc["info"]["description"].as_str().unwrap_or_default()),
+        t = html::escape(title),
+        d = html::escape(doc["info"]["description"].as_str().unwrap_or_default()),
     );
     let Some(paths) = doc["paths"].as_object() else {
         return out;
@@ -230,8 +231,8 @@ fn render(doc: &Value) -> String {
                     "<li><a href=\"#{a}\"><code>{m} {p}</code></a> — {s}</li>",
                     a = anchor(method, path),
                     m = method.to_uppercase(),
-                    p = escape(path),
-                    s = escape(op["summary"].as_str().unwrap_or_default()),
+                    p = html::escape(path),
+                    s = html::escape(op["summary"].as_str().unwrap_or_default()),
                 );
             }
         }
@@ -254,9 +255,9 @@ fn render_operation(out: &mut String, method: &str, path: &str, op: &Value) {
         "<section id=\"{a}\"><h3><code>{m} {p}</code></h3><p><strong>{s}</strong></p><p>{d}</p>",
         a = anchor(method, path),
         m = method.to_uppercase(),
-        p = escape(path),
-        s = escape(op["summary"].as_str().unwrap_or_default()),
-        d = escape(op["description"].as_str().unwrap_or_default()),
+        p = html::escape(path),
+        s = html::escape(op["summary"].as_str().unwrap_or_default()),
+        d = html::escape(op["description"].as_str().unwrap_or_default()),
     );
     if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
         out.push_str(
@@ -266,14 +267,14 @@ fn render_operation(out: &mut String, method: &str, path: &str, op: &Value) {
             let _ = write!(
                 out,
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(param["name"].as_str().unwrap_or_default()),
-                escape(param["in"].as_str().unwrap_or_default()),
+                html::escape(param["name"].as_str().unwrap_or_default()),
+                html::escape(param["in"].as_str().unwrap_or_default()),
                 if param["required"].as_bool().unwrap_or(false) {
                     "yes"
                 } else {
                     "no"
                 },
-                escape(param["description"].as_str().unwrap_or_default()),
+                html::escape(param["description"].as_str().unwrap_or_default()),
             );
         }
         out.push_str("</table>");
@@ -283,7 +284,7 @@ fn render_operation(out: &mut String, method: &str, path: &str, op: &Value) {
             out,
             "<p>Body: {} {}</p>",
             schema_names(&body["content"]),
-            escape(body["description"].as_str().unwrap_or_default())
+            html::escape(body["description"].as_str().unwrap_or_default())
         );
     }
     if let Some(responses) = op["responses"].as_object() {
@@ -292,8 +293,8 @@ fn render_operation(out: &mut String, method: &str, path: &str, op: &Value) {
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(status),
-                escape(response["description"].as_str().unwrap_or_default()),
+                html::escape(status),
+                html::escape(response["description"].as_str().unwrap_or_default()),
                 schema_names(&response["content"]),
             );
         }
@@ -317,7 +318,11 @@ fn schema_names(content: &Value) -> String {
                 .and_then(|r| r.rsplit('/').next())
                 .or_else(|| schema["type"].as_str())
                 .unwrap_or("object");
-            format!("<code>{}</code> {}", escape(media), escape(name))
+            format!(
+                "<code>{}</code> {}",
+                html::escape(media),
+                html::escape(name)
+            )
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -327,19 +332,4 @@ fn anchor(method: &str, path: &str) -> String {
     let mut id = format!("{method}-{path}");
     id.retain(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     id
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -14,6 +14,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOK
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use coachloop_core::html;
 use coachloop_core::ids::{AccountId, EnrollmentId, UserId};
 use coachloop_core::time::format_human_ms;
 use coachloop_store::StoreError;
@@ -127,21 +128,6 @@ fn session(key: &[u8], headers: &HeaderMap, now: i64) -> Option<(AccountId, User
 
 // ---- pages --------------------------------------------------------------------------
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -152,7 +138,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          border:1px solid #bbb;padding:.5rem 1rem}}button{{font:inherit;padding:.4rem 1rem}}\
          .note{{background:#f2f6fc;padding:.5rem 1rem}}</style></head>\
          <body><main>\n<h1>{title}</h1>\n{body}\n</main></body></html>\n",
-        title = escape(title)
+        title = html::escape(title)
     );
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
@@ -165,7 +151,11 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 fn problem(status: StatusCode, message: &str) -> Response {
-    page(status, "Training", &format!("<p>{}</p>", escape(message)))
+    page(
+        status,
+        "Training",
+        &format!("<p>{}</p>", html::escape(message)),
+    )
 }
 
 fn not_signed_in() -> Response {
@@ -224,7 +214,11 @@ fn describe(e: &Enrollment) -> String {
         .due_at
         .map(|d| format!(", due {}", format_human_ms(d)))
         .unwrap_or_default();
-    format!("{} ({}{due})", escape(&e.status), escape(&e.campaign_name))
+    format!(
+        "{} ({}{due})",
+        html::escape(&e.status),
+        html::escape(&e.campaign_name)
+    )
 }
 
 async fn open_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
@@ -288,7 +282,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 body,
                 "<li><a href=\"/learn/enrollments/{}\">{}</a> — {}</li>",
                 e.id,
-                escape(&e.content_title),
+                html::escape(&e.content_title),
                 describe(e)
             );
         }
@@ -330,7 +324,7 @@ async fn lesson(
         Err(e) => Err(e),
     };
     let reason = match reason {
-        Ok(Some(reason)) => format!("<p class=\"reason\">{}</p>\n", escape(&reason)),
+        Ok(Some(reason)) => format!("<p class=\"reason\">{}</p>\n", html::escape(&reason)),
         Ok(None) => String::new(),
         Err(e) => return store_error(e),
     };
@@ -387,14 +381,14 @@ fn quiz_form(key: &[u8], id: i64, content: &ContentRow, now: i64) -> String {
             body,
             "<fieldset><legend>{}. {}</legend>",
             q + 1,
-            escape(&question.question)
+            html::escape(&question.question)
         );
         for (c, choice) in question.choices.iter().enumerate() {
             let _ = write!(
                 body,
                 "<div><input type=\"radio\" id=\"q{q}c{c}\" name=\"q{q}\" value=\"{c}\">\
                  <label for=\"q{q}c{c}\">{}</label></div>",
-                escape(choice)
+                html::escape(choice)
             );
         }
         body.push_str("</fieldset>");
@@ -488,9 +482,9 @@ async fn submit_quiz(
         let _ = write!(
             body,
             "<li><strong>{}</strong> {} {}</li>",
-            escape(&question.question),
+            html::escape(&question.question),
             if right { "Correct." } else { "Not quite." },
-            escape(&question.explanation)
+            html::escape(&question.explanation)
         );
     }
     body.push_str("</ol>");

@@ -536,11 +536,12 @@ async fn a_campaigns_own_text_goes_as_html_and_text_in_the_persons_language_with
     let dir = tempfile::tempdir().unwrap();
     let sink = SmtpSink::start(port, dir.path());
     let app = spawn_with_smtp(port).await;
-    app.create_user(
-        &json!({"email": "ana@acme.example", "first_name": "Ana <b>&",
-                            "language": "de-AT"}),
-    )
-    .await;
+    let ana_user = app
+        .create_user(
+            &json!({"email": "ana@acme.example", "first_name": "Ana <b>&",
+                             "language": "de-AT"}),
+        )
+        .await;
     app.create_user(&json!({"email": "bob@acme.example", "language": "ja"}))
         .await;
     let campaign = playbook_for(&app, COMPROMISED).await;
@@ -555,8 +556,9 @@ async fn a_campaigns_own_text_goes_as_html_and_text_in_the_persons_language_with
         ]}),
     )
     .await;
-    app.submit_one(&event("ana@acme.example", COMPROMISED))
-        .await;
+    let mut on_a_site = event("ana@acme.example", COMPROMISED);
+    on_a_site["metadata"] = json!({"site": "login.example.net"});
+    app.submit_one(&on_a_site).await;
     app.submit_one(&event("bob@acme.example", COMPROMISED))
         .await;
     eventually(&app, "two emails", async || sink.messages().len() >= 2).await;
@@ -586,6 +588,10 @@ async fn a_campaigns_own_text_goes_as_html_and_text_in_the_persons_language_with
     let reason = format!("On {day}, a login used a known-compromised password.");
     assert!(text.contains(&reason), "{text}");
     assert!(html.contains(&reason), "{html}");
+    assert!(
+        !text.contains("login.example.net"),
+        "the site only when allowed: {text}"
+    );
     // The button to the learner's own link, in both parts.
     let link = text
         .lines()
@@ -639,6 +645,98 @@ async fn a_campaigns_own_text_goes_as_html_and_text_in_the_persons_language_with
         .await
         .unwrap();
     assert!(page.contains(&reason), "{page}");
+
+    // The site of the event, once the campaign allows it.
+    set_notices(
+        &app,
+        campaign,
+        &json!({"settings": {"reason_shows_site": true}}),
+    )
+    .await;
+    let preview = app
+        .post_json(
+            &app.admin,
+            &format!("/api/campaigns/{campaign}/notices/preview"),
+            &json!({"user_id": ana_user["id"], "notices": ["enrolled"]}),
+        )
+        .await
+        .expect(200);
+    let text = preview["data"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("a login used a known-compromised password (login.example.net)."),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn changed_settings_apply_to_queued_notices_and_past_due_tells_the_learner() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(port, dir.path());
+    let app = spawn_with_smtp(port).await;
+    app.create_user(&json!({"email": "ana@acme.example", "manager_email": "boss@acme.example"}))
+        .await;
+    let campaign = playbook(&app).await;
+    set_notices(&app, campaign, &json!({"settings": {"past_due": true}})).await;
+    app.submit_one(&event("ana@acme.example", TYPED)).await;
+    eventually(&app, "the enrolment email", async || {
+        sink.messages().len() == 1
+    })
+    .await;
+
+    // The reminder was queued a day ahead; the campaign stops reminding before it goes.
+    set_notices(
+        &app,
+        campaign,
+        &json!({"settings": {"past_due": true, "reminders": ["P3D"]}}),
+    )
+    .await;
+    app.clock
+        .set(start_time() + Duration::days(6) + Duration::minutes(1));
+    let reminder = async || {
+        let jobs = app.store.jobs(app.account, Some("email")).await.unwrap();
+        jobs.into_iter()
+            .find(|j| j.dedupe.starts_with("email:reminder:"))
+            .expect("a reminder is queued")
+    };
+    eventually(&app, "the reminder handled", async || {
+        reminder().await.status != "pending"
+    })
+    .await;
+    let job = reminder().await;
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no longer reminds P1D"),
+        "{job:#?}"
+    );
+
+    // Past due: the learner and the manager are told.
+    app.clock
+        .set(start_time() + Duration::days(7) + Duration::minutes(1));
+    app.store.run_due_training().await.unwrap();
+    eventually(&app, "both past-due notices", async || {
+        sink.messages().len() == 3
+    })
+    .await;
+    let messages = sink.messages();
+    let learner = message_to(&messages[1..], "ana@acme.example");
+    assert!(
+        learner["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Overdue: "),
+        "{learner}"
+    );
+    let manager = message_to(&messages[1..], "boss@acme.example");
+    assert!(
+        manager["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Overdue training: "),
+        "{manager}"
+    );
 }
 
 #[tokio::test]

@@ -860,9 +860,7 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound("enrollment"))
     }
-}
 
-impl Store {
     /// A person's latest enrolment in a campaign; with none, a sample of the one they
     /// would get (id 0: its first content, due as the campaign says from now), to
     /// preview the campaign's notices with.
@@ -887,23 +885,18 @@ impl Store {
         }
         let found = self.campaign(account, campaign).await?;
         let person = self.user(account, user).await?;
-        let first = found
-            .content
-            .first()
-            .ok_or(StoreError::NotFound("content of the campaign"))?;
-        let content = self.content(account, *first).await?;
+        let target = load_target(&mut *self.read.acquire().await?, campaign.0).await?;
+        let first = ContentId(
+            *(target.content.first()).ok_or(StoreError::NotFound("content of the campaign"))?,
+        );
+        let content = self.content(account, first).await?;
         let now = self.now_ms();
-        let due_at = match (found.end_at, found.relative_duration.as_deref()) {
-            (Some(at), _) => Some(at),
-            (None, Some(period)) => IsoDuration::parse(period).ok().map(|p| p.after_ms(now)),
-            (None, None) => None,
-        };
         Ok(Enrollment {
             id: EnrollmentId(0),
             account_id: account,
             campaign_id: campaign,
             campaign_name: found.name,
-            content_id: *first,
+            content_id: first,
             content_kind: content.kind.as_str().to_owned(),
             content_title: content.title,
             user_id: user,
@@ -913,7 +906,7 @@ impl Store {
             employee_number: person.employee_number,
             status: "Not Started".into(),
             enrolled_at: now,
-            due_at,
+            due_at: target.due_at(now),
             started_at: None,
             completed_at: None,
             past_due_at: None,

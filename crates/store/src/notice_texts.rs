@@ -310,3 +310,27 @@ fn site_of(metadata: Option<&str>) -> Option<String> {
     let host = host.rsplit('@').next()?;
     (!host.is_empty()).then(|| host.chars().take(200).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::site_of;
+
+    #[test]
+    fn the_site_is_the_metadata_site_domain_or_url_host() {
+        assert_eq!(
+            site_of(Some(r#"{"site": " a.example "}"#)).as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(
+            site_of(Some(r#"{"domain": "b.example"}"#)).as_deref(),
+            Some("b.example")
+        );
+        assert_eq!(
+            site_of(Some(r#"{"url": "https://u:p@c.example/login?x=1"}"#)).as_deref(),
+            Some("c.example")
+        );
+        assert_eq!(site_of(Some(r#"{"password": "hunter2"}"#)), None);
+        assert_eq!(site_of(Some("not json")), None);
+        assert_eq!(site_of(None), None);
+    }
+}

@@ -224,6 +224,10 @@ pub fn choose_language<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
     #[test]
     fn language_is_chosen_exactly_then_by_its_primary_subtag_then_the_fallback() {
         let all = ["", "de", "fr-CA", "pt-BR", "pt"];
@@ -235,10 +239,6 @@ mod tests {
         assert_eq!(choose_language(None, all), Some(""));
         assert_eq!(choose_language(Some("ja"), ["de"]), None);
     }
-
-    use super::*;
-
-    const DAY: i64 = 86_400_000;
 
     #[test]
     fn defaults_are_the_old_behaviour() {

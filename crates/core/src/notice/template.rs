@@ -5,7 +5,7 @@
 //! written), never in the text part or the subject.
 
 use super::Notice;
-use crate::FieldError;
+use crate::{FieldError, html};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use pulldown_cmark::{Options, Parser};
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,18 @@ pub struct TemplateText {
     pub button: String,
 }
 
+impl TemplateText {
+    /// Whether the subject or body names `placeholder`: what is costly to fill (the
+    /// reason) is filled only for a text that shows it.
+    pub fn uses(&self, placeholder: &str) -> bool {
+        let env = environment(false);
+        [&self.subject, &self.body].into_iter().any(|source| {
+            env.template_from_str(source)
+                .is_ok_and(|t| t.undeclared_variables(false).contains(placeholder))
+        })
+    }
+}
+
 /// What the placeholders hold for one notice.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Values {
@@ -115,32 +127,14 @@ fn environment(html: bool) -> Environment<'static> {
 fn escape_markdown_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\n' | '\r' => out.push(' '),
-            c if c.is_ascii_punctuation() => {
+        match (html::entity(c), c) {
+            (Some(entity), _) => out.push_str(entity),
+            (None, '\n' | '\r') => out.push(' '),
+            (None, c) if c.is_ascii_punctuation() => {
                 out.push('\\');
                 out.push(c);
             }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+            (None, c) => out.push(c),
         }
     }
     out
@@ -253,8 +247,8 @@ pub fn render(template: &TemplateText, values: &Values) -> Result<Rendered, Stri
              <td style=\"border-radius:6px;background:#1d4ed8\"><a href=\"{}\" style=\"display:inline-block;\
              padding:12px 24px;font-weight:600;color:#ffffff;text-decoration:none;border-radius:6px\">{}</a>\
              </td></tr></table>",
-            escape_html(&values.link),
-            escape_html(&template.button)
+            html::escape(&values.link),
+            html::escape(&template.button)
         );
     }
     text.push('\n');
@@ -268,7 +262,7 @@ pub fn render(template: &TemplateText, values: &Values) -> Result<Rendered, Stri
          style=\"max-width:560px;background:#ffffff;border-radius:8px\"><tr><td style=\"padding:32px;\
          font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;font-size:16px;\
          line-height:1.5;color:#1f2933\">\n{body}{button}\n</td></tr></table></td></tr></table></body></html>\n",
-        title = escape_html(&subject),
+        title = html::escape(&subject),
     );
     Ok(Rendered {
         subject,
@@ -288,8 +282,8 @@ pub fn builtin(notice: Notice) -> TemplateText {
              happening again, so we have picked **{{ content_title }}** for you.\
              {% else %}You have been assigned **{{ content_title }}** ({{ campaign }}).{% endif %}\n\n\
              {% if due %}It is due by {{ due }}.\n\n{% endif %}\
-             The button below is your own link: it opens this training for you alone and \
-             works for 14 days.",
+             {% if link %}The button below is your own link: it opens this training for you \
+             alone and works for 14 days.{% endif %}",
             "Start the training",
         ),
         Notice::Reminder => (
@@ -297,7 +291,8 @@ pub fn builtin(notice: Notice) -> TemplateText {
             "Hello {{ first_name }},\n\n\
              A reminder: **{{ content_title }}** ({{ campaign }}) is still open.\
              {% if due %} It is due by {{ due }}.{% endif %}\n\n\
-             It takes a few minutes; the button below picks up where you left off.",
+             It takes a few minutes{% if link %}; the button below picks up where you left \
+             off{% endif %}.",
             "Continue the training",
         ),
         Notice::PastDue => (
@@ -389,6 +384,17 @@ mod tests {
     }
 
     #[test]
+    fn a_text_says_which_placeholders_it_uses() {
+        assert!(builtin(Notice::Enrolled).uses("reason"));
+        assert!(!builtin(Notice::Reminder).uses("reason"));
+        let text = TemplateText {
+            subject: "{{ reason }}".into(),
+            ..builtin(Notice::Reminder)
+        };
+        assert!(text.uses("reason"));
+    }
+
+    #[test]
     fn no_link_no_button() {
         let rendered = render(
             &builtin(Notice::PastDueManager),
@@ -400,6 +406,16 @@ mod tests {
         .unwrap();
         assert!(!rendered.html.contains("<a href"));
         assert!(!rendered.text.contains("Open:"));
+        // A text that points at the button says nothing of it without one (in chat).
+        let rendered = render(
+            &builtin(Notice::Enrolled),
+            &Values {
+                link: String::new(),
+                ..values()
+            },
+        )
+        .unwrap();
+        assert!(!rendered.text.contains("button"), "{}", rendered.text);
     }
 
     #[test]

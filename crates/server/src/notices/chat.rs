@@ -35,3 +35,41 @@ pub fn body(format: &str, rendered: &Rendered) -> Value {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered() -> Rendered {
+        Rendered {
+            subject: "Training for you".into(),
+            text: "Hello **Ana**,\n\nPlease finish it.\n".into(),
+            html: String::new(),
+        }
+    }
+
+    #[test]
+    fn slack_gets_text_in_its_own_bold() {
+        assert_eq!(
+            body("slack", &rendered()),
+            json!({"text": "*Training for you*\n\nHello *Ana*,\n\nPlease finish it."})
+        );
+    }
+
+    #[test]
+    fn teams_gets_an_adaptive_card() {
+        let body = body(FORMAT_TEAMS, &rendered());
+        assert_eq!(body["type"], "message");
+        let card = &body["attachments"][0];
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        assert_eq!(card["content"]["body"][0]["text"], "Training for you");
+        assert_eq!(
+            card["content"]["body"][1]["text"],
+            "Hello **Ana**,\n\nPlease finish it."
+        );
+    }
+}

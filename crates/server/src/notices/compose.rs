@@ -4,8 +4,8 @@
 //! send, so all four say the same.
 
 use crate::learn;
-use coachloop_core::notice::Notice;
 use coachloop_core::notice::template::{self, Rendered, Values};
+use coachloop_core::notice::{Notice, NoticeSettings};
 use coachloop_core::time::format_human_ms;
 use coachloop_store::campaigns::Enrollment;
 use coachloop_store::notice_texts::NoticeText;
@@ -90,24 +90,8 @@ pub async fn compose(
             person.language.as_deref(),
         )
         .await?;
-    if preview {
-        // Composed as it would be.
-    } else if !settings.sends(notice) {
-        return Err(NotComposed::Skip(format!(
-            "the campaign no longer sends the {notice} notice"
-        )));
-    } else if let Some(offset) = offset.filter(|_| notice == Notice::Reminder)
-        && !settings.reminders.iter().any(|r| r == offset)
-    {
-        return Err(NotComposed::Skip(format!(
-            "the campaign no longer reminds {offset} before the due time"
-        )));
-    } else if enrollment.is_finished() != notice.after_finish() {
-        return Err(NotComposed::Skip(if notice.after_finish() {
-            "the enrolment is not finished".into()
-        } else {
-            "the enrolment is finished already".into()
-        }));
+    if !preview && let Some(why) = not_due(&settings, enrollment, notice, offset) {
+        return Err(NotComposed::Skip(why));
     }
     let full_name = [&enrollment.first_name, &enrollment.last_name]
         .into_iter()
@@ -132,10 +116,15 @@ pub async fn compose(
     } else {
         (Some(name.clone()), enrollment.email.clone())
     };
-    let reason = store
-        .enrollment_reason(enrollment, settings.reason_shows_site)
-        .await?
-        .unwrap_or_default();
+    // The reason's reads only for a text that shows it.
+    let reason = if text.uses("reason") {
+        store
+            .enrollment_reason(enrollment, settings.reason_shows_site)
+            .await?
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     let link = if !notice.has_link() || audience == Audience::Chat {
         String::new()
     } else if enrollment.id.0 == 0 {
@@ -166,6 +155,31 @@ pub async fn compose(
         rendered,
         language,
     })
+}
+
+/// Why a queued notice is not sent now, if it is not: the campaign stopped sending it
+/// (or this reminder), or the enrolment's state makes it moot.
+fn not_due(
+    settings: &NoticeSettings,
+    enrollment: &Enrollment,
+    notice: Notice,
+    offset: Option<&str>,
+) -> Option<String> {
+    if !settings.sends(notice) {
+        return Some(format!("the campaign no longer sends the {notice} notice"));
+    }
+    if let Some(offset) = offset.filter(|_| notice == Notice::Reminder)
+        && !settings.reminders.iter().any(|r| r == offset)
+    {
+        return Some(format!(
+            "the campaign no longer reminds {offset} before the due time"
+        ));
+    }
+    match (enrollment.is_finished(), notice.after_finish()) {
+        (true, false) => Some("the enrolment is finished already".into()),
+        (false, true) => Some("the enrolment is not finished".into()),
+        _ => None,
+    }
 }
 
 /// The learner's own link to the enrolment, good for [`learn::LINK_TTL_MS`].
