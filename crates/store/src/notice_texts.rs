@@ -2,15 +2,17 @@
 //! for each notice per language; and what goes into a notice about one enrolment (the
 //! text for the learner's language, the reason they were enrolled).
 
-use crate::campaigns::Enrollment;
+use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment};
+use crate::sql::QueryBuilder;
 use crate::{Locks, Result, Store, StoreError};
 use coachloop_core::event_id::EventId;
-use coachloop_core::ids::{AccountId, CampaignId};
+use coachloop_core::ids::{AccountId, CampaignId, EnrollmentId};
 use coachloop_core::notice::reason::{self, Happened};
 use coachloop_core::notice::template::{self, TemplateText};
 use coachloop_core::notice::{Notice, NoticeSettings, choose_language};
 use serde::Deserialize;
 use sqlx::FromRow;
+use std::collections::HashMap;
 
 /// A campaign's own text for one notice in one language (`""`: any other language).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,32 @@ pub type NewTemplate = (Notice, String, TemplateText);
 pub struct CampaignNotices {
     pub settings: NoticeSettings,
     pub templates: Vec<NoticeTemplate>,
+}
+
+/// Who an enrolment's person is, as far as a notice needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NoticePerson {
+    pub language: Option<String>,
+    pub manager_name: Option<String>,
+    pub manager_email: Option<String>,
+}
+
+impl From<crate::users::User> for NoticePerson {
+    fn from(user: crate::users::User) -> Self {
+        Self {
+            language: user.language,
+            manager_name: user.manager_name,
+            manager_email: user.manager_email,
+        }
+    }
+}
+
+/// What a notice about one enrolment is made from (see [`Store::notice_context`]).
+#[derive(Debug, Clone)]
+pub struct NoticeContext {
+    pub enrollment: Enrollment,
+    pub person: NoticePerson,
+    pub text: NoticeText,
 }
 
 /// The text of one notice for one person: the campaign's, or the built-in one.
@@ -171,51 +199,65 @@ impl Store {
         notice: Notice,
         language: Option<&str>,
     ) -> Result<NoticeText> {
-        type Row = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT c.notices, t.language, t.subject, t.body, t.button FROM campaigns c \
-             LEFT JOIN notice_templates t ON t.account_id = c.account_id \
-             AND t.campaign_id = c.id AND t.notice = $3 \
-             WHERE c.account_id = $1 AND c.id = $2",
+        let rows: Vec<TextRow> = sqlx::query_as(
+            "SELECT c.notices, n.language AS text_language, n.subject, n.body, n.button \
+             FROM campaigns c LEFT JOIN notice_templates n ON n.account_id = c.account_id \
+             AND n.campaign_id = c.id AND n.notice = $3 WHERE c.account_id = $1 AND c.id = $2",
         )
         .bind(account.0)
         .bind(campaign.0)
         .bind(notice.as_str())
         .fetch_all(&self.read)
         .await?;
-        let Some((stored, ..)) = rows.first() else {
-            return Err(StoreError::NotFound("campaign"));
+        chosen_text(campaign, notice, language, &rows)
+    }
+
+    /// Everything a notice about one enrolment is made from, in one read: the enrolment,
+    /// who the person is, and the campaign's settings and text in their language. The
+    /// notice runner's read for each email and chat message.
+    pub async fn notice_context(
+        &self,
+        account: AccountId,
+        enrollment: EnrollmentId,
+        notice: Notice,
+    ) -> Result<NoticeContext> {
+        let rows: Vec<ContextRow> = sqlx::query_as(&format!(
+            "SELECT {ENROLLMENT_COLUMNS}, u.language, u.manager_name, u.manager_email, \
+             c.notices, n.language AS text_language, n.subject, n.body, n.button \
+             FROM {ENROLLMENT_FROM} LEFT JOIN notice_templates n \
+             ON n.account_id = e.account_id AND n.campaign_id = e.campaign_id AND n.notice = $3 \
+             WHERE e.account_id = $1 AND e.id = $2"
+        ))
+        .bind(account.0)
+        .bind(enrollment.0)
+        .bind(notice.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Err(StoreError::NotFound("enrollment"));
         };
-        let settings = read_settings(campaign, stored.as_deref())?;
-        let chosen = choose_language(language, rows.iter().filter_map(|row| row.1.as_deref()));
-        let own = chosen.and_then(|tag| rows.iter().find(|row| row.1.as_deref() == Some(tag)));
-        Ok(match own {
-            Some((_, tag, Some(subject), Some(body), Some(button))) => NoticeText {
-                settings,
-                text: TemplateText {
-                    subject: subject.clone(),
-                    body: body.clone(),
-                    button: button.clone(),
-                },
-                language: tag.clone(),
+        let texts: Vec<TextRow> = rows.iter().map(|row| row.text.clone()).collect();
+        Ok(NoticeContext {
+            text: chosen_text(
+                first.enrollment.campaign_id,
+                notice,
+                first.language.as_deref(),
+                &texts,
+            )?,
+            person: NoticePerson {
+                language: first.language.clone(),
+                manager_name: first.manager_name.clone(),
+                manager_email: first.manager_email.clone(),
             },
-            _ => NoticeText {
-                settings,
-                text: template::builtin(notice),
-                language: None,
-            },
+            enrollment: first.enrollment.clone(),
         })
     }
 
     /// Why an enrolment was made, as a sentence for the learner (see
     /// [`reason::sentence`]): only for one a smart-group join caused. The site of the
-    /// latest event is named only when `show_site`.
+    /// latest event is named only when `show_site`. One read: the counted events that
+    /// date it (the most recent and the oldest of each kind) with their type's
+    /// description; the group's name only for a join on attributes alone.
     pub async fn enrollment_reason(
         &self,
         enrollment: &Enrollment,
@@ -228,63 +270,68 @@ impl Store {
             return Ok(None);
         }
         let account = enrollment.account_id.0;
-        let group: Option<String> =
+        // Per event leaf: (its type, how many counted, the most recent id, the oldest id).
+        let leaves: Vec<(&str, Option<u64>, EventId, EventId)> = (cause.evidence.iter())
+            .filter(|evidence| evidence["kind"] == "events")
+            .filter_map(|evidence| {
+                let ids: Vec<EventId> = (evidence["events"].as_array().into_iter().flatten())
+                    .filter_map(|id| id.as_str()?.parse::<uuid::Uuid>().ok())
+                    .map(EventId::from_uuid)
+                    .collect();
+                Some((
+                    evidence["event_type"].as_str().unwrap_or_default(),
+                    evidence["count"].as_u64().or(Some(ids.len() as u64)),
+                    *ids.first()?,
+                    *ids.last()?,
+                ))
+            })
+            .collect();
+        let mut events: HashMap<i64, (i64, Option<String>, Option<String>)> = HashMap::new();
+        if !leaves.is_empty() {
+            let mut query = QueryBuilder::new(
+                "SELECT e.id, e.occurred_at, e.metadata, t.description FROM events e \
+                 JOIN event_types t ON t.id = e.event_type_id WHERE e.account_id = ",
+            );
+            query.push_bind(account).push(" AND e.id IN (");
+            let mut list = query.separated(", ");
+            for (_, _, latest, oldest) in &leaves {
+                list.push_bind(latest.hi);
+                list.push_bind(oldest.hi);
+            }
+            query.push(")");
+            let rows: Vec<(i64, i64, Option<String>, Option<String>)> =
+                query.build_query_as().fetch_all(&self.read).await?;
+            events.extend(
+                rows.into_iter()
+                    .map(|(id, at, meta, what)| (id, (at, meta, what))),
+            );
+        }
+        let mut happened = Vec::new();
+        for (event_type, count, latest, oldest) in leaves {
+            // An event deleted since leaves the sentence to the rest.
+            let Some((last_ms, metadata, description)) = events.get(&latest.hi) else {
+                continue;
+            };
+            let first_ms = events.get(&oldest.hi).map_or(*last_ms, |(at, ..)| *at);
+            happened.push(Happened {
+                what: (description.clone())
+                    .filter(|d| !d.trim().is_empty())
+                    .unwrap_or_else(|| reason::name_in_words(event_type)),
+                count: count.unwrap_or(1) as usize,
+                first_ms: first_ms.min(*last_ms),
+                last_ms: *last_ms,
+                site: show_site.then(|| site_of(metadata.as_deref())).flatten(),
+            });
+        }
+        let group: Option<String> = if happened.is_empty() {
             sqlx::query_scalar("SELECT name FROM groups WHERE account_id = $1 AND id = $2")
                 .bind(account)
                 .bind(cause.group_id.unwrap_or_default())
                 .fetch_optional(&self.read)
-                .await?;
-        let mut happened = Vec::new();
-        for evidence in &cause.evidence {
-            if evidence["kind"] != "events" {
-                continue;
-            }
-            let event_type = evidence["event_type"].as_str().unwrap_or_default();
-            let ids: Vec<EventId> = (evidence["events"].as_array().into_iter().flatten())
-                .filter_map(|id| id.as_str()?.parse::<uuid::Uuid>().ok())
-                .map(EventId::from_uuid)
-                .collect();
-            // The most recent first: its instant and site, then the oldest's instant.
-            let (Some(latest), Some(oldest)) = (ids.first(), ids.last()) else {
-                continue;
-            };
-            let read = |id: EventId| {
-                sqlx::query_as::<_, (i64, Option<String>)>(
-                    "SELECT occurred_at, metadata FROM events \
-                     WHERE account_id = $1 AND id = $2 AND id_low = $3",
-                )
-                .bind(account)
-                .bind(id.hi)
-                .bind(id.lo)
-                .fetch_optional(&self.read)
-            };
-            // An event deleted since leaves the sentence to the rest.
-            let Some((last_ms, metadata)) = read(*latest).await? else {
-                continue;
-            };
-            let first_ms = match read(*oldest).await? {
-                Some((at, _)) => at,
-                None => last_ms,
-            };
-            let description: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT description FROM event_types WHERE account_id = $1 AND name = $2",
-            )
-            .bind(account)
-            .bind(event_type)
-            .fetch_optional(&self.read)
-            .await?;
-            let site = show_site.then(|| site_of(metadata.as_deref())).flatten();
-            happened.push(Happened {
-                what: description
-                    .flatten()
-                    .filter(|d| !d.trim().is_empty())
-                    .unwrap_or_else(|| reason::name_in_words(event_type)),
-                count: evidence["count"].as_u64().unwrap_or(ids.len() as u64) as usize,
-                first_ms: first_ms.min(last_ms),
-                last_ms,
-                site,
-            });
-        }
+                .await?
+        } else {
+            None
+        };
         let joined_ms = (cause.at.as_deref())
             .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
             .map_or(enrollment.enrolled_at, |at| at.timestamp_millis());
@@ -295,6 +342,72 @@ impl Store {
             self.now_ms(),
         )))
     }
+}
+
+/// A campaign's stored settings beside one of its texts for a notice (none: a row of
+/// the campaign with no text of its own).
+#[derive(Clone, FromRow)]
+struct TextRow {
+    notices: Option<String>,
+    text_language: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+    button: Option<String>,
+}
+
+#[derive(FromRow)]
+struct ContextRow {
+    #[sqlx(flatten)]
+    enrollment: Enrollment,
+    language: Option<String>,
+    manager_name: Option<String>,
+    manager_email: Option<String>,
+    #[sqlx(flatten)]
+    text: TextRow,
+}
+
+/// The settings, and the text of `notice` for `language` among a campaign's `rows`
+/// (the built-in text when none fits).
+fn chosen_text(
+    campaign: CampaignId,
+    notice: Notice,
+    language: Option<&str>,
+    rows: &[TextRow],
+) -> Result<NoticeText> {
+    let Some(first) = rows.first() else {
+        return Err(StoreError::NotFound("campaign"));
+    };
+    let settings = read_settings(campaign, first.notices.as_deref())?;
+    let chosen = choose_language(
+        language,
+        rows.iter().filter_map(|row| row.text_language.as_deref()),
+    );
+    let own = chosen.and_then(|tag| {
+        rows.iter()
+            .find(|row| row.text_language.as_deref() == Some(tag))
+    });
+    Ok(match own {
+        Some(TextRow {
+            text_language,
+            subject: Some(subject),
+            body: Some(body),
+            button: Some(button),
+            ..
+        }) => NoticeText {
+            settings,
+            text: TemplateText {
+                subject: subject.clone(),
+                body: body.clone(),
+                button: button.clone(),
+            },
+            language: text_language.clone(),
+        },
+        _ => NoticeText {
+            settings,
+            text: template::builtin(notice),
+            language: None,
+        },
+    })
 }
 
 /// The site an event's metadata names (`site`, `domain`, or the host of `url`).

@@ -5,7 +5,7 @@
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
-use crate::notices::compose::{self, Audience, Composed, NotComposed, Person};
+use crate::notices::compose::{self, Audience, Composed, NotComposed};
 use crate::paging::DataOf;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +14,7 @@ use coachloop_core::ids::{CampaignId, UserId};
 use coachloop_core::notice::template::{self, PLACEHOLDERS, TemplateText};
 use coachloop_core::notice::{Notice, NoticeSettings};
 use coachloop_core::time::format_ms;
-use coachloop_store::notice_texts::{CampaignNotices, NewTemplate};
+use coachloop_store::notice_texts::{CampaignNotices, NewTemplate, NoticePerson};
 use coachloop_store::notices::Attempt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -368,7 +368,7 @@ pub struct Preview {
 struct Sample {
     settings: NoticeSettings,
     enrollment: coachloop_store::campaigns::Enrollment,
-    person: Person,
+    person: NoticePerson,
     base_url: String,
 }
 
@@ -404,11 +404,23 @@ impl Sample {
         let offset = (notice == Notice::Reminder)
             .then(|| self.settings.reminders.first().cloned())
             .flatten();
+        let text = state
+            .store
+            .notice_text(
+                self.enrollment.account_id,
+                self.enrollment.campaign_id,
+                notice,
+                self.person.language.as_deref(),
+            )
+            .await?;
         compose::compose(
             &state.store,
             &self.base_url,
-            &self.enrollment,
-            &self.person,
+            compose::Context {
+                enrollment: &self.enrollment,
+                person: &self.person,
+                text,
+            },
             notice,
             offset.as_deref(),
             Audience::Email,

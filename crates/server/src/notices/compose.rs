@@ -8,7 +8,7 @@ use coachloop_core::notice::template::{self, Rendered, Values};
 use coachloop_core::notice::{Notice, NoticeSettings};
 use coachloop_core::time::format_human_ms;
 use coachloop_store::campaigns::Enrollment;
-use coachloop_store::notice_texts::NoticeText;
+use coachloop_store::notice_texts::{NoticePerson, NoticeText};
 use coachloop_store::{Store, StoreError};
 
 /// Where the text goes: an email carries the learner's own link; a chat channel is
@@ -17,24 +17,6 @@ use coachloop_store::{Store, StoreError};
 pub enum Audience {
     Email,
     Chat,
-}
-
-/// Who the enrolment's person is, as far as a notice needs.
-#[derive(Debug, Clone, Default)]
-pub struct Person {
-    pub language: Option<String>,
-    pub manager_name: Option<String>,
-    pub manager_email: Option<String>,
-}
-
-impl From<coachloop_store::users::User> for Person {
-    fn from(user: coachloop_store::users::User) -> Self {
-        Self {
-            language: user.language,
-            manager_name: user.manager_name,
-            manager_email: user.manager_email,
-        }
-    }
 }
 
 /// A notice ready to send.
@@ -63,33 +45,35 @@ impl From<StoreError> for NotComposed {
     }
 }
 
-/// Composes `notice` (a reminder: the one at `offset`) about `enrollment` for `person`.
-/// For a `preview` it is composed whether or not the campaign sends it and whatever the
-/// enrolment's state; an enrolment with id 0 is a sample, whose link is the learner's
-/// home page.
-#[allow(clippy::too_many_arguments)]
+/// What a notice is composed from: the enrolment, its person, and the campaign's
+/// settings and text for the person's language (`Store::notice_context`).
+pub struct Context<'a> {
+    pub enrollment: &'a Enrollment,
+    pub person: &'a NoticePerson,
+    pub text: NoticeText,
+}
+
+/// Composes `notice` (a reminder: the one at `offset`) from `context`. For a `preview`
+/// it is composed whether or not the campaign sends it and whatever the enrolment's
+/// state; an enrolment with id 0 is a sample, whose link is the learner's home page.
 pub async fn compose(
     store: &Store,
     base_url: &str,
-    enrollment: &Enrollment,
-    person: &Person,
+    context: Context<'_>,
     notice: Notice,
     offset: Option<&str>,
     audience: Audience,
     preview: bool,
 ) -> Result<Composed, NotComposed> {
-    let NoticeText {
-        settings,
-        text,
-        language,
-    } = store
-        .notice_text(
-            enrollment.account_id,
-            enrollment.campaign_id,
-            notice,
-            person.language.as_deref(),
-        )
-        .await?;
+    let Context {
+        enrollment,
+        person,
+        text: NoticeText {
+            settings,
+            text,
+            language,
+        },
+    } = context;
     if !preview && let Some(why) = not_due(&settings, enrollment, notice, offset) {
         return Err(NotComposed::Skip(why));
     }

@@ -570,15 +570,17 @@ impl Runner {
             });
         };
         let (account, id) = (job.account_id, payload.enrollment_id);
-        let enrollment = (self.store.enrollment(account, id).await)
+        // One read: the enrolment, its person, the campaign's settings and text.
+        let context = (self.store.notice_context(account, id, notice).await)
             .map_err(|e| not_read(format!("enrolment {id}"), e))?;
-        let person = (self.store.user(account, enrollment.user_id).await)
-            .map_err(|e| not_read(format!("user {}", enrollment.user_id), e))?;
         compose::compose(
             &self.store,
             &self.base_url,
-            &enrollment,
-            &person.into(),
+            compose::Context {
+                enrollment: &context.enrollment,
+                person: &context.person,
+                text: context.text,
+            },
             notice,
             payload.offset.as_deref(),
             audience,
