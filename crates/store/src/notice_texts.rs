@@ -3,7 +3,6 @@
 //! text for the learner's language, the reason they were enrolled).
 
 use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment};
-use crate::sql::QueryBuilder;
 use crate::{Locks, Result, Store, StoreError};
 use coachloop_core::event_id::EventId;
 use coachloop_core::ids::{AccountId, CampaignId, EnrollmentId};
@@ -255,9 +254,10 @@ impl Store {
 
     /// Why an enrolment was made, as a sentence for the learner (see
     /// [`reason::sentence`]): only for one a smart-group join caused. The site of the
-    /// latest event is named only when `show_site`. One read: the counted events that
-    /// date it (the most recent and the oldest of each kind) with their type's
-    /// description; the group's name only for a join on attributes alone.
+    /// latest event is named only when `show_site`. It reads the counted events that date
+    /// it (the most recent and the oldest of each kind; one for a single event) with
+    /// their type's description, and the group's name only for a join on attributes
+    /// alone.
     pub async fn enrollment_reason(
         &self,
         enrollment: &Enrollment,
@@ -286,25 +286,28 @@ impl Store {
                 ))
             })
             .collect();
+        // Each dating event by its key alone: a list of keys beside the account's
+        // condition is planned, on a PostgreSQL table that grows fast, as a read of every
+        // event of the account (0.5–2 ms an email at 20,000 events, against 0.02 ms).
         let mut events: HashMap<i64, (i64, Option<String>, Option<String>)> = HashMap::new();
-        if !leaves.is_empty() {
-            let mut query = QueryBuilder::new(
-                "SELECT e.id, e.occurred_at, e.metadata, t.description FROM events e \
-                 JOIN event_types t ON t.id = e.event_type_id WHERE e.account_id = ",
-            );
-            query.push_bind(account).push(" AND e.id IN (");
-            let mut list = query.separated(", ");
-            for (_, _, latest, oldest) in &leaves {
-                list.push_bind(latest.hi);
-                list.push_bind(oldest.hi);
+        for (_, _, latest, oldest) in &leaves {
+            for id in [latest.hi, oldest.hi] {
+                if events.contains_key(&id) {
+                    continue;
+                }
+                let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT t.occurred_at, t.metadata, \
+                     (SELECT description FROM event_types WHERE id = t.event_type_id) \
+                     FROM events t WHERE t.id = $1 AND t.account_id = $2",
+                )
+                .bind(id)
+                .bind(account)
+                .fetch_optional(&self.read)
+                .await?;
+                if let Some(row) = row {
+                    events.insert(id, row);
+                }
             }
-            query.push(")");
-            let rows: Vec<(i64, i64, Option<String>, Option<String>)> =
-                query.build_query_as().fetch_all(&self.read).await?;
-            events.extend(
-                rows.into_iter()
-                    .map(|(id, at, meta, what)| (id, (at, meta, what))),
-            );
         }
         let mut happened = Vec::new();
         for (event_type, count, latest, oldest) in leaves {
