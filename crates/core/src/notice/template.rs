@@ -10,6 +10,7 @@ use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use pulldown_cmark::{Options, Parser};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 /// Every placeholder a template may use, with what it holds.
 pub const PLACEHOLDERS: [(&str, &str); 11] = [
@@ -70,8 +71,10 @@ impl TemplateText {
     pub fn uses(&self, placeholder: &str) -> bool {
         let env = environment(false);
         [&self.subject, &self.body].into_iter().any(|source| {
-            env.template_from_str(source)
-                .is_ok_and(|t| t.undeclared_variables(false).contains(placeholder))
+            source.contains(placeholder)
+                && env
+                    .template_from_str(source)
+                    .is_ok_and(|t| t.undeclared_variables(false).contains(placeholder))
         })
     }
 }
@@ -100,7 +103,19 @@ pub struct Rendered {
     pub html: String,
 }
 
-fn environment(html: bool) -> Environment<'static> {
+/// The two environments, made once (each holds the builtin filters and tests): plain
+/// values for the subject and text part, escaped ones for the HTML part.
+fn environment(html: bool) -> &'static Environment<'static> {
+    static PLAIN: OnceLock<Environment<'static>> = OnceLock::new();
+    static HTML: OnceLock<Environment<'static>> = OnceLock::new();
+    if html {
+        HTML.get_or_init(|| new_environment(true))
+    } else {
+        PLAIN.get_or_init(|| new_environment(false))
+    }
+}
+
+fn new_environment(html: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
@@ -225,12 +240,12 @@ pub fn render(template: &TemplateText, values: &Values) -> Result<Rendered, Stri
             )
         })
     };
-    let subject = run(&plain, "subject", &template.subject)?
+    let subject = run(plain, "subject", &template.subject)?
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let mut text = run(&plain, "body", &template.body)?.trim_end().to_owned();
-    let markdown = run(&environment(true), "body", &template.body)?;
+    let mut text = run(plain, "body", &template.body)?.trim_end().to_owned();
+    let markdown = run(environment(true), "body", &template.body)?;
     let mut body = String::with_capacity(markdown.len() * 2);
     pulldown_cmark::html::push_html(
         &mut body,
