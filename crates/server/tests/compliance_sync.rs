@@ -576,6 +576,21 @@ async fn test_connection_tells_each_problem_apart() {
         let refused = strict.patch(&strict.admin, &path, &null).await;
         assert!(refused.status.is_client_error(), "{null}: {}", refused.text);
     }
+    // The interval keeps to the bounds the document gives, on create and on change.
+    for minutes in [4, 10_081] {
+        let refused = strict
+            .patch(&strict.admin, &path, &json!({"interval_minutes": minutes}))
+            .await;
+        assert_eq!(refused.detail_fields(), ["interval_minutes"], "{minutes}");
+        let refused = strict
+            .post_json(
+                &strict.admin,
+                "/api/compliance/connections",
+                &json!({"name": "y", "region": "us", "key": "k", "interval_minutes": minutes}),
+            )
+            .await;
+        assert_eq!(refused.detail_fields(), ["interval_minutes"], "{minutes}");
+    }
     strict
         .post_json(
             &strict.admin,

@@ -318,6 +318,17 @@ async fn place(
     }
 }
 
+/// The minutes between scheduled syncs, within the bounds the document gives.
+fn interval_of(minutes: u32) -> Result<i64, ApiError> {
+    if !(5..=10_080).contains(&minutes) {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "interval_minutes",
+            "5 to 10080 minutes (one week)",
+        )]));
+    }
+    Ok(i64::from(minutes))
+}
+
 fn name_of(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 255 {
@@ -378,7 +389,7 @@ async fn create_connection(
         key_sealed: seal(&state, account, &key)?,
         key_hint: hint(&key),
         requirements,
-        interval_minutes: i64::from(input.interval_minutes.unwrap_or(60)),
+        interval_minutes: interval_of(input.interval_minutes.unwrap_or(60))?,
     };
     let row = state.store.create_sync_connection(account, &new).await?;
     let now = state.store.clock().now_ms();
@@ -449,7 +460,7 @@ async fn update_connection(
             None => None,
         },
         requirements: input.requirements.map(|r| r.counting()).transpose()?,
-        interval_minutes: input.interval_minutes.map(i64::from),
+        interval_minutes: input.interval_minutes.map(interval_of).transpose()?,
     };
     let row = state
         .store
