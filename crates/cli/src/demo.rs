@@ -160,7 +160,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let admin = fresh_token(&store, account, "demo-admin", "admin").await?;
     let events = fresh_token(&store, account, "demo-events", "events:write,events:read").await?;
     let report = fresh_token(&store, account, "demo-reporting", REPORTING_SCOPES).await?;
-    ensure_admin(&store, account).await?;
+    let console_password = console_admin(&store, account).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -186,6 +186,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &config,
         addr,
         [&admin, &events, &report],
+        &console_password,
         &people[0],
         &groups,
     );
@@ -454,23 +455,31 @@ async fn fresh_token(
 const REPORTING_SCOPES: &str =
     "account:read,user:read,group:read,program:read,campaign:read,enrollments:read";
 
-/// The account's administrator, as `/v1/account` lists it.
-async fn ensure_admin(store: &Store, account: AccountId) -> anyhow::Result<()> {
+/// The demo's console administrator (also the one `/v1/account` lists).
+const CONSOLE_ADMIN: &str = "ada.admin@acme.example";
+
+/// The account's administrator, with a fresh console password for this run.
+async fn console_admin(store: &Store, account: AccountId) -> anyhow::Result<String> {
+    let email = Email::parse(CONSOLE_ADMIN)?;
     if store.list_admins(account).await?.is_empty() {
         let new = NewAdmin {
-            email: Email::parse("ada.admin@acme.example")?,
+            email: email.clone(),
             first_name: Some("Ada".to_owned()),
             last_name: Some("Admin".to_owned()),
         };
         store.create_admin(account, &new).await?;
     }
-    Ok(())
+    let password = coachloop_server::console::password::generate();
+    let hash = coachloop_server::console::password::hash(&password)?;
+    store.set_admin_password(account, &email, &hash).await?;
+    Ok(password)
 }
 
 fn print_intro(
     config: &Config,
     addr: SocketAddr,
     [admin, events, report]: [&str; 3],
+    console_password: &str,
     someone: &Person,
     groups: &[(GroupId, &str)],
 ) {
@@ -486,6 +495,7 @@ fn print_intro(
     };
     println!(
         "\ncoachloop demo — data in {data}\n\
+         \n  console:      {base}/console/  (account default, {CONSOLE_ADMIN}, password {console_password})\
          \n  admin token:  {admin}\n  events token: {events}\n\
          \nTry:\n\
          \n  export ADMIN={admin} EVENTS={events}\

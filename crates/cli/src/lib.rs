@@ -52,6 +52,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Manage console administrators.
+    #[command(subcommand)]
+    Admins(AdminsCommand),
     /// Manage people.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -208,6 +211,32 @@ pub enum TokensCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AdminsCommand {
+    /// Add a console administrator, or set a new password for one (which ends their
+    /// sessions and any lock-out). The password comes from --password-file, else from
+    /// standard input when it is not a terminal; else one is made and printed once.
+    Create {
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        /// The administrator's email: what they sign in with.
+        #[arg(long)]
+        email: String,
+        /// A file whose first line is the password (at least 12 characters).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the account's administrators.
+    List {
+        #[arg(long, default_value = coachloop_store::DEFAULT_ACCOUNT)]
+        account: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create or update people from a CSV file (header row of user field names).
     Import {
@@ -312,6 +341,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tokens(command) => tokens(command).await?,
+        Command::Admins(command) => admins(command).await?,
         Command::Users(UsersCommand::Import {
             file,
             account,
@@ -448,6 +478,75 @@ async fn compliance(command: ComplianceCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn admins(command: AdminsCommand) -> anyhow::Result<()> {
+    use coachloop_server::console::password;
+    match command {
+        AdminsCommand::Create {
+            account,
+            email,
+            password_file,
+            data,
+        } => {
+            let email = coachloop_core::identity::Email::parse(email.trim())
+                .map_err(|e| anyhow::anyhow!("--email `{email}` {e}"))?;
+            let (password, made) = match password_file {
+                Some(path) => (
+                    first_line(&std::fs::read_to_string(&path).with_context(|| {
+                        format!("cannot read the password file {}", path.display())
+                    })?),
+                    false,
+                ),
+                None if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .read_line(&mut text)
+                        .context("cannot read the password from standard input")?;
+                    (first_line(&text), false)
+                }
+                None => (password::generate(), true),
+            };
+            if let Some(problem) = password::problem(&password) {
+                anyhow::bail!("{problem}");
+            }
+            let hash = password::hash(&password)?;
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            let (admin, added) = store.set_admin_password(account, &email, &hash).await?;
+            if added {
+                eprintln!("added administrator {}", admin.email);
+            } else {
+                eprintln!(
+                    "set a new password for {}; their sessions have ended",
+                    admin.email
+                );
+            }
+            if made {
+                eprintln!("their password is shown this once:");
+                println!("{password}");
+            }
+        }
+        AdminsCommand::List { account, data } => {
+            let store = open_store(&load(&data, None)?).await?;
+            let account = account_id(&store, &account).await?;
+            println!("id\temail\tadded");
+            for admin in store.list_admins(account).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    admin.id,
+                    admin.email,
+                    format_ms(admin.created_at)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A password as a file or a pipe gives it: the first line, without its line ending.
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
 }
 
 async fn tokens(command: TokensCommand) -> anyhow::Result<()> {

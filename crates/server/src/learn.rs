@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use axum::Router;
 use axum::extract::{Form, Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -114,14 +114,7 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 
 /// The learner a request's session cookie names, if valid and unexpired.
 fn session(key: &[u8], headers: &HeaderMap, now: i64) -> Option<(AccountId, UserId)> {
-    let cookies = headers.get_all(COOKIE);
-    let value = cookies
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value)?;
+    let value = crate::cookies::get(headers, COOKIE_NAME)?;
     let numbers = unseal(key, "session", value, 3)?;
     (numbers[2] > now).then_some((AccountId(numbers[0]), UserId(numbers[1])))
 }

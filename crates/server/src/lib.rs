@@ -6,6 +6,8 @@
 pub mod activity;
 pub mod api;
 pub mod auth;
+pub mod console;
+pub mod cookies;
 pub mod docs;
 pub mod error;
 pub mod learn;
@@ -234,6 +236,7 @@ pub fn app(state: AppState) -> Router {
     router
         .merge(docs::router(Arc::new(docs::complete(openapi))))
         .merge(learn::router())
+        .merge(console::router())
         .merge(scim::router())
         .fallback(|| async {
             ApiError::new(

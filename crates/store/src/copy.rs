@@ -481,6 +481,23 @@ pub static TABLES: &[Table] = &[
             ("first_name", Text),
             ("last_name", Text),
             ("created_at", Int),
+            ("password_hash", Text),
+            ("failed_sign_ins", Int),
+            ("locked_until", Int),
+        ],
+    },
+    Table {
+        name: "console_sessions",
+        key: &["token_hash"],
+        identity: false,
+        columns: &[
+            ("token_hash", Text),
+            ("account_id", Int),
+            ("admin_id", Int),
+            ("csrf", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("ended_at", Int),
         ],
     },
     Table {

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admins;
 pub mod campaigns;
 pub mod compliance;
+pub mod console;
 pub mod content;
 pub mod copy;
 pub mod db;

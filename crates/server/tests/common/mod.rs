@@ -5,6 +5,8 @@
     reason = "each test binary uses its own subset of these helpers"
 )]
 
+pub mod console;
+
 use chrono::{DateTime, TimeZone, Utc};
 use coachloop_core::clock::ManualClock;
 use coachloop_core::ids::AccountId;

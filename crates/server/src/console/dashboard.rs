@@ -1,0 +1,143 @@
+//! The dashboard: the success metrics against their targets, the account's risk score
+//! over time, and the status of each enabled control.
+
+use super::charts::{self, Rule, Series};
+use super::layout::{self, PreEscaped, Section};
+use super::session::Session;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::NaiveDate;
+use coachloop_core::success::{Metric, Range};
+use coachloop_core::time::date_of_ms;
+use coachloop_store::StoreError;
+use maud::{Markup, html};
+
+pub async fn show(State(state): State<AppState>, session: Session) -> Response {
+    match dashboard(&state, &session).await {
+        Ok(markup) => layout::respond(StatusCode::OK, markup),
+        Err(e) => layout::store_error(e),
+    }
+}
+
+async fn dashboard(state: &AppState, session: &Session) -> Result<Markup, StoreError> {
+    let store = &state.store;
+    let today = date_of_ms(store.clock().now_ms());
+    let range = Range::parse(None, None, today).expect("the default range is valid");
+    let report = store.success_metrics(session.account, range).await?;
+    let risk = store.risk_history(session.account, None, 90).await?;
+    let controls = store.compliance_controls(session.account).await?;
+    let risk_points: Vec<(NaiveDate, f64)> = risk
+        .iter()
+        .rev()
+        .filter_map(|d| Some((NaiveDate::parse_from_str(&d.day, "%Y-%m-%d").ok()?, d.score)))
+        .collect();
+    let body = html! {
+        div.cards {
+            (metric_card("Compromised passwords a day", "fewer is better", &report.compromised_passwords, 1))
+            (metric_card("Days to change a compromised password", "fewer is better", &report.time_to_remediate, 1))
+            (metric_card("Dismissed phishing alerts a day", "fewer is better", &report.dismissed_phishing_alerts, 1))
+            (metric_card("Password health", "more is better", &report.password_health, 0))
+            section.card {
+                h2 { "Risk score" }
+                @if risk_points.is_empty() {
+                    p { "No daily score recorded yet (one is recorded each day)." }
+                } @else {
+                    figure {
+                        (PreEscaped(charts::lines("The account's risk score, day by day",
+                            &[Series { name: "risk score", points: risk_points.clone() }], None)))
+                        figcaption { "The account's risk score at the end of each day." }
+                    }
+                    (numbers("Day", "Score", &risk_points, 1))
+                }
+            }
+        }
+        h2 { "Controls" }
+        @if controls.is_empty() {
+            p { "No framework is enabled." }
+        } @else {
+            table {
+                thead { tr { th { "Framework" } th { "Control" } th { "Status" }
+                    th.num { "Compliant" } th.num { "At risk" } th.num { "Not compliant" } } }
+                tbody {
+                    @for c in &controls {
+                        tr {
+                            td { (c.control.framework) }
+                            td { (c.control.id) " " span.muted { (c.control.title) } }
+                            td { span class=(verdict_badge(c.verdict.as_str())) { (c.verdict.as_str().replace('_', " ")) } }
+                            td.num { (c.counts.compliant) }
+                            td.num { (c.counts.at_risk) }
+                            td.num { (c.counts.non_compliant) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page(session, Section::Dashboard, "Dashboard", body))
+}
+
+fn verdict_badge(verdict: &str) -> &'static str {
+    match verdict {
+        "pass" => "badge good",
+        "at_risk" => "badge warn",
+        _ => "badge bad",
+    }
+}
+
+fn metric_card(title: &str, better: &str, metric: &Metric, decimals: usize) -> Markup {
+    let points: Vec<(NaiveDate, f64)> = metric
+        .series
+        .iter()
+        .filter_map(|p| Some((p.date, p.value?)))
+        .collect();
+    let figure = |value: Option<f64>| match value {
+        Some(v) => format!("{v:.decimals$}"),
+        None => "—".to_owned(),
+    };
+    html! {
+        section.card {
+            h2 { (title) }
+            dl.facts {
+                dt { "Baseline" } dd { (figure(metric.baseline)) }
+                dt { "Target" } dd { (figure(metric.target)) " (" (better) ")" }
+                dt { "Now" } dd {
+                    (figure(metric.current))
+                    @match metric.target_met {
+                        Some(true) => { " " span.badge.good { "target met" } }
+                        Some(false) => { " " span.badge.bad { "target not met" } }
+                        None => {}
+                    }
+                }
+            }
+            @if points.is_empty() {
+                p.muted { "Nothing measured yet in the last 90 days." }
+            } @else {
+                figure {
+                    (PreEscaped(charts::lines(title,
+                        &[Series { name: "per day", points: points.clone() }],
+                        metric.target.map(|value| Rule { name: "target", value }))))
+                }
+                (numbers("Day", title, &points, decimals))
+            }
+        }
+    }
+}
+
+/// A chart's numbers as a table (for screen readers, and for anyone who wants them).
+fn numbers(x: &str, y: &str, points: &[(NaiveDate, f64)], decimals: usize) -> Markup {
+    html! {
+        details {
+            summary { "The numbers" }
+            table {
+                thead { tr { th { (x) } th.num { (y) } } }
+                tbody {
+                    @for (day, value) in points.iter().rev() {
+                        tr { td { (day.format("%Y-%m-%d")) } td.num { (format!("{value:.decimals$}")) } }
+                    }
+                }
+            }
+        }
+    }
+}

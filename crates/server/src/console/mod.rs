@@ -1,0 +1,59 @@
+//! The admin console at `/console/`: server-rendered HTML (maud templates, checked when
+//! the binary is built and escaping every value), working without JavaScript. Charts
+//! are SVG drawn on the server. Administrators sign in with a password ([`sign_in`]);
+//! sessions and CSRF tokens live in the store, so any node serves any page.
+
+mod charts;
+mod dashboard;
+mod groups;
+mod layout;
+pub mod password;
+mod people;
+mod session;
+mod sign_in;
+mod unmatched;
+mod why;
+
+use crate::AppState;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use sign_in::LOCK_OUT;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { session::see_other("/console/") }),
+        )
+        .route("/console/", get(dashboard::show))
+        .route("/console/assets/console.css", get(layout::stylesheet))
+        .route("/console/sign-in", get(sign_in::show).post(sign_in::submit))
+        .route("/console/sign-out", post(sign_in::sign_out))
+        .route("/console/people", get(people::list))
+        .route("/console/people/{id}", get(people::person))
+        .route(
+            "/console/unmatched",
+            get(unmatched::list).post(unmatched::map),
+        )
+        .route("/console/groups", get(groups::list))
+        .route("/console/groups/{id}", get(groups::group))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(secured))
+}
+
+async fn secured(response: Response) -> Response {
+    layout::secure(response)
+}
+
+async fn not_found() -> Response {
+    layout::problem(
+        None,
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such console page.",
+    )
+    .into_response()
+}
