@@ -18,7 +18,7 @@ pub struct Rule<'a> {
     pub value: f64,
 }
 
-const WIDTH: u32 = 640;
+const WIDTH: u32 = 560;
 const HEIGHT: u32 = 260;
 /// Dark, distinguishable without colour by their patterns too.
 const INKS: [RGBColor; 4] = [
@@ -66,8 +66,9 @@ fn draw(
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
+        .margin_right(28)
         .x_label_area_size(28)
-        .y_label_area_size(44)
+        .y_label_area_size(52)
         .build_cartesian_2d::<RangedCoordf64, RangedCoordf64>(
             (0.0..days).into(),
             (0.0..top).into(),
@@ -80,11 +81,17 @@ fn draw(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(6)
+        .x_labels((days as usize + 1).min(6))
         .y_labels(5)
         .x_label_formatter(&day)
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .label_style(("sans-serif", 13).into_font().color(&BLACK))
+        .y_label_formatter(&|y| {
+            if top < 10.0 {
+                format!("{y:.1}")
+            } else {
+                format!("{y:.0}")
+            }
+        })
+        .label_style(("sans-serif", 15).into_font().color(&BLACK))
         .axis_style(BLACK)
         .light_line_style(RGBColor(225, 228, 233))
         .draw()?;
@@ -128,10 +135,10 @@ fn draw(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font(("sans-serif", 13).into_font().color(&BLACK))
+        .label_font(("sans-serif", 15).into_font().color(&BLACK))
         .draw()?;
     root.present()?;
     Ok(())
