@@ -136,10 +136,10 @@ impl Walk {
     async fn arrived(&mut self, title: &str, name: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(h1) = self.browser.find(Locator::Css("h1")).await {
-                if h1.text().await.is_ok_and(|t| t == title) {
-                    break;
-                }
+            if let Ok(h1) = self.browser.find(Locator::Css("h1")).await
+                && h1.text().await.is_ok_and(|t| t == title)
+            {
+                break;
             }
             assert!(
                 Instant::now() < deadline,
