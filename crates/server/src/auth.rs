@@ -72,7 +72,10 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(reason) = token.unusable_reason(now) {
             return Err(ApiError::unauthorized(reason));
         }
-        state.limits.admit(token.id, token.limits, now)?;
+        // The audit log's read of a resource before a change is not the caller's request.
+        if parts.extensions.get::<crate::audit::AuditRead>().is_none() {
+            state.limits.admit(token.id, token.limits, now)?;
+        }
         Ok(Auth { token })
     }
 }
@@ -156,7 +159,11 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    async fn lookup(&self, state: &AppState, secret: &str) -> Result<Option<Arc<Token>>, ApiError> {
+    pub(crate) async fn lookup(
+        &self,
+        state: &AppState,
+        secret: &str,
+    ) -> Result<Option<Arc<Token>>, ApiError> {
         let key = hash_secret(secret);
         let revocations = state.store.revocations();
         if self

@@ -27,6 +27,7 @@ use utoipa::{OpenApi, PartialSchema};
         (name = "people", description = "People and their event timelines."),
         (name = "tokens", description = "API tokens of the account."),
         (name = "admins", description = "The account's administrators."),
+        (name = "audit", description = "Every change an administrator or a token made: who, what, when, before and after."),
         (name = "compliance", description = "Frameworks, the requirements their controls ask of people, who is compliant and why, exceptions."),
         (name = "reporting", description = "The Reporting API (read-only, `/v1`): what compliance tools read."),
         (name = "ops", description = "Liveness, readiness, metrics, the installation's nodes.")

@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod cookies;
@@ -162,6 +163,7 @@ impl AppState {
             syncer,
             mailer,
             config: Arc::new(config),
+            reader: std::sync::OnceLock::new(),
             background: vec![
                 executor.abort_handle(),
                 training.abort_handle(),
@@ -200,6 +202,9 @@ pub struct Shared {
     /// Email, when an SMTP server is configured (the notice runner's, and test sends).
     pub mailer: Option<notices::Mailer>,
     pub config: Arc<ServerConfig>,
+    /// The JSON surfaces' routes, for the audit log's read of a resource before a change
+    /// (set by [`app`]; kept without the state, which would otherwise own itself).
+    pub reader: std::sync::OnceLock<Router<AppState>>,
     /// Background tasks (the executors, daily risk), stopped with the state.
     background: Vec<tokio::task::AbortHandle>,
 }
@@ -233,6 +238,7 @@ pub fn openapi() -> OpenApi {
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = surfaces().split_for_parts();
     let body_limit = state.config.max_body_bytes;
+    let _ = state.reader.set(router.clone().merge(scim::router()));
     router
         .merge(docs::router(Arc::new(docs::complete(openapi))))
         .merge(learn::router())
@@ -252,6 +258,10 @@ pub fn app(state: AppState) -> Router {
                 "this endpoint does not take that method; /docs lists what it takes",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

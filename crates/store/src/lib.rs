@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admins;
+pub mod audit;
 pub mod campaigns;
 pub mod compliance;
 pub mod console;

@@ -1,6 +1,7 @@
 //! coachloop's own admin API under `/api`: everything the console can do.
 
 mod admins;
+pub mod audit;
 mod cluster;
 mod compliance;
 mod connections;
@@ -23,6 +24,7 @@ pub use users::User;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(admins::router())
+        .merge(audit::router())
         .merge(cluster::router())
         .merge(compliance::router())
         .merge(connections::router())

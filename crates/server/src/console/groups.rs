@@ -37,6 +37,7 @@ pub async fn list(
         Err(e) => return layout::store_error(e),
     };
     let body = html! {
+        p { a href="/console/groups/new" { "New smart group" } }
         table {
             thead { tr { th { "Name" } th { "Kind" } th.num { "Members" } th { "Changed" } } }
             tbody {

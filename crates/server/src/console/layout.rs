@@ -20,14 +20,16 @@ pub enum Section {
     People,
     Unmatched,
     Groups,
+    Audit,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [
+    const ALL: [Section; 5] = [
         Section::Dashboard,
         Section::People,
         Section::Unmatched,
         Section::Groups,
+        Section::Audit,
     ];
 
     fn title(self) -> &'static str {
@@ -36,6 +38,7 @@ impl Section {
             Section::People => "People",
             Section::Unmatched => "Unmatched identities",
             Section::Groups => "Groups",
+            Section::Audit => "Audit log",
         }
     }
 
@@ -45,6 +48,7 @@ impl Section {
             Section::People => "/console/people",
             Section::Unmatched => "/console/unmatched",
             Section::Groups => "/console/groups",
+            Section::Audit => "/console/audit",
         }
     }
 }

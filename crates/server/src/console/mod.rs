@@ -3,6 +3,8 @@
 //! are SVG drawn on the server. Administrators sign in with a password ([`sign_in`]);
 //! sessions and CSRF tokens live in the store, so any node serves any page.
 
+mod audit_log;
+mod builder;
 mod charts;
 mod dashboard;
 mod groups;
@@ -22,6 +24,18 @@ use axum::routing::{get, post};
 
 pub use sign_in::LOCK_OUT;
 
+/// The live console session of a request, if any (for the audit log's "who").
+pub async fn session_of(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Option<coachloop_store::console::ConsoleSession> {
+    session::Session::of(state, headers)
+        .await
+        .ok()
+        .flatten()
+        .map(|s| s.0)
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
@@ -38,7 +52,12 @@ pub fn router() -> Router<AppState> {
             "/console/unmatched",
             get(unmatched::list).post(unmatched::map),
         )
+        .route("/console/audit", get(audit_log::show))
         .route("/console/groups", get(groups::list))
+        .route(
+            "/console/groups/new",
+            get(builder::new).post(builder::submit),
+        )
         .route("/console/groups/{id}", get(groups::group))
         .fallback(not_found)
         .layer(axum::middleware::map_response(secured))

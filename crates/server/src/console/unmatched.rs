@@ -6,6 +6,7 @@ use super::layout::{self, Section, csrf, pager, when};
 use super::people::page_of;
 use super::session::{Posted, Session, see_other};
 use crate::AppState;
+use crate::audit::Note;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,6 +14,7 @@ use coachloop_core::identity::Email;
 use coachloop_store::StoreError;
 use maud::html;
 use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -97,12 +99,24 @@ pub async fn map(State(state): State<AppState>, posted: Posted<MapForm>) -> Resp
         }
         Err(e) => return layout::store_error(e),
     };
+    let before = match state.store.user(session.account, user).await {
+        Ok(person) => person.aliases,
+        Err(e) => return layout::store_error(e),
+    };
     match state
         .store
         .add_alias(session.account, user, &form.identity)
         .await
     {
-        Ok(_) => see_other(&format!("/console/people/{}", user.0)),
+        Ok((person, attributed)) => {
+            let mut response = see_other(&format!("/console/people/{}", user.0));
+            response.extensions_mut().insert(Note {
+                path: Some(format!("/api/users/{}/aliases", user.0)),
+                before: Some(json!({ "aliases": before })),
+                after: Some(json!({ "aliases": person.aliases, "events_attributed": attributed })),
+            });
+            response
+        }
         Err(e @ (StoreError::Conflict(_) | StoreError::Invalid(_))) => refuse(&e.to_string()),
         Err(e) => layout::store_error(e),
     }

@@ -18,3 +18,22 @@ CREATE INDEX console_sessions_admin ON console_sessions (account_id, admin_id);
 
 -- A person's joins and leaves across groups (the console's person page).
 CREATE INDEX group_history_person ON group_history (account_id, user_id, id);
+
+-- Every change an administrator or a token made: who, what, when, and the resource
+-- before and after (JSON, secrets left out). Read newest first, filtered.
+CREATE TABLE audit_log (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL REFERENCES accounts (id),
+    at          INTEGER NOT NULL,
+    -- 'admin' (console) or 'token'.
+    actor_kind  TEXT NOT NULL,
+    actor_id    INTEGER NOT NULL,
+    -- The admin's email or the token's name, as it was.
+    actor       TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    before      TEXT,
+    after       TEXT
+);
+CREATE INDEX audit_log_account ON audit_log (account_id, id);
