@@ -350,3 +350,64 @@ async fn an_unmatched_identity_is_mapped_to_a_person() {
             .contains("KIOSK-7")
     );
 }
+
+#[tokio::test]
+async fn forms_say_what_to_fix() {
+    let app = TestApp::spawn().await;
+    let mut visitor = signed_in(&app).await;
+    let form = visitor.get("/console/campaigns/new").await;
+    assert_eq!(form.status, 200);
+    let token = csrf_of(&form.text);
+    let refused = visitor
+        .post(
+            "/console/campaigns/new",
+            &[("csrf", &token), ("name", "No content"), ("groups", "0")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused
+            .text
+            .contains("content: name at least one content id"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("value=\"No content\""),
+        "the values stay"
+    );
+
+    let builder = visitor.get("/console/groups/new").await;
+    let token = csrf_of(&builder.text);
+    let refused = visitor
+        .post(
+            "/console/groups/new",
+            &[
+                ("csrf", &token),
+                ("name", "x"),
+                ("r0_kind", "event"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.text.contains("r0_type"), "{}", refused.text);
+    let bad_frame = visitor
+        .post(
+            "/console/groups/new",
+            &[
+                ("csrf", &token),
+                ("r0_kind", "event"),
+                ("r0_type", "x"),
+                ("r0_within", "3 weeks"),
+                ("action", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_frame.status, 422);
+    assert!(
+        bad_frame.text.contains("criteria.event.within"),
+        "{}",
+        bad_frame.text
+    );
+}

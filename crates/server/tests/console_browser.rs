@@ -97,6 +97,8 @@ fn screenshots() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/console-screenshots")
         .join(engine);
+    // This run's screenshots only.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("screenshot folder");
     dir
 }
@@ -235,6 +237,23 @@ async fn an_administrator_walks_the_console() {
         .parse()
         .expect("the group's id");
 
+    // Training → a campaign on the group that enrols joiners automatically.
+    walk.open("/console/campaigns/new").await;
+    walk.arrived("New campaign", "campaign-form").await;
+    walk.fill("#name", "Passwords, just in time").await;
+    walk.click("#content option").await;
+    walk.browser
+        .find(Locator::Css("#groups"))
+        .await
+        .expect("the group list")
+        .select_by_value(&group.to_string())
+        .await
+        .expect("choose the group");
+    walk.click("form[action='/console/campaigns/new'] button[type=submit]")
+        .await;
+    walk.arrived("Passwords, just in time", "campaign").await;
+    let campaign_url = walk.browser.current_url().await.expect("url").to_string();
+
     // An event over the API: the person joins the smart group at once.
     let event: Value = json!({"target_user": "kim@acme.example", "event_type": COMPROMISED,
                               "description": "logged in to Dashlane", "risk_level": 8});
@@ -245,6 +264,28 @@ async fn an_administrator_walks_the_console() {
         page.contains("kim@acme.example"),
         "the member shows: {page}"
     );
+
+    // … and is enrolled in the campaign at the same instant.
+    walk.browser
+        .goto(&campaign_url)
+        .await
+        .expect("the campaign");
+    let page = walk
+        .arrived("Passwords, just in time", "campaign-enrolled")
+        .await;
+    assert!(page.contains("Kim Lee"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "joined Typed a compromised password: 1 event of type {COMPROMISED}"
+        )),
+        "why they were enrolled: {page}"
+    );
+    walk.browser
+        .goto(&format!("{}/console/groups/{group}", app.base))
+        .await
+        .expect("the group");
+    walk.arrived("Typed a compromised password", "group-again")
+        .await;
 
     // Their page: the timeline, and why they joined.
     walk.click(&format!("a[href='/console/people/{person}']"))

@@ -12,7 +12,7 @@ mod notices;
 mod risk;
 mod success;
 mod tokens;
-mod training;
+pub(crate) mod training;
 mod users;
 mod webhooks;
 

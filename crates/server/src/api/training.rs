@@ -438,7 +438,7 @@ fn campaign_name(name: &str) -> ApiResult<String> {
 }
 
 impl CampaignInput {
-    fn into_new(self, now: i64) -> ApiResult<NewCampaign> {
+    pub(crate) fn into_new(self, now: i64) -> ApiResult<NewCampaign> {
         let name = campaign_name(&self.name)?;
         if self.content.is_empty() {
             return Err(ApiError::invalid(vec![FieldError::new(

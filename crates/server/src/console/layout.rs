@@ -20,15 +20,17 @@ pub enum Section {
     People,
     Unmatched,
     Groups,
+    Campaigns,
     Audit,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Dashboard,
         Section::People,
         Section::Unmatched,
         Section::Groups,
+        Section::Campaigns,
         Section::Audit,
     ];
 
@@ -38,6 +40,7 @@ impl Section {
             Section::People => "People",
             Section::Unmatched => "Unmatched identities",
             Section::Groups => "Groups",
+            Section::Campaigns => "Campaigns",
             Section::Audit => "Audit log",
         }
     }
@@ -48,6 +51,7 @@ impl Section {
             Section::People => "/console/people",
             Section::Unmatched => "/console/unmatched",
             Section::Groups => "/console/groups",
+            Section::Campaigns => "/console/campaigns",
             Section::Audit => "/console/audit",
         }
     }

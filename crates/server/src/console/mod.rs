@@ -5,6 +5,7 @@
 
 mod audit_log;
 mod builder;
+mod campaigns;
 mod charts;
 mod dashboard;
 mod groups;
@@ -53,6 +54,12 @@ pub fn router() -> Router<AppState> {
             get(unmatched::list).post(unmatched::map),
         )
         .route("/console/audit", get(audit_log::show))
+        .route("/console/campaigns", get(campaigns::list))
+        .route(
+            "/console/campaigns/new",
+            get(campaigns::new).post(campaigns::create),
+        )
+        .route("/console/campaigns/{id}", get(campaigns::campaign))
         .route("/console/groups", get(groups::list))
         .route(
             "/console/groups/new",

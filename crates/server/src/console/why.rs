@@ -11,6 +11,36 @@ pub fn words(reason: &str) -> Vec<String> {
     parts.iter().map(part).collect()
 }
 
+/// Why an enrolment was made (its recorded cause) in words; `group_name` names a group by
+/// its id.
+pub fn cause(cause: &str, group_name: impl Fn(i64) -> Option<String>) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(cause) else {
+        return cause.replace('_', " ");
+    };
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match kind {
+        "group_joined" => {
+            let id = value.get("group_id").and_then(Value::as_i64).unwrap_or(0);
+            let group = group_name(id).unwrap_or_else(|| format!("group {id}"));
+            let evidence: Vec<String> = value
+                .get("evidence")
+                .and_then(Value::as_array)
+                .map(|parts| parts.iter().map(part).collect())
+                .unwrap_or_default();
+            if evidence.is_empty() {
+                format!("joined {group}")
+            } else {
+                format!("joined {group}: {}", evidence.join("; "))
+            }
+        }
+        "" => cause.to_owned(),
+        other => other.replace('_', " "),
+    }
+}
+
 fn part(part: &Value) -> String {
     let text = |key: &str| part.get(key).and_then(Value::as_str).unwrap_or_default();
     match text("kind") {
@@ -53,5 +83,12 @@ mod tests {
             ["added by an administrator"]
         );
         assert_eq!(words("not json"), ["not json"]);
+        let joined = r#"{"at":"2026-11-01T12:00:00.000Z","evidence":[{"count":1,"event_type":"t",
+            "events":[],"kind":"events","path":"$.event"}],"group_id":1,"kind":"group_joined","version":1}"#;
+        assert_eq!(
+            cause(joined, |id| (id == 1).then(|| "Typed".to_owned())),
+            "joined Typed: 1 event of type t"
+        );
+        assert_eq!(cause("all_users", |_| None), "all users");
     }
 }
