@@ -24,8 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only changes by this administrator (email) or token (name), exactly.
+    #[param(pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub actor: Option<String>,
     /// Only changes to paths that start with this, e.g. `/api/groups`.
+    #[param(pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub path: Option<String>,
     /// From this UTC day on (`YYYY-MM-DD`).
     #[param(format = Date)]
@@ -39,7 +41,7 @@ impl AuditQuery {
     /// The filter it asks for; a bad day is a 400 naming the parameter.
     pub fn filter(&self) -> Result<AuditFilter, ApiError> {
         let day = |name: &str, text: &Option<String>| -> Result<Option<i64>, ApiError> {
-            match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            match text.as_deref() {
                 None => Ok(None),
                 Some(text) => parse_date(text)
                     .map(date_start_ms)
@@ -49,15 +51,25 @@ impl AuditQuery {
                     }),
             }
         };
-        let nonempty = |text: &Option<String>| {
-            text.as_deref()
+        let text = |name: &str, text: &Option<String>| -> Result<Option<String>, ApiError> {
+            // As the pattern says, checked before trimming.
+            if text
+                .as_deref()
+                .is_some_and(|t| t.chars().any(|c| c <= '\x1f' || c == '\x7f'))
+            {
+                return Err(ApiError::bad_request(format!(
+                    "`{name}` must not hold control characters"
+                )));
+            }
+            Ok(text
+                .as_deref()
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .map(str::to_owned)
+                .map(str::to_owned))
         };
         Ok(AuditFilter {
-            actor: nonempty(&self.actor),
-            path: nonempty(&self.path),
+            actor: text("actor", &self.actor)?,
+            path: text("path", &self.path)?,
             since: day("from", &self.from)?,
             until: day("to", &self.to)?.map(|start| start + DAY_MS),
         })

@@ -30,11 +30,12 @@ pub async fn show(
     session: Session,
     Query(query): Query<LogQuery>,
 ) -> Response {
+    let given = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
     let asked = AuditQuery {
-        actor: Some(query.actor.clone()),
-        path: Some(query.path.clone()),
-        from: Some(query.from.clone()),
-        to: Some(query.to.clone()),
+        actor: given(&query.actor),
+        path: given(&query.path),
+        from: given(&query.from),
+        to: given(&query.to),
     };
     let filter = match asked.filter() {
         Ok(filter) => filter,
