@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Times console pages over one kept-alive connection: signs in through the form, then
-asks each page WARMUP times untimed and ROUNDS times timed, and prints p50/p95 per page
+asks each page WARMUP times untimed (env WARMUP, default 3) and ROUNDS times timed, and prints p50/p95 per page
 (client-side: the whole request and answer on loopback).
 
     console_pages.py BASE EMAIL PASSWORD ROUNDS PATH...
 """
 import http.client
+import os
 import re
 import sys
 import time
@@ -43,7 +44,7 @@ assert status == 303, f"sign-in answered {status}"
 
 print(f"{'page':<44} {'p50 ms':>8} {'p95 ms':>8} {'status':>6}")
 for path in paths:
-    for _ in range(3):
+    for _ in range(int(os.environ.get("WARMUP", "3"))):
         ask("GET", path)
     took = []
     for _ in range(rounds):

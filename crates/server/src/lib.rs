@@ -164,6 +164,7 @@ impl AppState {
             mailer,
             config: Arc::new(config),
             reader: std::sync::OnceLock::new(),
+            console: console::Caches::default(),
             background: vec![
                 executor.abort_handle(),
                 training.abort_handle(),
@@ -202,6 +203,8 @@ pub struct Shared {
     /// Email, when an SMTP server is configured (the notice runner's, and test sends).
     pub mailer: Option<notices::Mailer>,
     pub config: Arc<ServerConfig>,
+    /// The console's caches (the dashboard's latest reports).
+    pub console: console::Caches,
     /// The JSON surfaces' routes, for the audit log's read of a resource before a change
     /// (set by [`app`]; kept without the state, which would otherwise own itself).
     pub reader: std::sync::OnceLock<Router<AppState>>,

@@ -1,5 +1,10 @@
 //! The dashboard: the success metrics against their targets, the account's risk score
 //! over time, and the status of each enabled control.
+//!
+//! The success metrics are figures per day over 90 days; with millions of events they
+//! take seconds to read. So each node keeps every account's latest report for
+//! [`FRESH`], and a page that finds it older shows it (saying when it was read) while
+//! one refresh runs in the background. Only the first view after a start waits.
 
 use super::charts::{self, Rule, Series};
 use super::layout::{self, PreEscaped, Section};
@@ -9,10 +14,96 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveDate;
+use coachloop_core::ids::AccountId;
+use coachloop_core::success::Report;
 use coachloop_core::success::{Metric, Range};
 use coachloop_core::time::date_of_ms;
 use coachloop_store::StoreError;
 use maud::{Markup, html};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a read report is shown without a refresh.
+pub const FRESH: Duration = Duration::from_secs(300);
+
+/// Each account's latest success report on this node (a cache: never the only copy).
+#[derive(Default)]
+pub struct Reports(Mutex<HashMap<AccountId, Kept>>);
+
+struct Kept {
+    report: Arc<Report>,
+    /// When it was read: the store's clock (shown) and this process's (for freshness).
+    read_ms: i64,
+    read_at: Instant,
+    refreshing: bool,
+}
+
+impl Reports {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Kept>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The account's report and when it was read: the kept one (starting a refresh when
+    /// it is stale), or one read now.
+    async fn get(
+        &self,
+        state: &AppState,
+        account: AccountId,
+    ) -> Result<(Arc<Report>, i64), StoreError> {
+        let stale = {
+            let mut kept = self.lock();
+            match kept.get_mut(&account) {
+                Some(k) => {
+                    let stale = k.read_at.elapsed() >= FRESH && !k.refreshing;
+                    if stale {
+                        k.refreshing = true;
+                    }
+                    Some((k.report.clone(), k.read_ms, stale))
+                }
+                None => None,
+            }
+        };
+        match stale {
+            Some((report, read_ms, refresh)) => {
+                if refresh {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = state.console.reports.read(&state, account).await {
+                            tracing::warn!(error = %e, "could not refresh the dashboard's metrics");
+                            if let Some(k) = state.console.reports.lock().get_mut(&account) {
+                                k.refreshing = false;
+                            }
+                        }
+                    });
+                }
+                Ok((report, read_ms))
+            }
+            None => self.read(state, account).await,
+        }
+    }
+
+    async fn read(
+        &self,
+        state: &AppState,
+        account: AccountId,
+    ) -> Result<(Arc<Report>, i64), StoreError> {
+        let read_ms = state.store.clock().now_ms();
+        let range =
+            Range::parse(None, None, date_of_ms(read_ms)).expect("the default range is valid");
+        let report = Arc::new(state.store.success_metrics(account, range).await?);
+        self.lock().insert(
+            account,
+            Kept {
+                report: report.clone(),
+                read_ms,
+                read_at: Instant::now(),
+                refreshing: false,
+            },
+        );
+        Ok((report, read_ms))
+    }
+}
 
 pub async fn show(State(state): State<AppState>, session: Session) -> Response {
     match dashboard(&state, &session).await {
@@ -23,9 +114,7 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Response {
 
 async fn dashboard(state: &AppState, session: &Session) -> Result<Markup, StoreError> {
     let store = &state.store;
-    let today = date_of_ms(store.clock().now_ms());
-    let range = Range::parse(None, None, today).expect("the default range is valid");
-    let report = store.success_metrics(session.account, range).await?;
+    let (report, read_ms) = state.console.reports.get(state, session.account).await?;
     let risk = store.risk_history(session.account, None, 90).await?;
     let controls = store.compliance_controls(session.account).await?;
     let risk_points: Vec<(NaiveDate, f64)> = risk
@@ -34,6 +123,7 @@ async fn dashboard(state: &AppState, session: &Session) -> Result<Markup, StoreE
         .filter_map(|d| Some((NaiveDate::parse_from_str(&d.day, "%Y-%m-%d").ok()?, d.score)))
         .collect();
     let body = html! {
+        p.muted { "Success metrics as of " (layout::when(read_ms)) "; read again every five minutes." }
         div.cards {
             (metric_card("Compromised passwords a day", "fewer is better", &report.compromised_passwords, 1))
             (metric_card("Days to change a compromised password", "fewer is better", &report.time_to_remediate, 1))

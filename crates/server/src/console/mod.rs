@@ -25,6 +25,12 @@ use axum::routing::{get, post};
 
 pub use sign_in::LOCK_OUT;
 
+/// What the console keeps in memory on a node (caches only).
+#[derive(Default)]
+pub struct Caches {
+    pub(crate) reports: dashboard::Reports,
+}
+
 /// The live console session of a request, if any (for the audit log's "who").
 pub async fn session_of(
     state: &AppState,

@@ -37,3 +37,6 @@ CREATE TABLE audit_log (
     after       TEXT
 );
 CREATE INDEX audit_log_account ON audit_log (account_id, id);
+
+-- The people list filtered by department (the console's filter), in id order.
+CREATE INDEX users_department ON users (account_id, department, id);
