@@ -411,3 +411,74 @@ async fn forms_say_what_to_fix() {
         bad_frame.text
     );
 }
+
+#[tokio::test]
+async fn a_module_is_previewed_then_added() {
+    let app = TestApp::spawn().await;
+    let mut visitor = signed_in(&app).await;
+    let library = visitor.get("/console/content").await;
+    assert_eq!(library.status, 200);
+    assert!(
+        library.text.contains("the built-in library"),
+        "{}",
+        library.text
+    );
+
+    let form = visitor.get("/console/content/new").await;
+    let token = csrf_of(&form.text);
+    let fields = |action: &'static str, slug: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("kind", "module".to_owned()),
+            ("title", "Passkeys <3".to_owned()),
+            ("slug", slug.to_owned()),
+            ("minutes", "4".to_owned()),
+            (
+                "body",
+                "# Why\n\nUse a **passkey**. <script>alert(1)</script>".to_owned(),
+            ),
+            ("action", action.to_owned()),
+        ]
+    };
+    let preview_fields = fields("preview", "passkeys");
+    let preview: Vec<(&str, &str)> = preview_fields
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let shown = visitor.post("/console/content/new", &preview).await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert!(
+        shown.text.contains("<strong>passkey</strong>"),
+        "rendered: {}",
+        shown.text
+    );
+    assert!(
+        shown.text.contains("&lt;script&gt;"),
+        "raw HTML shown as text"
+    );
+    assert!(!shown.text.contains("<script>alert"));
+
+    let bad_fields = fields("save", "Not A Slug");
+    let bad: Vec<(&str, &str)> = bad_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = visitor.post("/console/content/new", &bad).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.text.contains("slug"), "{}", refused.text);
+
+    let save_fields = fields("save", "passkeys");
+    let save: Vec<(&str, &str)> = save_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = visitor.post("/console/content/new", &save).await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let page = visitor.get(location(&saved)).await;
+    assert!(
+        page.text.contains("<h1>Passkeys &lt;3</h1>"),
+        "{}",
+        page.text
+    );
+    assert!(
+        visitor
+            .get("/console/content")
+            .await
+            .text
+            .contains("this account")
+    );
+}

@@ -134,6 +134,29 @@ impl Walk {
             .expect("click");
     }
 
+    /// Waits for a page with a preview section, then keeps its screenshot.
+    async fn arrived_any(&mut self, name: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self
+            .browser
+            .find(Locator::Css("section.preview"))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "no preview on the page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.keep(name).await
+    }
+
+    async fn keep(&mut self, name: &str) -> String {
+        self.taken += 1;
+        let png = self.browser.screenshot().await.expect("a screenshot");
+        let file = self.shots.join(format!("{:02}-{name}.png", self.taken));
+        std::fs::write(&file, png).expect("write the screenshot");
+        self.browser.source().await.expect("the page source")
+    }
+
     /// Waits until the page's main heading is `title`, then keeps its screenshot.
     async fn arrived(&mut self, title: &str, name: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -151,11 +174,7 @@ impl Walk {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.taken += 1;
-        let png = self.browser.screenshot().await.expect("a screenshot");
-        let file = self.shots.join(format!("{:02}-{name}.png", self.taken));
-        std::fs::write(&file, png).expect("write the screenshot");
-        self.browser.source().await.expect("the page source")
+        self.keep(name).await
     }
 }
 
@@ -326,6 +345,13 @@ async fn an_administrator_walks_the_console() {
     walk.click("form[action='/console/unmatched'] button").await;
     let page = walk.arrived("Kim Lee", "mapped").await;
     assert!(page.contains("KIOSK-7"), "the alias shows: {page}");
+
+    // Content: the library, and a piece as learners see it.
+    walk.open("/console/content").await;
+    walk.arrived("Content", "content").await;
+    walk.click("td a[href^='/console/content/']").await;
+    let page = walk.arrived_any("content-piece").await;
+    assert!(page.contains("As learners see it"), "{page}");
 
     // The dashboard, then signing out.
     walk.open("/console/").await;

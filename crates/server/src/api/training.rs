@@ -120,7 +120,7 @@ pub struct ContentInput {
 }
 
 impl ContentInput {
-    fn into_content(self, today: chrono::NaiveDate) -> ApiResult<CoreContent> {
+    pub(crate) fn into_content(self, today: chrono::NaiveDate) -> ApiResult<CoreContent> {
         let published = match self.published.as_deref() {
             None => today,
             Some(text) => coachloop_core::time::parse_date(text).ok_or_else(|| {

@@ -3,7 +3,7 @@
 //! or a time to finish from each enrolment, automatic enrolment. The form's values go
 //! through the same checks as `POST /api/campaigns`.
 
-use super::layout::{self, Section, csrf, pager, when};
+use super::layout::{self, PageQuery, Section, csrf, pager, when};
 use super::people::{name_of, page_of};
 use super::session::{Posted, Session, see_other};
 use super::why;
@@ -19,13 +19,7 @@ use coachloop_store::content::ContentFilter;
 use coachloop_store::groups::GroupFilter;
 use coachloop_store::{Page, StoreError};
 use maud::{Markup, html};
-use serde::Deserialize;
 use serde_json::json;
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    page: Option<String>,
-}
 
 fn progress(c: &Campaign) -> Markup {
     html! {
@@ -37,7 +31,7 @@ fn progress(c: &Campaign) -> Markup {
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     let page = page_of(query.page.as_deref(), 50);
     let (campaigns, total) = match state
@@ -77,7 +71,7 @@ pub async fn campaign(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<i64>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     let page = page_of(query.page.as_deref(), 50);
     let found = async {

@@ -1,6 +1,6 @@
 //! Groups: the list, and a group's page with its members.
 
-use super::layout::{self, Section, pager, when};
+use super::layout::{self, PageQuery, Section, pager, when};
 use super::people::{name_of, page_of};
 use super::session::Session;
 use crate::AppState;
@@ -11,17 +11,11 @@ use coachloop_core::ids::GroupId;
 use coachloop_store::StoreError;
 use coachloop_store::groups::GroupFilter;
 use maud::{Markup, html};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    page: Option<String>,
-}
 
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     let page = page_of(query.page.as_deref(), 50);
     let filter = GroupFilter {
@@ -63,7 +57,7 @@ pub async fn group(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<i64>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     match group_page(&state, &session, GroupId(id), &query).await {
         Ok(markup) => layout::respond(StatusCode::OK, markup),
@@ -75,7 +69,7 @@ async fn group_page(
     state: &AppState,
     session: &Session,
     id: GroupId,
-    query: &ListQuery,
+    query: &PageQuery,
 ) -> Result<Markup, StoreError> {
     let group = state.store.group(session.account, id).await?;
     let page = page_of(query.page.as_deref(), 50);

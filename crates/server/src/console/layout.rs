@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use coachloop_store::Page;
 use coachloop_store::StoreError;
 use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
 
 pub use maud::PreEscaped;
 
@@ -20,16 +21,18 @@ pub enum Section {
     People,
     Unmatched,
     Groups,
+    Content,
     Campaigns,
     Audit,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Dashboard,
         Section::People,
         Section::Unmatched,
         Section::Groups,
+        Section::Content,
         Section::Campaigns,
         Section::Audit,
     ];
@@ -40,6 +43,7 @@ impl Section {
             Section::People => "People",
             Section::Unmatched => "Unmatched identities",
             Section::Groups => "Groups",
+            Section::Content => "Content",
             Section::Campaigns => "Campaigns",
             Section::Audit => "Audit log",
         }
@@ -51,6 +55,7 @@ impl Section {
             Section::People => "/console/people",
             Section::Unmatched => "/console/unmatched",
             Section::Groups => "/console/groups",
+            Section::Content => "/console/content",
             Section::Campaigns => "/console/campaigns",
             Section::Audit => "/console/audit",
         }
@@ -221,6 +226,12 @@ pub fn store_error(e: StoreError) -> Response {
             )
         }
     }
+}
+
+/// A list page's query: which page (anything unreadable is the first).
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<String>,
 }
 
 /// "Page 2 of 9" with links to the pages either side, keeping the other query values.

@@ -7,6 +7,7 @@ mod audit_log;
 mod builder;
 mod campaigns;
 mod charts;
+mod content;
 mod dashboard;
 mod groups;
 mod layout;
@@ -60,6 +61,12 @@ pub fn router() -> Router<AppState> {
             get(unmatched::list).post(unmatched::map),
         )
         .route("/console/audit", get(audit_log::show))
+        .route("/console/content", get(content::list))
+        .route(
+            "/console/content/new",
+            get(content::new).post(content::create),
+        )
+        .route("/console/content/{id}", get(content::show))
         .route("/console/campaigns", get(campaigns::list))
         .route(
             "/console/campaigns/new",

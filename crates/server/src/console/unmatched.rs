@@ -2,7 +2,7 @@
 //! maps it to a person (it becomes their alias; its events become theirs and their smart
 //! groups are evaluated at once).
 
-use super::layout::{self, Section, csrf, pager, when};
+use super::layout::{self, PageQuery, Section, csrf, pager, when};
 use super::people::page_of;
 use super::session::{Posted, Session, see_other};
 use crate::AppState;
@@ -16,15 +16,10 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    page: Option<String>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Response {
     let page = page_of(query.page.as_deref(), 50);
     let (identities, total) = match state.store.unmatched(session.account, page).await {
