@@ -28,6 +28,9 @@ pub struct AuditRead;
 /// A handler's own account of its change, used instead of the generic one.
 #[derive(Debug, Clone, Default)]
 pub struct Note {
+    /// The method of the change, when it is not the request's (a console form's POST
+    /// that deleted something).
+    pub method: Option<Method>,
     /// The resource changed, when it is not the request's path.
     pub path: Option<String>,
     pub before: Option<Value>,
@@ -158,21 +161,27 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         return response;
     }
     let (parts, body) = response.into_parts();
-    let note = parts.extensions.get::<Note>().cloned();
-    let bytes = match to_bytes(body, usize::MAX).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::error!(error = %e, %path, "could not read an answer to audit it");
-            return Response::from_parts(parts, Body::empty());
-        }
-    };
-    let (path, before, after) = match note {
-        Some(note) => (note.path.unwrap_or(path), note.before, note.after),
+    let (method, path, before, after, body) = match parts.extensions.get::<Note>().cloned() {
+        // The handler said what changed; its answer (a page, a download) passes unread.
+        Some(note) => (
+            note.method.unwrap_or(method),
+            note.path.unwrap_or(path),
+            note.before,
+            note.after,
+            body,
+        ),
         None => {
+            let bytes = match to_bytes(body, usize::MAX).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::error!(error = %e, %path, "could not read an answer to audit it");
+                    return Response::from_parts(parts, Body::empty());
+                }
+            };
             let after = (bytes.len() <= MAX_BODY)
                 .then(|| serde_json::from_slice::<Value>(&bytes).ok())
                 .flatten();
-            (path, before, after)
+            (method, path, before, after, Body::from(bytes))
         }
     };
     let entry = NewAuditEntry {
@@ -189,7 +198,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         tracing::error!(error = %e, method = %entry.method, path = %entry.path,
             "could not record a change in the audit log");
     }
-    Response::from_parts(parts, Body::from(bytes))
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]

@@ -20,11 +20,32 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Auth {
     pub token: Arc<Token>,
+    /// A console administrator acting through the API (see [`ActingAdmin`]).
+    pub admin: Option<String>,
+}
+
+/// A console administrator's form, sent through the API inside the process so that the
+/// console and the API check and do everything the same way. Only the console sets it:
+/// a request from outside cannot carry an extension. It acts with `admin` on the
+/// session's account and is not rate-limited (the session is the limit).
+#[derive(Debug, Clone)]
+pub struct ActingAdmin {
+    pub token: Arc<Token>,
+    pub email: String,
 }
 
 impl Auth {
     pub fn account(&self) -> AccountId {
         self.token.account_id
+    }
+
+    /// Who the caller is, for what the store keeps of them: `admin:<email>` or
+    /// `token:<name>`.
+    pub fn who(&self) -> String {
+        match &self.admin {
+            Some(email) => format!("admin:{email}"),
+            None => format!("token:{}", self.token.name),
+        }
     }
 
     /// Refuses with 403 unless the token carries `scope` (or `admin`).
@@ -48,6 +69,12 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(acting) = parts.extensions.get::<ActingAdmin>() {
+            return Ok(Auth {
+                token: acting.token.clone(),
+                admin: Some(acting.email.clone()),
+            });
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -76,7 +103,7 @@ impl FromRequestParts<AppState> for Auth {
         if parts.extensions.get::<crate::audit::AuditRead>().is_none() {
             state.limits.admit(token.id, token.limits, now)?;
         }
-        Ok(Auth { token })
+        Ok(Auth { token, admin: None })
     }
 }
 

@@ -764,7 +764,7 @@ async fn grant_exception(
                 requirement: RequirementId(input.requirement_id),
                 user: UserId(input.user_id),
                 reason: input.reason,
-                granted_by: format!("token:{}", auth.token.name),
+                granted_by: auth.who(),
                 expires_at,
             },
         )

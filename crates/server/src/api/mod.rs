@@ -5,7 +5,7 @@ pub mod audit;
 mod cluster;
 mod compliance;
 mod connections;
-mod evidence;
+pub(crate) mod evidence;
 mod groups;
 mod identities;
 mod notices;

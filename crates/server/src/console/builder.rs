@@ -345,6 +345,7 @@ pub async fn submit(
         Ok((group, _)) => {
             let mut response = see_other(&format!("/console/groups/{}", group.id.0));
             response.extensions_mut().insert(Note {
+                method: None,
                 path: Some(format!("/api/groups/{}", group.id.0)),
                 before: None,
                 after: Some(json!({"name": group.name, "description": description,

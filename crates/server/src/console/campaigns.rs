@@ -301,6 +301,7 @@ pub async fn create(
         Ok((campaign, enrolled)) => {
             let mut response = see_other(&format!("/console/campaigns/{}", campaign.id.0));
             response.extensions_mut().insert(Note {
+                method: None,
                 path: Some(format!("/api/campaigns/{}", campaign.id.0)),
                 before: None,
                 after: Some(

@@ -217,6 +217,7 @@ pub async fn create(
         Ok(row) => {
             let mut response = see_other(&format!("/console/content/{}", row.id.0));
             response.extensions_mut().insert(Note {
+                method: None,
                 path: Some(format!("/api/content/{}", row.id.0)),
                 before: None,
                 after: Some(

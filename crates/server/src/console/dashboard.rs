@@ -144,36 +144,9 @@ async fn dashboard(state: &AppState, session: &Session) -> Result<Markup, StoreE
             }
         }
         h2 { "Controls" }
-        @if controls.is_empty() {
-            p { "No framework is enabled." }
-        } @else {
-            table {
-                thead { tr { th { "Framework" } th { "Control" } th { "Status" }
-                    th.num { "Compliant" } th.num { "At risk" } th.num { "Not compliant" } } }
-                tbody {
-                    @for c in &controls {
-                        tr {
-                            td { (c.control.framework) }
-                            td { (c.control.id) " " span.muted { (c.control.title) } }
-                            td { span class=(verdict_badge(c.verdict.as_str())) { (c.verdict.as_str().replace('_', " ")) } }
-                            td.num { (c.counts.compliant) }
-                            td.num { (c.counts.at_risk) }
-                            td.num { (c.counts.non_compliant) }
-                        }
-                    }
-                }
-            }
-        }
+        (super::compliance::controls_table(&controls))
     };
     Ok(layout::page(session, Section::Dashboard, "Dashboard", body))
-}
-
-fn verdict_badge(verdict: &str) -> &'static str {
-    match verdict {
-        "pass" => "badge good",
-        "at_risk" => "badge warn",
-        _ => "badge bad",
-    }
 }
 
 fn metric_card(title: &str, better: &str, metric: &Metric, decimals: usize) -> Markup {

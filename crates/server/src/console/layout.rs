@@ -18,33 +18,39 @@ pub use maud::PreEscaped;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Dashboard,
+    Integrations,
     People,
     Unmatched,
     Groups,
     Content,
     Campaigns,
+    Compliance,
     Audit,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 9] = [
         Section::Dashboard,
+        Section::Integrations,
         Section::People,
         Section::Unmatched,
         Section::Groups,
         Section::Content,
         Section::Campaigns,
+        Section::Compliance,
         Section::Audit,
     ];
 
     fn title(self) -> &'static str {
         match self {
             Section::Dashboard => "Dashboard",
+            Section::Integrations => "Integrations",
             Section::People => "People",
             Section::Unmatched => "Unmatched identities",
             Section::Groups => "Groups",
             Section::Content => "Content",
             Section::Campaigns => "Campaigns",
+            Section::Compliance => "Compliance",
             Section::Audit => "Audit log",
         }
     }
@@ -52,11 +58,13 @@ impl Section {
     fn path(self) -> &'static str {
         match self {
             Section::Dashboard => "/console/",
+            Section::Integrations => "/console/integrations",
             Section::People => "/console/people",
             Section::Unmatched => "/console/unmatched",
             Section::Groups => "/console/groups",
             Section::Content => "/console/content",
             Section::Campaigns => "/console/campaigns",
+            Section::Compliance => "/console/compliance",
             Section::Audit => "/console/audit",
         }
     }

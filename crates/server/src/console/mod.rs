@@ -3,13 +3,16 @@
 //! are SVG drawn on the server. Administrators sign in with a password ([`sign_in`]);
 //! sessions and CSRF tokens live in the store, so any node serves any page.
 
+mod api;
 mod audit_log;
 mod builder;
 mod campaigns;
 mod charts;
+mod compliance;
 mod content;
 mod dashboard;
 mod groups;
+mod integrations;
 mod layout;
 pub mod password;
 mod people;
@@ -54,6 +57,59 @@ pub fn router() -> Router<AppState> {
         .route("/console/assets/console.css", get(layout::stylesheet))
         .route("/console/sign-in", get(sign_in::show).post(sign_in::submit))
         .route("/console/sign-out", post(sign_in::sign_out))
+        .route("/console/integrations", get(integrations::show))
+        .route(
+            "/console/integrations/tokens",
+            post(integrations::create_token),
+        )
+        .route(
+            "/console/integrations/tokens/{name}/revoke",
+            post(integrations::revoke_token),
+        )
+        .route(
+            "/console/integrations/webhooks",
+            post(integrations::create_webhook),
+        )
+        .route(
+            "/console/integrations/webhooks/{id}",
+            get(integrations::webhook),
+        )
+        .route(
+            "/console/integrations/webhooks/{id}/stop",
+            post(integrations::stop_webhook),
+        )
+        .route(
+            "/console/integrations/connections",
+            post(integrations::create_connection),
+        )
+        .route(
+            "/console/integrations/connections/{id}/{action}",
+            post(integrations::connection_action),
+        )
+        .route("/console/compliance", get(compliance::show))
+        .route(
+            "/console/compliance/controls/{framework}/{control}",
+            get(compliance::control),
+        )
+        .route(
+            "/console/compliance/frameworks/{id}",
+            post(compliance::framework),
+        )
+        .route("/console/compliance/evaluate", post(compliance::evaluate))
+        .route(
+            "/console/compliance/exceptions",
+            post(compliance::grant_exception),
+        )
+        .route(
+            "/console/compliance/exceptions/{id}/revoke",
+            post(compliance::revoke_exception),
+        )
+        .route("/console/compliance/evidence", post(compliance::export))
+        .route(
+            "/console/compliance/evidence/snapshots/{id}",
+            get(compliance::snapshot),
+        )
+        .route("/console/compliance/verify", post(compliance::verify))
         .route("/console/people", get(people::list))
         .route("/console/people/{id}", get(people::person))
         .route(

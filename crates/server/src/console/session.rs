@@ -176,3 +176,31 @@ pub fn see_other_setting(to: &str, set: HeaderValue) -> Response {
     response.headers_mut().append(SET_COOKIE, set);
     response
 }
+
+/// A posted form's fields, in order (checkboxes give a name several times).
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    /// The first value of `name`, or "".
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// The value of `name`, trimmed, or none when it is blank.
+    pub fn given(&self, name: &str) -> Option<&str> {
+        Some(self.get(name).trim()).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}

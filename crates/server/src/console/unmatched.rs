@@ -106,6 +106,7 @@ pub async fn map(State(state): State<AppState>, posted: Posted<MapForm>) -> Resp
         Ok((person, attributed)) => {
             let mut response = see_other(&format!("/console/people/{}", user.0));
             response.extensions_mut().insert(Note {
+                method: None,
                 path: Some(format!("/api/users/{}/aliases", user.0)),
                 before: Some(json!({ "aliases": before })),
                 after: Some(json!({ "aliases": person.aliases, "events_attributed": attributed })),
