@@ -482,3 +482,34 @@ async fn a_module_is_previewed_then_added() {
             .contains("this account")
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_charts_events_by_type_and_training_per_day() {
+    let app = TestApp::spawn().await;
+    app.create_user(&json!({"email": "kim@acme.example"})).await;
+    for kind in ["login_failed", "login_failed", "<b>odd</b>"] {
+        app.submit(&json!({"target_user": "kim@acme.example", "event_type": kind}))
+            .await;
+    }
+    let mut visitor = signed_in(&app).await;
+    let page = visitor.get("/console/").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("Events per day by type"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Joins, enrolments and completions"));
+    // Each series is named in the chart's legend and in its table of numbers.
+    let table = &page.text[page
+        .text
+        .find("<th class=\"num\">login_failed</th>")
+        .expect("a column per type")..];
+    assert!(
+        table.contains("<td class=\"num\">2</td><td class=\"num\">1</td>"),
+        "{table}"
+    );
+    assert!(page.text.contains("&lt;b&gt;odd&lt;/b&gt;"));
+    assert!(!page.text.contains("<b>odd</b>"));
+    assert!(page.text.matches("<svg").count() >= 3, "{}", page.text);
+}

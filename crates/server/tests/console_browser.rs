@@ -1,6 +1,8 @@
 //! The console in a real browser: headless Chromium driven through chromedriver
-//! (WebDriver), through the flows of the source walkthroughs that the console has so
-//! far. Each page's screenshot is written to `target/console-screenshots/<engine>/`.
+//! (WebDriver), through the flows of the source walkthroughs: sign in, build a smart
+//! group with its preview, an auto-enrolling campaign on it, an event that enrols a
+//! person, their timeline and the why, an unmatched identity mapped, a sender's key,
+//! evidence exported and verified. Each page's screenshot is written to `target/console-screenshots/<engine>/`.
 //!
 //! The harness installs what it needs: Debian's `chromium` and `chromium-driver`, when
 //! `/usr/bin/chromedriver` is missing.
@@ -352,6 +354,43 @@ async fn an_administrator_walks_the_console() {
     walk.click("td a[href^='/console/content/']").await;
     let page = walk.arrived_any("content-piece").await;
     assert!(page.contains("As learners see it"), "{page}");
+
+    // Integrations: a sender's key, shown once, Pending until its first event.
+    walk.open("/console/integrations").await;
+    walk.arrived("Integrations", "integrations").await;
+    walk.click("#tokens summary").await;
+    walk.fill("#token-name", "Dashlane").await;
+    walk.click("form[action='/console/integrations/tokens'] button[type=submit]")
+        .await;
+    let page = walk.arrived("Token created", "token-created").await;
+    assert!(page.contains("shown this once"), "{page}");
+    walk.open("/console/integrations").await;
+    let page = walk.arrived("Integrations", "integrations-pending").await;
+    assert!(page.contains("Pending"), "{page}");
+
+    // Compliance: enable SOC 2, export evidence, verify the snapshots.
+    walk.open("/console/compliance").await;
+    walk.arrived("Compliance", "compliance-empty").await;
+    walk.click("button[aria-label^='Enable SOC 2']").await;
+    let page = walk.arrived("Compliance", "compliance").await;
+    assert!(page.contains("CC1.4"), "{page}");
+    walk.click("form[action='/console/compliance/evidence'] button")
+        .await;
+    // The export downloads; the page lists the snapshot it was kept as.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        walk.open("/console/compliance").await;
+        let page = walk.arrived("Compliance", "compliance-exported").await;
+        if page.contains("/console/compliance/evidence/snapshots/") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no snapshot: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    walk.click("form[action='/console/compliance/verify'] button")
+        .await;
+    let page = walk.arrived("Evidence verified", "evidence-verified").await;
+    assert!(page.contains("Verified: all 1 snapshots"), "{page}");
 
     // The dashboard, then signing out.
     walk.open("/console/").await;

@@ -4,6 +4,7 @@
 //! flags as 0/1 integers); `db` holds what differs.
 
 pub mod accounts;
+pub mod activity;
 pub mod admins;
 pub mod audit;
 pub mod campaigns;

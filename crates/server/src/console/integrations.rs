@@ -181,7 +181,7 @@ fn tokens_section(
 fn scim_section(state: &AppState, tokens: &[Token], now: i64) -> Markup {
     let live: Vec<&Token> = tokens
         .iter()
-        .filter(|t| t.scopes.allows(Scope::Scim) && t.unusable_reason(now).is_none())
+        .filter(|t| t.scopes.iter().any(|s| s == Scope::Scim) && t.unusable_reason(now).is_none())
         .collect();
     html! {
         section #scim aria-labelledby="scim-title" {
