@@ -513,3 +513,56 @@ async fn the_dashboard_charts_events_by_type_and_training_per_day() {
     assert!(!page.text.contains("<b>odd</b>"));
     assert!(page.text.matches("<svg").count() >= 3, "{}", page.text);
 }
+
+#[tokio::test]
+async fn a_group_shows_its_criteria_versions_and_its_history_with_why() {
+    let app = TestApp::spawn().await;
+    app.create_user(&json!({"email": "kim@acme.example", "first_name": "Kim"}))
+        .await;
+    let group = app
+        .post_json(
+            &app.admin,
+            "/api/groups",
+            &json!({"name": "Phished", "criteria": {"event": {"type": "phished"}}}),
+        )
+        .await
+        .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap();
+    app.patch(
+        &app.admin,
+        &format!("/api/groups/{group}"),
+        &json!({"criteria": {"event": {"type": "phished", "count": {"at_least": 2}}}}),
+    )
+    .await
+    .expect(200);
+    app.submit(&json!({"target_user": "kim@acme.example", "event_type": "phished"}))
+        .await;
+    app.submit(&json!({"target_user": "kim@acme.example", "event_type": "phished"}))
+        .await;
+
+    let mut visitor = signed_in(&app).await;
+    let page = visitor.get(&format!("/console/groups/{group}")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("Criteria versions"), "{}", page.text);
+    assert!(
+        page.text.contains("&quot;at_least&quot;: 2"),
+        "{}",
+        page.text
+    );
+    let history = visitor
+        .get(&format!("/console/groups/{group}/history"))
+        .await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    assert!(history.text.contains("Kim"), "{}", history.text);
+    assert!(history.text.contains("joined"));
+    assert!(
+        history.text.contains("2 events of type phished"),
+        "{}",
+        history.text
+    );
+    assert_eq!(
+        visitor.get("/console/groups/999999/history").await.status,
+        404
+    );
+}

@@ -270,6 +270,51 @@ impl Store {
     }
 }
 
+/// A join or leave in one group, with the person's name.
+#[derive(Debug, Clone, FromRow)]
+pub struct GroupChange {
+    pub user_id: i64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub change: String,
+    pub at: i64,
+    pub version: i64,
+    pub reason: String,
+}
+
+impl Store {
+    /// A group's joins and leaves, newest first, a page at a time; with how many there
+    /// are.
+    pub async fn group_changes(
+        &self,
+        account: AccountId,
+        group: coachloop_core::ids::GroupId,
+        page: crate::Page,
+    ) -> Result<(Vec<GroupChange>, i64)> {
+        self.group(account, group).await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM group_history WHERE group_id = $1 AND account_id = $2",
+        )
+        .bind(group.0)
+        .bind(account.0)
+        .fetch_one(&self.read)
+        .await?;
+        let rows = sqlx::query_as(
+            "SELECT h.user_id, u.email, u.first_name, u.last_name, h.change, h.at, h.version, \
+             h.reason FROM group_history h JOIN users u ON u.id = h.user_id \
+             WHERE h.group_id = $1 AND h.account_id = $2 ORDER BY h.id DESC LIMIT $3 OFFSET $4",
+        )
+        .bind(group.0)
+        .bind(account.0)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.read)
+        .await?;
+        Ok((rows, total))
+    }
+}
+
 impl Store {
     /// The person of the account with this email, if any.
     pub async fn user_id_by_email(

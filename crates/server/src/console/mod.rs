@@ -135,6 +135,7 @@ pub fn router() -> Router<AppState> {
             get(builder::new).post(builder::submit),
         )
         .route("/console/groups/{id}", get(groups::group))
+        .route("/console/groups/{id}/history", get(groups::history))
         .fallback(not_found)
         .layer(axum::middleware::map_response(secured))
 }
