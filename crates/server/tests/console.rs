@@ -566,3 +566,73 @@ async fn a_group_shows_its_criteria_versions_and_its_history_with_why() {
         404
     );
 }
+
+#[tokio::test]
+async fn a_module_of_the_account_is_edited_with_its_quiz_kept() {
+    let app = TestApp::spawn().await;
+    let own = json!({"kind": "module", "slug": "vpn-basics", "title": "VPN basics",
+        "minutes": 3, "pass_mark": 50, "body": "## Use it\n\nAlways.",
+        "quiz": [{"question": "When?", "choices": ["Always", "Never"], "answer": 0,
+                  "explanation": "Always."}]});
+    let id = app
+        .post_json(&app.admin, "/api/content", &own)
+        .await
+        .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let mut visitor = signed_in(&app).await;
+    let form = visitor.get(&format!("/console/content/{id}/edit")).await;
+    assert_eq!(form.status, 200, "{}", form.text);
+    assert!(form.text.contains("value=\"VPN basics\""));
+    assert!(
+        form.text
+            .contains("&quot;question&quot;: &quot;When?&quot;"),
+        "{}",
+        form.text
+    );
+    let token = csrf_of(&form.text);
+    let quiz = serde_json::to_string(&own["quiz"]).unwrap();
+    let fields = |title: &'static str, quiz: String, action: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("kind", "module".to_owned()),
+            ("title", title.to_owned()),
+            ("slug", "vpn-basics".to_owned()),
+            ("minutes", "3".to_owned()),
+            ("pass_mark", "50".to_owned()),
+            ("body", "## Use it\n\nAlways, on any network.".to_owned()),
+            ("quiz", quiz),
+            ("action", action.to_owned()),
+        ]
+    };
+    let path = format!("/console/content/{id}/edit");
+    let bad = fields("VPN", "[{\"question\": 1}]".to_owned(), "save");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = visitor.post(&path, &bad).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.text.contains("quiz: a JSON list"),
+        "{}",
+        refused.text
+    );
+
+    let save = fields("VPN, always", quiz, "save");
+    let save: Vec<(&str, &str)> = save.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = visitor.post(&path, &save).await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    let content = app
+        .get(&app.admin, &format!("/api/content/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(content["data"]["title"], "VPN, always");
+    assert_eq!(content["data"]["quiz"], own["quiz"]);
+    assert_eq!(content["data"]["pass_mark"], 50);
+
+    // Built-in content is read-only.
+    let library = app.get(&app.admin, "/api/content").await.expect(200);
+    let builtin = library["data"][0]["id"].as_i64().unwrap();
+    let refused = visitor
+        .get(&format!("/console/content/{builtin}/edit"))
+        .await;
+    assert_eq!(refused.status, 409);
+}

@@ -87,6 +87,7 @@ pub async fn show(
             @if let Some(version) = &row.version { dt { "Version" } dd { (version) } }
             dt { "From" } dd { @if row.builtin { "the built-in library (read-only)" } @else { "this account" } }
         }
+        @if !row.builtin { p { a href=(format!("/console/content/{id}/edit")) { "Edit" } } }
         (preview(&content))
     };
     layout::respond(
@@ -126,7 +127,15 @@ impl Draft {
             summary: self.get("summary").trim().to_owned(),
             minutes,
             pass_mark,
-            quiz: Vec::new(),
+            quiz: match self.get("quiz").trim() {
+                "" => Vec::new(),
+                text => serde_json::from_str(text).map_err(|e| {
+                    format!(
+                        "quiz: a JSON list of {{question, choices, answer (0-based), \
+                         explanation}} ({e})"
+                    )
+                })?,
+            },
             version: optional("version"),
             body: self.get("body").to_owned(),
             published: None,
@@ -140,8 +149,31 @@ impl Draft {
     }
 }
 
+/// Where a form posts and what its page is called: a new piece, or an edit of one.
+struct Target {
+    action: String,
+    title: String,
+}
+
+impl Target {
+    fn new() -> Self {
+        Self {
+            action: "/console/content/new".to_owned(),
+            title: "New module or policy".to_owned(),
+        }
+    }
+
+    fn edit(id: i64, title: &str) -> Self {
+        Self {
+            action: format!("/console/content/{id}/edit"),
+            title: format!("Edit {title}"),
+        }
+    }
+}
+
 fn form(
     session: &Session,
+    target: &Target,
     draft: &Draft,
     problem: Option<&str>,
     shown: Option<&Content>,
@@ -150,10 +182,10 @@ fn form(
     layout::page(
         session,
         Section::Content,
-        "New module or policy",
+        &target.title,
         html! {
             @if let Some(problem) = problem { p.problem role="alert" { (problem) } }
-            form.stack method="post" action="/console/content/new" {
+            form.stack method="post" action=(target.action) {
                 (csrf(session))
                 label for="kind" { "Kind" }
                 select id="kind" name="kind" {
@@ -173,6 +205,10 @@ fn form(
                 input id="version" name="version" value=(draft.get("version"));
                 label for="body" { "Body (Markdown)" }
                 textarea id="body" name="body" rows="14" required { (draft.get("body")) }
+                label for="pass_mark" { "Pass mark, percent (modules with a quiz)" }
+                input id="pass_mark" name="pass_mark" type="number" min="0" max="100" value=(draft.get("pass_mark"));
+                label for="quiz" { "Quiz (modules; JSON: [{\"question\", \"choices\": [...], \"answer\": 0, \"explanation\"}])" }
+                textarea id="quiz" name="quiz" rows="6" { (draft.get("quiz")) }
                 div.actions {
                     button type="submit" name="action" value="preview" { "Preview" }
                     " "
@@ -187,7 +223,60 @@ fn form(
 pub async fn new(session: Session) -> Response {
     layout::respond(
         StatusCode::OK,
-        form(&session, &Draft(HashMap::new()), None, None),
+        form(&session, &Target::new(), &Draft(HashMap::new()), None, None),
+    )
+}
+
+/// The form filled with a piece of the account's own (built-in content is read-only).
+pub async fn edit(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+) -> Response {
+    let row = match state.store.content(session.account, ContentId(id)).await {
+        Ok(row) => row,
+        Err(e) => return layout::store_error(e),
+    };
+    if row.builtin {
+        return read_only(&session);
+    }
+    let mut fields = HashMap::new();
+    for (key, value) in [
+        ("kind", row.kind.as_str().to_owned()),
+        ("title", row.title.clone()),
+        ("slug", row.slug.clone()),
+        ("summary", row.summary.clone()),
+        ("minutes", row.minutes.to_string()),
+        ("version", row.version.clone().unwrap_or_default()),
+        ("body", row.body.clone()),
+        (
+            "pass_mark",
+            row.pass_mark.map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        (
+            "quiz",
+            if row.quiz.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string_pretty(&row.quiz).unwrap_or_default()
+            },
+        ),
+    ] {
+        fields.insert(key.to_owned(), value);
+    }
+    let target = Target::edit(id, &row.title);
+    layout::respond(
+        StatusCode::OK,
+        form(&session, &target, &Draft(fields), None, None),
+    )
+}
+
+fn read_only(session: &Session) -> Response {
+    layout::problem(
+        Some(session),
+        StatusCode::CONFLICT,
+        "Built-in content is read-only",
+        "Add a module or policy of your own instead; it can start from this one's text.",
     )
 }
 
@@ -206,12 +295,15 @@ pub async fn create(
         Err(problem) => {
             return layout::respond(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                form(&session, &draft, Some(&problem), None),
+                form(&session, &Target::new(), &draft, Some(&problem), None),
             );
         }
     };
     if draft.get("action") != "save" {
-        return layout::respond(StatusCode::OK, form(&session, &draft, None, Some(&content)));
+        return layout::respond(
+            StatusCode::OK,
+            form(&session, &Target::new(), &draft, None, Some(&content)),
+        );
     }
     match state.store.create_content(session.account, &content).await {
         Ok(row) => {
@@ -220,17 +312,90 @@ pub async fn create(
                 method: None,
                 path: Some(format!("/api/content/{}", row.id.0)),
                 before: None,
-                after: Some(
-                    json!({"kind": row.kind.as_str(), "slug": row.slug, "title": row.title,
-                                   "minutes": row.minutes}),
-                ),
+                after: Some(summary_of(&row)),
             });
             response
         }
         Err(e @ (StoreError::Conflict(_) | StoreError::Invalid(_))) => layout::respond(
             StatusCode::UNPROCESSABLE_ENTITY,
-            form(&session, &draft, Some(&e.to_string()), Some(&content)),
+            form(
+                &session,
+                &Target::new(),
+                &draft,
+                Some(&e.to_string()),
+                Some(&content),
+            ),
         ),
         Err(e) => layout::store_error(e),
     }
+}
+
+/// An edit: previewed, or saved in place of the piece (`PUT /api/content/{id}`).
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    posted: Posted<Vec<(String, String)>>,
+) -> Response {
+    let Posted {
+        session,
+        form: fields,
+    } = posted;
+    let current = match state.store.content(session.account, ContentId(id)).await {
+        Ok(row) => row,
+        Err(e) => return layout::store_error(e),
+    };
+    if current.builtin {
+        return read_only(&session);
+    }
+    let target = Target::edit(id, &current.title);
+    let draft = Draft(fields.into_iter().filter(|(k, _)| k != "csrf").collect());
+    let today = coachloop_core::time::date_of_ms(state.store.clock().now_ms());
+    let content = match draft.content(today) {
+        Ok(content) => content,
+        Err(problem) => {
+            return layout::respond(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form(&session, &target, &draft, Some(&problem), None),
+            );
+        }
+    };
+    if draft.get("action") != "save" {
+        return layout::respond(
+            StatusCode::OK,
+            form(&session, &target, &draft, None, Some(&content)),
+        );
+    }
+    match state
+        .store
+        .update_content(session.account, ContentId(id), &content)
+        .await
+    {
+        Ok(row) => {
+            let mut response = see_other(&format!("/console/content/{id}"));
+            response.extensions_mut().insert(Note {
+                method: Some(axum::http::Method::PUT),
+                path: Some(format!("/api/content/{id}")),
+                before: Some(summary_of(&current)),
+                after: Some(summary_of(&row)),
+            });
+            response
+        }
+        Err(e @ (StoreError::Conflict(_) | StoreError::Invalid(_))) => layout::respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form(
+                &session,
+                &target,
+                &draft,
+                Some(&e.to_string()),
+                Some(&content),
+            ),
+        ),
+        Err(e) => layout::store_error(e),
+    }
+}
+
+/// What the audit log keeps of a piece.
+fn summary_of(row: &coachloop_store::content::ContentRow) -> serde_json::Value {
+    json!({"kind": row.kind.as_str(), "slug": row.slug, "title": row.title,
+           "minutes": row.minutes, "version": row.version, "quiz": row.quiz.len()})
 }

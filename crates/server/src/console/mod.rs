@@ -123,6 +123,10 @@ pub fn router() -> Router<AppState> {
             get(content::new).post(content::create),
         )
         .route("/console/content/{id}", get(content::show))
+        .route(
+            "/console/content/{id}/edit",
+            get(content::edit).post(content::update),
+        )
         .route("/console/campaigns", get(campaigns::list))
         .route(
             "/console/campaigns/new",
