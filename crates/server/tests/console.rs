@@ -636,3 +636,90 @@ async fn a_module_of_the_account_is_edited_with_its_quiz_kept() {
         .await;
     assert_eq!(refused.status, 409);
 }
+
+#[tokio::test]
+async fn a_campaigns_notifications_are_chosen_written_and_previewed() {
+    let app = TestApp::spawn().await;
+    app.create_user(&json!({"email": "kim@acme.example", "first_name": "Kim"}))
+        .await;
+    let content = app.get(&app.admin, "/api/content").await.expect(200);
+    let module = content["data"][0]["id"].as_i64().unwrap();
+    let campaign = app
+        .post_json(
+            &app.admin,
+            "/api/campaigns",
+            &json!({"name": "Annual", "content": [module], "groups": [0],
+                    "relative_duration": "P30D"}),
+        )
+        .await
+        .expect(201)["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let mut visitor = signed_in(&app).await;
+    let path = format!("/console/campaigns/{campaign}/notices");
+    let page = visitor.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("value=\"P1D\""),
+        "the defaults: {}",
+        page.text
+    );
+    let token = csrf_of(&page.text);
+
+    let form = |subject: &'static str, language: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("language", language.to_owned()),
+            ("enrolled", "on".to_owned()),
+            ("completed", "on".to_owned()),
+            ("reminders", "P3D, PT0S".to_owned()),
+            ("enrolled.subject", subject.to_owned()),
+            (
+                "enrolled.body",
+                "Please start {{ content_title }}.".to_owned(),
+            ),
+        ]
+    };
+    let bad = form("Hello {{ nope }}", "");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = visitor.post(&path, &bad).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("nope"), "{}", refused.text);
+    assert!(refused.text.contains("value=\"Hello {{ nope }}\""));
+
+    for (subject, language) in [
+        ("Hi {{ first_name }}", ""),
+        ("Bonjour {{ first_name }}", "fr"),
+    ] {
+        let good = form(subject, language);
+        let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let saved = visitor.post(&path, &good).await;
+        assert_eq!(saved.status, 303, "{}", saved.text);
+    }
+    let notices = app
+        .get(&app.admin, &format!("/api/campaigns/{campaign}/notices"))
+        .await
+        .expect(200);
+    let settings = &notices["data"]["settings"];
+    assert_eq!(settings["completed"], true);
+    assert_eq!(settings["past_due_manager"], false);
+    assert_eq!(settings["reminders"].as_array().unwrap().len(), 2);
+    let templates = notices["data"]["templates"].as_array().unwrap();
+    assert_eq!(templates.len(), 2, "both languages kept: {templates:?}");
+
+    let preview = visitor
+        .post(
+            &format!("{path}/preview"),
+            &[("csrf", &token), ("email", "kim@acme.example")],
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.text);
+    assert!(preview.text.contains("Hi Kim"), "{}", preview.text);
+    let nobody = visitor
+        .post(
+            &format!("{path}/preview"),
+            &[("csrf", &token), ("email", "nobody@acme.example")],
+        )
+        .await;
+    assert_eq!(nobody.status, 422);
+}

@@ -67,7 +67,7 @@ impl Store {
         password_hash: &str,
     ) -> Result<(Admin, bool)> {
         let now = self.now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write(&crate::Locks::none()).await?;
         let existing: Option<(i64,)> =
             sqlx::query_as("SELECT id FROM admins WHERE account_id = $1 AND email_norm = $2")
                 .bind(account.0)
@@ -169,7 +169,7 @@ impl Store {
         csrf: &str,
         expires_at: i64,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write(&crate::Locks::none()).await?;
         sqlx::query(
             "UPDATE admins SET failed_sign_ins = 0, locked_until = NULL \
              WHERE account_id = $1 AND id = $2",

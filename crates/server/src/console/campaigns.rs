@@ -95,6 +95,7 @@ pub async fn campaign(
         Err(e) => return layout::store_error(e),
     };
     let body = html! {
+        p { a href=(format!("/console/campaigns/{id}/notices")) { "Notifications: what is sent, when, and its text" } }
         dl.facts {
             dt { "Status" } dd { (c.status) }
             dt { "Starts" } dd { (when(c.start_at)) }

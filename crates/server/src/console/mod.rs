@@ -14,6 +14,7 @@ mod dashboard;
 mod groups;
 mod integrations;
 mod layout;
+mod notices;
 pub mod password;
 mod people;
 mod session;
@@ -133,6 +134,14 @@ pub fn router() -> Router<AppState> {
             get(campaigns::new).post(campaigns::create),
         )
         .route("/console/campaigns/{id}", get(campaigns::campaign))
+        .route(
+            "/console/campaigns/{id}/notices",
+            get(notices::show).post(notices::save),
+        )
+        .route(
+            "/console/campaigns/{id}/notices/preview",
+            post(notices::preview),
+        )
         .route("/console/groups", get(groups::list))
         .route(
             "/console/groups/new",
