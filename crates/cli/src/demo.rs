@@ -160,6 +160,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let admin = fresh_token(&store, account, "demo-admin", "admin").await?;
     let events = fresh_token(&store, account, "demo-events", "events:write,events:read").await?;
     let report = fresh_token(&store, account, "demo-reporting", REPORTING_SCOPES).await?;
+    // A second sender not set up yet: the console's Integrations page shows it Pending.
+    fresh_token(
+        &store,
+        account,
+        "1Password (not activated yet)",
+        "events:write",
+    )
+    .await?;
     let console_password = console_admin(&store, account).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)

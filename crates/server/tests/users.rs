@@ -265,6 +265,11 @@ async fn people_are_listed_with_filters_and_pages() {
         ["ana@acme.example", "bo@acme.example"]
     );
     assert_eq!(listed_emails(&app, "q=cy@").await.0, ["cy@acme.example"]);
+    // … and across them, in the order email, first name, last name ("kim lee").
+    assert_eq!(
+        listed_emails(&app, "q=example%20ana").await.0,
+        ["ana@acme.example"]
+    );
     assert_eq!(
         listed_emails(&app, "q=an&department=Finance&status=active")
             .await

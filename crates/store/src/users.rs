@@ -219,6 +219,11 @@ impl Store {
     }
 }
 
+/// The text a search (`q`) looks in: email and names, lower-case, as the `users_search`
+/// index holds it (written the same, so that the index is used).
+const SEARCH_TEXT: &str = "(u.email_norm || ' ' || lower(coalesce(u.first_name, '')) || ' ' \
+     || lower(coalesce(u.last_name, '')))";
+
 fn push_user_filter(query: &mut QueryBuilder<'_>, account: AccountId, filter: &UserFilter) {
     query.push(" WHERE u.account_id = ").push_bind(account.0);
     if let Some(status) = filter.status {
@@ -227,13 +232,8 @@ fn push_user_filter(query: &mut QueryBuilder<'_>, account: AccountId, filter: &U
     if let Some(q) = &filter.q {
         let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
         query
-            .push(" AND (u.email_norm LIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR LOWER(u.first_name) LIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR LOWER(u.last_name) LIKE ")
-            .push_bind(pattern)
-            .push(")");
+            .push(format!(" AND {SEARCH_TEXT} LIKE "))
+            .push_bind(pattern);
     }
     let exact = [
         ("department", &filter.department),

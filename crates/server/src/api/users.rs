@@ -108,7 +108,8 @@ pub struct UsersQuery {
     /// `active` or `archived`; empty: both.
     #[param(pattern = r"^\s*(active|archived)?\s*$")]
     pub status: Option<String>,
-    /// Part of an email, first or last name.
+    /// Part of an email, first or last name, in any case; or of them together, in that
+    /// order ("kim lee").
     pub q: Option<String>,
     pub department: Option<String>,
     pub division: Option<String>,
