@@ -455,6 +455,7 @@ async fn fresh_token(
         scopes: Scopes::parse_list(scopes)?,
         expires_at: None,
         limits: Default::default(),
+        lrs: false,
     };
     Ok(store.create_token(account, &new).await?.1)
 }
@@ -690,6 +691,7 @@ async fn learners_finish_some(
     let sent = client
         .post(format!("{base}/xapi/statements"))
         .bearer_auth(admin)
+        .header("X-Experience-API-Version", "1.0.3")
         .json(&statements)
         .send()
         .await;

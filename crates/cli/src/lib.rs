@@ -5,6 +5,7 @@ pub mod db;
 pub mod demo;
 pub mod forward;
 pub mod import;
+mod lrs;
 mod sync;
 
 use anyhow::Context;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Manage LRS credentials: the key and secret an LMS sends xAPI statements with.
+    #[command(subcommand)]
+    Lrs(lrs::LrsCommand),
     /// Manage console administrators.
     #[command(subcommand)]
     Admins(AdminsCommand),
@@ -341,6 +345,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tokens(command) => tokens(command).await?,
+        Command::Lrs(command) => lrs::run(command).await?,
         Command::Admins(command) => admins(command).await?,
         Command::Users(UsersCommand::Import {
             file,
@@ -578,6 +583,7 @@ async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
                     per_second: rate_per_second,
                     per_day: rate_per_day,
                 },
+                lrs: false,
             };
             let (token, secret) = store.create_token(account, &new).await?;
             eprintln!(

@@ -134,9 +134,15 @@ pub enum EnrolmentError {
 /// A result reported by another LMS (an xAPI statement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum External {
+    /// The learner began (xAPI `launched`, `initialized`, …).
+    Started,
     Completed,
-    Passed { score: Option<u8> },
-    Failed { score: Option<u8> },
+    Passed {
+        score: Option<u8>,
+    },
+    Failed {
+        score: Option<u8>,
+    },
 }
 
 impl Enrolment {
@@ -265,6 +271,11 @@ impl Enrolment {
                 return Ok(());
             }
             match outcome {
+                External::Started => {
+                    e.catch_up(at);
+                    e.start(at);
+                    Ok(())
+                }
                 External::Completed => {
                     e.catch_up(at);
                     e.finish(at, EnrolmentStatus::Completed);
@@ -274,6 +285,28 @@ impl Enrolment {
                 External::Failed { score } => e.attempt(at, score, false),
             }
         })
+    }
+
+    /// Takes back a completion that came from outside and was withdrawn (its xAPI
+    /// statement voided): open again, started or not as it was, past due if its due
+    /// time has gone by meanwhile. The best score and the attempts stay.
+    pub fn take_back(&mut self, now: i64) -> Change {
+        let before = self.clone();
+        if self.is_finished() {
+            // A start recorded by the completion itself (nothing else done) goes with it.
+            if self.started_at == self.completed_at && self.attempts == 0 && self.time_spent_s == 0
+            {
+                self.started_at = None;
+            }
+            self.completed_at = None;
+            self.status = if self.started_at.is_some() {
+                EnrolmentStatus::InProgress
+            } else {
+                EnrolmentStatus::NotStarted
+            };
+            self.catch_up(now);
+        }
+        Change::between(&before, self)
     }
 
     /// Runs `apply` on a copy and keeps the result only on success, so a refused step

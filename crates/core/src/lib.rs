@@ -24,6 +24,7 @@ pub mod scope;
 pub mod success;
 pub mod time;
 pub mod user;
+pub mod xapi;
 
 /// One problem with one field of an input, as reported to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -23,12 +23,18 @@ pub enum Scope {
     EnrollmentsRead,
     #[serde(rename = "scim")]
     Scim,
+    /// xAPI: send statements (an LRS credential's `write`).
+    #[serde(rename = "xapi:write")]
+    XapiWrite,
+    /// xAPI: read statements back (an LRS credential's `read`).
+    #[serde(rename = "xapi:read")]
+    XapiRead,
     #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 12] = [
         Scope::EventsWrite,
         Scope::EventsRead,
         Scope::AccountRead,
@@ -38,6 +44,8 @@ impl Scope {
         Scope::CampaignRead,
         Scope::EnrollmentsRead,
         Scope::Scim,
+        Scope::XapiWrite,
+        Scope::XapiRead,
         Scope::Admin,
     ];
 
@@ -52,6 +60,8 @@ impl Scope {
             Scope::CampaignRead => "campaign:read",
             Scope::EnrollmentsRead => "enrollments:read",
             Scope::Scim => "scim",
+            Scope::XapiWrite => "xapi:write",
+            Scope::XapiRead => "xapi:read",
             Scope::Admin => "admin",
         }
     }
@@ -73,7 +83,7 @@ impl fmt::Display for Scope {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown scope `{0}`; known scopes: events:write, events:read, account:read, user:read, group:read, program:read, campaign:read, enrollments:read, scim, admin"
+    "unknown scope `{0}`; known scopes: events:write, events:read, account:read, user:read, group:read, program:read, campaign:read, enrollments:read, scim, xapi:write, xapi:read, admin"
 )]
 pub struct ScopeError(pub String);
 

@@ -82,19 +82,26 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing token: send `Authorization: Bearer <token>`")
             })?;
-        let secret = header
+        let (scheme, credentials) = header
             .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, secret)| secret.trim())
-            .filter(|s| !s.is_empty())
+            .map(|(scheme, rest)| (scheme, rest.trim()))
+            .filter(|(_, rest)| !rest.is_empty())
             .ok_or_else(|| {
                 ApiError::unauthorized("malformed Authorization header: expected `Bearer <token>`")
             })?;
-        let token = state
-            .tokens
-            .lookup(state, secret)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        let token = if scheme.eq_ignore_ascii_case("bearer") {
+            state
+                .tokens
+                .lookup(state, credentials)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("unknown token"))?
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            basic(state, credentials).await?
+        } else {
+            return Err(ApiError::unauthorized(
+                "malformed Authorization header: expected `Bearer <token>` (or, with an LRS credential, `Basic <key:secret>`)",
+            ));
+        };
         let now = state.store.clock().now_ms();
         if let Some(reason) = token.unusable_reason(now) {
             return Err(ApiError::unauthorized(reason));
@@ -104,6 +111,35 @@ impl FromRequestParts<AppState> for Auth {
             state.limits.admit(token.id, token.limits, now)?;
         }
         Ok(Auth { token, admin: None })
+    }
+}
+
+/// HTTP Basic auth with an LRS credential: its key as the user name, its secret as the
+/// password. The key is compared in constant time, after the secret's lookup.
+async fn basic(state: &AppState, credentials: &str) -> Result<Arc<Token>, ApiError> {
+    use base64::Engine;
+    let malformed =
+        || ApiError::unauthorized("malformed Basic credentials: expected base64 of `key:secret`");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .map_err(|_| malformed())?;
+    let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (key, secret) = text.split_once(':').ok_or_else(malformed)?;
+    let token = state.tokens.lookup(state, secret).await?;
+    match token {
+        Some(token)
+            if token.lrs_key.as_deref().is_some_and(|known| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    known.as_bytes(),
+                    key.as_bytes(),
+                ))
+            }) =>
+        {
+            Ok(token)
+        }
+        _ => Err(ApiError::unauthorized(
+            "unknown key or secret: create an LRS credential (`coachloop lrs create`) and use its key and secret",
+        )),
     }
 }
 

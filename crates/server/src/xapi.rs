@@ -1,134 +1,225 @@
-//! Completions from another LMS: `POST /xapi/statements` takes one xAPI statement or an
-//! array. A statement counts when its actor's `mbox` is a person's email, its verb is
-//! `completed`, `passed` or `failed` (ADL verbs, or any IRI ending in those words), and
-//! its activity id ends in a content slug (`…/activities/password-management`); it then
-//! updates that person's enrolment in that content as a learner's own step would. The
-//! batch is checked whole first, then applied in one transaction: one bad statement
-//! rejects all, with its index named, and nothing is applied.
+//! A Learning Record Store for completions from another LMS: the statement resource of
+//! xAPI 1.0.3 under `/xapi` (accepting 2.0's version header and timestamps), with
+//! `/xapi/about`. LMSs authenticate with an LRS credential over HTTP Basic auth (key and
+//! secret); bearer tokens work too (`events:write` or `xapi:write` to send, `xapi:read`
+//! to read back). Statements are kept append-only and applied to enrolments as they are
+//! stored (see `coachloop_store::xapi`); every refusal is a 400 naming the field.
 
 use crate::AppState;
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult, ErrorBody, Json};
-use axum::extract::State;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, Request, State};
+use axum::http::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, LAST_MODIFIED};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use coachloop_core::FieldError;
-use coachloop_core::enrolment::External;
 use coachloop_core::scope::Scope;
-use coachloop_core::time::{format_ms, parse_date_or_timestamp};
+use coachloop_core::xapi::{self, VERSION};
 use coachloop_store::StoreError;
-use coachloop_store::learning::{BatchError, Step};
-use serde::Serialize;
-use serde_json::Value;
-use utoipa::ToSchema;
+use coachloop_store::xapi::{Incoming, StatementQuery};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
+
+const VERSION_HEADER: HeaderName = HeaderName::from_static("x-experience-api-version");
+const CONSISTENT_THROUGH: HeaderName =
+    HeaderName::from_static("x-experience-api-consistent-through");
+/// The most statements one page of a list holds (`limit=0` asks for this).
+pub const MAX_LIMIT: u32 = 500;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(statements))
+    OpenApiRouter::new()
+        .routes(routes!(get_statements, post_statements, put_statement))
+        .routes(routes!(about))
+        .layer(axum::middleware::from_fn(versioned))
 }
 
-/// What one statement did.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Applied {
-    /// The statement's `id`, when it had one.
-    pub statement_id: Option<String>,
-    pub enrollment_id: i64,
-    /// The enrolment's status afterwards.
-    pub status: String,
-}
-
-/// A statement, understood.
-struct Parsed {
-    id: Option<String>,
-    email: String,
-    slug: String,
-    at: Option<i64>,
-    outcome: External,
-}
-
-fn parse(statement: &Value, path: &str) -> Result<Parsed, FieldError> {
-    let bad = |field: &str, message: &str| FieldError::new(format!("{path}.{field}"), message);
-    let email = statement["actor"]["mbox"]
-        .as_str()
-        .and_then(|m| m.strip_prefix("mailto:"))
-        .filter(|m| m.contains('@'))
-        .ok_or_else(|| bad("actor.mbox", "must be `mailto:` and a person's email"))?;
-    let verb = statement["verb"]["id"]
-        .as_str()
-        .ok_or_else(|| bad("verb.id", "is required"))?;
-    let score = match &statement["result"]["score"] {
-        Value::Object(score) => match (score.get("scaled"), score.get("raw"), score.get("max")) {
-            (Some(scaled), _, _) => scaled
-                .as_f64()
-                .filter(|s| (0.0..=1.0).contains(s))
-                .map(|s| (s * 100.0).round() as u8)
-                .ok_or_else(|| bad("result.score.scaled", "must be a number from 0 to 1"))
-                .map(Some)?,
-            (None, Some(raw), Some(max)) => match (raw.as_f64(), max.as_f64()) {
-                (Some(raw), Some(max)) if max > 0.0 && (0.0..=max).contains(&raw) => {
-                    Some((raw / max * 100.0).round() as u8)
-                }
-                _ => return Err(bad("result.score", "raw must be from 0 to max")),
-            },
-            _ => None,
-        },
-        _ => None,
-    };
-    let outcome = match verb.rsplit(['/', '#', ':']).next().unwrap_or_default() {
-        "completed" => External::Completed,
-        "passed" => External::Passed { score },
-        "failed" => External::Failed { score },
-        _ => {
-            return Err(bad(
-                "verb.id",
-                "must be completed, passed or failed (e.g. http://adlnet.gov/expapi/verbs/passed)",
-            ));
-        }
-    };
-    let slug = statement["object"]["id"]
-        .as_str()
-        .map(|id| id.trim_end_matches('/'))
-        .and_then(|id| id.rsplit(['/', ':']).next())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            bad(
-                "object.id",
-                "must be an activity IRI ending in a content slug",
-            )
-        })?;
-    let at = match statement.get("timestamp") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(
-            parse_date_or_timestamp(t)
-                .ok_or_else(|| bad("timestamp", "must be an ISO 8601 timestamp"))?
-                .timestamp_millis(),
+/// Every answer says the version spoken; every request but `/about` must say the version
+/// it speaks (1.0.x or 2.0.x).
+async fn versioned(request: Request, next: Next) -> Response {
+    let about = request.uri().path().ends_with("/about");
+    let sent = request
+        .headers()
+        .get(&VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let refusal = match sent {
+        _ if about => None,
+        None => Some(
+            "send the X-Experience-API-Version header (for example 1.0.3): every xAPI request needs it",
         ),
-        Some(_) => return Err(bad("timestamp", "must be an ISO 8601 timestamp")),
+        Some(v) if !xapi::version_accepted(&v) => {
+            Some("X-Experience-API-Version must be 1.0.x or 2.0.x")
+        }
+        Some(_) => None,
     };
-    Ok(Parsed {
-        id: statement["id"].as_str().map(str::to_owned),
-        email: email.to_owned(),
-        slug: slug.to_owned(),
-        at,
-        outcome,
+    let mut response = match refusal {
+        Some(message) => {
+            let mut answer = ApiError::bad_request(message).into_response();
+            if request.method() == axum::http::Method::GET {
+                consistent_through(answer.headers_mut());
+            }
+            answer
+        }
+        None => next.run(request).await,
+    };
+    response
+        .headers_mut()
+        .insert(VERSION_HEADER, HeaderValue::from_static(VERSION));
+    response
+}
+
+fn consistent_through(headers: &mut HeaderMap) {
+    let now = xapi::format_timestamp(chrono::Utc::now().timestamp_millis());
+    if let Ok(value) = HeaderValue::from_str(&now) {
+        headers.insert(CONSISTENT_THROUGH, value);
+    }
+}
+
+/// 400 naming each bad field, as xAPI answers a malformed request.
+fn bad_fields(details: Vec<FieldError>) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "bad_request",
+        ..ApiError::invalid(details)
+    }
+}
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    bad_fields(vec![FieldError::new(field, message)])
+}
+
+/// The versions this LRS speaks.
+#[utoipa::path(get, path = "/xapi/about", tag = "xapi",
+    responses((status = 200, description = "the versions spoken", body = Value)))]
+async fn about() -> Response {
+    axum::Json(json!({
+        "version": ["1.0.0", "1.0.1", "1.0.2", "1.0.3"],
+        "extensions": {}
+    }))
+    .into_response()
+}
+
+/// The JSON body of a statement request, as xAPI requires it.
+fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/") {
+        return Err(bad(
+            "Content-Type",
+            "this LRS takes statements as application/json; send attachments by fileUrl",
+        ));
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(bad("Content-Type", "must be application/json"));
+    }
+    serde_json::from_slice(body).map_err(|e| bad("", format!("the body is not JSON: {e}")))
+}
+
+/// Checks statements; refuses the whole request (400 naming every bad field) if any is
+/// bad, or if two share an id.
+fn checked(list: &[(String, &Value)]) -> ApiResult<Vec<Incoming>> {
+    let mut errors = Vec::new();
+    let mut incoming = Vec::with_capacity(list.len());
+    let mut seen = std::collections::HashSet::new();
+    for (path, statement) in list {
+        match xapi::check(statement, path) {
+            Err(mut e) => errors.append(&mut e),
+            Ok(checked) => {
+                if let Some(id) = checked.id
+                    && !seen.insert(id)
+                {
+                    errors.push(FieldError::new(
+                        format!("{path}.id"),
+                        format!("{id} is the id of another statement of this request"),
+                    ));
+                }
+                let digest = hex::encode(Sha256::digest(checked.value.to_string().as_bytes()));
+                incoming.push(Incoming {
+                    id: checked.id.unwrap_or_else(Uuid::new_v4),
+                    checked,
+                    digest,
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(incoming)
+    } else {
+        Err(bad_fields(errors))
+    }
+}
+
+/// The authority of what this caller stores: the credential, as an Agent.
+fn authority(state: &AppState, auth: &Auth, headers: &HeaderMap) -> Value {
+    let name = auth
+        .token
+        .lrs_key
+        .clone()
+        .unwrap_or_else(|| format!("token:{}", auth.token.name));
+    json!({
+        "objectType": "Agent",
+        "name": auth.token.name,
+        "account": {"homePage": crate::learn::base_url(state, headers), "name": name}
     })
 }
 
-/// Record completions from another LMS (xAPI statements). Needs a token with
-/// `events:write` or `admin`.
+async fn store(
+    state: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+    incoming: &[Incoming],
+) -> ApiResult<Vec<Uuid>> {
+    let authority = authority(state, auth, headers);
+    state
+        .store
+        .store_statements(auth.account(), incoming, &authority)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(detail) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message: detail.message.clone(),
+                details: vec![FieldError::new(detail.field, detail.message)],
+                retry_after: None,
+            },
+            other => other.into(),
+        })
+}
+
+fn require_write(auth: &Auth) -> ApiResult<()> {
+    auth.require_any(&[Scope::XapiWrite, Scope::EventsWrite])
+}
+
+/// Store statements: one, or an array. Answers their ids, in order. A statement whose
+/// id is stored already is not changed: the same content again is accepted (a resend),
+/// other content is 409. Each is applied to its person's enrolment as it is stored.
 #[utoipa::path(post, path = "/xapi/statements", tag = "xapi",
     request_body(content = Value, description = "one xAPI statement, or an array of them"),
+    params(("X-Experience-API-Version" = String, Header, description = "1.0.x or 2.0.x")),
     responses(
-        (status = 200, description = "every statement applied", body = Vec<Applied>),
-        (status = 401, description = "bad token", body = ErrorBody),
-        (status = 403, description = "the token lacks `events:write` or `admin`", body = ErrorBody),
-        (status = 422, description = "a statement names no person, content or enrolment of this account, or is malformed; nothing was applied", body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn statements(
+        (status = 200, description = "stored; the statement ids", body = Vec<String>),
+        (status = 400, description = "a statement is malformed (each bad field named), or the version header is missing; nothing was stored", body = ErrorBody),
+        (status = 401, description = "bad credentials", body = ErrorBody),
+        (status = 403, description = "the credential cannot write statements", body = ErrorBody),
+        (status = 409, description = "a statement id is stored already with other content; nothing was stored", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+async fn post_statements(
     State(state): State<AppState>,
     auth: Auth,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Vec<Applied>>> {
-    auth.require_any(&[Scope::EventsWrite, Scope::Admin])?;
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_write(&auth)?;
+    let body = json_body(&headers, &body)?;
     let list: Vec<(String, &Value)> = match &body {
         Value::Array(items) => items
             .iter()
@@ -137,76 +228,374 @@ async fn statements(
             .collect(),
         Value::Object(_) => vec![("statement".to_owned(), &body)],
         _ => {
-            return Err(ApiError::invalid(vec![FieldError::new(
+            return Err(bad(
                 "",
                 "send one statement (an object) or an array of them",
-            )]));
+            ));
         }
     };
-    let account = auth.account();
-    let mut errors = Vec::new();
-    let mut targets = Vec::new();
-    for (path, statement) in &list {
-        match parse(statement, path) {
-            Err(e) => errors.push(e),
-            Ok(parsed) => match state
-                .store
-                .enrollment_for(account, &parsed.email, &parsed.slug)
-                .await
-            {
-                Ok((user, enrollment)) => targets.push((parsed, user, enrollment)),
-                Err(StoreError::NotFound(what)) => errors.push(FieldError::new(
-                    path.clone(),
-                    format!(
-                        "no {what} for {} and content `{}` in this account",
-                        parsed.email, parsed.slug
-                    ),
-                )),
-                Err(e) => return Err(e.into()),
-            },
+    let incoming = checked(&list)?;
+    let ids = store(&state, &auth, &headers, &incoming).await?;
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    Ok(axum::Json(ids).into_response())
+}
+
+/// Store one statement under the id given (`statementId`). 204 when stored, or when
+/// the same statement is stored already; 409 when another is.
+#[utoipa::path(put, path = "/xapi/statements", tag = "xapi",
+    request_body(content = Value, description = "one xAPI statement"),
+    params(
+        ("statementId" = String, Query, format = Uuid, description = "the statement's id"),
+        ("X-Experience-API-Version" = String, Header, description = "1.0.x or 2.0.x")),
+    responses(
+        (status = 204, description = "stored"),
+        (status = 400, description = "no statementId, another id in the body, or a malformed statement", body = ErrorBody),
+        (status = 401, description = "bad credentials", body = ErrorBody),
+        (status = 403, description = "the credential cannot write statements", body = ErrorBody),
+        (status = 409, description = "another statement is stored with this id", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+async fn put_statement(
+    State(state): State<AppState>,
+    auth: Auth,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    require_write(&auth)?;
+    let params = params(query.as_deref())?;
+    let id = params.get("statementId").ok_or_else(|| {
+        bad(
+            "statementId",
+            "a PUT names its statement: ?statementId=<uuid>",
+        )
+    })?;
+    let id = Uuid::parse_str(id).map_err(|_| bad("statementId", "must be a UUID"))?;
+    if let Some(other) = params.keys().find(|k| *k != "statementId") {
+        return Err(bad(other, "is not a parameter of PUT /statements"));
+    }
+    let mut body = json_body(&headers, &body)?;
+    let Some(object) = body.as_object_mut() else {
+        return Err(bad("", "a PUT sends one statement (an object)"));
+    };
+    match object.get("id") {
+        None => {
+            object.insert("id".into(), json!(id.to_string()));
+        }
+        Some(given) => {
+            if given.as_str().and_then(|g| Uuid::parse_str(g).ok()) != Some(id) {
+                return Err(bad(
+                    "statement.id",
+                    "differs from the statementId parameter",
+                ));
+            }
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
+    let incoming = checked(&[("statement".to_owned(), &body)])?;
+    store(&state, &auth, &headers, &incoming).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The query parameters, each once.
+fn params(query: Option<&str>) -> ApiResult<HashMap<String, String>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let mut params = HashMap::new();
+    for (key, value) in pairs {
+        if params.insert(key.clone(), value).is_some() {
+            return Err(bad(&key, "is given more than once"));
+        }
     }
-    // Validated whole above; applied whole here, in one transaction: a statement
-    // refused part-way (a date before the enrolment, say) leaves nothing applied.
-    let now = state.store.clock().now_ms();
-    let steps: Vec<_> = targets
-        .iter()
-        .map(|(parsed, user, enrollment)| {
-            let step = Step::External {
-                at: parsed.at.unwrap_or(now),
-                outcome: parsed.outcome,
-            };
-            (*user, *enrollment, step)
-        })
-        .collect();
-    let stepped = state.store.learn_all(account, &steps).await.map_err(
-        |BatchError { index, error }| match (index, error) {
-            (Some(i), StoreError::Conflict(detail)) => {
-                let (path, _) = &list[i];
-                let (parsed, _, _) = &targets[i];
-                ApiError::invalid(vec![FieldError::new(
-                    path.clone(),
-                    format!(
-                        "{} (at {})",
-                        detail.message,
-                        format_ms(parsed.at.unwrap_or(now))
-                    ),
-                )])
+    Ok(params)
+}
+
+const LIST_PARAMS: [&str; 13] = [
+    "agent",
+    "verb",
+    "activity",
+    "registration",
+    "related_activities",
+    "related_agents",
+    "since",
+    "until",
+    "limit",
+    "format",
+    "attachments",
+    "ascending",
+    "more",
+];
+
+/// Read statements: one by `statementId` (or a voided one by `voidedStatementId`), or a
+/// page of them, newest stored first, filtered as xAPI 1.0.3 says, with a `more` link to
+/// the next page. Voided statements are only ever returned by `voidedStatementId`.
+#[utoipa::path(get, path = "/xapi/statements", tag = "xapi",
+    params(
+        ("statementId" = Option<String>, Query, format = Uuid),
+        ("voidedStatementId" = Option<String>, Query, format = Uuid),
+        ("agent" = Option<String>, Query, description = "an Agent or Identified Group as JSON"),
+        ("verb" = Option<String>, Query, description = "a verb IRI"),
+        ("activity" = Option<String>, Query, description = "an activity IRI"),
+        ("registration" = Option<String>, Query, format = Uuid),
+        ("related_activities" = Option<bool>, Query),
+        ("related_agents" = Option<bool>, Query),
+        ("since" = Option<String>, Query, description = "stored after (ISO 8601)"),
+        ("until" = Option<String>, Query, description = "stored at or before (ISO 8601)"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "0: the most a page holds (500)"),
+        ("format" = Option<String>, Query, description = "ids, exact (default) or canonical"),
+        ("attachments" = Option<bool>, Query),
+        ("ascending" = Option<bool>, Query),
+        ("more" = Option<String>, Query, description = "the `more` link of an earlier page"),
+        ("X-Experience-API-Version" = String, Header, description = "1.0.x or 2.0.x")),
+    responses(
+        (status = 200, description = "a statement, or a StatementResult", body = Value),
+        (status = 400, description = "a bad or unknown parameter", body = ErrorBody),
+        (status = 401, description = "bad credentials", body = ErrorBody),
+        (status = 403, description = "the credential cannot read statements", body = ErrorBody),
+        (status = 404, description = "no such statement (or it is voided, or not)", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+async fn get_statements(
+    State(state): State<AppState>,
+    auth: Auth,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let mut response = match read(&state, &auth, query.as_deref(), &headers).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    consistent_through(response.headers_mut());
+    response
+}
+
+async fn read(
+    state: &AppState,
+    auth: &Auth,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    auth.require(Scope::XapiRead)?;
+    let mut params = params(query)?;
+    if let Some(more) = params.remove("more") {
+        if !params.is_empty() {
+            return Err(bad(
+                "more",
+                "a `more` link is followed as it is, without other parameters",
+            ));
+        }
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(more)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| bad("more", "is not a `more` link of this LRS"))?;
+        params = self::params(Some(&decoded))?;
+    }
+    let format = match params.get("format").map(String::as_str) {
+        None | Some("exact") => Format::Exact,
+        Some("ids") => Format::Ids,
+        Some("canonical") => Format::Canonical(
+            headers
+                .get(ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(xapi::accept_languages)
+                .unwrap_or_default(),
+        ),
+        Some(_) => return Err(bad("format", "must be ids, exact or canonical")),
+    };
+    let attachments = flag(&params, "attachments")?;
+    let single = match (params.get("statementId"), params.get("voidedStatementId")) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "voidedStatementId",
+                "ask for a statement by statementId or voidedStatementId, not both",
+            ));
+        }
+        (Some(id), None) => Some((id, false, "statementId")),
+        (None, Some(id)) => Some((id, true, "voidedStatementId")),
+        (None, None) => None,
+    };
+    if let Some((id, voided, name)) = single {
+        if let Some(other) = params.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "statementId" | "voidedStatementId" | "format" | "attachments"
+            )
+        }) {
+            return Err(bad(other, format!("cannot be used with {name}")));
+        }
+        let id = Uuid::parse_str(id).map_err(|_| bad(name, "must be a UUID"))?;
+        let (body, stored_at) = state
+            .store
+            .statement(auth.account(), id, voided)
+            .await?
+            .ok_or_else(|| ApiError::not_found("statement"))?;
+        let body = format.apply(body)?;
+        let mut response = answer(body, attachments);
+        if let Some(value) = chrono::DateTime::from_timestamp_millis(stored_at)
+            .map(|at| at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+            .and_then(|text| HeaderValue::from_str(&text).ok())
+        {
+            response.headers_mut().insert(LAST_MODIFIED, value);
+        }
+        return Ok(response);
+    }
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !LIST_PARAMS.contains(&k.as_str()) && k.as_str() != "after")
+    {
+        return Err(bad(unknown, "is not a parameter of GET /statements"));
+    }
+    let list = list_query(&params)?;
+    let (bodies, next) = state.store.statements(auth.account(), &list).await?;
+    let more = match next {
+        None => String::new(),
+        Some(after) => {
+            let mut rest: Vec<(&String, &String)> =
+                params.iter().filter(|(k, _)| *k != "after").collect();
+            rest.sort();
+            let after = after.to_string();
+            let key = "after".to_owned();
+            rest.push((&key, &after));
+            let encoded = serde_urlencoded::to_string(&rest).unwrap_or_default();
+            format!(
+                "/xapi/statements?more={}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(encoded)
+            )
+        }
+    };
+    let mut out = String::with_capacity(bodies.iter().map(String::len).sum::<usize>() + 64);
+    out.push_str("{\"statements\":[");
+    for (i, body) in bodies.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format.apply(body)?);
+    }
+    out.push_str("],\"more\":");
+    out.push_str(&Value::String(more).to_string());
+    out.push('}');
+    Ok(answer(out, attachments))
+}
+
+/// A statement or StatementResult; with `attachments=true`, as the first (and, this LRS
+/// keeping no attachment content, only) part of a multipart/mixed answer.
+fn answer(json: String, attachments: bool) -> Response {
+    if !attachments {
+        return ([(CONTENT_TYPE, "application/json")], json).into_response();
+    }
+    let boundary = format!("xapi-{}", Uuid::new_v4().simple());
+    let body = format!(
+        "--{boundary}\r\nContent-Type: application/json\r\n\r\n{json}\r\n--{boundary}--\r\n"
+    );
+    let content_type = format!("multipart/mixed; boundary={boundary}");
+    Response::builder()
+        .header(CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap_or_else(|e| ApiError::internal(e).into_response())
+}
+
+enum Format {
+    Exact,
+    Ids,
+    Canonical(Vec<String>),
+}
+
+impl Format {
+    fn apply(&self, body: String) -> ApiResult<String> {
+        let transform = match self {
+            Format::Exact => return Ok(body),
+            Format::Ids => |v: &mut Value, _: &[String]| xapi::to_ids(v),
+            Format::Canonical(_) => xapi::to_canonical,
+        };
+        let languages = match self {
+            Format::Canonical(languages) => languages.as_slice(),
+            _ => &[],
+        };
+        let mut value: Value = serde_json::from_str(&body).map_err(ApiError::internal)?;
+        transform(&mut value, languages);
+        Ok(value.to_string())
+    }
+}
+
+fn flag(params: &HashMap<String, String>, name: &str) -> ApiResult<bool> {
+    match params.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(bad(name, "must be true or false")),
+    }
+}
+
+fn list_query(params: &HashMap<String, String>) -> ApiResult<StatementQuery> {
+    let agent = match params.get("agent") {
+        None => None,
+        Some(text) => {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|_| bad("agent", "must be an Agent or Identified Group as JSON"))?;
+            let mut errors = Vec::new();
+            let probe = json!({
+                "actor": value,
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+                "object": {"id": "http://example.com/probe"}
+            });
+            if let Err(mut e) = xapi::check(&probe, "") {
+                errors.append(&mut e);
             }
-            (_, other) => other.into(),
+            let key = xapi::ifi_key(&value);
+            if !errors.is_empty() || key.is_none() {
+                return Err(bad(
+                    "agent",
+                    "must be an Agent or Identified Group with one of mbox, mbox_sha1sum, openid or account",
+                ));
+            }
+            key
+        }
+    };
+    let iri = |name: &str| -> ApiResult<Option<String>> {
+        match params.get(name) {
+            None => Ok(None),
+            Some(v) if xapi::is_iri(v) => Ok(Some(v.clone())),
+            Some(_) => Err(bad(name, "must be an IRI")),
+        }
+    };
+    let instant = |name: &str| -> ApiResult<Option<i64>> {
+        params
+            .get(name)
+            .map(|t| {
+                xapi::parse_timestamp(t).ok_or_else(|| bad(name, "must be an ISO 8601 timestamp"))
+            })
+            .transpose()
+    };
+    let limit = match params.get("limit") {
+        None => MAX_LIMIT,
+        Some(text) => match text.parse::<u32>() {
+            Ok(0) => MAX_LIMIT,
+            Ok(n) => n.min(MAX_LIMIT),
+            Err(_) => return Err(bad("limit", "must be a whole number from 0")),
         },
-    )?;
-    let applied = targets
-        .into_iter()
-        .zip(stepped)
-        .map(|((parsed, _, enrollment), stepped)| Applied {
-            statement_id: parsed.id,
-            enrollment_id: enrollment.0,
-            status: stepped.enrollment.status,
+    };
+    let registration = params
+        .get("registration")
+        .map(|r| {
+            Uuid::parse_str(r)
+                .map(|u| u.to_string())
+                .map_err(|_| bad("registration", "must be a UUID"))
         })
-        .collect();
-    Ok(Json(applied))
+        .transpose()?;
+    Ok(StatementQuery {
+        agent,
+        verb: iri("verb")?,
+        activity: iri("activity")?,
+        registration,
+        related_activities: flag(params, "related_activities")?,
+        related_agents: flag(params, "related_agents")?,
+        since: instant("since")?,
+        until: instant("until")?,
+        limit,
+        ascending: flag(params, "ascending")?,
+        after: params
+            .get("after")
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| bad("more", "is not a `more` link of this LRS"))
+            })
+            .transpose()?,
+    })
 }

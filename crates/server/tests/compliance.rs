@@ -129,9 +129,8 @@ async fn status_follows_enrolments_completions_exceptions_and_time() {
     // A completion counts in its own request.
     app.clock.advance(chrono::Duration::hours(2));
     let lms = app.token("lms", "events:write").await;
-    app.post_json(
+    app.post_xapi(
         &lms,
-        "/xapi/statements",
         &json!({
             "actor": {"mbox": "mailto:ana@acme.example"},
             "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},

@@ -29,9 +29,8 @@ async fn module(app: &TestApp, slug: &str) -> i64 {
 /// A passed statement for `email`'s password-management training, scored 9 of 10.
 async fn pass(app: &TestApp, email: &str, at: &str) {
     let lms = app.token(&format!("lms-{email}"), "events:write").await;
-    app.post_json(
+    app.post_xapi(
         &lms,
-        "/xapi/statements",
         &json!({
             "actor": {"mbox": format!("mailto:{email}")},
             "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},

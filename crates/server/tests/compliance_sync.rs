@@ -68,9 +68,8 @@ async fn remote_coachloop() -> (TestApp, String) {
     let lms = remote.token("lms", "events:write").await;
     for who in ["ana", "bo"] {
         remote
-            .post_json(
+            .post_xapi(
                 &lms,
-                "/xapi/statements",
                 &json!({
                     "actor": {"mbox": format!("mailto:{who}@acme.example")},
                     "verb": {"id": "http://adlnet.gov/expapi/verbs/passed"},

@@ -560,10 +560,9 @@ async fn populate(app: &TestApp) -> Fixture {
     // Ana reads the policy, as another LMS reports over xAPI.
     app.clock.advance(Duration::hours(2));
     let lms = app.token("lms", "events:write").await;
-    app.post_json(
+    app.post_xapi(
         &lms,
-        "/xapi/statements",
-        &json!({"id": "ana-aup", "actor": {"mbox": "mailto:ana@acme.example"},
+        &json!({"actor": {"mbox": "mailto:ana@acme.example"},
             "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
             "object": {"id": "https://lms.example.com/activities/acceptable-use"},
             "timestamp": "2026-11-01T13:00:00Z"}),

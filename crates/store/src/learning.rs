@@ -59,7 +59,7 @@ impl From<StoreError> for BatchError {
 
 /// The enrolment as the core state machine knows it; a stored status or count that
 /// cannot be read is an error naming the enrolment, never a fresh start.
-fn state(e: &Enrollment) -> Result<Enrolment> {
+pub(crate) fn state(e: &Enrollment) -> Result<Enrolment> {
     let corrupt = |what: String| StoreError::Corrupt(format!("enrollment {}: {what}", e.id));
     Ok(Enrolment {
         status: EnrolmentStatus::parse(&e.status)
@@ -174,6 +174,24 @@ async fn apply(
             .record_external((*at).min(now), *outcome)
             .map_err(refuse)?,
     };
+    write_state(conn, current.id, &enrolment).await?;
+    let finished = change.finished();
+    if finished {
+        on_finished(conn, outbox, account, &current, &enrolment, now).await?;
+    }
+    Ok(Applied {
+        content,
+        grade,
+        finished,
+    })
+}
+
+/// Writes an enrolment's new state.
+pub(crate) async fn write_state(
+    conn: &mut AnyConnection,
+    id: EnrollmentId,
+    enrolment: &Enrolment,
+) -> Result<()> {
     sqlx::query(
         "UPDATE enrollments SET status = $1, started_at = $2, completed_at = $3, \
          past_due_at = $4, time_spent = $5, score = $6, attempts = $7, \
@@ -187,46 +205,52 @@ async fn apply(
     .bind(enrolment.score.map(i64::from))
     .bind(i64::from(enrolment.attempts))
     .bind(enrolment.policy_acknowledged)
-    .bind(current.id.0)
+    .bind(id.0)
     .execute(&mut *conn)
     .await?;
-    let finished = change.finished();
-    if finished {
-        let fact = (
-            format!("enrollment:{}", current.id),
-            json!({
-                "enrollment_id": current.id,
-                "campaign_id": current.campaign_id,
-                "content_id": current.content_id,
-                "user_id": current.user_id,
-                "email": current.email,
-                "status": enrolment.status.as_str(),
-                "completion_date": enrolment.completed_at.map(format_ms),
-                "score": enrolment.score,
-                "time_spent": enrolment.time_spent_s,
-            }),
-        );
-        outbox
-            .event(conn, account.0, notices::ENROLLMENT_COMPLETED, &[fact], now)
-            .await?;
-        let campaign = current.campaign_id.0;
-        let settings = notice_settings(conn, std::iter::once(campaign)).await?;
-        if settings.get(&campaign).is_some_and(|s| s.completed) {
-            let notice = EnrolmentNotice {
-                campaign,
-                notice: Notice::Completed,
-                enrollment: current.id.0,
-                offset: None,
-                run_at: now,
-            };
-            outbox.notices(conn, account.0, &[notice]).await?;
-        }
+    Ok(())
+}
+
+/// What a finished enrolment causes: the `enrollment.completed` webhook event, and the
+/// completion notice when its campaign sends one.
+pub(crate) async fn on_finished(
+    conn: &mut AnyConnection,
+    outbox: &mut notices::Notices,
+    account: AccountId,
+    current: &Enrollment,
+    enrolment: &Enrolment,
+    now: i64,
+) -> Result<()> {
+    let fact = (
+        format!("enrollment:{}", current.id),
+        json!({
+            "enrollment_id": current.id,
+            "campaign_id": current.campaign_id,
+            "content_id": current.content_id,
+            "user_id": current.user_id,
+            "email": current.email,
+            "status": enrolment.status.as_str(),
+            "completion_date": enrolment.completed_at.map(format_ms),
+            "score": enrolment.score,
+            "time_spent": enrolment.time_spent_s,
+        }),
+    );
+    outbox
+        .event(conn, account.0, notices::ENROLLMENT_COMPLETED, &[fact], now)
+        .await?;
+    let campaign = current.campaign_id.0;
+    let settings = notice_settings(conn, std::iter::once(campaign)).await?;
+    if settings.get(&campaign).is_some_and(|s| s.completed) {
+        let notice = EnrolmentNotice {
+            campaign,
+            notice: Notice::Completed,
+            enrollment: current.id.0,
+            offset: None,
+            run_at: now,
+        };
+        outbox.notices(conn, account.0, &[notice]).await?;
     }
-    Ok(Applied {
-        content,
-        grade,
-        finished,
-    })
+    Ok(())
 }
 
 impl Store {

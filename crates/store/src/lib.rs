@@ -45,6 +45,7 @@ pub mod testing;
 pub mod tokens;
 pub mod users;
 pub mod wakes;
+pub mod xapi;
 
 use coachloop_core::FieldError;
 use coachloop_core::clock::Clock;

@@ -31,6 +31,7 @@ pub struct TokenRow {
     pub last_error: Option<String>,
     pub last_error_at: Option<i64>,
     pub secret_hash: String,
+    pub lrs_key: Option<String>,
 }
 
 /// A token as listed: everything but the secret.
@@ -51,6 +52,9 @@ pub struct Token {
     /// request (when, and why in words).
     pub last_event_at: Option<i64>,
     pub last_error: Option<(i64, String)>,
+    /// An LRS credential's key: the user name of HTTP Basic auth, with the secret as
+    /// its password.
+    pub lrs_key: Option<String>,
 }
 
 /// A token's request quota; both are off unless set.
@@ -98,6 +102,7 @@ impl From<TokenRow> for Token {
             },
             last_event_at: row.last_event_at,
             last_error: row.last_error_at.zip(row.last_error),
+            lrs_key: row.lrs_key,
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct NewToken {
     pub scopes: Scopes,
     pub expires_at: Option<i64>,
     pub limits: RateLimits,
+    /// An LRS credential: give it a key for HTTP Basic auth.
+    pub lrs: bool,
 }
 
 /// The stored form of a secret.
@@ -124,7 +131,7 @@ fn new_secret() -> String {
 
 const SELECT: &str = "SELECT t.id, t.account_id, a.name AS account_name, t.name, t.scopes, \
     t.expires_at, t.created_at, t.last_used_at, t.revoked_at, t.rate_per_second, \
-    t.rate_per_day, t.last_event_at, t.last_error, t.last_error_at, t.secret_hash \
+    t.rate_per_day, t.last_event_at, t.last_error, t.last_error_at, t.secret_hash, t.lrs_key \
     FROM tokens t JOIN accounts a ON a.id = t.account_id";
 
 fn parse_label(name: &str) -> Result<&str> {
@@ -155,9 +162,15 @@ impl Store {
             ));
         }
         let secret = new_secret();
+        let lrs_key = new.lrs.then(|| {
+            let mut bytes = [0u8; 10];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            format!("lrs_{}", hex::encode(bytes))
+        });
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tokens (account_id, name, secret_hash, scopes, expires_at, created_at, \
-             rate_per_second, rate_per_day) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             rate_per_second, rate_per_day, lrs_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
         )
         .bind(account.0)
         .bind(name)
@@ -167,6 +180,7 @@ impl Store {
         .bind(now)
         .bind(new.limits.per_second.map(i64::from))
         .bind(new.limits.per_day.map(i64::from))
+        .bind(lrs_key)
         .fetch_one(&self.write)
         .await
         .map_err(|e| {
@@ -219,6 +233,23 @@ impl Store {
         .fetch_optional(&self.write)
         .await?;
         let id = id.ok_or(StoreError::NotFound("token"))?;
+        self.wakes.token_revoked();
+        self.token(account, TokenId(id)).await
+    }
+
+    /// Revokes the live LRS credential with this key.
+    #[instrument(skip_all)]
+    pub async fn revoke_lrs_credential(&self, account: AccountId, key: &str) -> Result<Token> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE tokens SET revoked_at = $1 \
+             WHERE account_id = $2 AND lrs_key = $3 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(self.now_ms())
+        .bind(account.0)
+        .bind(key.trim())
+        .fetch_optional(&self.write)
+        .await?;
+        let id = id.ok_or(StoreError::NotFound("LRS credential"))?;
         self.wakes.token_revoked();
         self.token(account, TokenId(id)).await
     }

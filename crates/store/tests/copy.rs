@@ -78,6 +78,7 @@ async fn token(store: &Store, account: AccountId, name: &str) {
         scopes: Scopes::parse_list("admin").unwrap(),
         expires_at: Some(1_900_000_000_000),
         limits: Default::default(),
+        lrs: false,
     };
     store.create_token(account, &new).await.expect("a token");
 }

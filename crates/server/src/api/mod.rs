@@ -15,6 +15,7 @@ mod tokens;
 pub(crate) mod training;
 mod users;
 mod webhooks;
+pub mod xapi;
 
 use crate::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,4 +39,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(training::router())
         .merge(notices::router())
         .merge(webhooks::router())
+        .merge(xapi::router())
 }

@@ -157,6 +157,7 @@ async fn create_token(
             per_second: limit("rate_per_second", input.rate_per_second)?,
             per_day: limit("rate_per_day", input.rate_per_day)?,
         },
+        lrs: false,
     };
     let (token, secret) = state.store.create_token(auth.account(), &new).await?;
     Ok((

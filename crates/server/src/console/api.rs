@@ -182,6 +182,7 @@ fn acting(session: &Session) -> ActingAdmin {
             limits: RateLimits::default(),
             last_event_at: None,
             last_error: None,
+            lrs_key: None,
         }),
         email: session.email.clone(),
     }

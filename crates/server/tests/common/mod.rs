@@ -195,6 +195,7 @@ impl TestApp {
             scopes: Scopes::parse_list(scopes).expect("scopes"),
             expires_at: expires_at.map(|at| at.timestamp_millis()),
             limits: Default::default(),
+            lrs: false,
         };
         let (_, secret) = self
             .store
@@ -252,6 +253,16 @@ impl TestApp {
     pub async fn post_json(&self, token: &str, path: &str, body: &Value) -> TestResponse {
         self.send(self.request(Method::POST, path, Some(token)).json(body))
             .await
+    }
+
+    /// xAPI statements to `/xapi/statements`, with the version header xAPI requires.
+    pub async fn post_xapi(&self, token: &str, body: &Value) -> TestResponse {
+        self.send(
+            self.request(Method::POST, "/xapi/statements", Some(token))
+                .header("X-Experience-API-Version", "1.0.3")
+                .json(body),
+        )
+        .await
     }
 
     pub async fn put_json(&self, token: &str, path: &str, body: &Value) -> TestResponse {

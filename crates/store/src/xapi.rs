@@ -1,0 +1,735 @@
+//! xAPI statements: kept append-only (voiding only marks one voided), indexed for the
+//! statement resource's filters, and applied to enrolments as they arrive — in the
+//! transaction that stores them, so a statement acknowledged is a statement applied.
+//! A statement whose person or activity matches nothing is kept as `unmapped`; mapping
+//! its activity to content later applies it.
+
+use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment};
+use crate::db::Flag;
+use crate::learning::{on_finished, state, write_state};
+use crate::notices::Notices;
+use crate::sql::QueryBuilder;
+use crate::{Page, Result, Store, StoreError};
+use coachloop_core::enrolment::External;
+use coachloop_core::identity::normalize_identity;
+use coachloop_core::ids::{AccountId, ContentId, EnrollmentId};
+use coachloop_core::xapi::{self, Checked, Move};
+use rustc_hash::{FxHashMap, FxHashSet};
+use sqlx::{AnyConnection, FromRow};
+use uuid::Uuid;
+
+/// A checked statement to store, with its id (the sender's or a new one) and the
+/// digest of what was sent.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub checked: Checked,
+    pub id: Uuid,
+    pub digest: String,
+}
+
+/// The statement resource's filters (xAPI 1.0.3, 2.1.3), one page.
+#[derive(Debug, Clone, Default)]
+pub struct StatementQuery {
+    /// An Agent's or Identified Group's key (see [`xapi::ifi_key`]).
+    pub agent: Option<String>,
+    pub verb: Option<String>,
+    pub activity: Option<String>,
+    pub registration: Option<String>,
+    pub related_activities: bool,
+    pub related_agents: bool,
+    /// Stored strictly after, at or before (epoch milliseconds).
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: u32,
+    pub ascending: bool,
+    /// Continue after this statement (a `more` link).
+    pub after: Option<i64>,
+}
+
+/// What a statement did in coachloop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Standing {
+    Applied,
+    Kept(String),
+    Unmapped(String),
+    Refused(String),
+}
+
+impl Standing {
+    fn parts(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Self::Applied => ("applied", None),
+            Self::Kept(why) => ("kept", Some(why)),
+            Self::Unmapped(why) => ("unmapped", Some(why)),
+            Self::Refused(why) => ("refused", Some(why)),
+        }
+    }
+}
+
+/// A statement waiting for its person or activity to be known.
+#[derive(Debug, Clone, FromRow)]
+pub struct Unmapped {
+    pub statement_id: String,
+    pub stored_at: i64,
+    pub verb: String,
+    pub actor: Option<String>,
+    pub activity: Option<String>,
+    pub note: Option<String>,
+}
+
+/// An activity an admin mapped to content.
+#[derive(Debug, Clone, FromRow)]
+pub struct ActivityMapping {
+    pub activity: String,
+    pub content_id: i64,
+    pub content_title: String,
+    pub created_at: i64,
+}
+
+/// What applying statements needs of one statement.
+struct ToApply<'a> {
+    actor: Option<&'a str>,
+    activity: Option<&'a str>,
+    verb: &'a str,
+    at: Option<i64>,
+    score: Option<f64>,
+}
+
+/// The outcome of applying one statement.
+#[derive(Default)]
+struct Done {
+    standing: Option<Standing>,
+    user: Option<i64>,
+    enrollment: Option<i64>,
+    finished: bool,
+}
+
+impl Store {
+    /// Stores statements and applies them, all in one transaction. A statement whose id
+    /// is stored already is skipped when it is the same (a resend) and refused with a
+    /// conflict when it differs. Answers the ids, in order.
+    pub async fn store_statements(
+        &self,
+        account: AccountId,
+        statements: &[Incoming],
+        authority: &serde_json::Value,
+    ) -> Result<Vec<Uuid>> {
+        let mut change = self.change_facts(account).await?;
+        let now = change.now;
+        let conn = &mut *change.tx;
+        // Resends and conflicts.
+        let ids: Vec<String> = statements.iter().map(|s| s.id.to_string()).collect();
+        let mut known: FxHashMap<String, String> = FxHashMap::default();
+        for chunk in ids.chunks(500) {
+            let mut query = QueryBuilder::new(
+                "SELECT statement_id, digest FROM xapi_statements WHERE account_id = ",
+            );
+            query.push_bind(account.0).push(" AND statement_id IN (");
+            let mut list = query.separated(", ");
+            chunk.iter().for_each(|id| {
+                list.push_bind(id.clone());
+            });
+            query.push(")");
+            let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
+            known.extend(rows);
+        }
+        let mut fresh = Vec::with_capacity(statements.len());
+        for (statement, id) in statements.iter().zip(&ids) {
+            match known.get(id) {
+                Some(digest) if *digest == statement.digest => {}
+                Some(_) => {
+                    return Err(StoreError::conflict(
+                        "id",
+                        format!("statement {id} is stored already with other content"),
+                    ));
+                }
+                None => fresh.push(statement),
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(statements.iter().map(|s| s.id).collect());
+        }
+        let mut outbox = Notices::default();
+        let work: Vec<ToApply> = fresh
+            .iter()
+            .map(|s| ToApply {
+                actor: s.checked.actor_email.as_deref(),
+                activity: s.checked.activity.as_deref(),
+                verb: &s.checked.verb,
+                at: s.checked.timestamp_ms,
+                score: s.checked.score,
+            })
+            .collect();
+        let (done, finished) = apply_all(conn, &mut outbox, account, &work, now).await?;
+        // Store them, then what the filters match.
+        let mut seqs = Vec::with_capacity(fresh.len());
+        for (chunk, chunk_done) in fresh.chunks(100).zip(done.chunks(100)) {
+            let mut insert = QueryBuilder::new(
+                "INSERT INTO xapi_statements (account_id, statement_id, body, digest, stored_at, \
+                 verb, registration, voids, standing, note, actor, activity, user_id, \
+                 enrollment_id, finished) ",
+            );
+            insert.push_values(chunk.iter().zip(chunk_done), |mut row, (s, d)| {
+                let body = xapi::complete(s.checked.value.clone(), s.id, now, authority);
+                let (standing, note) = d
+                    .standing
+                    .as_ref()
+                    .map(Standing::parts)
+                    .unwrap_or(("kept", None));
+                row.push_bind(account.0)
+                    .push_bind(s.id.to_string())
+                    .push_bind(body.to_string())
+                    .push_bind(s.digest.clone())
+                    .push_bind(now)
+                    .push_bind(s.checked.verb.clone())
+                    .push_bind(s.checked.registration.map(|r| r.to_string()))
+                    .push_bind(s.checked.voids.map(|v| v.to_string()))
+                    .push_bind(standing)
+                    .push_bind(note.map(str::to_owned))
+                    .push_bind(s.checked.actor_email.clone())
+                    .push_bind(s.checked.activity.clone())
+                    .push_bind(d.user)
+                    .push_bind(d.enrollment)
+                    .push_bind(d.finished);
+            });
+            insert.push(" RETURNING id, statement_id");
+            let rows: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *conn).await?;
+            let by_id: FxHashMap<String, i64> = rows.into_iter().map(|(s, i)| (i, s)).collect();
+            for s in chunk {
+                seqs.push(by_id[&s.id.to_string()]);
+            }
+        }
+        let refs: Vec<(i64, &xapi::Ref)> = fresh
+            .iter()
+            .zip(&seqs)
+            .flat_map(|(s, seq)| s.checked.refs.iter().map(move |r| (*seq, r)))
+            .collect();
+        for chunk in refs.chunks(400) {
+            let mut insert = QueryBuilder::new(
+                "INSERT INTO xapi_statement_refs (account_id, kind, key, seq, direct) ",
+            );
+            insert.push_values(chunk, |mut row, (seq, r)| {
+                row.push_bind(account.0)
+                    .push_bind(r.kind.as_str())
+                    .push_bind(r.key.clone())
+                    .push_bind(*seq)
+                    .push_bind(r.direct);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *conn).await?;
+        }
+        // Voiding, after storing: a statement voided in the batch that stored it too.
+        let voids: Vec<String> = fresh
+            .iter()
+            .filter_map(|s| s.checked.voids.map(|v| v.to_string()))
+            .collect();
+        let mut taken_back = Vec::new();
+        if !voids.is_empty() {
+            taken_back = void(conn, account, &voids, now).await?;
+        }
+        outbox.send(conn, now).await?;
+        let touched: FxHashSet<i64> = done
+            .iter()
+            .filter(|d| d.standing == Some(Standing::Applied))
+            .filter_map(|d| d.user)
+            .chain(taken_back)
+            .collect();
+        if finished {
+            change.wake_jobs();
+        }
+        change.recheck(account.0, touched);
+        change.commit(&self.wakes).await?;
+        Ok(statements.iter().map(|s| s.id).collect())
+    }
+
+    /// One statement by id: the voided one when `voided`, else one not voided.
+    pub async fn statement(
+        &self,
+        account: AccountId,
+        id: Uuid,
+        voided: bool,
+    ) -> Result<Option<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT body, stored_at FROM xapi_statements \
+             WHERE account_id = $1 AND statement_id = $2 AND voided = $3",
+        )
+        .bind(account.0)
+        .bind(id.to_string())
+        .bind(voided)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// A page of statements (bodies as stored) matching `query`, with the cursor of the
+    /// next page if there is one. Voided statements are left out.
+    pub async fn statements(
+        &self,
+        account: AccountId,
+        query: &StatementQuery,
+    ) -> Result<(Vec<String>, Option<i64>)> {
+        let mut select =
+            QueryBuilder::new("SELECT s.id, s.body FROM xapi_statements s WHERE s.account_id = ");
+        select.push_bind(account.0).push(" AND s.voided = FALSE");
+        if let Some(verb) = &query.verb {
+            select.push(" AND s.verb = ").push_bind(verb.clone());
+        }
+        if let Some(registration) = &query.registration {
+            select
+                .push(" AND s.registration = ")
+                .push_bind(registration.clone());
+        }
+        if let Some(since) = query.since {
+            select.push(" AND s.stored_at > ").push_bind(since);
+        }
+        if let Some(until) = query.until {
+            select.push(" AND s.stored_at <= ").push_bind(until);
+        }
+        let filters = [
+            ("agent", &query.agent, query.related_agents),
+            ("activity", &query.activity, query.related_activities),
+        ];
+        for (kind, key, related) in filters {
+            if let Some(key) = key {
+                select
+                    .push(" AND s.id IN (SELECT r.seq FROM xapi_statement_refs r WHERE r.account_id = ")
+                    .push_bind(account.0)
+                    .push(" AND r.kind = ")
+                    .push_bind(kind)
+                    .push(" AND r.key = ")
+                    .push_bind(key.clone());
+                if !related {
+                    select.push(" AND r.direct = TRUE");
+                }
+                select.push(")");
+            }
+        }
+        let order = if query.ascending { "ASC" } else { "DESC" };
+        if let Some(after) = query.after {
+            select
+                .push(if query.ascending {
+                    " AND s.id > "
+                } else {
+                    " AND s.id < "
+                })
+                .push_bind(after);
+        }
+        select
+            .push(format!(" ORDER BY s.id {order} LIMIT "))
+            .push_bind(i64::from(query.limit) + 1);
+        let mut rows: Vec<(i64, String)> = select.build_query_as().fetch_all(&self.read).await?;
+        let more = (rows.len() > query.limit as usize).then(|| {
+            rows.truncate(query.limit as usize);
+            rows.last().map(|(seq, _)| *seq)
+        });
+        Ok((
+            rows.into_iter().map(|(_, body)| body).collect(),
+            more.flatten(),
+        ))
+    }
+
+    /// Statements waiting for their person or activity, newest first; with their count.
+    pub async fn unmapped_statements(
+        &self,
+        account: AccountId,
+        page: Page,
+    ) -> Result<(Vec<Unmapped>, i64)> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM xapi_statements WHERE account_id = $1 AND standing = 'unmapped'",
+        )
+        .bind(account.0)
+        .fetch_one(&self.read)
+        .await?;
+        let rows = sqlx::query_as(
+            "SELECT statement_id, stored_at, verb, actor, activity, note FROM xapi_statements \
+             WHERE account_id = $1 AND standing = 'unmapped' ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(account.0)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.read)
+        .await?;
+        Ok((rows, total))
+    }
+
+    /// The account's activity mappings.
+    pub async fn activity_mappings(&self, account: AccountId) -> Result<Vec<ActivityMapping>> {
+        Ok(sqlx::query_as(
+            "SELECT m.activity, m.content_id, c.title AS content_title, m.created_at \
+             FROM xapi_activities m JOIN content c ON c.id = m.content_id \
+             WHERE m.account_id = $1 ORDER BY m.activity",
+        )
+        .bind(account.0)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Maps an activity to content (replacing an earlier mapping), then applies the
+    /// statements about it that were waiting, in the order they were stored. Answers how
+    /// many were applied.
+    pub async fn map_activity(
+        &self,
+        account: AccountId,
+        activity: &str,
+        content: ContentId,
+    ) -> Result<u64> {
+        let mut change = self.change_facts(account).await?;
+        let now = change.now;
+        let conn = &mut *change.tx;
+        crate::content::content_in(conn, account, content).await?;
+        sqlx::query(
+            "INSERT INTO xapi_activities (account_id, activity, content_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, activity) \
+             DO UPDATE SET content_id = excluded.content_id, created_at = excluded.created_at",
+        )
+        .bind(account.0)
+        .bind(activity)
+        .bind(content.0)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let waiting: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, body, actor, verb FROM xapi_statements WHERE account_id = $1 \
+             AND standing = 'unmapped' AND activity = $2 AND voided = FALSE ORDER BY id",
+        )
+        .bind(account.0)
+        .bind(activity)
+        .fetch_all(&mut *conn)
+        .await?;
+        let bodies: Vec<serde_json::Value> = waiting
+            .iter()
+            .map(|(_, body, _, _)| serde_json::from_str(body).unwrap_or_default())
+            .collect();
+        let work: Vec<ToApply> = waiting
+            .iter()
+            .zip(&bodies)
+            .map(|((_, _, actor, verb), body)| ToApply {
+                actor: actor.as_deref(),
+                activity: Some(activity),
+                verb,
+                at: body["timestamp"].as_str().and_then(xapi::parse_timestamp),
+                score: score_of(body),
+            })
+            .collect();
+        let mut outbox = Notices::default();
+        let (done, finished) = apply_all(conn, &mut outbox, account, &work, now).await?;
+        let mut applied = 0;
+        for ((seq, ..), d) in waiting.iter().zip(&done) {
+            let (standing, note) = d
+                .standing
+                .as_ref()
+                .map(Standing::parts)
+                .unwrap_or(("kept", None));
+            applied += u64::from(standing == "applied");
+            sqlx::query(
+                "UPDATE xapi_statements SET standing = $1, note = $2, user_id = $3, \
+                 enrollment_id = $4, finished = $5 WHERE id = $6",
+            )
+            .bind(standing)
+            .bind(note)
+            .bind(d.user)
+            .bind(d.enrollment)
+            .bind(d.finished)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        }
+        outbox.send(conn, now).await?;
+        if finished {
+            change.wake_jobs();
+        }
+        let touched: FxHashSet<i64> = done.iter().filter_map(|d| d.user).collect();
+        change.recheck(account.0, touched);
+        change.commit(&self.wakes).await?;
+        Ok(applied)
+    }
+
+    /// Removes an activity's mapping (what it applied stays applied).
+    pub async fn unmap_activity(&self, account: AccountId, activity: &str) -> Result<()> {
+        let removed =
+            sqlx::query("DELETE FROM xapi_activities WHERE account_id = $1 AND activity = $2")
+                .bind(account.0)
+                .bind(activity)
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+        if removed == 0 {
+            return Err(StoreError::NotFound("activity mapping"));
+        }
+        Ok(())
+    }
+}
+
+/// The score of a stored statement as a fraction, as [`xapi::check`] reads it.
+fn score_of(body: &serde_json::Value) -> Option<f64> {
+    let score = &body["result"]["score"];
+    score["scaled"].as_f64().or_else(|| {
+        let (raw, max) = (score["raw"].as_f64()?, score["max"].as_f64()?);
+        let min = score["min"].as_f64().unwrap_or(0.0);
+        (max > min).then(|| (raw - min) / (max - min))
+    })
+}
+
+/// Applies statements to enrolments, in order: resolves their people (by email or
+/// alias) and activities (an admin's mapping, else a content slug at the end of the
+/// IRI) in a few queries, then moves each enrolment as the learner's own step would.
+async fn apply_all(
+    conn: &mut AnyConnection,
+    outbox: &mut Notices,
+    account: AccountId,
+    work: &[ToApply<'_>],
+    now: i64,
+) -> Result<(Vec<Done>, bool)> {
+    let mut done: Vec<Done> = work.iter().map(|_| Done::default()).collect();
+    let moving: Vec<usize> = (0..work.len())
+        .filter(|&i| xapi::verb_move(work[i].verb).is_some())
+        .collect();
+    for (i, d) in done.iter_mut().enumerate() {
+        if xapi::verb_move(work[i].verb).is_none() {
+            d.standing = Some(Standing::Kept("its verb moves no enrolment".into()));
+        }
+    }
+    if moving.is_empty() {
+        return Ok((done, false));
+    }
+    // People.
+    let identities: FxHashSet<String> = moving
+        .iter()
+        .filter_map(|&i| work[i].actor.map(normalize_identity))
+        .collect();
+    let people = lookup(
+        conn,
+        "SELECT identity, user_id FROM user_identities WHERE account_id = ",
+        account,
+        " AND identity IN (",
+        identities.iter().cloned(),
+    )
+    .await?;
+    // Activities: mapped, else by slug.
+    let activities: FxHashSet<&str> = moving.iter().filter_map(|&i| work[i].activity).collect();
+    let mut content = lookup(
+        conn,
+        "SELECT activity, content_id FROM xapi_activities WHERE account_id = ",
+        account,
+        " AND activity IN (",
+        activities.iter().map(|a| (*a).to_owned()),
+    )
+    .await?;
+    let slugs: FxHashSet<String> = activities
+        .iter()
+        .filter(|a| !content.contains_key(**a))
+        .filter_map(|a| slug(a))
+        .collect();
+    let by_slug = lookup(
+        conn,
+        "SELECT slug, id FROM content WHERE account_id = ",
+        account,
+        " AND slug IN (",
+        slugs.into_iter(),
+    )
+    .await?;
+    for activity in &activities {
+        if !content.contains_key(*activity)
+            && let Some(id) = slug(activity).and_then(|s| by_slug.get(&s))
+        {
+            content.insert((*activity).to_owned(), *id);
+        }
+    }
+    // Their enrolments: each pair's open one, else its latest.
+    let users: FxHashSet<i64> = people.values().copied().collect();
+    let contents: FxHashSet<i64> = content.values().copied().collect();
+    let mut enrolments: FxHashMap<(i64, i64), Enrollment> = FxHashMap::default();
+    if !users.is_empty() && !contents.is_empty() {
+        let mut query = QueryBuilder::new(format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} WHERE e.account_id = "
+        ));
+        query.push_bind(account.0).push(" AND e.user_id IN (");
+        let mut list = query.separated(", ");
+        users.iter().for_each(|u| {
+            list.push_bind(*u);
+        });
+        query.push(") AND e.content_id IN (");
+        let mut list = query.separated(", ");
+        contents.iter().for_each(|c| {
+            list.push_bind(*c);
+        });
+        query.push(")");
+        let rows: Vec<Enrollment> = query.build_query_as().fetch_all(&mut *conn).await?;
+        for row in rows {
+            let key = (row.user_id.0, row.content_id.0);
+            let better = enrolments.get(&key).is_none_or(|best| {
+                let rank = |e: &Enrollment| (e.completed_at.is_none(), e.enrolled_at, e.id.0);
+                rank(&row) > rank(best)
+            });
+            if better {
+                enrolments.insert(key, row);
+            }
+        }
+    }
+    let mut changed: FxHashMap<i64, (Enrollment, bool)> = FxHashMap::default();
+    for &i in &moving {
+        let w = &work[i];
+        let d = &mut done[i];
+        let user = w
+            .actor
+            .and_then(|a| people.get(&normalize_identity(a)).copied());
+        d.user = user;
+        let Some(user) = user else {
+            d.standing = Some(Standing::Unmapped(match w.actor {
+                Some(email) => format!("no person with the email {email}"),
+                None => "its actor has no mbox (email) to find a person by".into(),
+            }));
+            continue;
+        };
+        let Some(content) = w.activity.and_then(|a| content.get(a).copied()) else {
+            d.standing = Some(Standing::Unmapped(match w.activity {
+                Some(activity) => format!("no content for the activity {activity}; map it"),
+                None => "its object is not an activity".into(),
+            }));
+            continue;
+        };
+        let Some(enrollment) = enrolments.get_mut(&(user, content)) else {
+            d.standing = Some(Standing::Kept(
+                "the person has no enrolment in that content".into(),
+            ));
+            continue;
+        };
+        d.enrollment = Some(enrollment.id.0);
+        let mut enrolment = state(enrollment)?;
+        let percent = w.score.map(|s| (s.clamp(0.0, 1.0) * 100.0).round() as u8);
+        let step = xapi::verb_move(w.verb).expect("moving");
+        let outcome = match step {
+            Move::Start => External::Started,
+            Move::Complete => External::Completed,
+            Move::Pass => External::Passed { score: percent },
+            Move::Fail => External::Failed { score: percent },
+        };
+        match enrolment.record_external(w.at.unwrap_or(now).min(now), outcome) {
+            Err(e) => d.standing = Some(Standing::Refused(e.to_string())),
+            Ok(change) => {
+                // A completion or pass of a finished enrolment finishes it too: voiding
+                // the one that did leaves it finished while this one stands.
+                d.finished = matches!(step, Move::Complete | Move::Pass) && enrolment.is_finished();
+                if !change.is_changed() {
+                    d.standing = Some(Standing::Kept("the enrolment was moved on already".into()));
+                    continue;
+                }
+                d.standing = Some(Standing::Applied);
+                set_state(enrollment, &enrolment);
+                let entry = changed
+                    .entry(enrollment.id.0)
+                    .or_insert_with(|| (enrollment.clone(), false));
+                entry.0 = enrollment.clone();
+                entry.1 |= change.finished();
+            }
+        }
+    }
+    let any_finished = changed.values().any(|(_, finished)| *finished);
+    for (enrollment, finished) in changed.values() {
+        let enrolment = state(enrollment)?;
+        write_state(conn, enrollment.id, &enrolment).await?;
+        if *finished {
+            on_finished(conn, outbox, account, enrollment, &enrolment, now).await?;
+        }
+    }
+    Ok((done, any_finished))
+}
+
+/// Copies the core state back into the row read (so a later statement of the batch for
+/// the same enrolment sees it).
+fn set_state(row: &mut Enrollment, e: &coachloop_core::enrolment::Enrolment) {
+    row.status = e.status.as_str().to_owned();
+    row.started_at = e.started_at;
+    row.completed_at = e.completed_at;
+    row.past_due_at = e.past_due_at;
+    row.time_spent = e.time_spent_s;
+    row.score = e.score.map(i64::from);
+    row.attempts = i64::from(e.attempts);
+    row.policy_acknowledged = e.policy_acknowledged;
+}
+
+/// The content slug an activity IRI ends in (`…/activities/password-management`).
+fn slug(activity: &str) -> Option<String> {
+    activity
+        .trim_end_matches('/')
+        .rsplit(['/', ':', '#'])
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// `key → id` for the keys given, by a query of the shape `head <account> middle <keys>)`.
+async fn lookup(
+    conn: &mut AnyConnection,
+    head: &str,
+    account: AccountId,
+    middle: &str,
+    keys: impl Iterator<Item = String>,
+) -> Result<FxHashMap<String, i64>> {
+    let keys: Vec<String> = keys.collect();
+    let mut found = FxHashMap::default();
+    for chunk in keys.chunks(500) {
+        let mut query = QueryBuilder::new(head);
+        query.push_bind(account.0).push(middle);
+        let mut list = query.separated(", ");
+        chunk.iter().for_each(|k| {
+            list.push_bind(k.clone());
+        });
+        query.push(")");
+        let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Marks the statements with these ids voided (a voiding statement itself cannot be),
+/// and takes back each completion one of them gave that no other statement still
+/// gives. Answers the people whose enrolments were taken back.
+async fn void(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    ids: &[String],
+    now: i64,
+) -> Result<Vec<i64>> {
+    let mut query =
+        QueryBuilder::new("UPDATE xapi_statements SET voided = TRUE WHERE account_id = ");
+    query
+        .push_bind(account.0)
+        .push(" AND voids IS NULL AND statement_id IN (");
+    let mut list = query.separated(", ");
+    ids.iter().for_each(|id| {
+        list.push_bind(id.clone());
+    });
+    query.push(") RETURNING enrollment_id, finished");
+    let rows: Vec<(Option<i64>, Flag)> = query.build_query_as().fetch_all(&mut *conn).await?;
+    let mut people = Vec::new();
+    for enrollment in rows
+        .into_iter()
+        .filter(|(_, finished)| finished.0)
+        .filter_map(|(enrollment, _)| enrollment)
+    {
+        let still: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM xapi_statements \
+             WHERE enrollment_id = $1 AND finished = TRUE AND voided = FALSE",
+        )
+        .bind(enrollment)
+        .fetch_one(&mut *conn)
+        .await?;
+        if still > 0 {
+            continue;
+        }
+        let row: Option<Enrollment> = sqlx::query_as(&format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} WHERE e.account_id = $1 AND e.id = $2"
+        ))
+        .bind(account.0)
+        .bind(enrollment)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { continue };
+        let mut enrolment = state(&row)?;
+        if enrolment.take_back(now).is_changed() {
+            write_state(conn, EnrollmentId(enrollment), &enrolment).await?;
+            people.push(row.user_id.0);
+        }
+    }
+    Ok(people)
+}
