@@ -31,6 +31,8 @@ pub struct Checked {
     pub verb: String,
     /// A voiding statement: the statement it voids.
     pub voids: Option<Uuid>,
+    /// The statement this one's object refers to (a StatementRef), voiding or not.
+    pub refers_to: Option<Uuid>,
     pub registration: Option<Uuid>,
     /// The email of the actor (`mbox`), lower-case.
     pub actor_email: Option<String>,
@@ -124,13 +126,22 @@ pub fn check(statement: &Value, path: &str) -> Result<Checked, Vec<FieldError>> 
         timestamp(stored, &join(path, "stored"), &mut errors);
     }
     if let Some(authority) = object.get("authority") {
-        actor(
-            authority,
-            &join(path, "authority"),
-            &mut errors,
-            &mut refs,
-            false,
-        );
+        let authority_path = join(path, "authority");
+        actor(authority, &authority_path, &mut errors, &mut refs, false);
+        // A Group as authority is OAuth's pair: anonymous, an application and a user.
+        if authority.get("objectType").and_then(Value::as_str) == Some("Group") {
+            let members = authority
+                .get("member")
+                .and_then(Value::as_array)
+                .map(Vec::len);
+            if ifi_key(authority).is_some() || members != Some(2) {
+                fail(
+                    &mut errors,
+                    &authority_path,
+                    "a Group as authority is anonymous and has exactly two members",
+                );
+            }
+        }
     }
     let body = statement_body(object, path, false, &mut errors, &mut refs);
     if !errors.is_empty() {
@@ -142,6 +153,7 @@ pub fn check(statement: &Value, path: &str) -> Result<Checked, Vec<FieldError>> 
         id,
         verb: body.verb,
         voids: body.voids,
+        refers_to: body.refers_to,
         registration: body.registration,
         actor_email: body.actor_email,
         activity: body.activity,
@@ -156,6 +168,7 @@ pub fn check(statement: &Value, path: &str) -> Result<Checked, Vec<FieldError>> 
 struct Body {
     verb: String,
     voids: Option<Uuid>,
+    refers_to: Option<Uuid>,
     registration: Option<Uuid>,
     actor_email: Option<String>,
     activity: Option<String>,
@@ -211,7 +224,10 @@ fn statement_body(
                     }
                 }
                 "Agent" | "Group" => actor(o, &object_path, errors, refs, !sub),
-                "StatementRef" => body.voids = statement_ref(o, &object_path, errors),
+                "StatementRef" => {
+                    body.refers_to = statement_ref(o, &object_path, errors);
+                    body.voids = body.refers_to;
+                }
                 "SubStatement" if sub => fail(
                     errors,
                     &join(&object_path, "objectType"),
@@ -660,6 +676,18 @@ fn activity_definition(value: &Value, path: &str, errors: &mut Checks) {
             kind
         }
     };
+    if interaction.is_none()
+        && let Some(key) = ["correctResponsesPattern"]
+            .into_iter()
+            .chain(COMPONENTS)
+            .find(|k| object.contains_key(*k))
+    {
+        fail(
+            errors,
+            &join(path, key),
+            "needs the interactionType it belongs to",
+        );
+    }
     if let Some(pattern) = object.get("correctResponsesPattern") {
         let ok = pattern
             .as_array()
@@ -1079,7 +1107,7 @@ pub fn to_ids(value: &mut Value) {
     }
     if let Some(target) = object.get_mut("object") {
         match target.get("objectType").and_then(Value::as_str) {
-            None | Some("Activity") => keep(target, &["objectType", "id"]),
+            None | Some("Activity") => keep(target, &["id"]),
             Some("Agent" | "Group") => agent_ids(target),
             Some("SubStatement") => to_ids(target),
             _ => {}
@@ -1097,30 +1125,24 @@ pub fn to_ids(value: &mut Value) {
         {
             for list in lists.values_mut() {
                 if let Some(items) = list.as_array_mut() {
-                    items
-                        .iter_mut()
-                        .for_each(|a| keep(a, &["objectType", "id"]));
+                    items.iter_mut().for_each(|a| keep(a, &["id"]));
                 }
             }
         }
     }
 }
 
+/// An Agent or Group by its identifier; an anonymous Group by its members.
 fn agent_ids(agent: &mut Value) {
+    let identified = ifi_key(agent).is_some();
     if let Some(members) = agent.get_mut("member").and_then(Value::as_array_mut) {
         members.iter_mut().for_each(agent_ids);
     }
-    keep(
-        agent,
-        &[
-            "objectType",
-            "mbox",
-            "mbox_sha1sum",
-            "openid",
-            "account",
-            "member",
-        ],
-    );
+    let mut keys = vec!["objectType", "mbox", "mbox_sha1sum", "openid", "account"];
+    if !identified {
+        keys.push("member");
+    }
+    keep(agent, &keys);
 }
 
 fn keep(value: &mut Value, keys: &[&str]) {

@@ -263,6 +263,10 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            xapi::alternate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             audit::record,
         ))
         .layer(axum::middleware::from_fn_with_state(

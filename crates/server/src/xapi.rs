@@ -40,6 +40,135 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(axum::middleware::from_fn(versioned))
 }
 
+/// The form fields the alternate request syntax carries as headers.
+const FORM_HEADERS: [&str; 6] = [
+    "authorization",
+    "x-experience-api-version",
+    "content-type",
+    "content-length",
+    "if-match",
+    "if-none-match",
+];
+
+/// xAPI 1.0.3's alternate request syntax (for clients that can only POST forms):
+/// `POST /xapi/statements?method=PUT` with a form holding the headers, the other
+/// parameters and the body as `content`. Unwrapped here into the request it stands for,
+/// which then goes through the API as any other.
+pub async fn alternate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    if !query.contains("method=") || !request.uri().path().starts_with("/xapi/") {
+        return next.run(request).await;
+    }
+    match unwrap_alternate(&state, request, &query).await {
+        Ok(response) => response,
+        Err(e) => {
+            let mut response = e.into_response();
+            response
+                .headers_mut()
+                .insert(VERSION_HEADER, HeaderValue::from_static(VERSION));
+            response
+        }
+    }
+}
+
+async fn unwrap_alternate(state: &AppState, request: Request, query: &str) -> ApiResult<Response> {
+    use tower::ServiceExt;
+    let given = params(Some(query))?;
+    let Some(method) = given.get("method") else {
+        return Err(bad("method", "is GET, PUT, POST or DELETE"));
+    };
+    let method: axum::http::Method = match method.as_str() {
+        "GET" | "PUT" | "POST" | "DELETE" => method
+            .parse()
+            .map_err(|_| bad("method", "is GET, PUT, POST or DELETE"))?,
+        _ => return Err(bad("method", "is GET, PUT, POST or DELETE")),
+    };
+    if request.method() != axum::http::Method::POST {
+        return Err(bad("method", "the alternate request syntax is a POST"));
+    }
+    if let Some(other) = given.keys().find(|k| *k != "method") {
+        return Err(bad(
+            other,
+            "with the alternate request syntax every parameter but `method` goes in the form",
+        ));
+    }
+    let (parts, body) = request.into_parts();
+    let form_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(bad(
+            "Content-Type",
+            "the alternate request syntax sends application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::too_large("the form is larger than the server takes"))?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+        .map_err(|e| bad("", format!("the form is not url-encoded: {e}")))?;
+    let mut headers = parts.headers.clone();
+    headers.remove(CONTENT_TYPE);
+    headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut content = None;
+    let mut rest = Vec::new();
+    for (name, value) in fields {
+        let lower = name.to_ascii_lowercase();
+        if lower == "content" {
+            content = Some(value);
+        } else if FORM_HEADERS.contains(&lower.as_str()) {
+            if lower != "content-length" {
+                let value = HeaderValue::from_str(&value)
+                    .map_err(|_| bad(&name, "is not a header value"))?;
+                headers.insert(
+                    HeaderName::from_bytes(lower.as_bytes())
+                        .map_err(|_| bad(&name, "is not a header"))?,
+                    value,
+                );
+            }
+        } else {
+            rest.push((name, value));
+        }
+    }
+    let body = match (&method, content) {
+        (&axum::http::Method::PUT | &axum::http::Method::POST, None) => {
+            return Err(bad("content", "the form's `content` holds the body"));
+        }
+        (_, content) => content.unwrap_or_default(),
+    };
+    if !body.is_empty() && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    let query = serde_urlencoded::to_string(&rest).unwrap_or_default();
+    let uri = if query.is_empty() {
+        parts.uri.path().to_owned()
+    } else {
+        format!("{}?{query}", parts.uri.path())
+    };
+    let mut unwrapped = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body))
+        .map_err(|e| bad("", format!("the request cannot be formed: {e}")))?;
+    *unwrapped.headers_mut() = headers;
+    let router = state
+        .reader
+        .get()
+        .ok_or_else(|| ApiError::unavailable("starting"))?
+        .clone()
+        .with_state(state.clone());
+    match router.oneshot(unwrapped).await {
+        Ok(response) => Ok(response),
+        Err(never) => match never {},
+    }
+}
+
 /// Every answer says the version spoken; every request but `/about` must say the version
 /// it speaks (1.0.x or 2.0.x).
 async fn versioned(request: Request, next: Next) -> Response {

@@ -723,3 +723,108 @@ async fn lists_page_through_more_links() {
     );
     assert!(multipart.text.contains("\"statements\""));
 }
+
+#[tokio::test]
+async fn filters_return_statements_about_matching_ones_and_forms_stand_for_requests() {
+    let app = TestApp::spawn().await;
+    enrolled(&app).await;
+    let lms = Lms::new(&app, "Moodle", &[]).await;
+    let verb = "http://example.com/verbs/rated";
+    let mut rated = statement("ana@acme.example", "x", "acceptable-use", None);
+    rated["verb"] = json!({"id": verb});
+    let rated_id = lms.post(&rated).await.expect(200)[0].clone();
+    // A statement about it (another verb) is returned by a filter on the verb, voided
+    // or not; the voided statement itself is not.
+    let comment = json!({
+        "actor": {"mbox": "mailto:bob@acme.example"},
+        "verb": {"id": "http://example.com/verbs/commented"},
+        "object": {"objectType": "StatementRef", "id": rated_id}
+    });
+    let comment_id = lms.post(&comment).await.expect(200)[0].clone();
+    let voiding = json!({
+        "actor": {"mbox": "mailto:admin@lms.example"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": rated_id}
+    });
+    let voiding_id = lms.post(&voiding).await.expect(200)[0].clone();
+    let found = lms
+        .get(&format!("?verb={}", urlencode(verb)))
+        .await
+        .expect(200);
+    let ids: Vec<&Value> = found["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(ids, [&voiding_id, &comment_id]);
+
+    // The alternate request syntax: a form POST standing for a GET or a PUT, headers
+    // and all in the form.
+    let form = |fields: &[(&str, String)]| serde_urlencoded::to_string(fields).unwrap();
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{}:{}", lms.key, lms.secret)
+        )
+    );
+    let get = app
+        .send(
+            app.request(Method::POST, "/xapi/statements?method=GET", None)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("Authorization", auth.clone()),
+                    ("X-Experience-API-Version", "1.0.3".into()),
+                    ("limit", "1".into()),
+                ])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(get["statements"].as_array().unwrap().len(), 1);
+    let id = "1d5b0b2e-8c11-4c2b-9d3a-936d2b4c5e47";
+    let put = app
+        .send(
+            app.request(Method::POST, "/xapi/statements?method=PUT", None)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("Authorization", auth.clone()),
+                    ("X-Experience-API-Version", "1.0.3".into()),
+                    ("statementId", id.into()),
+                    (
+                        "content",
+                        statement("bob@acme.example", "completed", "acceptable-use", None)
+                            .to_string(),
+                    ),
+                ])),
+        )
+        .await;
+    assert_eq!(put.status, 204, "{}", put.text);
+    assert_eq!(
+        status_of(&app, "bob@acme.example", "Acceptable").await["status"],
+        "Completed"
+    );
+    // Parameters outside the form, or no content for a PUT: refused.
+    app.send(
+        app.request(
+            Method::POST,
+            &format!("/xapi/statements?method=PUT&statementId={id}"),
+            None,
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[("Authorization", auth.clone())])),
+    )
+    .await
+    .expect_error(400, "bad_request");
+    app.send(
+        app.request(Method::POST, "/xapi/statements?method=PUT", None)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("Authorization", auth),
+                ("X-Experience-API-Version", "1.0.3".into()),
+                ("statementId", id.into()),
+            ])),
+    )
+    .await
+    .expect_error(400, "bad_request");
+}

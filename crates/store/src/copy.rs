@@ -719,6 +719,7 @@ pub static TABLES: &[Table] = &[
             ("registration", Text),
             ("voided", Bool),
             ("voids", Text),
+            ("refers_to", Text),
             ("standing", Text),
             ("note", Text),
             ("actor", Text),

@@ -46,6 +46,60 @@ pub struct StatementQuery {
     pub after: Option<i64>,
 }
 
+impl StatementQuery {
+    /// Whether any filter on what a statement is about is set (not only when stored).
+    fn filters(&self) -> bool {
+        self.agent.is_some()
+            || self.verb.is_some()
+            || self.activity.is_some()
+            || self.registration.is_some()
+    }
+}
+
+/// `AND`s the filters on what a statement is about, on the statement `alias`, after a
+/// first condition (`TRUE` starts them when there is none).
+fn push_filters(
+    select: &mut QueryBuilder<'_>,
+    alias: &str,
+    account: AccountId,
+    query: &StatementQuery,
+) {
+    if alias == "s" {
+        select.push("TRUE");
+    }
+    if let Some(verb) = &query.verb {
+        select
+            .push(format!(" AND {alias}.verb = "))
+            .push_bind(verb.clone());
+    }
+    if let Some(registration) = &query.registration {
+        select
+            .push(format!(" AND {alias}.registration = "))
+            .push_bind(registration.clone());
+    }
+    let refs = [
+        ("agent", &query.agent, query.related_agents),
+        ("activity", &query.activity, query.related_activities),
+    ];
+    for (kind, key, related) in refs {
+        if let Some(key) = key {
+            select
+                .push(format!(
+                    " AND {alias}.id IN (SELECT r.seq FROM xapi_statement_refs r WHERE r.account_id = "
+                ))
+                .push_bind(account.0)
+                .push(" AND r.kind = ")
+                .push_bind(kind)
+                .push(" AND r.key = ")
+                .push_bind(key.clone());
+            if !related {
+                select.push(" AND r.direct = TRUE");
+            }
+            select.push(")");
+        }
+    }
+}
+
 /// What a statement did in coachloop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Standing {
@@ -166,8 +220,8 @@ impl Store {
         for (chunk, chunk_done) in fresh.chunks(100).zip(done.chunks(100)) {
             let mut insert = QueryBuilder::new(
                 "INSERT INTO xapi_statements (account_id, statement_id, body, digest, stored_at, \
-                 verb, registration, voids, standing, note, actor, activity, user_id, \
-                 enrollment_id, finished) ",
+                 verb, registration, voids, refers_to, standing, note, actor, activity, \
+                 user_id, enrollment_id, finished) ",
             );
             insert.push_values(chunk.iter().zip(chunk_done), |mut row, (s, d)| {
                 let body = xapi::complete(s.checked.value.clone(), s.id, now, authority);
@@ -184,6 +238,7 @@ impl Store {
                     .push_bind(s.checked.verb.clone())
                     .push_bind(s.checked.registration.map(|r| r.to_string()))
                     .push_bind(s.checked.voids.map(|v| v.to_string()))
+                    .push_bind(s.checked.refers_to.map(|v| v.to_string()))
                     .push_bind(standing)
                     .push_bind(note.map(str::to_owned))
                     .push_bind(s.checked.actor_email.clone())
@@ -270,38 +325,23 @@ impl Store {
         let mut select =
             QueryBuilder::new("SELECT s.id, s.body FROM xapi_statements s WHERE s.account_id = ");
         select.push_bind(account.0).push(" AND s.voided = FALSE");
-        if let Some(verb) = &query.verb {
-            select.push(" AND s.verb = ").push_bind(verb.clone());
-        }
-        if let Some(registration) = &query.registration {
-            select
-                .push(" AND s.registration = ")
-                .push_bind(registration.clone());
-        }
         if let Some(since) = query.since {
             select.push(" AND s.stored_at > ").push_bind(since);
         }
         if let Some(until) = query.until {
             select.push(" AND s.stored_at <= ").push_bind(until);
         }
-        let filters = [
-            ("agent", &query.agent, query.related_agents),
-            ("activity", &query.activity, query.related_activities),
-        ];
-        for (kind, key, related) in filters {
-            if let Some(key) = key {
-                select
-                    .push(" AND s.id IN (SELECT r.seq FROM xapi_statement_refs r WHERE r.account_id = ")
-                    .push_bind(account.0)
-                    .push(" AND r.kind = ")
-                    .push_bind(kind)
-                    .push(" AND r.key = ")
-                    .push_bind(key.clone());
-                if !related {
-                    select.push(" AND r.direct = TRUE");
-                }
-                select.push(")");
-            }
+        // A statement matches the filters, or refers to one that does (voided or not).
+        if query.filters() {
+            select.push(" AND (");
+            push_filters(&mut select, "s", account, query);
+            select.push(
+                " OR s.refers_to IN (SELECT t.statement_id FROM xapi_statements t \
+                 WHERE t.account_id = ",
+            );
+            select.push_bind(account.0);
+            push_filters(&mut select, "t", account, query);
+            select.push("))");
         }
         let order = if query.ascending { "ASC" } else { "DESC" };
         if let Some(after) = query.after {

@@ -19,6 +19,9 @@ CREATE TABLE xapi_statements (
     voided         BOOLEAN NOT NULL DEFAULT FALSE,
     -- A voiding statement: the id of the statement it voids.
     voids          TEXT,
+    -- A statement about another (its object a StatementRef): that one's id. The filters
+    -- of a list return it when they match the statement it refers to.
+    refers_to      TEXT,
     -- What it did: `applied` (moved an enrolment), `kept` (a verb that moves nothing, or
     -- nothing to move), `unmapped` (its person or activity matches nothing), `refused`
     -- (the enrolment's rules refused it); `note` says why in words.
@@ -38,6 +41,8 @@ CREATE INDEX xapi_statements_registration ON xapi_statements (account_id, regist
     WHERE registration IS NOT NULL;
 CREATE INDEX xapi_statements_unmapped ON xapi_statements (account_id, activity, id)
     WHERE standing = 'unmapped';
+CREATE INDEX xapi_statements_refers_to ON xapi_statements (account_id, refers_to)
+    WHERE refers_to IS NOT NULL;
 CREATE INDEX xapi_statements_finished ON xapi_statements (enrollment_id) WHERE finished;
 
 CREATE TABLE xapi_statement_refs (
