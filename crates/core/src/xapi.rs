@@ -42,8 +42,14 @@ pub struct Checked {
     pub score: Option<f64>,
     /// `timestamp` in epoch milliseconds, when given.
     pub timestamp_ms: Option<i64>,
-    /// What the `agent`/`activity` filters match: (kind, key, direct) — direct for the
-    /// actor and object, related (`related_agents`, `related_activities`) for the rest.
+    /// The key of the actor (see [`ifi_key`]): what the `agent` filter matches, with
+    /// `object_agent`; an anonymous Group has none.
+    pub actor_key: Option<String>,
+    /// The key of the object, when it is an Agent or Identified Group.
+    pub object_agent: Option<String>,
+    /// What `related_agents` and `related_activities` match beyond the actor and object:
+    /// the authority, instructor, team, group members, context activities and the parts
+    /// of a sub-statement.
     pub refs: Vec<Ref>,
 }
 
@@ -147,9 +153,22 @@ pub fn check(statement: &Value, path: &str) -> Result<Checked, Vec<FieldError>> 
     if !errors.is_empty() {
         return Err(errors);
     }
+    refs.retain(|r| !r.direct);
     refs.sort();
     refs.dedup();
+    let actor_key = value.get("actor").and_then(ifi_key);
+    let object_agent = value
+        .get("object")
+        .filter(|o| {
+            matches!(
+                o.get("objectType").and_then(Value::as_str),
+                Some("Agent" | "Group")
+            )
+        })
+        .and_then(ifi_key);
     Ok(Checked {
+        actor_key,
+        object_agent,
         id,
         verb: body.verb,
         voids: body.voids,
@@ -496,7 +515,7 @@ fn actor(value: &Value, path: &str, errors: &mut Checks, refs: &mut Vec<Ref>, di
                             "a Group's members are Agents, not Groups",
                         );
                     } else {
-                        actor(member, &member_path, errors, refs, direct);
+                        actor(member, &member_path, errors, refs, false);
                     }
                 }
             }
@@ -1075,8 +1094,13 @@ fn attachments(value: &Value, path: &str, errors: &mut Checks) {
 
 /// Completes a checked statement for storage: its id, `stored`, `timestamp` (the stored
 /// instant when absent), `authority` (the credentials') and `version`.
-pub fn complete(mut value: Value, id: Uuid, stored_ms: i64, authority: &Value) -> Value {
-    let stored = format_timestamp(stored_ms);
+pub fn complete(value: Value, id: Uuid, stored_ms: i64, authority: &Value) -> Value {
+    complete_with(value, id, &format_timestamp(stored_ms), authority)
+}
+
+/// [`complete`] with `stored` as written (a placeholder for the instant, say, when the
+/// statement is serialised before it is known).
+pub fn complete_with(mut value: Value, id: Uuid, stored: &str, authority: &Value) -> Value {
     if let Some(object) = value.as_object_mut() {
         object.insert("id".into(), json!(id.to_string()));
         if !object.contains_key("timestamp") {

@@ -305,12 +305,12 @@ async fn store(
     state: &AppState,
     auth: &Auth,
     headers: &HeaderMap,
-    incoming: &[Incoming],
+    incoming: Vec<Incoming>,
 ) -> ApiResult<Vec<Uuid>> {
     let authority = authority(state, auth, headers);
     state
         .store
-        .store_statements(auth.account(), incoming, &authority)
+        .store_statements(auth.account(), incoming, authority)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(detail) => ApiError {
@@ -364,7 +364,7 @@ async fn post_statements(
         }
     };
     let incoming = checked(&list)?;
-    let ids = store(&state, &auth, &headers, &incoming).await?;
+    let ids = store(&state, &auth, &headers, incoming).await?;
     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     Ok(axum::Json(ids).into_response())
 }
@@ -420,7 +420,7 @@ async fn put_statement(
         }
     }
     let incoming = checked(&[("statement".to_owned(), &body)])?;
-    store(&state, &auth, &headers, &incoming).await?;
+    store(&state, &auth, &headers, incoming).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -723,6 +723,8 @@ pub static TABLES: &[Table] = &[
             ("standing", Text),
             ("note", Text),
             ("actor", Text),
+            ("actor_key", Text),
+            ("object_agent", Text),
             ("activity", Text),
             ("user_id", Int),
             ("enrollment_id", Int),
@@ -738,7 +740,6 @@ pub static TABLES: &[Table] = &[
             ("kind", Text),
             ("key", Text),
             ("seq", Int),
-            ("direct", Bool),
         ],
     },
     Table {

@@ -211,6 +211,38 @@ pub(crate) async fn write_state(
     Ok(())
 }
 
+/// Writes many enrolments' new states in one statement per 500 (an `UPDATE … FROM
+/// (VALUES …)`, which both engines read: their VALUES columns are `column1`, …).
+pub(crate) async fn write_states(
+    conn: &mut AnyConnection,
+    states: &[(EnrollmentId, &Enrolment)],
+) -> Result<()> {
+    for chunk in states.chunks(500) {
+        let backend = crate::db::Backend::of_connection(conn);
+        let mut update = crate::sql::QueryBuilder::with(
+            backend,
+            "UPDATE enrollments SET status = v.column2, started_at = v.column3, \
+             completed_at = v.column4, past_due_at = v.column5, time_spent = v.column6, \
+             score = v.column7, attempts = v.column8, policy_acknowledged = v.column9 \
+             FROM (",
+        );
+        update.push_values(chunk, |mut row, (id, e)| {
+            row.push_bind(id.0)
+                .push_bind(e.status.as_str())
+                .push_bind(e.started_at)
+                .push_bind(e.completed_at)
+                .push_bind(e.past_due_at)
+                .push_bind(e.time_spent_s)
+                .push_bind(e.score.map(i64::from))
+                .push_bind(i64::from(e.attempts))
+                .push_bind(e.policy_acknowledged);
+        });
+        update.push(") AS v WHERE enrollments.id = v.column1");
+        update.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// What a finished enrolment causes: the `enrollment.completed` webhook event, and the
 /// completion notice when its campaign sends one.
 pub(crate) async fn on_finished(

@@ -210,6 +210,8 @@ pub struct Store {
     tasks: Arc<Vec<tokio::task::AbortHandle>>,
     /// SCIM creates waiting to be written together (see `scim::creates`).
     scim_creates: Arc<scim::creates::Creates>,
+    /// xAPI statements waiting to be written together (see `xapi`).
+    xapi_writes: Arc<xapi::Writes>,
 }
 
 impl Store {
@@ -247,6 +249,7 @@ impl Store {
             node,
             tasks: Arc::new(tasks),
             scim_creates: Arc::default(),
+            xapi_writes: Arc::default(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;

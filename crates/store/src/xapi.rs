@@ -5,8 +5,8 @@
 //! its activity to content later applies it.
 
 use crate::campaigns::{ENROLLMENT_COLUMNS, ENROLLMENT_FROM, Enrollment};
-use crate::db::Flag;
-use crate::learning::{on_finished, state, write_state};
+use crate::db::{Backend, Flag};
+use crate::learning::{on_finished, state, write_state, write_states};
 use crate::notices::Notices;
 use crate::sql::QueryBuilder;
 use crate::{Page, Result, Store, StoreError};
@@ -16,6 +16,8 @@ use coachloop_core::ids::{AccountId, ContentId, EnrollmentId};
 use coachloop_core::xapi::{self, Checked, Move};
 use rustc_hash::{FxHashMap, FxHashSet};
 use sqlx::{AnyConnection, FromRow};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// A checked statement to store, with its id (the sender's or a new one) and the
@@ -77,27 +79,46 @@ fn push_filters(
             .push(format!(" AND {alias}.registration = "))
             .push_bind(registration.clone());
     }
-    let refs = [
-        ("agent", &query.agent, query.related_agents),
-        ("activity", &query.activity, query.related_activities),
-    ];
-    for (kind, key, related) in refs {
-        if let Some(key) = key {
-            select
-                .push(format!(
-                    " AND {alias}.id IN (SELECT r.seq FROM xapi_statement_refs r WHERE r.account_id = "
-                ))
-                .push_bind(account.0)
-                .push(" AND r.kind = ")
-                .push_bind(kind)
-                .push(" AND r.key = ")
-                .push_bind(key.clone());
-            if !related {
-                select.push(" AND r.direct = TRUE");
-            }
-            select.push(")");
+    if let Some(agent) = &query.agent {
+        select
+            .push(format!(" AND ({alias}.actor_key = "))
+            .push_bind(agent.clone())
+            .push(format!(" OR {alias}.object_agent = "))
+            .push_bind(agent.clone());
+        if query.related_agents {
+            push_related(select, alias, account, "agent", agent);
         }
+        select.push(")");
     }
+    if let Some(activity) = &query.activity {
+        select
+            .push(format!(" AND ({alias}.activity = "))
+            .push_bind(activity.clone());
+        if query.related_activities {
+            push_related(select, alias, account, "activity", activity);
+        }
+        select.push(")");
+    }
+}
+
+/// `OR` the statement has `key` among its related agents or activities.
+fn push_related(
+    select: &mut QueryBuilder<'_>,
+    alias: &str,
+    account: AccountId,
+    kind: &'static str,
+    key: &str,
+) {
+    select
+        .push(format!(
+            " OR {alias}.id IN (SELECT r.seq FROM xapi_statement_refs r WHERE r.account_id = "
+        ))
+        .push_bind(account.0)
+        .push(" AND r.kind = ")
+        .push_bind(kind)
+        .push(" AND r.key = ")
+        .push_bind(key.to_owned())
+        .push(")");
 }
 
 /// What a statement did in coachloop.
@@ -149,6 +170,18 @@ struct ToApply<'a> {
     score: Option<f64>,
 }
 
+impl<'a> ToApply<'a> {
+    fn of(s: &'a Incoming) -> Self {
+        Self {
+            actor: s.checked.actor_email.as_deref(),
+            activity: s.checked.activity.as_deref(),
+            verb: &s.checked.verb,
+            at: s.checked.timestamp_ms,
+            score: s.checked.score,
+        }
+    }
+}
+
 /// The outcome of applying one statement.
 #[derive(Default)]
 struct Done {
@@ -158,24 +191,180 @@ struct Done {
     finished: bool,
 }
 
+/// Stands for the instant a statement is stored in its body serialised before then:
+/// random, so no content can contain it.
+static STORED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("stored-{}", Uuid::new_v4().simple()));
+
+/// The most statements one transaction takes; more wait for the next.
+const MAX_GROUP: usize = 2000;
+
+/// A request's statements, waiting to be written together with the others that arrive
+/// meanwhile (group commit: see `scim::creates`, which does the same for SCIM creates).
+struct Batch {
+    account: AccountId,
+    statements: Vec<Incoming>,
+    /// Each statement as it will be stored, with [`STORED`] for the instant it is.
+    bodies: Vec<String>,
+    resolved: Resolved,
+    reply: oneshot::Sender<Result<Vec<Uuid>>>,
+}
+
+/// Batches waiting to be written, and the gate the writer of a group holds.
+#[derive(Default)]
+pub(crate) struct Writes {
+    pending: Mutex<Vec<Batch>>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn pending(writes: &Writes) -> std::sync::MutexGuard<'_, Vec<Batch>> {
+    writes.pending.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unanswered(_: oneshot::error::RecvError) -> StoreError {
+    StoreError::Corrupt("xAPI statements were not answered".into())
+}
+
 impl Store {
-    /// Stores statements and applies them, all in one transaction. A statement whose id
-    /// is stored already is skipped when it is the same (a resend) and refused with a
-    /// conflict when it differs. Answers the ids, in order.
+    /// Stores statements and applies them to enrolments in one transaction (shared
+    /// with the requests that arrive meanwhile; each gets the answer it would have had
+    /// alone). A statement whose id is stored already is skipped when it is the same (a
+    /// resend) and refused with a conflict, with nothing of its request stored, when it
+    /// differs. Answers the ids, in order.
     pub async fn store_statements(
         &self,
         account: AccountId,
-        statements: &[Incoming],
-        authority: &serde_json::Value,
+        statements: Vec<Incoming>,
+        authority: serde_json::Value,
     ) -> Result<Vec<Uuid>> {
+        let resolved = {
+            let work: Vec<ToApply> = statements.iter().map(ToApply::of).collect();
+            resolve(&mut *self.read.acquire().await?, account, &work).await?
+        };
+        // Serialised here, in parallel, rather than in the writer's transaction.
+        let bodies = statements
+            .iter()
+            .map(|s| {
+                xapi::complete_with(s.checked.value.clone(), s.id, &STORED, &authority).to_string()
+            })
+            .collect();
+        let (reply, mut answer) = oneshot::channel();
+        let writes = &self.xapi_writes;
+        pending(writes).push(Batch {
+            account,
+            statements,
+            bodies,
+            resolved,
+            reply,
+        });
+        // Queued before waiting for the gate: whoever holds it next writes this batch,
+        // if the holder before has not.
+        tokio::select! {
+            biased;
+            answered = &mut answer => return answered.map_err(unanswered)?,
+            gate = writes.gate.clone().lock_owned() => {
+                let group: Vec<Batch> = {
+                    let mut queue = pending(writes);
+                    let mut size = 0;
+                    let take = queue
+                        .iter()
+                        .take_while(|b| {
+                            size += b.statements.len();
+                            size <= MAX_GROUP
+                        })
+                        .count()
+                        .max(1)
+                        .min(queue.len());
+                    queue.drain(..take).collect()
+                };
+                if !group.is_empty() {
+                    // A task of its own: a request dropped half-way must not leave the
+                    // others of its group unanswered.
+                    let store = self.clone();
+                    tokio::spawn(async move {
+                        store.write_group(group).await;
+                        drop(gate);
+                    })
+                    .await
+                    .map_err(|e| StoreError::Corrupt(format!("storing statements failed: {e}")))?;
+                }
+            }
+        }
+        answer.await.map_err(unanswered)?
+    }
+
+    /// Writes a group, each account's batches together, and answers each; should a
+    /// shared transaction fail, each batch is written alone.
+    async fn write_group(&self, group: Vec<Batch>) {
+        let mut accounts: Vec<AccountId> = group.iter().map(|b| b.account).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let mut group: Vec<Option<Batch>> = group.into_iter().map(Some).collect();
+        for account in accounts {
+            let mine: Vec<Batch> = (group.iter_mut())
+                .filter(|b| b.as_ref().is_some_and(|b| b.account == account))
+                .filter_map(Option::take)
+                .collect();
+            if mine.len() > 1 {
+                let refs: Vec<&Batch> = mine.iter().collect();
+                if let Ok(answers) = self.write_batches_checked(account, &refs).await {
+                    for (batch, answer) in mine.into_iter().zip(answers) {
+                        let _ = batch.reply.send(answer);
+                    }
+                    continue;
+                }
+            }
+            for batch in mine {
+                let answer = match self.write_batches_checked(account, &[&batch]).await {
+                    Ok(mut answers) => answers.remove(0),
+                    Err(e) => Err(e),
+                };
+                let _ = batch.reply.send(answer);
+            }
+        }
+    }
+
+    /// Writes batches of one account in one transaction: each batch's answer, or an
+    /// error that leaves all of them unwritten. First as if no statement were stored
+    /// already (a resend is rare, and looking each id up first costs the most of all);
+    /// should one be, that transaction is dropped and the ids are looked up first.
+    async fn write_batches_checked(
+        &self,
+        account: AccountId,
+        batches: &[&Batch],
+    ) -> Result<Vec<Result<Vec<Uuid>>>> {
+        if let Some(answers) = self.write_batches(account, batches, false).await? {
+            return Ok(answers);
+        }
+        self.write_batches(account, batches, true)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("statements checked for resends conflicted".into()))
+    }
+
+    /// [`Store::write_batches_checked`]: with `check`, the ids the senders gave are looked
+    /// up first; without, a statement found stored already ends the attempt (`None`,
+    /// nothing written).
+    async fn write_batches(
+        &self,
+        account: AccountId,
+        batches: &[&Batch],
+        check: bool,
+    ) -> Result<Option<Vec<Result<Vec<Uuid>>>>> {
+        let started = std::time::Instant::now();
         let mut change = self.change_facts(account).await?;
         let now = change.now;
         let conn = &mut *change.tx;
-        // Resends and conflicts.
-        let ids: Vec<String> = statements.iter().map(|s| s.id.to_string()).collect();
+        // Resends and conflicts: only an id the sender gave can be stored already.
+        let given: Vec<String> = batches
+            .iter()
+            .flat_map(|b| b.statements.iter())
+            .filter(|s| check && s.checked.id.is_some())
+            .map(|s| s.id.to_string())
+            .collect();
         let mut known: FxHashMap<String, String> = FxHashMap::default();
-        for chunk in ids.chunks(500) {
-            let mut query = QueryBuilder::new(
+        for chunk in given.chunks(500) {
+            let mut query = QueryBuilder::with(
+                Backend::of_connection(conn),
                 "SELECT statement_id, digest FROM xapi_statements WHERE account_id = ",
             );
             query.push_bind(account.0).push(" AND statement_id IN (");
@@ -184,47 +373,73 @@ impl Store {
                 list.push_bind(id.clone());
             });
             query.push(")");
-            let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
+            // Planned for these values each time: a plan kept from when the table was
+            // small scans it whole.
+            let rows: Vec<(String, String)> = query
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await?;
             known.extend(rows);
         }
-        let mut fresh = Vec::with_capacity(statements.len());
-        for (statement, id) in statements.iter().zip(&ids) {
-            match known.get(id) {
-                Some(digest) if *digest == statement.digest => {}
-                Some(_) => {
-                    return Err(StoreError::conflict(
-                        "id",
-                        format!("statement {id} is stored already with other content"),
-                    ));
+        // Each batch's new statements; a batch with a conflict is answered so and left
+        // out whole. An id an earlier batch of the group stores counts as stored.
+        let mut answers: Vec<Result<Vec<Uuid>>> = Vec::with_capacity(batches.len());
+        let mut fresh: Vec<(&Incoming, &str)> = Vec::new();
+        for batch in batches {
+            let mut mine = Vec::new();
+            let mut conflict = None;
+            for (statement, body) in batch.statements.iter().zip(&batch.bodies) {
+                let id = statement.id.to_string();
+                match known.get(&id) {
+                    Some(digest) if *digest == statement.digest => {}
+                    Some(_) => {
+                        conflict = Some(id);
+                        break;
+                    }
+                    None => mine.push((statement, body.as_str())),
                 }
-                None => fresh.push(statement),
             }
+            if let Some(id) = conflict {
+                answers.push(Err(StoreError::conflict(
+                    "id",
+                    format!("statement {id} is stored already with other content"),
+                )));
+                continue;
+            }
+            for (statement, body) in mine {
+                known.insert(statement.id.to_string(), statement.digest.clone());
+                fresh.push((statement, body));
+            }
+            answers.push(Ok(batch.statements.iter().map(|s| s.id).collect()));
         }
         if fresh.is_empty() {
-            return Ok(statements.iter().map(|s| s.id).collect());
+            return Ok(Some(answers));
+        }
+        let mut resolved = Resolved::default();
+        for batch in batches {
+            resolved
+                .people
+                .extend(batch.resolved.people.iter().map(|(k, v)| (k.clone(), *v)));
+            resolved
+                .content
+                .extend(batch.resolved.content.iter().map(|(k, v)| (k.clone(), *v)));
         }
         let mut outbox = Notices::default();
-        let work: Vec<ToApply> = fresh
-            .iter()
-            .map(|s| ToApply {
-                actor: s.checked.actor_email.as_deref(),
-                activity: s.checked.activity.as_deref(),
-                verb: &s.checked.verb,
-                at: s.checked.timestamp_ms,
-                score: s.checked.score,
-            })
-            .collect();
-        let (done, finished) = apply_all(conn, &mut outbox, account, &work, now).await?;
-        // Store them, then what the filters match.
+        let work: Vec<ToApply> = fresh.iter().map(|(s, _)| ToApply::of(s)).collect();
+        let (done, finished) = apply_all(conn, &mut outbox, account, &work, &resolved, now).await?;
+        // Store them, then what the related filters match.
         let mut seqs = Vec::with_capacity(fresh.len());
-        for (chunk, chunk_done) in fresh.chunks(100).zip(done.chunks(100)) {
-            let mut insert = QueryBuilder::new(
+        for (chunk, chunk_done) in fresh.chunks(500).zip(done.chunks(500)) {
+            let mut insert = QueryBuilder::with(
+                Backend::of_connection(conn),
                 "INSERT INTO xapi_statements (account_id, statement_id, body, digest, stored_at, \
-                 verb, registration, voids, refers_to, standing, note, actor, activity, \
-                 user_id, enrollment_id, finished) ",
+                 verb, registration, voids, refers_to, standing, note, actor, actor_key, \
+                 object_agent, activity, user_id, enrollment_id, finished) ",
             );
-            insert.push_values(chunk.iter().zip(chunk_done), |mut row, (s, d)| {
-                let body = xapi::complete(s.checked.value.clone(), s.id, now, authority);
+            let stored = xapi::format_timestamp(now);
+            insert.push_values(chunk.iter().zip(chunk_done), |mut row, ((s, body), d)| {
+                let body = body.replace(STORED.as_str(), &stored);
                 let (standing, note) = d
                     .standing
                     .as_ref()
@@ -232,7 +447,7 @@ impl Store {
                     .unwrap_or(("kept", None));
                 row.push_bind(account.0)
                     .push_bind(s.id.to_string())
-                    .push_bind(body.to_string())
+                    .push_bind(body)
                     .push_bind(s.digest.clone())
                     .push_bind(now)
                     .push_bind(s.checked.verb.clone())
@@ -242,41 +457,49 @@ impl Store {
                     .push_bind(standing)
                     .push_bind(note.map(str::to_owned))
                     .push_bind(s.checked.actor_email.clone())
+                    .push_bind(s.checked.actor_key.clone())
+                    .push_bind(s.checked.object_agent.clone())
                     .push_bind(s.checked.activity.clone())
                     .push_bind(d.user)
                     .push_bind(d.enrollment)
                     .push_bind(d.finished);
             });
-            insert.push(" RETURNING id, statement_id");
+            insert.push(
+                " ON CONFLICT (account_id, statement_id) DO NOTHING RETURNING id, statement_id",
+            );
             let rows: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *conn).await?;
+            if rows.len() < chunk.len() {
+                // Stored already (or twice in this group): dropped, nothing written.
+                return Ok(None);
+            }
             let by_id: FxHashMap<String, i64> = rows.into_iter().map(|(s, i)| (i, s)).collect();
-            for s in chunk {
+            for (s, _) in chunk {
                 seqs.push(by_id[&s.id.to_string()]);
             }
         }
         let refs: Vec<(i64, &xapi::Ref)> = fresh
             .iter()
             .zip(&seqs)
-            .flat_map(|(s, seq)| s.checked.refs.iter().map(move |r| (*seq, r)))
+            .flat_map(|((s, _), seq)| s.checked.refs.iter().map(move |r| (*seq, r)))
             .collect();
         for chunk in refs.chunks(400) {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO xapi_statement_refs (account_id, kind, key, seq, direct) ",
+            let mut insert = QueryBuilder::with(
+                Backend::of_connection(conn),
+                "INSERT INTO xapi_statement_refs (account_id, kind, key, seq) ",
             );
             insert.push_values(chunk, |mut row, (seq, r)| {
                 row.push_bind(account.0)
                     .push_bind(r.kind.as_str())
                     .push_bind(r.key.clone())
-                    .push_bind(*seq)
-                    .push_bind(r.direct);
+                    .push_bind(*seq);
             });
             insert.push(" ON CONFLICT DO NOTHING");
             insert.build().execute(&mut *conn).await?;
         }
-        // Voiding, after storing: a statement voided in the batch that stored it too.
+        // Voiding, after storing: a statement voided in the request that stored it too.
         let voids: Vec<String> = fresh
             .iter()
-            .filter_map(|s| s.checked.voids.map(|v| v.to_string()))
+            .filter_map(|(s, _)| s.checked.voids.map(|v| v.to_string()))
             .collect();
         let mut taken_back = Vec::new();
         if !voids.is_empty() {
@@ -294,9 +517,17 @@ impl Store {
         }
         change.recheck(account.0, touched);
         change.commit(&self.wakes).await?;
-        Ok(statements.iter().map(|s| s.id).collect())
+        tracing::debug!(
+            requests = batches.len(),
+            statements = fresh.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "xAPI statements written"
+        );
+        Ok(Some(answers))
     }
+}
 
+impl Store {
     /// One statement by id: the voided one when `voided`, else one not voided.
     pub async fn statement(
         &self,
@@ -322,8 +553,10 @@ impl Store {
         account: AccountId,
         query: &StatementQuery,
     ) -> Result<(Vec<String>, Option<i64>)> {
-        let mut select =
-            QueryBuilder::new("SELECT s.id, s.body FROM xapi_statements s WHERE s.account_id = ");
+        let mut select = QueryBuilder::with(
+            self.backend,
+            "SELECT s.id, s.body FROM xapi_statements s WHERE s.account_id = ",
+        );
         select.push_bind(account.0).push(" AND s.voided = FALSE");
         if let Some(since) = query.since {
             select.push(" AND s.stored_at > ").push_bind(since);
@@ -451,7 +684,8 @@ impl Store {
             })
             .collect();
         let mut outbox = Notices::default();
-        let (done, finished) = apply_all(conn, &mut outbox, account, &work, now).await?;
+        let resolved = resolve(conn, account, &work).await?;
+        let (done, finished) = apply_all(conn, &mut outbox, account, &work, &resolved, now).await?;
         let mut applied = 0;
         for ((seq, ..), d) in waiting.iter().zip(&done) {
             let (standing, note) = d
@@ -509,43 +743,51 @@ fn score_of(body: &serde_json::Value) -> Option<f64> {
     })
 }
 
-/// Applies statements to enrolments, in order: resolves their people (by email or
-/// alias) and activities (an admin's mapping, else a content slug at the end of the
-/// IRI) in a few queries, then moves each enrolment as the learner's own step would.
-async fn apply_all(
+/// An enrolment's own columns, as [`Enrollment`] reads them, without the names of its
+/// campaign, content and person (a join that costs the most of applying statements).
+const STATE_COLUMNS: &str = "e.id, e.account_id, e.campaign_id, '' AS campaign_name, \
+    e.content_id, '' AS content_kind, '' AS content_title, e.user_id, '' AS email, \
+    CAST(NULL AS TEXT) AS first_name, CAST(NULL AS TEXT) AS last_name, \
+    CAST(NULL AS TEXT) AS employee_number, e.status, e.enrolled_at, e.due_at, e.started_at, \
+    e.completed_at, e.past_due_at, e.time_spent, e.score, e.attempts, \
+    e.policy_acknowledged, e.cause";
+
+/// Whom and what statements are about: people by email or alias, activities by an
+/// admin's mapping, else by a content slug at the end of the IRI.
+#[derive(Default)]
+struct Resolved {
+    people: FxHashMap<String, i64>,
+    content: FxHashMap<String, i64>,
+}
+
+/// Resolves the people and activities of the statements that move enrolments, in a few
+/// queries. Read before the write transaction: names change rarely, and a person added
+/// meanwhile only leaves a statement unmapped, to be applied later.
+async fn resolve(
     conn: &mut AnyConnection,
-    outbox: &mut Notices,
     account: AccountId,
     work: &[ToApply<'_>],
-    now: i64,
-) -> Result<(Vec<Done>, bool)> {
-    let mut done: Vec<Done> = work.iter().map(|_| Done::default()).collect();
-    let moving: Vec<usize> = (0..work.len())
-        .filter(|&i| xapi::verb_move(work[i].verb).is_some())
+) -> Result<Resolved> {
+    let moving: Vec<&ToApply> = work
+        .iter()
+        .filter(|w| xapi::verb_move(w.verb).is_some())
         .collect();
-    for (i, d) in done.iter_mut().enumerate() {
-        if xapi::verb_move(work[i].verb).is_none() {
-            d.standing = Some(Standing::Kept("its verb moves no enrolment".into()));
-        }
-    }
     if moving.is_empty() {
-        return Ok((done, false));
+        return Ok(Resolved::default());
     }
-    // People.
     let identities: FxHashSet<String> = moving
         .iter()
-        .filter_map(|&i| work[i].actor.map(normalize_identity))
+        .filter_map(|w| w.actor.map(normalize_identity))
         .collect();
     let people = lookup(
         conn,
         "SELECT identity, user_id FROM user_identities WHERE account_id = ",
         account,
         " AND identity IN (",
-        identities.iter().cloned(),
+        identities.into_iter(),
     )
     .await?;
-    // Activities: mapped, else by slug.
-    let activities: FxHashSet<&str> = moving.iter().filter_map(|&i| work[i].activity).collect();
+    let activities: FxHashSet<&str> = moving.iter().filter_map(|w| w.activity).collect();
     let mut content = lookup(
         conn,
         "SELECT activity, content_id FROM xapi_activities WHERE account_id = ",
@@ -574,14 +816,41 @@ async fn apply_all(
             content.insert((*activity).to_owned(), *id);
         }
     }
+    Ok(Resolved { people, content })
+}
+
+/// Applies statements to enrolments, in order, as the learner's own step would move
+/// them; answers what each did, and whether any enrolment was finished.
+async fn apply_all(
+    conn: &mut AnyConnection,
+    outbox: &mut Notices,
+    account: AccountId,
+    work: &[ToApply<'_>],
+    resolved: &Resolved,
+    now: i64,
+) -> Result<(Vec<Done>, bool)> {
+    let (people, content) = (&resolved.people, &resolved.content);
+    let mut done: Vec<Done> = work.iter().map(|_| Done::default()).collect();
+    let moving: Vec<usize> = (0..work.len())
+        .filter(|&i| xapi::verb_move(work[i].verb).is_some())
+        .collect();
+    for (i, d) in done.iter_mut().enumerate() {
+        if xapi::verb_move(work[i].verb).is_none() {
+            d.standing = Some(Standing::Kept("its verb moves no enrolment".into()));
+        }
+    }
+    if moving.is_empty() {
+        return Ok((done, false));
+    }
     // Their enrolments: each pair's open one, else its latest.
     let users: FxHashSet<i64> = people.values().copied().collect();
     let contents: FxHashSet<i64> = content.values().copied().collect();
     let mut enrolments: FxHashMap<(i64, i64), Enrollment> = FxHashMap::default();
     if !users.is_empty() && !contents.is_empty() {
-        let mut query = QueryBuilder::new(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} WHERE e.account_id = "
-        ));
+        let mut query = QueryBuilder::with(
+            Backend::of_connection(conn),
+            format!("SELECT {STATE_COLUMNS} FROM enrollments e WHERE e.account_id = "),
+        );
         query.push_bind(account.0).push(" AND e.user_id IN (");
         let mut list = query.separated(", ");
         users.iter().for_each(|u| {
@@ -593,7 +862,11 @@ async fn apply_all(
             list.push_bind(*c);
         });
         query.push(")");
-        let rows: Vec<Enrollment> = query.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<Enrollment> = query
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
         for row in rows {
             let key = (row.user_id.0, row.content_id.0);
             let better = enrolments.get(&key).is_none_or(|best| {
@@ -664,11 +937,23 @@ async fn apply_all(
         }
     }
     let any_finished = changed.values().any(|(_, finished)| *finished);
-    for (enrollment, finished) in changed.values() {
-        let enrolment = state(enrollment)?;
-        write_state(conn, enrollment.id, &enrolment).await?;
+    let states: Vec<(Enrollment, coachloop_core::enrolment::Enrolment, bool)> = changed
+        .into_values()
+        .map(|(row, finished)| state(&row).map(|e| (row, e, finished)))
+        .collect::<Result<_>>()?;
+    let writes: Vec<(EnrollmentId, &coachloop_core::enrolment::Enrolment)> =
+        states.iter().map(|(row, e, _)| (row.id, e)).collect();
+    write_states(conn, &writes).await?;
+    for (row, enrolment, finished) in &states {
         if *finished {
-            on_finished(conn, outbox, account, enrollment, &enrolment, now).await?;
+            // The whole row (its campaign, content and person) for what finishing it sends.
+            let full: Enrollment = sqlx::query_as(&format!(
+                "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM} WHERE e.id = $1"
+            ))
+            .bind(row.id.0)
+            .fetch_one(&mut *conn)
+            .await?;
+            on_finished(conn, outbox, account, &full, enrolment, now).await?;
         }
     }
     Ok((done, any_finished))
@@ -708,14 +993,18 @@ async fn lookup(
     let keys: Vec<String> = keys.collect();
     let mut found = FxHashMap::default();
     for chunk in keys.chunks(500) {
-        let mut query = QueryBuilder::new(head);
+        let mut query = QueryBuilder::with(Backend::of_connection(conn), head);
         query.push_bind(account.0).push(middle);
         let mut list = query.separated(", ");
         chunk.iter().for_each(|k| {
             list.push_bind(k.clone());
         });
         query.push(")");
-        let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(String, i64)> = query
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
         found.extend(rows);
     }
     Ok(found)
@@ -730,8 +1019,10 @@ async fn void(
     ids: &[String],
     now: i64,
 ) -> Result<Vec<i64>> {
-    let mut query =
-        QueryBuilder::new("UPDATE xapi_statements SET voided = TRUE WHERE account_id = ");
+    let mut query = QueryBuilder::with(
+        Backend::of_connection(conn),
+        "UPDATE xapi_statements SET voided = TRUE WHERE account_id = ",
+    );
     query
         .push_bind(account.0)
         .push(" AND voids IS NULL AND statement_id IN (");

@@ -27,7 +27,12 @@ CREATE TABLE xapi_statements (
     -- (the enrolment's rules refused it); `note` says why in words.
     standing       TEXT NOT NULL,
     note           TEXT,
+    -- The actor's email (a person is found by it), the actor's and an Agent object's
+    -- identifier keys and the Activity object's id: what the `agent` and `activity`
+    -- filters match (the `related_*` ones match `xapi_statement_refs` too).
     actor          TEXT,
+    actor_key      TEXT,
+    object_agent   TEXT,
     activity       TEXT,
     user_id        INTEGER,
     enrollment_id  INTEGER,
@@ -39,6 +44,11 @@ CREATE INDEX xapi_statements_account ON xapi_statements (account_id, id);
 CREATE INDEX xapi_statements_verb ON xapi_statements (account_id, verb, id);
 CREATE INDEX xapi_statements_registration ON xapi_statements (account_id, registration, id)
     WHERE registration IS NOT NULL;
+CREATE INDEX xapi_statements_actor ON xapi_statements (account_id, actor_key, id);
+CREATE INDEX xapi_statements_object_agent ON xapi_statements (account_id, object_agent, id)
+    WHERE object_agent IS NOT NULL;
+CREATE INDEX xapi_statements_activity ON xapi_statements (account_id, activity, id)
+    WHERE activity IS NOT NULL;
 CREATE INDEX xapi_statements_unmapped ON xapi_statements (account_id, activity, id)
     WHERE standing = 'unmapped';
 CREATE INDEX xapi_statements_refers_to ON xapi_statements (account_id, refers_to)
@@ -50,7 +60,6 @@ CREATE TABLE xapi_statement_refs (
     kind        TEXT NOT NULL,
     key         TEXT NOT NULL,
     seq         INTEGER NOT NULL,  -- xapi_statements.id
-    direct      INTEGER NOT NULL,
     PRIMARY KEY (account_id, kind, key, seq)
 ) WITHOUT ROWID;
 
