@@ -13,8 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-people=10000; duration=30s
-[ "${1:-}" = "--quick" ] && people=2000 && duration=5s
+people=${PEOPLE:-10000}; duration=${DURATION:-30s}
+[ "${1:-}" = "--quick" ] && people=${PEOPLE:-2000} && duration=${DURATION:-5s}
 port=${BENCH_PORT:-18282}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
 source bench/engines.sh

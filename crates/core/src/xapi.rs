@@ -34,7 +34,8 @@ pub struct Checked {
     /// The statement this one's object refers to (a StatementRef), voiding or not.
     pub refers_to: Option<Uuid>,
     pub registration: Option<Uuid>,
-    /// The email of the actor (`mbox`), lower-case.
+    /// Whom the actor is, to find the person by, lower-case: its `mbox` email, else its
+    /// account's name.
     pub actor_email: Option<String>,
     /// The activity the statement is about, when its object is one.
     pub activity: Option<String>,
@@ -209,10 +210,13 @@ fn statement_body(
         None => fail(errors, &join(path, "actor"), "is required"),
         Some(a) => {
             actor(a, &join(path, "actor"), errors, refs, !sub);
+            // An LMS that keeps emails to itself names its account instead (Moodle
+            // without *Send learner mailto IRIs*): matched against aliases.
             body.actor_email = a
                 .get("mbox")
                 .and_then(Value::as_str)
                 .and_then(|m| m.strip_prefix("mailto:"))
+                .or_else(|| a.get("account")?.get("name")?.as_str())
                 .map(str::to_lowercase);
         }
     }

@@ -538,7 +538,7 @@ async fn unmapped_statements_are_kept_and_applied_once_their_activity_is_mapped(
         .iter()
         .map(|u| u["reason"].as_str().unwrap())
         .collect();
-    assert!(reasons[0].contains("no person with the email stranger@elsewhere.example"));
+    assert!(reasons[0].contains("no person with the email or alias stranger@elsewhere.example"));
     assert!(reasons[1].contains("map it"));
 
     let module = content_id(&app, "Cyber Hygiene: Password Management").await;
@@ -586,6 +586,24 @@ async fn unmapped_statements_are_kept_and_applied_once_their_activity_is_mapped(
     ))
     .await
     .expect(204);
+    // An actor named by its LMS account (no email) is found by an alias.
+    let users = app.get(&app.admin, "/api/users?q=bob").await.expect(200);
+    let bob = users["data"][0]["id"].as_i64().unwrap();
+    app.post_json(
+        &app.admin,
+        &format!("/api/users/{bob}/aliases"),
+        &json!({"alias": "bsmith"}),
+    )
+    .await
+    .expect(201);
+    let mut by_account = statement("x@y.example", "completed", "acceptable-use", None);
+    by_account["actor"] =
+        json!({"account": {"homePage": "https://moodle.example", "name": "BSmith"}});
+    lms.post(&by_account).await.expect(200);
+    assert_eq!(
+        status_of(&app, "bob@acme.example", "Acceptable").await["status"],
+        "Completed"
+    );
     // A statement dated before the enrolment is kept as refused; the rest of its
     // request applies.
     let mut early = statement("bob@acme.example", "passed", "password-management", None);

@@ -888,8 +888,8 @@ async fn apply_all(
         d.user = user;
         let Some(user) = user else {
             d.standing = Some(Standing::Unmapped(match w.actor {
-                Some(email) => format!("no person with the email {email}"),
-                None => "its actor has no mbox (email) to find a person by".into(),
+                Some(email) => format!("no person with the email or alias {email}"),
+                None => "its actor has no mbox (email) or account to find a person by".into(),
             }));
             continue;
         };
