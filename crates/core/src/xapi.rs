@@ -15,8 +15,8 @@ pub const VERSION: &str = "1.0.3";
 /// The versions a client may send in `X-Experience-API-Version`.
 pub fn version_accepted(version: &str) -> bool {
     static ACCEPTED: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^(1\.0(\.\d+)?|2\.0(\.\d+)?)$").expect("valid"));
-    ACCEPTED.is_match(version.trim())
+        LazyLock::new(|| Regex::new(r"^(1\.0|2\.0)(\.[0-9]+)?$").expect("valid"));
+    ACCEPTED.is_match(version)
 }
 
 /// The verb that voids the statement its object refers to.
@@ -118,7 +118,7 @@ pub fn check(statement: &Value, path: &str) -> Result<Checked, Vec<FieldError>> 
     if let Some(version) = object.get("version") {
         let ok = version.as_str().is_some_and(|v| {
             static VERSION_FIELD: LazyLock<Regex> =
-                LazyLock::new(|| Regex::new(r"^(1\.0|2\.0)(\.\d+)?$").expect("valid"));
+                LazyLock::new(|| Regex::new(r"^(1\.0|2\.0)(\.[0-9]+)?$").expect("valid"));
             VERSION_FIELD.is_match(v)
         });
         if !ok {

@@ -333,7 +333,7 @@ fn require_write(auth: &Auth) -> ApiResult<()> {
 /// other content is 409. Each is applied to its person's enrolment as it is stored.
 #[utoipa::path(post, path = "/xapi/statements", tag = "xapi",
     request_body(content = Value, description = "one xAPI statement, or an array of them"),
-    params(("X-Experience-API-Version" = String, Header, description = "1.0.x or 2.0.x")),
+    params(("X-Experience-API-Version" = String, Header, pattern = r"^(1\.0|2\.0)(\.[0-9]+)?$", description = "1.0.x or 2.0.x")),
     responses(
         (status = 200, description = "stored; the statement ids", body = Vec<String>),
         (status = 400, description = "a statement is malformed (each bad field named), or the version header is missing; nothing was stored", body = ErrorBody),
@@ -375,7 +375,7 @@ async fn post_statements(
     request_body(content = Value, description = "one xAPI statement"),
     params(
         ("statementId" = String, Query, format = Uuid, description = "the statement's id"),
-        ("X-Experience-API-Version" = String, Header, description = "1.0.x or 2.0.x")),
+        ("X-Experience-API-Version" = String, Header, pattern = r"^(1\.0|2\.0)(\.[0-9]+)?$", description = "1.0.x or 2.0.x")),
     responses(
         (status = 204, description = "stored"),
         (status = 400, description = "no statementId, another id in the body, or a malformed statement", body = ErrorBody),
@@ -473,7 +473,7 @@ const LIST_PARAMS: [&str; 13] = [
         ("attachments" = Option<bool>, Query),
         ("ascending" = Option<bool>, Query),
         ("more" = Option<String>, Query, description = "the `more` link of an earlier page"),
-        ("X-Experience-API-Version" = String, Header, description = "1.0.x or 2.0.x")),
+        ("X-Experience-API-Version" = String, Header, pattern = r"^(1\.0|2\.0)(\.[0-9]+)?$", description = "1.0.x or 2.0.x")),
     responses(
         (status = 200, description = "a statement, or a StatementResult", body = Value),
         (status = 400, description = "a bad or unknown parameter", body = ErrorBody),
