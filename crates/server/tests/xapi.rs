@@ -18,12 +18,14 @@ struct Lms<'a> {
 
 impl<'a> Lms<'a> {
     async fn new(app: &'a TestApp, name: &str, scopes: &[&str]) -> Self {
+        // No scopes named: both.
+        let body = if scopes.is_empty() {
+            json!({"name": name})
+        } else {
+            json!({"name": name, "scopes": scopes})
+        };
         let created = app
-            .post_json(
-                &app.admin,
-                "/api/xapi/credentials",
-                &json!({"name": name, "scopes": scopes}),
-            )
+            .post_json(&app.admin, "/api/xapi/credentials", &body)
             .await
             .expect(201);
         Self {

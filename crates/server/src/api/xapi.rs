@@ -147,11 +147,13 @@ async fn create_credential(
     ))
 }
 
-/// The scopes of an LRS credential from `read`/`write` (none given: both).
+/// The scopes of an LRS credential from `read`/`write` (not given: both).
 pub fn lrs_scope_list(names: Option<&[String]>) -> Result<Scopes, String> {
-    let names = names.unwrap_or(&[]);
-    if names.is_empty() {
+    let Some(names) = names else {
         return Ok(Scopes::new(vec![Scope::XapiRead, Scope::XapiWrite]));
+    };
+    if names.is_empty() {
+        return Err("name read, write or both (leave `scopes` out for both)".into());
     }
     names
         .iter()
