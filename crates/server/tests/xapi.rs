@@ -646,6 +646,17 @@ async fn credentials_are_scoped_revocable_and_of_their_account() {
         secret: writer.secret.clone(),
     };
     wrong.get("").await.expect_error(401, "unauthorized");
+    // Scopes named are read and/or write; left out, both; an empty list or null is
+    // refused.
+    for scopes in [json!([]), Value::Null, json!(["admin"])] {
+        app.post_json(
+            &app.admin,
+            "/api/xapi/credentials",
+            &json!({"name": "odd", "scopes": scopes}),
+        )
+        .await
+        .expect_error(422, "invalid");
+    }
     let listed = app
         .get(&app.admin, "/api/xapi/credentials")
         .await

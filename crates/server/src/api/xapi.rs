@@ -67,9 +67,15 @@ pub struct CredentialInput {
     /// What the credential is for (the LMS), unique among the account's live tokens.
     #[schema(schema_with = crate::schemas::token_name)]
     pub name: String,
-    /// `read`, `write` or both; default both.
+    /// `read`, `write` or both; left out: both.
     #[schema(schema_with = lrs_scopes)]
-    pub scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "given")]
+    pub scopes: Option<Option<Vec<String>>>,
+}
+
+/// Tells a field left out (`None`) from one sent as `null` (`Some(None)`).
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    Option::<Vec<String>>::deserialize(d).map(Some)
 }
 
 fn lrs_scopes() -> utoipa::openapi::Array {
@@ -128,8 +134,12 @@ async fn create_credential(
     Admin(auth): Admin,
     Json(input): Json<CredentialInput>,
 ) -> ApiResult<(StatusCode, Json<DataOf<CreatedCredential>>)> {
-    let scopes = lrs_scope_list(input.scopes.as_deref())
-        .map_err(|message| ApiError::invalid(vec![FieldError::new("scopes", message)]))?;
+    let scopes = match &input.scopes {
+        Some(None) => Err("must be a list of read and write; leave it out for both".to_owned()),
+        Some(Some(names)) => lrs_scope_list(Some(names)),
+        None => lrs_scope_list(None),
+    }
+    .map_err(|message| ApiError::invalid(vec![FieldError::new("scopes", message)]))?;
     let new = NewToken {
         name: input.name,
         scopes,
