@@ -223,33 +223,33 @@ impl Store {
     /// Revokes the live token named `name`.
     #[instrument(skip_all)]
     pub async fn revoke_token(&self, account: AccountId, name: &str) -> Result<Token> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE tokens SET revoked_at = $1 \
-             WHERE account_id = $2 AND name = $3 AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(self.now_ms())
-        .bind(account.0)
-        .bind(name.trim())
-        .fetch_optional(&self.write)
-        .await?;
-        let id = id.ok_or(StoreError::NotFound("token"))?;
-        self.wakes.token_revoked();
-        self.token(account, TokenId(id)).await
+        self.revoke(account, "name", name, "token").await
     }
 
     /// Revokes the live LRS credential with this key.
     #[instrument(skip_all)]
     pub async fn revoke_lrs_credential(&self, account: AccountId, key: &str) -> Result<Token> {
-        let id: Option<i64> = sqlx::query_scalar(
+        self.revoke(account, "lrs_key", key, "LRS credential").await
+    }
+
+    /// Revokes the account's live token whose `column` (its name or LRS key) is `value`.
+    async fn revoke(
+        &self,
+        account: AccountId,
+        column: &'static str,
+        value: &str,
+        what: &'static str,
+    ) -> Result<Token> {
+        let id: Option<i64> = sqlx::query_scalar(&format!(
             "UPDATE tokens SET revoked_at = $1 \
-             WHERE account_id = $2 AND lrs_key = $3 AND revoked_at IS NULL RETURNING id",
-        )
+             WHERE account_id = $2 AND {column} = $3 AND revoked_at IS NULL RETURNING id"
+        ))
         .bind(self.now_ms())
         .bind(account.0)
-        .bind(key.trim())
+        .bind(value.trim())
         .fetch_optional(&self.write)
         .await?;
-        let id = id.ok_or(StoreError::NotFound("LRS credential"))?;
+        let id = id.ok_or(StoreError::NotFound(what))?;
         self.wakes.token_revoked();
         self.token(account, TokenId(id)).await
     }
