@@ -19,7 +19,8 @@ use coachloop_core::FieldError;
 use coachloop_core::scope::Scope;
 use coachloop_core::xapi::{self, VERSION};
 use coachloop_store::StoreError;
-use coachloop_store::xapi::{Incoming, StatementQuery};
+use coachloop_core::xapi::multipart;
+use coachloop_store::xapi::{AttachmentContent, Incoming, StatementQuery};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -234,31 +235,128 @@ async fn about() -> Response {
     .into_response()
 }
 
-/// The JSON body of a statement request, as xAPI requires it.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+/// What a statement request sent: the statements, and from a multipart/mixed request the
+/// content of their attachments.
+struct Sent {
+    json: Value,
+    parts: Vec<Content>,
+}
+
+/// An attachment's content as a part of the request brought it.
+struct Content {
+    /// The part's number in the request (the statements are part 1).
+    number: usize,
+    sha2: String,
+    bytes: Bytes,
+}
+
+/// Reads a statement request: `application/json`, or `multipart/mixed` with the
+/// statements as the first part and each attachment's content in a part of its own
+/// (xAPI 1.0.3, 1.5.2), each part checked against the hash it names.
+fn sent(headers: &HeaderMap, body: &Bytes) -> ApiResult<Sent> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if content_type.starts_with("multipart/") {
+        .unwrap_or_default();
+    let media = content_type.to_ascii_lowercase();
+    if media.starts_with("application/json") {
+        let json = serde_json::from_slice(body)
+            .map_err(|e| bad("", format!("the body is not JSON: {e}")))?;
+        return Ok(Sent {
+            json,
+            parts: Vec::new(),
+        });
+    }
+    if !media.starts_with("multipart/mixed") {
         return Err(bad(
             "Content-Type",
-            "this LRS takes statements as application/json; send attachments by fileUrl",
+            "must be application/json, or multipart/mixed with attachments",
         ));
     }
-    if !content_type.starts_with("application/json") {
-        return Err(bad("Content-Type", "must be application/json"));
+    let boundary = multipart::boundary(content_type).ok_or_else(|| {
+        bad(
+            "Content-Type",
+            "multipart/mixed needs its boundary: multipart/mixed; boundary=…",
+        )
+    })?;
+    let parts = multipart::parse(body, boundary).map_err(|e| bad("body", e))?;
+    let Some((first, rest)) = parts.split_first() else {
+        return Err(bad("body", "the first part must be the statements"));
+    };
+    let first_type = first.header("content-type").unwrap_or_default();
+    if !first_type.to_ascii_lowercase().starts_with("application/json") {
+        return Err(bad(
+            "part 1",
+            "the first part is the statements, with Content-Type: application/json",
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| bad("", format!("the body is not JSON: {e}")))
+    let json = serde_json::from_slice(first.body)
+        .map_err(|e| bad("part 1", format!("the statements are not JSON: {e}")))?;
+    let mut errors = Vec::new();
+    let mut contents = Vec::with_capacity(rest.len());
+    for (i, part) in rest.iter().enumerate() {
+        let number = i + 2;
+        let field = format!("part {number}");
+        let mut fail = |message: &str| errors.push(FieldError::new(field.clone(), message));
+        if part.header("content-type").is_none() {
+            fail("an attachment's part has a Content-Type");
+        }
+        if !part
+            .header("content-transfer-encoding")
+            .is_some_and(|e| e.eq_ignore_ascii_case("binary"))
+        {
+            fail("an attachment's part has Content-Transfer-Encoding: binary");
+        }
+        let Some(hash) = part.header("x-experience-api-hash") else {
+            fail("an attachment's part names its content's SHA-2 in X-Experience-API-Hash");
+            continue;
+        };
+        let hash = hash.to_ascii_lowercase();
+        if xapi::sha2_of(&hash, part.body).as_deref() != Some(hash.as_str()) {
+            fail("X-Experience-API-Hash is not the SHA-2 hash of the part's content");
+            continue;
+        }
+        contents.push(Content {
+            number,
+            sha2: hash,
+            bytes: body.slice_ref(part.body),
+        });
+    }
+    if errors.is_empty() {
+        Ok(Sent {
+            json,
+            parts: contents,
+        })
+    } else {
+        Err(bad_fields(errors))
+    }
 }
 
-/// Checks statements; refuses the whole request (400 naming every bad field) if any is
-/// bad, or if two share an id.
-fn checked(list: &[(String, &Value)]) -> ApiResult<Vec<Incoming>> {
+/// The statements of a request, each as `(path, statement)`, its fields named from it.
+fn statements_of(json: &Value) -> ApiResult<Vec<(String, &Value)>> {
+    match json {
+        Value::Array(items) => Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("[{i}]"), s))
+            .collect()),
+        Value::Object(_) => Ok(vec![("statement".to_owned(), json)]),
+        _ => Err(bad(
+            "",
+            "send one statement (an object) or an array of them",
+        )),
+    }
+}
+
+/// Checks statements and their attachments; refuses the whole request (400 naming every
+/// bad field) if any is bad, if two share an id, if an attachment has neither a
+/// `fileUrl` nor a part, if a part belongs to no attachment, or if a signature does not
+/// hold.
+fn checked(list: &[(String, &Value)], parts: &[Content]) -> ApiResult<Vec<Incoming>> {
     let mut errors = Vec::new();
     let mut incoming = Vec::with_capacity(list.len());
     let mut seen = std::collections::HashSet::new();
+    let mut used = vec![false; parts.len()];
     for (path, statement) in list {
         match xapi::check(statement, path) {
             Err(mut e) => errors.append(&mut e),
@@ -271,20 +369,73 @@ fn checked(list: &[(String, &Value)]) -> ApiResult<Vec<Incoming>> {
                         format!("{id} is the id of another statement of this request"),
                     ));
                 }
+                let mut attachments = Vec::new();
+                for (i, attachment) in checked.attachments.iter().enumerate() {
+                    let field = format!("{path}.attachments[{i}]");
+                    let part = parts.iter().position(|p| p.sha2 == attachment.sha2);
+                    if let Some(at) = part {
+                        used[at] = true;
+                        attachments.push(AttachmentContent {
+                            sha2: attachment.sha2.clone(),
+                            content_type: attachment.content_type.clone(),
+                            content: parts[at].bytes.to_vec(),
+                        });
+                    }
+                    if attachment.usage_type == xapi::SIGNATURE {
+                        let signature = part.map(|at| &parts[at].bytes);
+                        if let Err(message) = signed(&checked, attachment, signature) {
+                            errors.push(FieldError::new(field, message));
+                        }
+                    } else if part.is_none() && attachment.file_url.is_none() {
+                        errors.push(FieldError::new(
+                            field,
+                            "has no fileUrl, and no part of the request carries its content \
+                             (a part whose X-Experience-API-Hash is its sha2)",
+                        ));
+                    }
+                }
                 let digest = hex::encode(Sha256::digest(checked.value.to_string().as_bytes()));
                 incoming.push(Incoming {
                     id: checked.id.unwrap_or_else(Uuid::new_v4),
                     checked,
                     digest,
+                    attachments,
                 });
             }
         }
+    }
+    for (part, _) in parts.iter().zip(&used).filter(|(_, used)| !**used) {
+        errors.push(FieldError::new(
+            format!("part {}", part.number),
+            format!(
+                "X-Experience-API-Hash {} is the sha2 of no attachment of these statements",
+                part.sha2
+            ),
+        ));
     }
     if errors.is_empty() {
         Ok(incoming)
     } else {
         Err(bad_fields(errors))
     }
+}
+
+/// A signature attachment (xAPI 1.0.3, Data 2.6): a JWS, sent as a part, that holds.
+fn signed(
+    checked: &xapi::Checked,
+    attachment: &xapi::Attachment,
+    content: Option<&Bytes>,
+) -> Result<(), String> {
+    if !attachment
+        .content_type
+        .eq_ignore_ascii_case("application/octet-stream")
+    {
+        return Err("a signature's contentType is application/octet-stream".into());
+    }
+    let content = content.ok_or(
+        "a signature is sent as a part of the request (a part whose X-Experience-API-Hash is its sha2)",
+    )?;
+    xapi::signature::verify(&checked.value, content)
 }
 
 /// The authority of what this caller stores: the credential, as an Agent.
@@ -332,11 +483,12 @@ fn require_write(auth: &Auth) -> ApiResult<()> {
 /// id is stored already is not changed: the same content again is accepted (a resend),
 /// other content is 409. Each is applied to its person's enrolment as it is stored.
 #[utoipa::path(post, path = "/xapi/statements", tag = "xapi",
-    request_body(content = Value, description = "one xAPI statement, or an array of them"),
+    request_body(description = "one xAPI statement, or an array of them; or multipart/mixed: the statements (application/json) first, then each attachment's content in a part with `Content-Transfer-Encoding: binary` and `X-Experience-API-Hash` (its sha2)",
+        content((Value = "application/json"), (String = "multipart/mixed"))),
     params(("X-Experience-API-Version" = String, Header, pattern = r"^(1\.0|2\.0)(\.[0-9]+)?$", description = "1.0.x or 2.0.x")),
     responses(
         (status = 200, description = "stored; the statement ids", body = Vec<String>),
-        (status = 400, description = "a statement is malformed (each bad field named), or the version header is missing; nothing was stored", body = ErrorBody),
+        (status = 400, description = "a statement is malformed (each bad field named), an attachment's content or a signature is missing or wrong, or the version header is missing; nothing was stored", body = ErrorBody),
         (status = 401, description = "bad credentials", body = ErrorBody),
         (status = 403, description = "the credential cannot write statements", body = ErrorBody),
         (status = 409, description = "a statement id is stored already with other content; nothing was stored", body = ErrorBody)),
@@ -348,22 +500,9 @@ async fn post_statements(
     body: Bytes,
 ) -> ApiResult<Response> {
     require_write(&auth)?;
-    let body = json_body(&headers, &body)?;
-    let list: Vec<(String, &Value)> = match &body {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (format!("[{i}]"), s))
-            .collect(),
-        Value::Object(_) => vec![("statement".to_owned(), &body)],
-        _ => {
-            return Err(bad(
-                "",
-                "send one statement (an object) or an array of them",
-            ));
-        }
-    };
-    let incoming = checked(&list)?;
+    let sent = sent(&headers, &body)?;
+    let list = statements_of(&sent.json)?;
+    let incoming = checked(&list, &sent.parts)?;
     let ids = store(&state, &auth, &headers, incoming).await?;
     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     Ok(axum::Json(ids).into_response())
@@ -372,13 +511,14 @@ async fn post_statements(
 /// Store one statement under the id given (`statementId`). 204 when stored, or when
 /// the same statement is stored already; 409 when another is.
 #[utoipa::path(put, path = "/xapi/statements", tag = "xapi",
-    request_body(content = Value, description = "one xAPI statement"),
+    request_body(description = "one xAPI statement; or multipart/mixed with its attachments' content, as for POST",
+        content((Value = "application/json"), (String = "multipart/mixed"))),
     params(
         ("statementId" = String, Query, format = Uuid, description = "the statement's id"),
         ("X-Experience-API-Version" = String, Header, pattern = r"^(1\.0|2\.0)(\.[0-9]+)?$", description = "1.0.x or 2.0.x")),
     responses(
         (status = 204, description = "stored"),
-        (status = 400, description = "no statementId, another id in the body, or a malformed statement", body = ErrorBody),
+        (status = 400, description = "no statementId, another id in the body, a malformed statement, or an attachment's content or signature missing or wrong", body = ErrorBody),
         (status = 401, description = "bad credentials", body = ErrorBody),
         (status = 403, description = "the credential cannot write statements", body = ErrorBody),
         (status = 409, description = "another statement is stored with this id", body = ErrorBody)),
@@ -402,7 +542,7 @@ async fn put_statement(
     if let Some(other) = params.keys().find(|k| *k != "statementId") {
         return Err(bad(other, "is not a parameter of PUT /statements"));
     }
-    let mut body = json_body(&headers, &body)?;
+    let Sent { json: mut body, parts } = sent(&headers, &body)?;
     let Some(object) = body.as_object_mut() else {
         return Err(bad("", "a PUT sends one statement (an object)"));
     };
@@ -419,7 +559,7 @@ async fn put_statement(
             }
         }
     }
-    let incoming = checked(&[("statement".to_owned(), &body)])?;
+    let incoming = checked(&[("statement".to_owned(), &body)], &parts)?;
     store(&state, &auth, &headers, incoming).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -475,7 +615,8 @@ const LIST_PARAMS: [&str; 13] = [
         ("more" = Option<String>, Query, description = "the `more` link of an earlier page"),
         ("X-Experience-API-Version" = String, Header, pattern = r"^(1\.0|2\.0)(\.[0-9]+)?$", description = "1.0.x or 2.0.x")),
     responses(
-        (status = 200, description = "a statement, or a StatementResult", body = Value),
+        (status = 200, description = "a statement, or a StatementResult; with `attachments=true`, multipart/mixed: the JSON, then each attachment's content kept",
+            content((Value = "application/json"), (String = "multipart/mixed"))),
         (status = 400, description = "a bad or unknown parameter", body = ErrorBody),
         (status = 401, description = "bad credentials", body = ErrorBody),
         (status = 403, description = "the credential cannot read statements", body = ErrorBody),
@@ -557,7 +698,7 @@ async fn read(
             .await?
             .ok_or_else(|| ApiError::not_found("statement"))?;
         let body = format.apply(body)?;
-        let mut response = answer(body, attachments);
+        let mut response = answer(state, auth, body, attachments).await?;
         if let Some(value) = chrono::DateTime::from_timestamp_millis(stored_at)
             .map(|at| at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
             .and_then(|text| HeaderValue::from_str(&text).ok())
@@ -601,24 +742,67 @@ async fn read(
     out.push_str("],\"more\":");
     out.push_str(&Value::String(more).to_string());
     out.push('}');
-    Ok(answer(out, attachments))
+    answer(state, auth, out, attachments).await
 }
 
-/// A statement or StatementResult; with `attachments=true`, as the first (and, this LRS
-/// keeping no attachment content, only) part of a multipart/mixed answer.
-fn answer(json: String, attachments: bool) -> Response {
+/// A statement or StatementResult; with `attachments=true`, a multipart/mixed answer:
+/// the JSON first, then the content of each attachment of these statements that this
+/// LRS keeps (xAPI 1.0.3, 2.1.3; an attachment sent by `fileUrl` only has none).
+async fn answer(
+    state: &AppState,
+    auth: &Auth,
+    json: String,
+    attachments: bool,
+) -> ApiResult<Response> {
     if !attachments {
-        return ([(CONTENT_TYPE, "application/json")], json).into_response();
+        return Ok(([(CONTENT_TYPE, "application/json")], json).into_response());
+    }
+    let hashes = attachment_hashes(&json);
+    let contents = state
+        .store
+        .attachment_contents(auth.account(), &hashes)
+        .await?;
+    let mut parts = vec![(
+        vec![("Content-Type", "application/json".to_owned())],
+        json.as_bytes(),
+    )];
+    for content in &contents {
+        parts.push((
+            vec![
+                ("Content-Type", content.content_type.clone()),
+                ("Content-Transfer-Encoding", "binary".to_owned()),
+                ("X-Experience-API-Hash", content.sha2.clone()),
+            ],
+            content.content.as_slice(),
+        ));
     }
     let boundary = format!("xapi-{}", Uuid::new_v4().simple());
-    let body = format!(
-        "--{boundary}\r\nContent-Type: application/json\r\n\r\n{json}\r\n--{boundary}--\r\n"
-    );
-    let content_type = format!("multipart/mixed; boundary={boundary}");
+    let body = multipart::write(&boundary, &parts);
     Response::builder()
-        .header(CONTENT_TYPE, content_type)
+        .header(CONTENT_TYPE, format!("multipart/mixed; boundary={boundary}"))
         .body(Body::from(body))
-        .unwrap_or_else(|e| ApiError::internal(e).into_response())
+        .map_err(ApiError::internal)
+}
+
+/// The `sha2` of every attachment of a statement or StatementResult, once each.
+fn attachment_hashes(json: &str) -> Vec<String> {
+    let Ok(value) = serde_json::from_str::<Value>(json) else {
+        return Vec::new();
+    };
+    let statements: Vec<&Value> = match value.get("statements") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        _ => vec![&value],
+    };
+    let mut hashes: Vec<String> = statements
+        .iter()
+        .filter_map(|s| s.get("attachments")?.as_array())
+        .flatten()
+        .filter_map(|a| a.get("sha2")?.as_str())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
 }
 
 enum Format {

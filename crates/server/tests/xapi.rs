@@ -859,3 +859,243 @@ async fn filters_return_statements_about_matching_ones_and_forms_stand_for_reque
     .await
     .expect_error(400, "bad_request");
 }
+
+const BOUNDARY: &str = "-------314159265358979323846";
+
+fn sha256(content: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(content))
+}
+
+/// An attachment a statement declares, its content coming in a part of the request.
+fn attachment(usage: &str, content_type: &str, content: &[u8]) -> Value {
+    json!({
+        "usageType": usage,
+        "display": {"en-US": "certificate"},
+        "contentType": content_type,
+        "length": content.len(),
+        "sha2": sha256(content)
+    })
+}
+
+/// A multipart/mixed body written out by hand, as the specification shows it: the
+/// statements, then each `(headers, content)` part.
+fn multipart(statements: &Value, parts: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{statements}\r\n"
+    )
+    .into_bytes();
+    for (headers, content) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// The headers of an attachment's part with this content.
+fn part_headers(content_type: &str, content: &[u8]) -> String {
+    format!(
+        "Content-Type: {content_type}\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {}",
+        sha256(content)
+    )
+}
+
+impl Lms<'_> {
+    async fn post_multipart(&self, content_type: &str, body: Vec<u8>) -> TestResponse {
+        self.app
+            .send(
+                self.request(Method::POST, "/xapi/statements")
+                    .header("Content-Type", content_type)
+                    .body(body),
+            )
+            .await
+    }
+
+    async fn post_parts(&self, statements: &Value, parts: &[(&str, &[u8])]) -> TestResponse {
+        let content_type = format!("multipart/mixed; boundary={BOUNDARY}");
+        self.post_multipart(&content_type, multipart(statements, parts))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn attachments_come_as_parts_of_the_request_and_go_back_out_with_their_statements() {
+    let app = TestApp::spawn().await;
+    enrolled(&app).await;
+    let lms = Lms::new(&app, "Moodle", &[]).await;
+    let certificate = b"Ana Lima passed Password Management on 1 November 2026.";
+    let usage = "https://lms.example.com/usage/certificate";
+    let mut passed = statement("ana@acme.example", "passed", "password-management", None);
+    passed["attachments"] = json!([attachment(usage, "text/plain", certificate)]);
+    let headers = part_headers("text/plain", certificate);
+    let ids = lms
+        .post_parts(&passed, &[(&headers, certificate)])
+        .await
+        .expect(200);
+    let id = ids[0].as_str().unwrap();
+    assert_eq!(
+        status_of(&app, "ana@acme.example", "Password").await["status"],
+        "Passed"
+    );
+
+    // Read back with `attachments=true`: the statement, then the content it names.
+    let one = lms
+        .get(&format!("?statementId={id}&attachments=true"))
+        .await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    let content_type = one.headers["content-type"].to_str().unwrap();
+    let boundary = content_type
+        .strip_prefix("multipart/mixed; boundary=")
+        .unwrap_or_else(|| panic!("not multipart: {content_type}"));
+    let parts: Vec<&str> = one.text.split(&format!("--{boundary}")).collect();
+    // Preamble (empty), the statement, the attachment, and the closing `--`.
+    assert_eq!(parts.len(), 4, "{}", one.text);
+    assert!(parts[1].starts_with("\r\nContent-Type: application/json\r\n\r\n{"));
+    let (head, body) = parts[2].split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("Content-Type: text/plain"), "{head}");
+    assert!(head.contains("Content-Transfer-Encoding: binary"), "{head}");
+    assert!(head.contains(&format!("X-Experience-API-Hash: {}", sha256(certificate))));
+    assert_eq!(body.strip_suffix("\r\n").unwrap().as_bytes(), certificate);
+    assert!(parts[3].starts_with("--"));
+    // A list with `attachments=true` carries it too; without, plain JSON.
+    assert!(lms.get("?attachments=true").await.text.contains(
+        std::str::from_utf8(certificate).unwrap()
+    ));
+    let plain = lms.get(&format!("?statementId={id}")).await.expect(200);
+    assert_eq!(plain["attachments"][0]["sha2"], sha256(certificate));
+
+    // Refusals, each naming what to fix; nothing of them is stored.
+    let mut bob = statement("bob@acme.example", "passed", "password-management", None);
+    bob["attachments"] = json!([attachment(usage, "text/plain", certificate)]);
+    // No fileUrl and no part.
+    let refused = lms.post(&bob).await;
+    refused.expect_error(400, "bad_request");
+    assert_eq!(refused.detail_fields(), ["statement.attachments[0]"]);
+    // A part whose content is not its hash.
+    let wrong = part_headers("text/plain", b"something else");
+    let refused = lms.post_parts(&bob, &[(&wrong, certificate)]).await;
+    refused.expect_error(400, "bad_request");
+    assert_eq!(refused.detail_fields(), ["part 2"]);
+    // A part no attachment names.
+    let other: &[u8] = b"not declared";
+    let extra = part_headers("text/plain", other);
+    let refused = lms
+        .post_parts(&bob, &[(&headers, certificate), (&extra, other)])
+        .await;
+    refused.expect_error(400, "bad_request");
+    assert_eq!(refused.detail_fields(), ["part 3"]);
+    // Content not sent as binary.
+    let base64 = headers.replace("binary", "base64");
+    let refused = lms.post_parts(&bob, &[(&base64, certificate)]).await;
+    assert_eq!(refused.detail_fields(), ["part 2"]);
+    // Not multipart/mixed; no boundary; the statements not first.
+    let body = multipart(&bob, &[(&headers, certificate)]);
+    let form = format!("multipart/form-data; boundary={BOUNDARY}");
+    let refused = lms.post_multipart(&form, body.clone()).await;
+    assert_eq!(refused.detail_fields(), ["Content-Type"]);
+    let refused = lms.post_multipart("multipart/mixed;", body.clone()).await;
+    assert_eq!(refused.detail_fields(), ["Content-Type"]);
+    let text_first = String::from_utf8(body)
+        .unwrap()
+        .replacen("application/json", "text/plain", 1);
+    let mixed = format!("multipart/mixed; boundary={BOUNDARY}");
+    let refused = lms.post_multipart(&mixed, text_first.into_bytes()).await;
+    assert_eq!(refused.detail_fields(), ["part 1"]);
+    // A body that ends before its closing boundary.
+    let cut = multipart(&bob, &[(&headers, certificate)]);
+    let refused = lms
+        .post_multipart(&mixed, cut[..cut.len() - 30].to_vec())
+        .await;
+    assert_eq!(refused.detail_fields(), ["body"]);
+
+    let all = lms.get("").await.expect(200);
+    assert_eq!(all["statements"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        status_of(&app, "bob@acme.example", "Password").await["status"],
+        "Not Started"
+    );
+}
+
+#[tokio::test]
+async fn signed_statements_are_kept_when_their_signature_holds() {
+    use coachloop_core::xapi::SIGNATURE;
+    use coachloop_core::xapi::signature::testing::{
+        RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512, sign,
+    };
+    let app = TestApp::spawn().await;
+    enrolled(&app).await;
+    let lms = Lms::new(&app, "Moodle", &[]).await;
+    let original = |email: &str| {
+        let mut s = statement(email, "completed", "acceptable-use", None);
+        s["id"] = json!(uuid::Uuid::new_v4().to_string());
+        s
+    };
+    // The statement with its signature attached (the part's headers: `part_headers`).
+    let signed = |statement: &Value, jws: &str, content_type: &str| {
+        let mut s = statement.clone();
+        s["attachments"] = json!([attachment(SIGNATURE, content_type, jws.as_bytes())]);
+        s
+    };
+    let octets = "application/octet-stream";
+
+    // RS256 with its certificate, RS384 without one: both kept, the signature with them.
+    let ana = original("ana@acme.example");
+    let jws = sign(&ana, "RS256", &RSA_PKCS1_SHA256, true);
+    let headers = part_headers(octets, jws.as_bytes());
+    lms.post_parts(&signed(&ana, &jws, octets), &[(&headers, jws.as_bytes())])
+        .await
+        .expect(200);
+    let bob = original("bob@acme.example");
+    let jws_bob = sign(&bob, "RS384", &RSA_PKCS1_SHA384, false);
+    let headers = part_headers(octets, jws_bob.as_bytes());
+    lms.post_parts(&signed(&bob, &jws_bob, octets), &[(&headers, jws_bob.as_bytes())])
+        .await
+        .expect(200);
+    let back = lms
+        .get(&format!(
+            "?statementId={}&attachments=true",
+            ana["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(back.status, 200);
+    assert!(back.text.contains(&jws), "{}", back.text);
+    assert_eq!(
+        status_of(&app, "ana@acme.example", "Acceptable").await["status"],
+        "Completed"
+    );
+
+    // Each refused, naming the signature attachment: (signature, its contentType).
+    let carol = original("carol@acme.example");
+    let refusals = [
+        // Not RS256/384/512.
+        (sign(&carol, "HS256", &RSA_PKCS1_SHA256, false), octets),
+        // Signed with another algorithm than it says: the certificate's check fails.
+        (sign(&carol, "RS256", &RSA_PKCS1_SHA512, true), octets),
+        // The signature of another statement.
+        (sign(&ana, "RS256", &RSA_PKCS1_SHA256, true), octets),
+        // A signature is application/octet-stream.
+        (sign(&carol, "RS256", &RSA_PKCS1_SHA256, true), "text/plain"),
+        // Not a JWS.
+        ("not.a-jws".to_owned(), octets),
+    ];
+    for (jws, content_type) in &refusals {
+        let headers = part_headers(octets, jws.as_bytes());
+        let refused = lms
+            .post_parts(&signed(&carol, jws, content_type), &[(&headers, jws.as_bytes())])
+            .await;
+        refused.expect_error(400, "bad_request");
+        assert_eq!(
+            refused.detail_fields(),
+            ["statement.attachments[0]"],
+            "{}",
+            refused.text
+        );
+    }
+    // Sent without its part.
+    let refused = lms.post(&signed(&carol, &refusals[1].0, octets)).await;
+    assert_eq!(refused.detail_fields(), ["statement.attachments[0]"]);
+    let all = lms.get("").await.expect(200);
+    assert_eq!(all["statements"].as_array().unwrap().len(), 2);
+}

@@ -753,6 +753,18 @@ pub static TABLES: &[Table] = &[
             ("created_at", Int),
         ],
     },
+    Table {
+        name: "xapi_attachments",
+        key: &["account_id", "sha2"],
+        identity: false,
+        columns: &[
+            ("account_id", Int),
+            ("sha2", Text),
+            ("content_type", Text),
+            ("content", Bytes),
+            ("stored_at", Int),
+        ],
+    },
 ];
 
 /// The migrations' own bookkeeping, which each side keeps for itself.

@@ -27,6 +27,16 @@ pub struct Incoming {
     pub checked: Checked,
     pub id: Uuid,
     pub digest: String,
+    /// The content of its attachments that came in the request (multipart/mixed).
+    pub attachments: Vec<AttachmentContent>,
+}
+
+/// An attachment's content, by its SHA-2 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentContent {
+    pub sha2: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
 }
 
 /// The statement resource's filters (xAPI 1.0.3, 2.1.3), one page.
@@ -496,6 +506,25 @@ impl Store {
             insert.push(" ON CONFLICT DO NOTHING");
             insert.build().execute(&mut *conn).await?;
         }
+        let mut contents: Vec<&AttachmentContent> =
+            fresh.iter().flat_map(|(s, _)| &s.attachments).collect();
+        contents.sort_by(|a, b| a.sha2.cmp(&b.sha2));
+        contents.dedup_by(|a, b| a.sha2 == b.sha2);
+        for chunk in contents.chunks(100) {
+            let mut insert = QueryBuilder::with(
+                Backend::of_connection(conn),
+                "INSERT INTO xapi_attachments (account_id, sha2, content_type, content, stored_at) ",
+            );
+            insert.push_values(chunk, |mut row, a| {
+                row.push_bind(account.0)
+                    .push_bind(a.sha2.clone())
+                    .push_bind(a.content_type.clone())
+                    .push_bind(a.content.clone())
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *conn).await?;
+        }
         // Voiding, after storing: a statement voided in the request that stored it too.
         let voids: Vec<String> = fresh
             .iter()
@@ -544,6 +573,40 @@ impl Store {
         .bind(voided)
         .fetch_optional(&self.read)
         .await?)
+    }
+
+    /// The content of attachments kept under these hashes (those of them it has).
+    pub async fn attachment_contents(
+        &self,
+        account: AccountId,
+        hashes: &[String],
+    ) -> Result<Vec<AttachmentContent>> {
+        let mut found = Vec::new();
+        for chunk in hashes.chunks(200) {
+            let mut select = QueryBuilder::with(
+                self.backend,
+                "SELECT sha2, content_type, content FROM xapi_attachments WHERE account_id = ",
+            );
+            select.push_bind(account.0).push(" AND sha2 IN (");
+            let mut list = select.separated(", ");
+            chunk.iter().for_each(|h| {
+                list.push_bind(h.clone());
+            });
+            select.push(")");
+            let rows: Vec<(String, String, Vec<u8>)> = select
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&self.read)
+                .await?;
+            found.extend(rows.into_iter().map(|(sha2, content_type, content)| {
+                AttachmentContent {
+                    sha2,
+                    content_type,
+                    content,
+                }
+            }));
+        }
+        Ok(found)
     }
 
     /// A page of statements (bodies as stored) matching `query`, with the cursor of the

@@ -10,6 +10,9 @@ use serde_json::{Map, Value, json};
 use std::sync::LazyLock;
 use uuid::Uuid;
 
+pub mod multipart;
+pub mod signature;
+
 /// The version this LRS speaks (and answers in `X-Experience-API-Version`).
 pub const VERSION: &str = "1.0.3";
 /// The versions a client may send in `X-Experience-API-Version`.
@@ -52,7 +55,23 @@ pub struct Checked {
     /// the authority, instructor, team, group members, context activities and the parts
     /// of a sub-statement.
     pub refs: Vec<Ref>,
+    /// The statement's attachments (not a sub-statement's).
+    pub attachments: Vec<Attachment>,
 }
+
+/// An attachment a statement declares: its content comes by `fileUrl`, or as a part of
+/// the multipart/mixed request whose `X-Experience-API-Hash` is its `sha2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub usage_type: String,
+    pub content_type: String,
+    /// Lower-case hex.
+    pub sha2: String,
+    pub file_url: Option<String>,
+}
+
+/// The usage type of a signature (xAPI 1.0.3, Data 2.6).
+pub const SIGNATURE: &str = "http://adlnet.gov/expapi/attachments/signature";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ref {
@@ -180,6 +199,7 @@ pub fn check(statement: &Value, path: &str) -> Result<Checked, Vec<FieldError>> 
         score: body.score,
         timestamp_ms: body.timestamp_ms,
         refs,
+        attachments: body.attachments,
         value,
     })
 }
@@ -194,6 +214,7 @@ struct Body {
     activity: Option<String>,
     score: Option<f64>,
     timestamp_ms: Option<i64>,
+    attachments: Vec<Attachment>,
 }
 
 /// What a statement and a sub-statement share: actor, verb, object, result, context,
@@ -308,7 +329,10 @@ fn statement_body(
         body.timestamp_ms = timestamp(t, &join(path, "timestamp"), errors);
     }
     if let Some(a) = object.get("attachments") {
-        attachments(a, &join(path, "attachments"), errors);
+        let found = attachments(a, &join(path, "attachments"), errors);
+        if !sub {
+            body.attachments = found;
+        }
     }
     body
 }
@@ -1033,11 +1057,12 @@ pub fn format_timestamp(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn attachments(value: &Value, path: &str, errors: &mut Checks) {
+fn attachments(value: &Value, path: &str, errors: &mut Checks) -> Vec<Attachment> {
     let Some(items) = value.as_array() else {
         fail(errors, path, "must be an array of attachments");
-        return;
+        return Vec::new();
     };
+    let mut found = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let item_path = format!("{path}[{i}]");
         let Some(object) = as_object(item, &item_path, errors) else {
@@ -1062,17 +1087,25 @@ fn attachments(value: &Value, path: &str, errors: &mut Checks) {
                 fail(errors, &join(&item_path, key), "is required");
             }
         }
-        if let Some(v) = object.get("usageType") {
-            iri(v, &join(&item_path, "usageType"), errors);
-        }
+        let usage_type = object
+            .get("usageType")
+            .and_then(|v| iri(v, &join(&item_path, "usageType"), errors))
+            .map(str::to_owned);
         for key in ["display", "description"] {
             if let Some(v) = object.get(key) {
                 language_map(v, &join(&item_path, key), errors);
             }
         }
-        if let Some(v) = object.get("contentType") {
-            string(v, &join(&item_path, "contentType"), errors);
-        }
+        let content_type = object.get("contentType").and_then(|v| {
+            let path = join(&item_path, "contentType");
+            string(v, &path, errors)?;
+            let t = v.as_str()?;
+            if !MEDIA_TYPE.is_match(t) {
+                fail(errors, &path, "must be a media type, like text/plain");
+                return None;
+            }
+            Some(t.to_owned())
+        });
         if object.get("length").is_some_and(|l| l.as_u64().is_none()) {
             fail(
                 errors,
@@ -1080,21 +1113,60 @@ fn attachments(value: &Value, path: &str, errors: &mut Checks) {
                 "must be a whole number of bytes",
             );
         }
-        if let Some(v) = object.get("sha2") {
-            string(v, &join(&item_path, "sha2"), errors);
-        }
-        match object.get("fileUrl") {
-            Some(url) => {
-                iri(url, &join(&item_path, "fileUrl"), errors);
+        let sha2 = object.get("sha2").and_then(|v| {
+            let path = join(&item_path, "sha2");
+            string(v, &path, errors)?;
+            let hash = v.as_str()?.to_ascii_lowercase();
+            if !SHA2.is_match(&hash) {
+                fail(
+                    errors,
+                    &path,
+                    "must be the hex SHA-2 hash of the content (SHA-224, -256, -384 or -512)",
+                );
+                return None;
             }
-            None => fail(
-                errors,
-                &join(&item_path, "fileUrl"),
-                "is required: this LRS takes attachments by fileUrl, not their content in a multipart/mixed request",
-            ),
+            Some(hash)
+        });
+        let file_url = object
+            .get("fileUrl")
+            .and_then(|url| iri(url, &join(&item_path, "fileUrl"), errors))
+            .map(str::to_owned);
+        if let (Some(usage_type), Some(content_type), Some(sha2)) = (usage_type, content_type, sha2)
+        {
+            found.push(Attachment {
+                usage_type,
+                content_type,
+                sha2,
+                file_url,
+            });
         }
     }
+    found
 }
+
+/// A media type as `Content-Type` names it: type/subtype, maybe with parameters.
+static MEDIA_TYPE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$")
+        .expect("valid")
+});
+
+/// The SHA-2 hash (in hex) of `content` of the size `like` is (224, 256, 384 or 512
+/// bits), to check a hash that was sent; `None` for a hash of no such size.
+pub fn sha2_of(like: &str, content: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    Some(match like.len() {
+        56 => hex::encode(sha2::Sha224::digest(content)),
+        64 => hex::encode(sha2::Sha256::digest(content)),
+        96 => hex::encode(sha2::Sha384::digest(content)),
+        128 => hex::encode(sha2::Sha512::digest(content)),
+        _ => return None,
+    })
+}
+
+/// A SHA-2 hash in hex: 224, 256, 384 or 512 bits.
+static SHA2: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([0-9a-f]{56}|[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$").expect("valid")
+});
 
 /// Completes a checked statement for storage: its id, `stored`, `timestamp` (the stored
 /// instant when absent), `authority` (the credentials') and `version`.
