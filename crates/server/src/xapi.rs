@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use coachloop_core::FieldError;
 use coachloop_core::scope::Scope;
+use coachloop_core::xapi::multipart;
 use coachloop_core::xapi::{self, VERSION};
 use coachloop_store::StoreError;
-use coachloop_core::xapi::multipart;
 use coachloop_store::xapi::{AttachmentContent, Incoming, StatementQuery};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -284,7 +284,10 @@ fn sent(headers: &HeaderMap, body: &Bytes) -> ApiResult<Sent> {
         return Err(bad("body", "the first part must be the statements"));
     };
     let first_type = first.header("content-type").unwrap_or_default();
-    if !first_type.to_ascii_lowercase().starts_with("application/json") {
+    if !first_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
         return Err(bad(
             "part 1",
             "the first part is the statements, with Content-Type: application/json",
@@ -542,7 +545,10 @@ async fn put_statement(
     if let Some(other) = params.keys().find(|k| *k != "statementId") {
         return Err(bad(other, "is not a parameter of PUT /statements"));
     }
-    let Sent { json: mut body, parts } = sent(&headers, &body)?;
+    let Sent {
+        json: mut body,
+        parts,
+    } = sent(&headers, &body)?;
     let Some(object) = body.as_object_mut() else {
         return Err(bad("", "a PUT sends one statement (an object)"));
     };
@@ -762,24 +768,28 @@ async fn answer(
         .store
         .attachment_contents(auth.account(), &hashes)
         .await?;
-    let mut parts = vec![(
-        vec![("Content-Type", "application/json".to_owned())],
-        json.as_bytes(),
-    )];
+    let header = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    let mut parts = vec![multipart::Part {
+        headers: vec![header("Content-Type", "application/json")],
+        body: json.as_bytes(),
+    }];
     for content in &contents {
-        parts.push((
-            vec![
-                ("Content-Type", content.content_type.clone()),
-                ("Content-Transfer-Encoding", "binary".to_owned()),
-                ("X-Experience-API-Hash", content.sha2.clone()),
+        parts.push(multipart::Part {
+            headers: vec![
+                header("Content-Type", &content.content_type),
+                header("Content-Transfer-Encoding", "binary"),
+                header("X-Experience-API-Hash", &content.sha2),
             ],
-            content.content.as_slice(),
-        ));
+            body: &content.content,
+        });
     }
     let boundary = format!("xapi-{}", Uuid::new_v4().simple());
     let body = multipart::write(&boundary, &parts);
     Response::builder()
-        .header(CONTENT_TYPE, format!("multipart/mixed; boundary={boundary}"))
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/mixed; boundary={boundary}"),
+        )
         .body(Body::from(body))
         .map_err(ApiError::internal)
 }

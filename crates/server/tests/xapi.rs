@@ -881,10 +881,9 @@ fn attachment(usage: &str, content_type: &str, content: &[u8]) -> Value {
 /// A multipart/mixed body written out by hand, as the specification shows it: the
 /// statements, then each `(headers, content)` part.
 fn multipart(statements: &Value, parts: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{statements}\r\n"
-    )
-    .into_bytes();
+    let mut body =
+        format!("--{BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{statements}\r\n")
+            .into_bytes();
     for (headers, content) in parts {
         body.extend_from_slice(format!("--{BOUNDARY}\r\n{headers}\r\n\r\n").as_bytes());
         body.extend_from_slice(content);
@@ -960,9 +959,12 @@ async fn attachments_come_as_parts_of_the_request_and_go_back_out_with_their_sta
     assert_eq!(body.strip_suffix("\r\n").unwrap().as_bytes(), certificate);
     assert!(parts[3].starts_with("--"));
     // A list with `attachments=true` carries it too; without, plain JSON.
-    assert!(lms.get("?attachments=true").await.text.contains(
-        std::str::from_utf8(certificate).unwrap()
-    ));
+    assert!(
+        lms.get("?attachments=true")
+            .await
+            .text
+            .contains(std::str::from_utf8(certificate).unwrap())
+    );
     let plain = lms.get(&format!("?statementId={id}")).await.expect(200);
     assert_eq!(plain["attachments"][0]["sha2"], sha256(certificate));
 
@@ -1050,9 +1052,12 @@ async fn signed_statements_are_kept_when_their_signature_holds() {
     let bob = original("bob@acme.example");
     let jws_bob = sign(&bob, "RS384", &RSA_PKCS1_SHA384, false);
     let headers = part_headers(octets, jws_bob.as_bytes());
-    lms.post_parts(&signed(&bob, &jws_bob, octets), &[(&headers, jws_bob.as_bytes())])
-        .await
-        .expect(200);
+    lms.post_parts(
+        &signed(&bob, &jws_bob, octets),
+        &[(&headers, jws_bob.as_bytes())],
+    )
+    .await
+    .expect(200);
     let back = lms
         .get(&format!(
             "?statementId={}&attachments=true",
@@ -1083,7 +1088,10 @@ async fn signed_statements_are_kept_when_their_signature_holds() {
     for (jws, content_type) in &refusals {
         let headers = part_headers(octets, jws.as_bytes());
         let refused = lms
-            .post_parts(&signed(&carol, jws, content_type), &[(&headers, jws.as_bytes())])
+            .post_parts(
+                &signed(&carol, jws, content_type),
+                &[(&headers, jws.as_bytes())],
+            )
             .await;
         refused.expect_error(400, "bad_request");
         assert_eq!(

@@ -598,13 +598,14 @@ impl Store {
                 .persistent(false)
                 .fetch_all(&self.read)
                 .await?;
-            found.extend(rows.into_iter().map(|(sha2, content_type, content)| {
-                AttachmentContent {
-                    sha2,
-                    content_type,
-                    content,
-                }
-            }));
+            found.extend(
+                rows.into_iter()
+                    .map(|(sha2, content_type, content)| AttachmentContent {
+                        sha2,
+                        content_type,
+                        content,
+                    }),
+            );
         }
         Ok(found)
     }

@@ -4,7 +4,7 @@
 //! refused rather than guessed at. (The multipart crates axum builds on read
 //! multipart/form-data, whose parts are named fields; xAPI's are not.)
 
-/// One part: its headers (names lower-case, values trimmed) and its content.
+/// One part: its headers (as read: names lower-case, values trimmed) and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part<'a> {
     pub headers: Vec<(String, String)>,
@@ -108,16 +108,16 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// A multipart body of these parts, each with its headers.
-pub fn write(boundary: &str, parts: &[(Vec<(&str, String)>, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(|(_, b)| b.len() + 200).sum());
-    for (headers, body) in parts {
+/// A multipart body of these parts, each with its headers (named as given).
+pub fn write(boundary: &str, parts: &[Part<'_>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.body.len() + 200).sum());
+    for part in parts {
         out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        for (name, value) in headers {
+        for (name, value) in &part.headers {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body);
+        out.extend_from_slice(part.body);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
@@ -132,24 +132,31 @@ mod tests {
     fn boundary_from_content_type() {
         assert_eq!(boundary("multipart/mixed; boundary=abc"), Some("abc"));
         assert_eq!(boundary("multipart/mixed;boundary=\"a b\""), Some("a b"));
-        assert_eq!(boundary("multipart/mixed; Boundary=x; charset=utf-8"), Some("x"));
+        assert_eq!(
+            boundary("multipart/mixed; Boundary=x; charset=utf-8"),
+            Some("x")
+        );
         assert_eq!(boundary("multipart/mixed;"), None);
         assert_eq!(boundary("multipart/mixed; boundary="), None);
     }
 
     #[test]
     fn reads_what_it_writes() {
+        let header = |name: &str, value: &str| (name.to_owned(), value.to_owned());
         let body = write(
             "b0",
             &[
-                (vec![("Content-Type", "application/json".into())], b"{}"),
-                (
-                    vec![
-                        ("Content-Type", "text/plain".into()),
-                        ("X-Experience-API-Hash", "ab".into()),
+                Part {
+                    headers: vec![header("Content-Type", "application/json")],
+                    body: b"{}",
+                },
+                Part {
+                    headers: vec![
+                        header("Content-Type", "text/plain"),
+                        header("X-Experience-API-Hash", "ab"),
                     ],
-                    b"line\r\n--b not a delimiter",
-                ),
+                    body: b"line\r\n--b not a delimiter",
+                },
             ],
         );
         let parts = parse(&body, "b0").unwrap();

@@ -84,8 +84,8 @@ fn decode_json(part: &str, name: &str) -> Result<Value, String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part.trim_end_matches('='))
         .map_err(|_| format!("the JWS {name} is not base64url"))?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("the JWS {name} is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("the JWS {name} is not JSON: {e}"))?;
     if !value.is_object() {
         return Err(format!("the JWS {name} is not a JSON object"));
     }
@@ -121,8 +121,8 @@ fn comparable(statement: &Value, original: &Value) -> Value {
 pub mod testing {
     use super::*;
     use ring::rand::SystemRandom;
-    use ring::signature::{RsaEncoding, RsaKeyPair};
     pub use ring::signature::{RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512};
+    use ring::signature::{RsaEncoding, RsaKeyPair};
     use serde_json::json;
 
     const KEY: &[u8] = include_bytes!("testdata/signer.pk8");
@@ -130,7 +130,12 @@ pub mod testing {
 
     /// A JWS of `payload` labelled `alg`, signed with `encoding`; with the test
     /// certificate in `x5c` when asked.
-    pub fn sign(payload: &Value, alg: &str, encoding: &'static dyn RsaEncoding, x5c: bool) -> String {
+    pub fn sign(
+        payload: &Value,
+        alg: &str,
+        encoding: &'static dyn RsaEncoding,
+        x5c: bool,
+    ) -> String {
         let mut header = json!({"alg": alg});
         if x5c {
             header["x5c"] = json!([STANDARD.encode(CERT)]);
@@ -199,15 +204,27 @@ mod tests {
     fn refuses_bad_signatures() {
         // Another algorithm.
         let jws = sign(&statement(), "HS256", &RSA_PKCS1_SHA256, false);
-        assert!(verify(&received(&jws), jws.as_bytes()).unwrap_err().contains("RS256"));
+        assert!(
+            verify(&received(&jws), jws.as_bytes())
+                .unwrap_err()
+                .contains("RS256")
+        );
         // A payload that is not the statement.
         let mut other = statement();
         other["verb"]["id"] = json!("http://adlnet.gov/expapi/verbs/passed");
         let jws = sign(&other, "RS256", &RSA_PKCS1_SHA256, false);
-        assert!(verify(&received(&jws), jws.as_bytes()).unwrap_err().contains("not the statement"));
+        assert!(
+            verify(&received(&jws), jws.as_bytes())
+                .unwrap_err()
+                .contains("not the statement")
+        );
         // Signed with RS512 but labelled RS256: the certificate's check finds it.
         let jws = sign(&statement(), "RS256", &RSA_PKCS1_SHA512, true);
-        assert!(verify(&received(&jws), jws.as_bytes()).unwrap_err().contains("does not verify"));
+        assert!(
+            verify(&received(&jws), jws.as_bytes())
+                .unwrap_err()
+                .contains("does not verify")
+        );
         // A payload changed after signing.
         let jws = sign(&statement(), "RS256", &RSA_PKCS1_SHA256, true);
         let parts: Vec<&str> = jws.split('.').collect();
@@ -217,7 +234,11 @@ mod tests {
             URL_SAFE_NO_PAD.encode(statement().to_string() + " "),
             parts[2]
         );
-        assert!(verify(&received(&forged), forged.as_bytes()).unwrap_err().contains("does not verify"));
+        assert!(
+            verify(&received(&forged), forged.as_bytes())
+                .unwrap_err()
+                .contains("does not verify")
+        );
         // Not a JWS at all, or a payload that is not JSON.
         assert!(verify(&received("x"), b"not a jws").is_err());
         let broken = format!(
@@ -225,6 +246,10 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
             URL_SAFE_NO_PAD.encode("{'id': 1}")
         );
-        assert!(verify(&received(&broken), broken.as_bytes()).unwrap_err().contains("not JSON"));
+        assert!(
+            verify(&received(&broken), broken.as_bytes())
+                .unwrap_err()
+                .contains("not JSON")
+        );
     }
 }
