@@ -288,10 +288,10 @@ impl Store {
                     queue.drain(..take).collect()
                 };
                 if !group.is_empty() {
-                    // A task of its own: a request dropped half-way must not leave the
-                    // others of its group unanswered.
+                    // A task of its own (on the writer thread): a request dropped
+                    // half-way must not leave the others of its group unanswered.
                     let store = self.clone();
-                    tokio::spawn(async move {
+                    self.group_writer.spawn(async move {
                         store.write_group(group).await;
                         drop(gate);
                     })
@@ -911,26 +911,24 @@ async fn apply_all(
     let contents: FxHashSet<i64> = content.values().copied().collect();
     let mut enrolments: FxHashMap<(i64, i64), Enrollment> = FxHashMap::default();
     if !users.is_empty() && !contents.is_empty() {
+        // Each person's enrolments by the index on the person (given a list, SQLite may
+        // otherwise read every enrolment of the account).
+        let backend = Backend::of_connection(conn);
+        let users: Vec<i64> = users.into_iter().collect();
         let mut query = QueryBuilder::with(
-            Backend::of_connection(conn),
-            format!("SELECT {STATE_COLUMNS} FROM enrollments e WHERE e.account_id = "),
+            backend,
+            format!("SELECT {}", STATE_COLUMNS.replace("e.", "t.")),
         );
-        query.push_bind(account.0).push(" AND e.user_id IN (");
-        let mut list = query.separated(", ");
-        users.iter().for_each(|u| {
-            list.push_bind(*u);
-        });
-        query.push(") AND e.content_id IN (");
-        let mut list = query.separated(", ");
-        contents.iter().for_each(|c| {
-            list.push_bind(*c);
-        });
-        query.push(")");
+        query.push_list(&backend.rows_listed("enrollments", "user_id", 0), &users);
+        query.push("t.account_id = ").push_bind(account.0);
         let rows: Vec<Enrollment> = query
             .build_query_as()
             .persistent(false)
             .fetch_all(&mut *conn)
             .await?;
+        let rows = rows
+            .into_iter()
+            .filter(|row| contents.contains(&row.content_id.0));
         for row in rows {
             let key = (row.user_id.0, row.content_id.0);
             let better = enrolments.get(&key).is_none_or(|best| {
