@@ -45,7 +45,6 @@ pub mod testing;
 pub mod tokens;
 pub mod users;
 pub mod wakes;
-mod writer_thread;
 pub mod xapi;
 
 use coachloop_core::FieldError;
@@ -213,8 +212,6 @@ pub struct Store {
     scim_creates: Arc<scim::creates::Creates>,
     /// xAPI statements waiting to be written together (see `xapi`).
     xapi_writes: Arc<xapi::Writes>,
-    /// Where those groups are written (see `writer_thread`).
-    group_writer: Arc<writer_thread::WriterThread>,
 }
 
 impl Store {
@@ -253,7 +250,6 @@ impl Store {
             tasks: Arc::new(tasks),
             scim_creates: Arc::default(),
             xapi_writes: Arc::default(),
-            group_writer: Arc::default(),
         };
         store.ensure_account(DEFAULT_ACCOUNT).await?;
         store.sync_content_library().await?;

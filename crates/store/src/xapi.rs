@@ -288,10 +288,10 @@ impl Store {
                     queue.drain(..take).collect()
                 };
                 if !group.is_empty() {
-                    // A task of its own (on the writer thread): a request dropped
-                    // half-way must not leave the others of its group unanswered.
+                    // A task of its own: a request dropped half-way must not leave the
+                    // others of its group unanswered.
                     let store = self.clone();
-                    self.group_writer.spawn(async move {
+                    tokio::spawn(async move {
                         store.write_group(group).await;
                         drop(gate);
                     })

@@ -63,10 +63,10 @@ impl Store {
                     pending.drain(..take).collect()
                 };
                 if !batch.is_empty() {
-                    // A task of its own (on the writer thread): a request dropped
-                    // half-way must not leave the others of its batch unanswered.
+                    // A task of its own: a request dropped half-way must not leave the
+                    // others of its batch unanswered.
                     let store = self.clone();
-                    self.group_writer.spawn(async move {
+                    tokio::spawn(async move {
                         store.write_creates(batch).await;
                         drop(gate);
                     })
