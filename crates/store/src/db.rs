@@ -286,8 +286,21 @@ impl Backend {
         match self {
             Self::Sqlite => {
                 // Writers are serialized by SQLite anyway; one pooled writer avoids busy
-                // waits inside this process. The event path has its own connection.
-                let write = pool(1).connect_with(options).await?;
+                // waits inside this process. The event path has its own connection. Its
+                // cache is the event writer's size: a group commit of statements or
+                // SCIM creates inserts into indexes on random keys (statement ids,
+                // actors, userNames), whose pages beyond 16 MiB were read from the
+                // kernel for every insert.
+                let write = pool(1)
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            conn.execute(session).await?;
+                            conn.execute("PRAGMA cache_size = -65536").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?;
                 let read_only = self.options_with(url, "ro")?;
                 let read = pool(4).min_connections(1).connect_with(read_only).await?;
                 Ok((write, read))
