@@ -1098,13 +1098,14 @@ fn attachments(value: &Value, path: &str, errors: &mut Checks) -> Vec<Attachment
         }
         let content_type = object.get("contentType").and_then(|v| {
             let path = join(&item_path, "contentType");
-            string(v, &path, errors)?;
-            let t = v.as_str()?;
-            if !MEDIA_TYPE.is_match(t) {
-                fail(errors, &path, "must be a media type, like text/plain");
-                return None;
-            }
-            Some(t.to_owned())
+            matching(
+                v,
+                &path,
+                &MEDIA_TYPE,
+                "must be a media type, like text/plain",
+                errors,
+            )
+            .map(str::to_owned)
         });
         if object.get("length").is_some_and(|l| l.as_u64().is_none()) {
             fail(
@@ -1115,17 +1116,8 @@ fn attachments(value: &Value, path: &str, errors: &mut Checks) -> Vec<Attachment
         }
         let sha2 = object.get("sha2").and_then(|v| {
             let path = join(&item_path, "sha2");
-            string(v, &path, errors)?;
-            let hash = v.as_str()?.to_ascii_lowercase();
-            if !SHA2.is_match(&hash) {
-                fail(
-                    errors,
-                    &path,
-                    "must be the hex SHA-2 hash of the content (SHA-224, -256, -384 or -512)",
-                );
-                return None;
-            }
-            Some(hash)
+            let message = "must be the hex SHA-2 hash of the content (SHA-224, -256, -384 or -512)";
+            matching(v, &path, &SHA2, message, errors).map(str::to_ascii_lowercase)
         });
         let file_url = object
             .get("fileUrl")
@@ -1142,6 +1134,22 @@ fn attachments(value: &Value, path: &str, errors: &mut Checks) -> Vec<Attachment
         }
     }
     found
+}
+
+/// A string that `pattern` matches; else a refusal saying what it `must` be.
+fn matching<'v>(
+    value: &'v Value,
+    path: &str,
+    pattern: &Regex,
+    must: &str,
+    errors: &mut Checks,
+) -> Option<&'v str> {
+    let text = string(value, path, errors)?;
+    if !pattern.is_match(text) {
+        fail(errors, path, must);
+        return None;
+    }
+    Some(text)
 }
 
 /// A media type as `Content-Type` names it: type/subtype, maybe with parameters.
@@ -1165,7 +1173,7 @@ pub fn sha2_of(like: &str, content: &[u8]) -> Option<String> {
 
 /// A SHA-2 hash in hex: 224, 256, 384 or 512 bits.
 static SHA2: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([0-9a-f]{56}|[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$").expect("valid")
+    Regex::new(r"^(?i)([0-9a-f]{56}|[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$").expect("valid")
 });
 
 /// Completes a checked statement for storage: its id, `stored`, `timestamp` (the stored
@@ -1380,6 +1388,32 @@ mod tests {
             direct: false
         }));
         assert_eq!(verb_move(&checked.verb), Some(Move::Complete));
+    }
+
+    #[test]
+    fn attachments_need_a_media_type_and_a_sha2_hash() {
+        let mut s = statement();
+        let hash = "AB".repeat(32);
+        s["attachments"] = json!([
+            {"usageType": "http://example.com/cert", "display": {"en-US": "a"},
+             "contentType": "text/plain", "length": 3, "sha2": hash},
+            {"usageType": "http://example.com/cert", "display": {"en-US": "b"},
+             "contentType": "plain text", "length": 3, "sha2": "abc"}
+        ]);
+        let errors = check(&s, "statement").unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "statement.attachments[1].contentType",
+                "statement.attachments[1].sha2"
+            ]
+        );
+        s["attachments"].as_array_mut().unwrap().pop();
+        let checked = check(&s, "statement").unwrap();
+        assert_eq!(checked.attachments[0].sha2, "ab".repeat(32));
+        assert_eq!(checked.attachments[0].content_type, "text/plain");
+        assert_eq!(checked.attachments[0].file_url, None);
     }
 
     #[test]
