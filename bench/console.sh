@@ -76,6 +76,7 @@ measure() { # engine
   member=$(api GET "/api/groups/$g1/members?per_page=1" | python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print(d[0]["user_id"] if d else 1)')
   echo "== the dashboard's first view on this node (its success metrics read, not kept)"
   WARMUP=0 python3 bench/console_pages.py "$base" ada@bench.example "$password" 1 /console/ | tail -1
+  UNTIL_READ=1 python3 bench/console_pages.py "$base" ada@bench.example "$password" 1 /console/
   echo "== every page, after 3 untimed views each"
   python3 bench/console_pages.py "$base" ada@bench.example "$password" "$rounds" \
     /console/ /console/people "/console/people?q=user4242" "/console/people?department=Dept3&page=200" \

@@ -443,3 +443,53 @@ async fn the_timeline_is_paged() {
         .await
         .expect_error(404, "not_found");
 }
+
+/// A list's total: the page's own rows when it is short, counted otherwise, and counted
+/// only up to a cap when the page has one (the console's "more than").
+#[tokio::test]
+async fn a_list_total_is_exact_or_says_more_than_its_cap() {
+    use coachloop_store::Page;
+    use coachloop_store::users::UserFilter;
+    let app = TestApp::spawn().await;
+    for i in 0..12 {
+        app.create_user(&json!({"email": format!("p{i}@acme.example")}))
+            .await;
+    }
+    let account = app
+        .store
+        .account_by_name("default")
+        .await
+        .unwrap()
+        .expect("the default account")
+        .id;
+    let total = |page: Page| {
+        let store = app.store.clone();
+        async move {
+            let (rows, total) = store
+                .list_users(account, &UserFilter::default(), page)
+                .await
+                .unwrap();
+            (rows.len(), total)
+        }
+    };
+    // Counted (a full page), the short last page, a page past the end.
+    assert_eq!(total(Page::new(1, 5)).await, (5, 12));
+    assert_eq!(total(Page::new(3, 5)).await, (2, 12));
+    assert_eq!(total(Page::new(4, 5)).await, (0, 12));
+    // A cap below the total: the count stops one past it, and says so.
+    let capped = Page::new(1, 5).counting_up_to(7);
+    assert_eq!(total(capped).await, (5, 8));
+    assert!(capped.is_more_than(8));
+    // A page beyond the cap is counted to its end and one more.
+    let deeper = Page::new(2, 5).counting_up_to(7);
+    assert_eq!(total(deeper).await, (5, 11));
+    assert!(deeper.is_more_than(11));
+    // A cap above the total: exact.
+    let roomy = Page::new(2, 5).counting_up_to(20);
+    assert_eq!(total(roomy).await, (5, 12));
+    assert!(!roomy.is_more_than(12));
+    // The API's meta counts them all.
+    let admin = app.token("lister", "admin").await;
+    let listed = app.get(&admin, "/api/users?page=3&per_page=5").await.json();
+    assert_eq!(listed["meta"]["count"], 12, "{listed}");
+}

@@ -112,9 +112,6 @@ impl Store {
                 query.push(" AND at < ").push_bind(until);
             }
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM audit_log");
-        push_filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
         let mut select = QueryBuilder::new(
             "SELECT id, at, actor_kind, actor_id, actor, method, path, status, before, after \
              FROM audit_log",
@@ -125,6 +122,10 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        Ok((select.build_query_as().fetch_all(&self.read).await?, total))
+        let rows: Vec<_> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(page, rows.len(), "audit_log", push_filter)
+            .await?;
+        Ok((rows, total))
     }
 }

@@ -834,9 +834,6 @@ impl Store {
                 query.push(" AND e.status = ").push_bind(status.clone());
             }
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM enrollments e");
-        push_filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
         let mut select = QueryBuilder::new(format!(
             "SELECT {ENROLLMENT_COLUMNS} FROM {ENROLLMENT_FROM}"
         ));
@@ -846,7 +843,11 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        Ok((select.build_query_as().fetch_all(&self.read).await?, total))
+        let rows: Vec<Enrollment> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(page, rows.len(), "enrollments e", push_filter)
+            .await?;
+        Ok((rows, total))
     }
 
     pub async fn enrollment(&self, account: AccountId, id: EnrollmentId) -> Result<Enrollment> {

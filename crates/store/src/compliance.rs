@@ -1437,9 +1437,6 @@ impl Store {
                 query.push(" AND p.user_id = ").push_bind(u.0);
             }
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM compliance_people p");
-        push_filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
         let mut select = QueryBuilder::new(
             "SELECT p.requirement_id, r.kind, p.user_id, u.email, u.first_name, u.last_name, \
              p.status, p.reason, p.deadline, p.last_completed, p.since, p.changes_at, \
@@ -1458,6 +1455,9 @@ impl Store {
             .push(" OFFSET ")
             .push_bind(page.offset());
         let mut rows: Vec<PersonStanding> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(page, rows.len(), "compliance_people p", push_filter)
+            .await?;
         let now = self.now_ms();
         for row in &mut rows {
             if let Some(status) = Status::parse(&row.status) {

@@ -292,25 +292,24 @@ impl Store {
         group: coachloop_core::ids::GroupId,
         page: crate::Page,
     ) -> Result<(Vec<GroupChange>, i64)> {
-        self.group(account, group).await?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM group_history WHERE group_id = $1 AND account_id = $2",
-        )
-        .bind(group.0)
-        .bind(account.0)
-        .fetch_one(&self.read)
-        .await?;
-        let rows = sqlx::query_as(
+        // The group is the account's: its id alone scopes its history (the count then
+        // reads only the `(group_id, id)` index).
+        self.require_group(account, group).await?;
+        let rows: Vec<GroupChange> = sqlx::query_as(
             "SELECT h.user_id, u.email, u.first_name, u.last_name, h.change, h.at, h.version, \
              h.reason FROM group_history h JOIN users u ON u.id = h.user_id \
-             WHERE h.group_id = $1 AND h.account_id = $2 ORDER BY h.id DESC LIMIT $3 OFFSET $4",
+             WHERE h.group_id = $1 ORDER BY h.id DESC LIMIT $2 OFFSET $3",
         )
         .bind(group.0)
-        .bind(account.0)
         .bind(page.limit())
         .bind(page.offset())
         .fetch_all(&self.read)
         .await?;
+        let total = self
+            .page_total(page, rows.len(), "group_history", |query| {
+                query.push(" WHERE group_id = ").push_bind(group.0);
+            })
+            .await?;
         Ok((rows, total))
     }
 }

@@ -240,9 +240,6 @@ impl Store {
                 query.push(" AND retired_at IS NULL");
             }
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM content");
-        push_filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
         let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM content"));
         push_filter(&mut select);
         select
@@ -250,7 +247,10 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        let rows = select.build_query_as().fetch_all(&self.read).await?;
+        let rows: Vec<_> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(page, rows.len(), "content", push_filter)
+            .await?;
         Ok((read_rows(rows)?, total))
     }
 

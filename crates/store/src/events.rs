@@ -95,12 +95,6 @@ impl Store {
         filter: &EventFilter,
         page: Page,
     ) -> Result<(Vec<EventRow>, i64)> {
-        let mut count = QueryBuilder::new(
-            "SELECT COUNT(*) FROM events e JOIN event_types t ON t.id = e.event_type_id",
-        );
-        push_event_filter(&mut count, account, filter);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
-
         let mut select = QueryBuilder::new(SELECT);
         push_event_filter(&mut select, account, filter);
         let direction = if filter.ascending { "ASC" } else { "DESC" };
@@ -117,7 +111,15 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        let rows = select.build_query_as().fetch_all(&self.read).await?;
+        let rows: Vec<EventRow> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(
+                page,
+                rows.len(),
+                "events e JOIN event_types t ON t.id = e.event_type_id",
+                |query| push_event_filter(query, account, filter),
+            )
+            .await?;
         Ok((rows, total))
     }
 

@@ -572,6 +572,17 @@ impl Store {
         .ok_or(StoreError::NotFound("group"))
     }
 
+    /// Proves the group is the account's (404 otherwise) without counting its members.
+    pub(crate) async fn require_group(&self, account: AccountId, id: GroupId) -> Result<()> {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM groups WHERE account_id = $1 AND id = $2")
+            .bind(account.0)
+            .bind(id.0)
+            .fetch_optional(&self.read)
+            .await?
+            .map(drop)
+            .ok_or(StoreError::NotFound("group"))
+    }
+
     #[instrument(skip_all)]
     pub async fn list_groups(
         &self,
@@ -588,9 +599,6 @@ impl Store {
                 query.push(" AND g.group_type = ").push_bind(kind.clone());
             }
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM groups g");
-        push_filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
         let mut select = QueryBuilder::new(format!("SELECT {GROUP_COLUMNS} FROM {GROUP_FROM}"));
         push_filter(&mut select);
         select
@@ -598,7 +606,10 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        let groups = select.build_query_as().fetch_all(&self.read).await?;
+        let groups: Vec<Group> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(page, groups.len(), "groups g", push_filter)
+            .await?;
         Ok((groups, total))
     }
 
@@ -631,20 +642,15 @@ impl Store {
         user: Option<UserId>,
         page: Page,
     ) -> Result<(Vec<HistoryEntry>, i64)> {
-        self.group(account, id).await?;
+        // The group is the account's; its id alone then scopes its history, which
+        // keeps the count to the `(group_id, id)` index instead of reading every row.
+        self.require_group(account, id).await?;
         let push_filter = |query: &mut QueryBuilder<'_>| {
-            query
-                .push(" WHERE account_id = ")
-                .push_bind(account.0)
-                .push(" AND group_id = ")
-                .push_bind(id.0);
+            query.push(" WHERE group_id = ").push_bind(id.0);
             if let Some(user) = user {
                 query.push(" AND user_id = ").push_bind(user.0);
             }
         };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM group_history");
-        push_filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
         let mut select = QueryBuilder::new(
             "SELECT id, group_id, user_id, change, at, version, reason, recorded_at \
              FROM group_history",
@@ -655,12 +661,16 @@ impl Store {
             .push_bind(page.limit())
             .push(" OFFSET ")
             .push_bind(page.offset());
-        Ok((select.build_query_as().fetch_all(&self.read).await?, total))
+        let rows: Vec<HistoryEntry> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(page, rows.len(), "group_history", push_filter)
+            .await?;
+        Ok((rows, total))
     }
 
     /// Every criteria version of a smart group, oldest first.
     pub async fn group_versions(&self, account: AccountId, id: GroupId) -> Result<Vec<Version>> {
-        self.group(account, id).await?;
+        self.require_group(account, id).await?;
         Ok(sqlx::query_as(
             "SELECT version, criteria, created_at FROM group_versions WHERE group_id = $1 \
              ORDER BY version",

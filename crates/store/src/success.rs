@@ -54,7 +54,7 @@ impl Types {
 }
 
 /// `(1, 2, 3)`: integer ids of ours, for `IN`.
-fn inline(ids: &[i64]) -> String {
+pub(crate) fn inline(ids: &[i64]) -> String {
     let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
     format!("({})", ids.join(", "))
 }

@@ -181,10 +181,6 @@ impl Store {
         filter: &UserFilter,
         page: Page,
     ) -> Result<(Vec<User>, i64)> {
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM users u");
-        push_user_filter(&mut count, account, filter);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
-
         let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM users u"));
         push_user_filter(&mut select, account, filter);
         select
@@ -193,6 +189,11 @@ impl Store {
             .push(" OFFSET ")
             .push_bind(page.offset());
         let mut users: Vec<User> = select.build_query_as().fetch_all(&self.read).await?;
+        let total = self
+            .page_total(page, users.len(), "users u", |query| {
+                push_user_filter(query, account, filter)
+            })
+            .await?;
         self.load_aliases(&mut users).await?;
         Ok((users, total))
     }

@@ -4,7 +4,8 @@
 //! The success metrics are figures per day over 90 days; with millions of events they
 //! take seconds to read. So each node keeps every account's latest report for
 //! [`FRESH`], and a page that finds it older shows it (saying when it was read) while
-//! one refresh runs in the background. Only the first view after a start waits.
+//! one refresh runs in the background. Only the view that starts a node's first read
+//! waits for it (at most [`FIRST_WAIT`]).
 
 use super::charts::{self, Rule, Series};
 use super::layout::{self, PreEscaped, Section};
@@ -81,8 +82,9 @@ impl Reports {
     }
 
     /// The account's figures: the kept ones (a read starts in the background when they
-    /// are stale), or, when there are none, those a read started now brings within
-    /// [`FIRST_WAIT`].
+    /// are stale), or, when there are none, those the read this view starts brings
+    /// within [`FIRST_WAIT`]. Views while another's read runs do not queue behind it:
+    /// they say the figures are on their way and reload.
     async fn get(&self, state: &AppState, account: AccountId) -> Shown {
         let start = {
             let mut slots = self.lock();
@@ -101,7 +103,7 @@ impl Reports {
             let state = state.clone();
             tokio::spawn(async move { state.console.reports.read(&state, account).await });
         }
-        let deadline = Instant::now() + FIRST_WAIT;
+        let deadline = Instant::now() + if start { FIRST_WAIT } else { Duration::ZERO };
         loop {
             if let Some(shown) = self.kept(account) {
                 return shown;

@@ -258,12 +258,27 @@ pub fn pager(path: &str, query: &[(&str, &str)], page: Page, total: i64) -> Mark
         )
     };
     let current = i64::from(page.page);
+    // A capped count: more rows than it reached, so more pages than it tells.
+    let more = page.is_more_than(total);
     html! {
         nav.pager aria-label="Pages" {
             @if current > 1 { a rel="prev" href=(link(current - 1)) { "← Previous" } }
-            span { "Page " (current) " of " (pages) " · " (total) " in all" }
-            @if current < pages { a rel="next" href=(link(current + 1)) { "Next →" } }
+            @if more {
+                span { "Page " (current) " · " (total_text(page, total)) " in all" }
+            } @else {
+                span { "Page " (current) " of " (pages) " · " (total) " in all" }
+            }
+            @if more || current < pages { a rel="next" href=(link(current + 1)) { "Next →" } }
         }
+    }
+}
+
+/// A list's total as counted for `page`: the number, or "more than" the count's cap.
+pub fn total_text(page: Page, total: i64) -> String {
+    if page.is_more_than(total) {
+        format!("more than {}", total - 1)
+    } else {
+        total.to_string()
     }
 }
 

@@ -37,8 +37,12 @@ pub fn page_of(text: Option<&str>, per_page: u32) -> Page {
         .and_then(|t| t.trim().parse::<u32>().ok())
         .unwrap_or(1)
         .clamp(1, 1_000_000);
-    Page::new(page, per_page)
+    Page::new(page, per_page).counting_up_to(COUNT_CAP)
 }
+
+/// How far a list's total is counted: beyond it a page says "more than 10,000", which
+/// is all a screen needs, and a count of a million rows would cost more than the page.
+const COUNT_CAP: u32 = 10_000;
 
 fn nonempty(text: &str) -> Option<String> {
     let text = text.trim();
@@ -88,7 +92,7 @@ pub async fn list(
             p { "Nobody matches." }
         } @else {
             table {
-                caption.muted { (total) " people" }
+                caption.muted { (layout::total_text(page, total)) " people" }
                 thead { tr { th { "Name" } th { "Email" } th { "Department" } th { "Job title" } th { "Status" } } }
                 tbody {
                     @for person in &people {
