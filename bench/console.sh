@@ -50,7 +50,9 @@ measure() { # engine
   engine_db "$1" "$data/$1"
   if [ "$1" = postgres ]; then
     start=$(ms)
-    $bin db copy --from "sqlite://$seed/coachloop.db" --to "${DB_ARGS[3]}" >/dev/null 2>&1
+    # A kept seed may come from an older build: brought to this one's migrations first.
+    $bin migrate --data-dir "$seed" >/dev/null
+    $bin db copy --from "sqlite://$seed/coachloop.db" --to "${DB_ARGS[3]}" >"$data/copy.log" 2>&1 || { tail -5 "$data/copy.log"; exit 1; }
     echo "== copied the seed to PostgreSQL in $(( ($(ms) - start) / 1000 )) s"
   else
     cp -a "$seed/coachloop.db" "$data/$1/"

@@ -727,6 +727,7 @@ impl Store {
         // Its start, end and deadlines, and any compliance change, are the executor's.
         self.wakes.training_changed();
         self.wakes.jobs_queued();
+        self.analyze_after("enrollments", enrolled.made).await;
         Ok((self.campaign(account, CampaignId(id)).await?, enrolled.made))
     }
 

@@ -1443,17 +1443,22 @@ impl Store {
              (SELECT MIN(c.name) FROM sync_people sp JOIN sync_connections c \
               ON c.id = sp.connection_id WHERE sp.user_id = p.user_id AND sp.created = ",
         );
-        select.push_bind(true).push(
-            ") AS source FROM compliance_people p \
-             JOIN compliance_requirements r ON r.id = p.requirement_id \
-             JOIN users u ON u.id = p.user_id",
-        );
+        // The page is chosen first, from the standings alone: the people, their
+        // requirement and their source are then read for its rows only, not for every
+        // row a deep page skips.
+        select
+            .push_bind(true)
+            .push(") AS source FROM (SELECT * FROM compliance_people p");
         push_filter(&mut select);
         select
             .push(" ORDER BY p.requirement_id, p.user_id LIMIT ")
             .push_bind(page.limit())
             .push(" OFFSET ")
-            .push_bind(page.offset());
+            .push_bind(page.offset())
+            .push(
+                ") p JOIN compliance_requirements r ON r.id = p.requirement_id \
+                 JOIN users u ON u.id = p.user_id ORDER BY p.requirement_id, p.user_id",
+            );
         let mut rows: Vec<PersonStanding> = select.build_query_as().fetch_all(&self.read).await?;
         let total = self
             .page_total(page, rows.len(), "compliance_people p", push_filter)
@@ -1591,6 +1596,8 @@ impl Store {
             refresh_with(&mut change.tx, Some(&self.read), account.0, None, None, now).await?;
         change.wake_training(refreshed.earliest);
         change.commit(&self.wakes).await?;
+        self.analyze_after("compliance_people", refreshed.changed)
+            .await;
         Ok(refreshed.changed)
     }
 

@@ -33,12 +33,14 @@ impl Store {
         for (campaign, account) in starting {
             let mut change = self.change_facts(AccountId(account)).await?;
             let enrolled = start(&mut change.tx, campaign, change.now).await?;
+            let made = enrolled.as_ref().map_or(0, |e| e.made);
             if let Some(enrolled) = enrolled {
                 changed += enrolled.made + 1;
                 change.wake_enrolled(&enrolled);
                 change.wake_jobs();
             }
             change.commit(&self.wakes).await?;
+            self.analyze_after("enrollments", made).await;
         }
         // What follows changes no facts, and each row changes once whichever node gets
         // to it (the updates test the status they change). In the order of changes of

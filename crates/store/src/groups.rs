@@ -189,6 +189,7 @@ impl Store {
             _ => None,
         };
         change.commit(&self.wakes).await?;
+        self.analyze_backfilled(backfill.as_ref()).await;
         Ok((self.group(account, GroupId(id)).await?, backfill))
     }
 
@@ -248,6 +249,7 @@ impl Store {
             .execute(&mut *change.tx)
             .await?;
         change.commit(&self.wakes).await?;
+        self.analyze_backfilled(backfill.as_ref()).await;
         Ok((self.group(account, id).await?, backfill))
     }
 
@@ -368,6 +370,7 @@ impl Store {
             _ => None,
         };
         change.commit(&self.wakes).await?;
+        self.analyze_backfilled(backfill.as_ref()).await;
         Ok((self.group(account, id).await?, backfill))
     }
 
@@ -570,6 +573,18 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or(StoreError::NotFound("group"))
+    }
+
+    /// After a backfill's commit: its joins and leaves (and the enrolments they made) in
+    /// the statistics when they are many.
+    async fn analyze_backfilled(&self, backfill: Option<&Backfill>) {
+        if let Some(b) = backfill {
+            self.analyze_after(
+                "group_members, group_history, enrollments",
+                b.joined + b.left,
+            )
+            .await;
+        }
     }
 
     /// Proves the group is the account's (404 otherwise) without counting its members.

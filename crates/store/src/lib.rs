@@ -313,6 +313,27 @@ impl Store {
         Ok(self.write.begin_with(locks.begin(self.backend)).await?)
     }
 
+    /// After a committed write of `rows` rows to `tables` (names of ours, comma-separated):
+    /// when that is many, PostgreSQL's statistics of them are brought up to date at once.
+    /// Autovacuum would do it within a minute or so; until then the planner takes a
+    /// just-filled table for empty and reads, for example, a campaign's 90,000 new
+    /// enrolments whole to show 50 of them (300 ms instead of 3 ms). SQLite keeps no
+    /// statistics unless asked and plans by its indexes alone.
+    pub(crate) async fn analyze_after(&self, tables: &str, rows: usize) {
+        const MANY: usize = 10_000;
+        if self.backend != db::Backend::Postgres || rows < MANY {
+            return;
+        }
+        // The write is committed whatever happens here: a failure only leaves the
+        // statistics to autovacuum, and is said.
+        if let Err(e) = sqlx::raw_sql(&format!("ANALYZE {tables}"))
+            .execute(&self.read)
+            .await
+        {
+            tracing::warn!(error = %e, tables, "could not update the statistics after a bulk write");
+        }
+    }
+
     /// Answers whether the database can be read (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;

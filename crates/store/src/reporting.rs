@@ -246,6 +246,34 @@ impl Store {
     }
 
     /// Groups by id, for `expand=group` (ids of other accounts are left out).
+    /// The id, name and type of each of these groups of the account, by name: what a
+    /// list of someone's groups shows, without counting each group's members.
+    pub async fn group_names(
+        &self,
+        account: AccountId,
+        ids: &[GroupId],
+    ) -> Result<Vec<(GroupId, String, String)>> {
+        let mut groups = Vec::new();
+        for chunk in ids.chunks(500) {
+            let mut query =
+                QueryBuilder::new("SELECT id, name, group_type FROM groups WHERE account_id = ");
+            query.push_bind(account.0).push(" AND id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0);
+            }
+            query.push(")");
+            let rows: Vec<(i64, String, String)> =
+                query.build_query_as().fetch_all(&self.read).await?;
+            groups.extend(
+                rows.into_iter()
+                    .map(|(id, name, kind)| (GroupId(id), name, kind)),
+            );
+        }
+        groups.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.0.cmp(&b.0.0)));
+        Ok(groups)
+    }
+
     pub async fn groups_by_id(&self, account: AccountId, ids: &[GroupId]) -> Result<Vec<Group>> {
         let mut groups = Vec::new();
         for chunk in ids.chunks(500) {

@@ -150,7 +150,7 @@ async fn person_page(
         .await?
         .remove(&id)
         .unwrap_or_default();
-    let groups = store.groups_by_id(account, &group_ids).await?;
+    let groups = store.group_names(account, &group_ids).await?;
     let (enrollments, enrollment_total) = store
         .list_enrollments(
             account,
@@ -184,9 +184,9 @@ async fn person_page(
             p { "In no group." }
         } @else {
             ul {
-                @for g in &groups {
-                    li { a href=(format!("/console/groups/{}", g.id.0)) { (g.name) }
-                         " " span.muted { "(" (g.group_type) ")" } }
+                @for (id, name, kind) in &groups {
+                    li { a href=(format!("/console/groups/{}", id.0)) { (name) }
+                         " " span.muted { "(" (kind) ")" } }
                 }
             }
         }
