@@ -700,13 +700,7 @@ async fn a_campaign_enrolling_thousands_brings_the_statistics_up_to_date() {
     }
     let app = TestApp::spawn().await;
     let admin = app.token("bulk", "admin").await;
-    let account = app
-        .store
-        .account_by_name("default")
-        .await
-        .unwrap()
-        .expect("the default account")
-        .id;
+    let account = app.account;
     let people: Vec<UserChanges> = (0..10_000)
         .map(|i| UserChanges {
             email: Some(Email::parse(&format!("p{i}@bulk.example")).unwrap()),

@@ -455,13 +455,7 @@ async fn a_list_total_is_exact_or_says_more_than_its_cap() {
         app.create_user(&json!({"email": format!("p{i}@acme.example")}))
             .await;
     }
-    let account = app
-        .store
-        .account_by_name("default")
-        .await
-        .unwrap()
-        .expect("the default account")
-        .id;
+    let account = app.account;
     let total = |page: Page| {
         let store = app.store.clone();
         async move {

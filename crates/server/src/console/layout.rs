@@ -263,10 +263,10 @@ pub fn pager(path: &str, query: &[(&str, &str)], page: Page, total: i64) -> Mark
     html! {
         nav.pager aria-label="Pages" {
             @if current > 1 { a rel="prev" href=(link(current - 1)) { "← Previous" } }
-            @if more {
-                span { "Page " (current) " · " (total_text(page, total)) " in all" }
-            } @else {
-                span { "Page " (current) " of " (pages) " · " (total) " in all" }
+            span {
+                "Page " (current)
+                @if !more { " of " (pages) }
+                " · " (total_text(page, total)) " in all"
             }
             @if more || current < pages { a rel="next" href=(link(current + 1)) { "Next →" } }
         }
